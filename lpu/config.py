@@ -1,0 +1,331 @@
+"""Chip configuration: one frozen, validated object that sizes everything.
+
+The HDL, the golden model, the assembler, the compiler and the builds take only a
+:class:`ChipConfig`. It is loaded from a YAML preset shipped with the package
+(``tiny``, ``small``, ``fpga``, ``groq``) or from a user file that may start from a
+preset (``base: small``) and override keys.
+
+Derived values
+--------------
+``vl``
+    Vector length in bytes, ``superlanes * lanes``.
+``positions``
+    The floorplan, west to east: ``MXM_W, SXM_W, MEM_W{n-1} .. MEM_W0, VXM,
+    MEM_E0 .. MEM_E{n-1}, SXM_E, MXM_E``. Each position has one stream register per
+    stream and direction.
+``queues``
+    Every instruction queue, in a fixed order: one per MEM slice, one per VXM ALU,
+    one per MXM plane, one per SXM.
+``hash``
+    A short hash of the geometry (not of the name); programs carry it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+__all__ = ["ChipConfig", "ConfigError", "Position", "Queue", "load", "preset_names"]
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid. The message names the file and key."""
+
+
+# key: (type, minimum, maximum, extra check or None, description)
+_PARAMS = {
+    "superlanes": (int, 1, 32, None, "superlanes stacked north-south (the stagger)"),
+    "lanes": (int, 1, 64, None, "lanes (bytes) per superlane"),
+    "streams": (int, 4, 32, None, "stream registers per direction at each position"),
+    "mem_slices": (int, 1, 64, None, "MEM slices per hemisphere"),
+    "mem_words": (int, 2, 16384, "pow2", "addresses per MEM slice (two banks of half each)"),
+    "vxm_alus": (int, 1, 16, None, "VXM ALUs, each with its own instruction queue"),
+    "mxm_planes": (int, 1, 2, None, "MXM planes per hemisphere"),
+    "mxm_acc_slots": (int, 1, 16, None, "int32 accumulator vectors per MXM plane"),
+    "imem_words": (int, 16, 1 << 20, "pow2", "instruction memory words per queue (HDL)"),
+    "clock_mhz": (float, 1.0, 5000.0, None, "clock frequency used for projections (MHz)"),
+}
+
+_MAX_VL = 512  # SXM shift and MXM row fields are sized for this
+
+
+@dataclass(frozen=True)
+class Position:
+    """One slice position on the floorplan (index 0 is the west edge)."""
+
+    index: int
+    name: str  # e.g. "mem_w0", "vxm", "mxm_e"
+    kind: str  # "mem" | "vxm" | "mxm" | "sxm"
+    hemisphere: str  # "w", "e" or "c" (centre)
+
+
+@dataclass(frozen=True)
+class Queue:
+    """One instruction queue: the slice unit it drives and where that sits."""
+
+    index: int
+    name: str  # e.g. "mem_w0", "vxm1", "mxm_e0", "sxm_w"
+    kind: str  # "mem" | "vxm" | "mxm" | "sxm"
+    position: int  # index into ChipConfig.positions
+    unit: int  # slice number within its kind and hemisphere (MEM slice, ALU, plane)
+
+
+@dataclass(frozen=True)
+class ChipConfig:
+    """A validated chip geometry. Build it with :func:`load`, not directly."""
+
+    name: str
+    superlanes: int
+    lanes: int
+    streams: int
+    mem_slices: int
+    mem_words: int
+    vxm_alus: int
+    mxm_planes: int
+    mxm_acc_slots: int
+    imem_words: int
+    clock_mhz: float
+    source: str = field(default="<memory>", compare=False)
+
+    # -- derived values ---------------------------------------------------------------
+    @property
+    def vl(self) -> int:
+        """Vector length in bytes (lanes across all superlanes)."""
+        return self.superlanes * self.lanes
+
+    @property
+    def bank_words(self) -> int:
+        """Addresses per SRAM bank; bank = address // bank_words."""
+        return self.mem_words // 2
+
+    @property
+    def addr_bits(self) -> int:
+        return max(1, (self.mem_words - 1).bit_length())
+
+    def params(self) -> dict:
+        return {k: getattr(self, k) for k in _PARAMS}
+
+    @property
+    def hash(self) -> str:
+        """12 hex digits identifying the geometry (the name does not count)."""
+        blob = json.dumps(self.params(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    @property
+    def positions(self) -> tuple[Position, ...]:
+        return _positions(self)
+
+    @property
+    def queues(self) -> tuple[Queue, ...]:
+        return _queues(self)
+
+    def queue(self, name: str) -> Queue:
+        for q in self.queues:
+            if q.name == name:
+                return q
+        raise KeyError(name)
+
+    def position(self, name: str) -> Position:
+        for p in self.positions:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def mem_bytes(self) -> int:
+        """Total SRAM bytes on the chip."""
+        return 2 * self.mem_slices * self.mem_words * self.vl
+
+    def replace(self, **changes) -> ChipConfig:
+        """A validated copy with some parameters changed."""
+        values = self.params() | changes
+        return _build(values, name=changes.get("name", self.name), source="<replace>")
+
+    def describe(self) -> str:
+        return (
+            f"{self.name}: {self.superlanes}x{self.lanes} (VL {self.vl} B), "
+            f"{self.streams} streams/dir, {self.mem_slices}x{self.mem_words} words MEM per "
+            f"hemisphere ({self.mem_bytes // 1024} KiB), {self.vxm_alus} VXM ALUs, "
+            f"{self.mxm_planes} MXM plane(s)/hemisphere, hash {self.hash}"
+        )
+
+
+_POS_CACHE: dict = {}
+_Q_CACHE: dict = {}
+
+
+def _positions(cfg: ChipConfig) -> tuple[Position, ...]:
+    key = cfg.params()["mem_slices"]
+    if key in _POS_CACHE:
+        return _POS_CACHE[key]
+    n = cfg.mem_slices
+    specs = [("mxm_w", "mxm", "w"), ("sxm_w", "sxm", "w")]
+    specs += [(f"mem_w{i}", "mem", "w") for i in reversed(range(n))]
+    specs += [("vxm", "vxm", "c")]
+    specs += [(f"mem_e{i}", "mem", "e") for i in range(n)]
+    specs += [("sxm_e", "sxm", "e"), ("mxm_e", "mxm", "e")]
+    out = tuple(Position(i, nm, kd, hs) for i, (nm, kd, hs) in enumerate(specs))
+    _POS_CACHE[key] = out
+    return out
+
+
+def _queues(cfg: ChipConfig) -> tuple[Queue, ...]:
+    key = (cfg.mem_slices, cfg.vxm_alus, cfg.mxm_planes)
+    if key in _Q_CACHE:
+        return _Q_CACHE[key]
+    pos = {p.name: p.index for p in _positions(cfg)}
+    specs = []
+    for h in "we":
+        specs += [(f"mem_{h}{i}", "mem", pos[f"mem_{h}{i}"], i) for i in range(cfg.mem_slices)]
+    specs += [(f"vxm{i}", "vxm", pos["vxm"], i) for i in range(cfg.vxm_alus)]
+    for h in "we":
+        specs += [(f"mxm_{h}{i}", "mxm", pos[f"mxm_{h}"], i) for i in range(cfg.mxm_planes)]
+    specs += [("sxm_w", "sxm", pos["sxm_w"], 0), ("sxm_e", "sxm", pos["sxm_e"], 0)]
+    out = tuple(Queue(i, *s) for i, s in enumerate(specs))
+    _Q_CACHE[key] = out
+    return out
+
+
+# -- loading ----------------------------------------------------------------------------
+
+
+def preset_names() -> list[str]:
+    files = resources.files("lpu").joinpath("presets").iterdir()
+    return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
+
+
+def _read_yaml(text: str, source: str) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def _preset_raw(name: str) -> tuple[dict, str]:
+    res = resources.files("lpu").joinpath("presets", f"{name}.yaml")
+    if not res.is_file():
+        raise ConfigError(
+            f"unknown preset {name!r}; presets are: {', '.join(preset_names())} "
+            "(or give a path to a YAML file)"
+        )
+    src = f"preset {name}"
+    return _read_yaml(res.read_text(), src), src
+
+
+def _check_value(key: str, value, source: str):
+    typ, lo, hi, extra, desc = _PARAMS[key]
+    where = f"{source}: key {key!r}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: {desc} must be a number from {lo} to {hi}, not {value!r}")
+    if typ is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{where}: {desc} must be a whole number, not {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+    if not (lo <= value <= hi):
+        raise ConfigError(f"{where}: {desc} must be from {lo} to {hi}, not {value!r}")
+    if extra == "pow2" and value & (value - 1):
+        raise ConfigError(f"{where}: {desc} must be a power of two, not {value!r}")
+    return value
+
+
+def _build(values: dict, *, name: str, source: str) -> ChipConfig:
+    for key in _PARAMS:
+        if key not in values:
+            raise ConfigError(f"{source}: missing key {key!r} ({_PARAMS[key][4]})")
+    clean = {k: _check_value(k, values[k], source) for k in _PARAMS}
+    vl = clean["superlanes"] * clean["lanes"]
+    if vl > _MAX_VL:
+        raise ConfigError(
+            f"{source}: keys 'superlanes' x 'lanes': vector length {vl} exceeds {_MAX_VL} bytes"
+        )
+    if vl < 4:
+        raise ConfigError(f"{source}: keys 'superlanes' x 'lanes': vector length {vl} is below 4")
+    return ChipConfig(name=name, source=source, **clean)
+
+
+def load(spec: str | Path | ChipConfig | None = None) -> ChipConfig:
+    """Load a configuration.
+
+    Parameters
+    ----------
+    spec
+        A preset name (``"tiny"``), a path to a YAML file, or a :class:`ChipConfig`
+        (returned unchanged). ``None`` means the default preset, ``small``.
+
+    A YAML file holds the parameter keys; ``base: PRESET`` starts from a preset and
+    the file's keys override it; ``name`` names the result.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the key, the value and what is allowed.
+    """
+    if isinstance(spec, ChipConfig):
+        return spec
+    if spec is None:
+        spec = "small"
+    spec_s = str(spec)
+    looks_like_path = isinstance(spec, Path) or spec_s.endswith((".yaml", ".yml")) or "/" in spec_s
+    if not looks_like_path:
+        raw, source = _preset_raw(spec_s)
+        name = raw.pop("name", spec_s)
+        return _build(raw, name=str(name), source=source)
+    path = Path(spec_s)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    source = str(path)
+    raw = _read_yaml(path.read_text(), source)
+    values: dict = {}
+    name = path.stem
+    if "base" in raw:
+        base = raw.pop("base")
+        if not isinstance(base, str):
+            raise ConfigError(f"{source}: key 'base': must be a preset name, not {base!r}")
+        try:
+            base_raw, _ = _preset_raw(base)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: key 'base': {e}") from None
+        base_raw.pop("name", None)
+        values.update(base_raw)
+    if "name" in raw:
+        name = str(raw.pop("name"))
+    for key in raw:
+        if key not in _PARAMS:
+            raise ConfigError(
+                f"{source}: unknown key {key!r}; known keys are: base, name, "
+                + ", ".join(_PARAMS)
+            )
+    values.update(raw)
+    return _build(values, name=name, source=source)
+
+
+def param_table() -> list[tuple[str, str, str, str]]:
+    """(key, type, range, description) for the docs."""
+    out = []
+    for k, (typ, lo, hi, extra, desc) in _PARAMS.items():
+        rng = f"{lo} .. {hi}" + (", power of two" if extra == "pow2" else "")
+        out.append((k, typ.__name__, rng, desc))
+    return out
+
+
+def as_dict(cfg: ChipConfig) -> dict:
+    d = dataclasses.asdict(cfg)
+    d.pop("source")
+    d.update(vl=cfg.vl, hash=cfg.hash)
+    return d
