@@ -31,10 +31,12 @@ from pathlib import Path
 
 import yaml
 
+from .errors import LpuError
+
 __all__ = ["ChipConfig", "ConfigError", "Position", "Queue", "load", "preset_names"]
 
 
-class ConfigError(ValueError):
+class ConfigError(LpuError, ValueError):
     """A configuration file or value is invalid. The message names the file and key."""
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from amaranth.hdl import signed as _signed
 from amaranth.lib import data, enum
 
+from .errors import LpuError
+
 __all__ = [
     "ISA_VERSION", "Direction", "StreamRef", "Opcode", "Instruction", "Payload",
     "OpInfo", "Operand", "OPS", "BY_MNEMONIC", "Instr", "encode", "decode", "IsaError",
@@ -30,7 +32,7 @@ ISA_VERSION = (1, 0)
 WORD_BITS = 32
 
 
-class IsaError(ValueError):
+class IsaError(LpuError, ValueError):
     """An instruction cannot be encoded or decoded."""
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import ChipConfig
+from .errors import LpuError
 from .isa import ISA_VERSION, Instr, IsaError, decode, encode
 
 __all__ = ["Program", "ProgramError", "MAGIC"]
@@ -25,7 +26,7 @@ __all__ = ["Program", "ProgramError", "MAGIC"]
 MAGIC = b"LPUP"
 
 
-class ProgramError(ValueError):
+class ProgramError(LpuError, ValueError):
     """A program file is malformed or does not fit the chip it is loaded on."""
 
 

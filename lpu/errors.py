@@ -1,0 +1,6 @@
+"""Error types. Every error a user can cause derives from :class:`LpuError`; the CLI
+prints its message (which names the file, the place and the problem) and exits 1."""
+
+
+class LpuError(Exception):
+    """Base of all user-facing errors."""
