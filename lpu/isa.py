@@ -128,6 +128,7 @@ class RepeatFormat(data.Struct):
 class MemFormat(data.Struct):
     addr: 14
     s: StreamRef
+    count: 2  # words moved minus one
 
 
 class GatherFormat(data.Struct):
@@ -287,14 +288,15 @@ _op(Opcode.NOTIFY, "notify", "icu", "nop", [], 0,
     "Release every queue parked at a Sync.")
 
 # MEM
+_MEM_CNT = Operand("count", "u", "count", default=1, bits=2)
 _op(Opcode.READ, "read", "mem", "mem", [Operand("addr", "addr", "addr", bits=14),
-                                        _sw("dst", "s")], 1,
-    "Read the vector at addr (SRAM read in cycle t) and write it to stream dst.",
-    steps="addr")
+                                        _sw("dst", "s"), _MEM_CNT], 1,
+    "Read the count (1..4) words at addr..addr+count-1, all in one bank (SRAM read in "
+    "cycle t), and write them to streams dst..dst+count-1.", steps="addr")
 _op(Opcode.WRITE, "write", "mem", "mem", [Operand("addr", "addr", "addr", bits=14),
-                                          _sr("src", "s")], 1,
-    "Take the vector on stream src (cycle t) and write it at addr (SRAM write in cycle "
-    "t+1).", steps="addr")
+                                          _sr("src", "s"), _MEM_CNT], 1,
+    "Take the vectors on streams src..src+count-1 (cycle t) and write them at "
+    "addr..addr+count-1, all in one bank (SRAM write in cycle t+1).", steps="addr")
 _op(Opcode.GATHER, "gather", "mem", "gather",
     [Operand("base", "addr", "addr", bits=14), _sr("idx", "src"), _sw("dst", "dst")], 2,
     "Per lane j: read byte j of the word at base + idx[j] (idx unsigned, cycle t; SRAM "
@@ -407,7 +409,7 @@ _op(Opcode.PERM, "perm", "sxm", "perm",
 BY_MNEMONIC: dict[str, OpInfo] = {info.mnemonic: info for info in OPS.values()}
 
 # The "count" operand of lw/SXM is stored minus one; these fields get that bias.
-_BIASED = {("lw", "count"), ("sxm", "count"), ("perm", "count")}
+_BIASED = {("lw", "count"), ("sxm", "count"), ("perm", "count"), ("mem", "count")}
 
 
 @dataclass(frozen=True)

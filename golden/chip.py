@@ -1,0 +1,481 @@
+"""The cycle-exact, bit-exact golden model of the whole chip.
+
+It implements docs/timing.md. Because every superlane runs the same schedule
+shifted by its index, the model simulates in *skewed time* (superlane 0's
+cycle ``τ``), where each instruction acts on the whole vector at once, and reports
+every event of superlane ``k`` at its real cycle ``τ + k``.
+
+Stream registers are stored by *diagonal*: a value on an east-flowing stream that
+is at position ``p`` at cycle ``τ`` sits on diagonal ``τ - p`` for as long as it
+flows (west: ``τ + p``). A slice at ``p`` reads and writes diagonal ``τ - p`` in
+cycle ``τ`` (east), so values move without being copied. Each entry carries the
+number of the diagonal it was written for; an entry whose number does not match
+holds nothing.
+
+Per cycle, all reads (stream operands, SRAM reads, MXM weights) happen before all
+writes, as in the hardware.
+
+Usage::
+
+    chip = Chip(lpu.config.load("tiny"))
+    chip.write_mem("mem_w0", 0, np.arange(8, dtype=np.uint8).reshape(1, 8))
+    chip.load(program)            # checked statically first
+    result = chip.run(trace=True)
+    chip.read_mem("mem_e0", 0, 1)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lpu.config import ChipConfig
+from lpu.config import load as load_config
+from lpu.errors import LpuError
+from lpu.isa import Opcode, encode
+from lpu.program import Program
+
+from . import numerics as nm
+from .check import check
+from .schedule import EAST, Dispatch, effects, timeline
+from .trace import Event
+
+__all__ = ["Chip", "ChipError", "RunResult"]
+
+
+class ChipError(LpuError):
+    """An illegal event at run time: names the cycle, the queue and the instruction."""
+
+    def __init__(self, message, *, cycle=None, queue=None, where=None, instr=None, rule=""):
+        self.cycle, self.queue, self.where, self.instr, self.rule = cycle, queue, where, instr, rule
+        parts = [x for x in (where, None if cycle is None else f"cycle {cycle}",
+                             queue and f"queue {queue}", instr and f"'{instr}'") if x]
+        super().__init__(", ".join(parts) + ": " + message if parts else message)
+
+
+@dataclass
+class RunResult:
+    cycles: int  # real cycles until the last event on the last superlane, inclusive
+    dispatched: dict[str, int]  # slice instructions per queue
+    events: list[Event] = field(default_factory=list)  # sorted by cycle, if traced
+
+
+def _planes_to_u32(x: np.ndarray) -> np.ndarray:
+    """[4, VL] uint8 byte planes (LSB first) -> [VL] uint32."""
+    return np.ascontiguousarray(x.T).view("<u4").reshape(-1)
+
+
+def _u32_to_planes(v: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(v, dtype="<u4").view(np.uint8).reshape(-1, 4).T
+
+
+class Chip:
+    """The golden chip model for one :class:`~lpu.config.ChipConfig`."""
+
+    def __init__(self, cfg: ChipConfig | str):
+        cfg = load_config(cfg)
+        self.cfg = cfg
+        S, VL = cfg.superlanes, cfg.vl
+        self.S, self.VL, self.L = S, VL, cfg.lanes
+        self.P = len(cfg.positions)
+        ring = 1
+        while ring < 2 * self.P + 8:
+            ring *= 2
+        self._ring = ring
+        self._mask = ring - 1
+        # stream registers by diagonal: [dir, stream, diag % ring, VL]
+        self.sr = np.zeros((2, cfg.streams, ring, VL), dtype=np.uint8)
+        self.stamp = np.full((2, cfg.streams, ring), -(1 << 40), dtype=np.int64)
+        self.mem_names = [q.name for q in cfg.queues if q.kind == "mem"]
+        self._mem_index = {n: i for i, n in enumerate(self.mem_names)}
+        self.mem = np.zeros((len(self.mem_names), cfg.mem_words, VL), dtype=np.uint8)
+        self.mxm_names = [q.name for q in cfg.queues if q.kind == "mxm"]
+        n_mxm = len(self.mxm_names)
+        self.shadow = np.zeros((n_mxm, VL, VL), dtype=np.int8)
+        self.weights = np.zeros((n_mxm, VL, VL), dtype=np.int8)
+        self.acc = np.zeros((n_mxm, cfg.mxm_acc_slots, VL), dtype=np.int32)
+        self.program: Program | None = None
+        self._tl = None
+        self.cycle = 0  # next skewed cycle to simulate
+
+    # -- host access to SRAM -------------------------------------------------------------
+    def _mem_slice(self, name: str) -> int:
+        try:
+            return self._mem_index[name]
+        except KeyError:
+            raise LpuError(f"no MEM slice {name!r}; slices are: {', '.join(self.mem_names)}") from None
+
+    def write_mem(self, slice_name: str, addr: int, words) -> None:
+        """Write vectors (array [n, VL] of 8-bit values) at addr..addr+n-1 of a MEM slice."""
+        m = self._mem_slice(slice_name)
+        w = np.asarray(words)
+        if w.ndim == 1:
+            w = w.reshape(1, -1)
+        if w.ndim != 2 or w.shape[1] != self.VL:
+            raise LpuError(f"write_mem: expected an array [n, {self.VL}], got shape {w.shape}")
+        if not (0 <= addr and addr + w.shape[0] <= self.cfg.mem_words):
+            raise LpuError(f"write_mem: addresses {addr}..{addr + w.shape[0] - 1} are outside "
+                           f"{slice_name} (0..{self.cfg.mem_words - 1})")
+        if w.dtype.kind == "f":
+            raise LpuError("write_mem takes 8-bit integers; use write_tensor for fp32")
+        self.mem[m, addr:addr + w.shape[0]] = w.astype(np.int64).astype(np.uint8)
+
+    def read_mem(self, slice_name: str, addr: int, n: int = 1) -> np.ndarray:
+        """Read n vectors from addr as uint8 [n, VL]."""
+        m = self._mem_slice(slice_name)
+        if not (0 <= addr and addr + n <= self.cfg.mem_words):
+            raise LpuError(f"read_mem: addresses {addr}..{addr + n - 1} are outside "
+                           f"{slice_name} (0..{self.cfg.mem_words - 1})")
+        return self.mem[m, addr:addr + n].copy()
+
+    def write_tensor(self, slice_name: str, addr: int, x) -> int:
+        """Write a tensor [n, VL] of int8/uint8 (one word per vector) or int32/uint32/
+        float32 (four words per vector: byte planes, least significant first, at
+        addr + 4*i .. addr + 4*i + 3). Returns the number of words written."""
+        x = np.asarray(x)
+        if x.ndim == 1:
+            x = x.reshape(1, -1)
+        if x.dtype in (np.int8, np.uint8):
+            self.write_mem(slice_name, addr, x.view(np.uint8))
+            return x.shape[0]
+        if x.dtype in (np.int32, np.uint32, np.float32):
+            u = np.ascontiguousarray(x).view("<u4")
+            planes = u.view(np.uint8).reshape(x.shape[0], self.VL, 4).transpose(0, 2, 1)
+            self.write_mem(slice_name, addr, planes.reshape(-1, self.VL))
+            return 4 * x.shape[0]
+        raise LpuError(f"write_tensor: unsupported dtype {x.dtype} (int8, uint8, int32, "
+                       "uint32 or float32)")
+
+    def read_tensor(self, slice_name: str, addr: int, n: int, dtype) -> np.ndarray:
+        """Read n vectors written as by :meth:`write_tensor` and return them as dtype."""
+        dtype = np.dtype(dtype)
+        if dtype.itemsize == 1:
+            return self.read_mem(slice_name, addr, n).view(dtype)
+        raw = self.read_mem(slice_name, addr, 4 * n).reshape(n, 4, self.VL).transpose(0, 2, 1)
+        return np.ascontiguousarray(raw).view("<u4").reshape(n, self.VL).view(dtype)
+
+    # -- program ---------------------------------------------------------------------------
+    def load(self, program: Program, *, check_first: bool = True, name: str = "program"):
+        """Load a program (refused if built for another config); check it statically."""
+        program.check_config(self.cfg, name)
+        if check_first:
+            self._tl = check(self.cfg, program, name=name).timeline
+        else:
+            self._tl = timeline(self.cfg, program, name=name)
+            for d in self._tl.dispatches:  # ranges are static; the rest is checked as it runs
+                try:
+                    effects(self.cfg, d.instr)
+                except LpuError as e:
+                    q = self.cfg.queues[d.queue]
+                    raise ChipError(str(e), cycle=d.t, queue=q.name,
+                                    where=program.where(q.name, d.index), instr=d.instr.text(),
+                                    rule="range") from None
+        self.program = program
+        self.cycle = 0
+        self.stamp[:] = -(1 << 40)
+        self._by_t: dict[int, list[Dispatch]] = defaultdict(list)
+        for d in self._tl.dispatches:
+            self._by_t[d.t].append(d)
+        self._pending: dict[int, list] = defaultdict(list)  # t -> [(kind, ...)]
+        self._deferred: dict[int, list] = defaultdict(list)  # t -> deferred reads
+        self._last_t = max([d.t for d in self._tl.dispatches], default=-1)
+        self._events: list[Event] = []
+        self._last_event = -1
+
+    @property
+    def done(self) -> bool:
+        return self.cycle > self._last_t and not self._pending and not self._deferred
+
+    def run(self, *, trace: bool = False, max_cycles: int | None = None) -> RunResult:
+        """Run the loaded program to completion (or max_cycles skewed cycles)."""
+        if self._tl is None:
+            raise LpuError("no program loaded")
+        self._trace = trace
+        while not self.done:
+            if max_cycles is not None and self.cycle >= max_cycles:
+                break
+            self._step()
+        events = sorted(self._events, key=Event.sort_key) if trace else []
+        cycles = self._last_event + 1 if self._last_event >= 0 else 0
+        return RunResult(cycles, dict(self._tl.per_queue), events)
+
+    def step(self, trace: bool = True) -> None:
+        """Simulate one skewed cycle: after it, every event of real cycle `self.cycle - 1`
+        is known (events of later real cycles may be known too)."""
+        self._trace = trace
+        self._step()
+
+    def take_events(self) -> list[Event]:
+        ev, self._events = self._events, []
+        return ev
+
+    # -- the cycle -------------------------------------------------------------------------
+    def _err(self, msg, d: Dispatch, rule, t=None):
+        q = self.cfg.queues[d.queue]
+        return ChipError(msg, cycle=d.t if t is None else t, queue=q.name,
+                         where=self.program.where(q.name, d.index), instr=d.instr.text(),
+                         rule=rule)
+
+    def _read(self, d: Dispatch, ref, width, t, pos):
+        s, dr = ref
+        diag = t - pos if dr == EAST else t + pos
+        idx = diag & self._mask
+        st = self.stamp[dr, s:s + width, idx]
+        if not (st == diag).all():
+            bad = s + int(np.argmin(st == diag))
+            raise self._err(f"reads stream {'ew'[dr]}{bad}, which holds nothing at position "
+                            f"{self.cfg.positions[pos].name}", d, "empty-read", t)
+        return self.sr[dr, s:s + width, idx]
+
+    def _step(self):
+        t = self.cycle
+        cfg = self.cfg
+        queues = cfg.queues
+        for item in self._deferred.pop(t, ()):
+            item()
+        todo = self._by_t.get(t)
+        if todo:
+            for d in todo:
+                self._execute(d, t, queues[d.queue])
+                if self._trace:
+                    self._events.append(Event(t, "dispatch", d.queue, 0, d.index, 0,
+                                              encode(d.instr).to_bytes(4, "little")))
+            self._last_event = max(self._last_event, t + self.S - 1)
+        pend = self._pending.pop(t, None)
+        if pend:
+            self._apply(pend, t)
+        self.cycle = t + 1
+
+    def _schedule(self, t, item):
+        self._pending[t].append(item)
+
+    def _execute(self, d: Dispatch, t: int, q):
+        ins = d.instr
+        op = ins.op
+        a = ins.args
+        pos = q.position
+        S = self.S
+        if q.kind == "mem":
+            m = q.unit if q.name.startswith("mem_w") else q.unit + self.cfg.mem_slices
+            if op == Opcode.READ:
+                self._schedule(t, ("mrd", d, m, a["addr"] // self.cfg.bank_words))
+                val = self.mem[m, a["addr"]:a["addr"] + a["count"]].copy()
+                self._schedule(t + 1, ("sr", d, pos, a["dst"], val))
+            elif op == Opcode.WRITE:
+                val = self._read(d, a["src"], a["count"], t, pos).copy()
+                self._schedule(t + 1, ("mwr", d, m, a["addr"], val))
+            elif op == Opcode.GATHER:
+                idx = self._read(d, a["idx"], 1, t, pos)[0].astype(np.int64)
+                self._deferred[t + 1].append(lambda: self._gather(d, t + 1, m, pos, idx))
+            return
+        if q.kind == "vxm":
+            self._vxm(d, t, pos, op, a)
+            return
+        if q.kind == "mxm":
+            x = self._mxm_index(q)
+            if op == Opcode.LW:
+                cnt = a["count"]
+                rows = self._read(d, a["src"], cnt, t, pos).view(np.int8).copy()
+                self._schedule(t + 1, ("lw", d, x, a["row"], rows))
+            elif op == Opcode.IW:
+                self._schedule(t, ("iw", d, x, self.shadow[x].copy()))
+            else:
+                xin = self._read(d, a["src"], 1, t, pos)[0].view(np.int8).astype(np.int32)
+                y = xin @ self.weights[x].astype(np.int32)
+                self._schedule(t + S + 2, ("mm", d, x, a["slot"], op == Opcode.MMACC,
+                                           y.astype(np.int32), a["dst"], pos))
+            return
+        # SXM
+        cnt = a["count"]
+        src = self._read(d, a["src"], cnt, t, pos)
+        VL = self.VL
+        if op == Opcode.SHIFT:
+            n = a["n"]
+            out = np.zeros_like(src)
+            if n >= 0:
+                out[:, n:] = src[:, :VL - n]
+            else:
+                out[:, :VL + n] = src[:, -n:]
+        elif op == Opcode.ROT:
+            out = np.roll(src, a["n"], axis=1)
+        elif op == Opcode.BCAST:
+            out = np.repeat(src[:, a["lane"]:a["lane"] + 1], VL, axis=1)
+        else:  # PERM
+            mp = self._read(d, a["map"], 2, t, pos).astype(np.int64)
+            mp = mp[0] | (mp[1] << 8)
+            if (mp >= VL).any():
+                lane = int(np.argmax(mp >= VL))
+                raise self._err(f"perm map entry {int(mp[lane])} at lane {lane} is not below "
+                                f"VL {VL}", d, "range")
+            out = src[:, mp]
+        self._schedule(t + S + 1, ("sr", d, pos, a["dst"], np.ascontiguousarray(out)))
+
+    def _mxm_index(self, q):
+        return self.mxm_names.index(q.name)
+
+    def _gather(self, d, t, m, pos, idx):
+        cfg = self.cfg
+        base = d.instr.args["base"]
+        bank = base // cfg.bank_words
+        addrs = base + idx
+        bad = (addrs // cfg.bank_words != bank) | (addrs >= cfg.mem_words)
+        if bad.any():
+            lane = int(np.argmax(bad))
+            raise self._err(f"gather address {int(addrs[lane])} at lane {lane} is outside bank "
+                            f"{bank} of the base address {base}", d, "range", t)
+        self._schedule(t, ("mrd", d, m, bank))
+        val = self.mem[m, addrs, np.arange(self.VL)]
+        self._schedule(t + 1, ("sr", d, pos, d.instr.args["dst"], val[None, :].copy()))
+
+    def _vxm(self, d, t, pos, op, a):
+        O = Opcode
+        info = d.instr.info
+
+        def r32(name):
+            return _planes_to_u32(self._read(d, a[name], 4, t, pos))
+
+        if op in _INT_BIN:
+            x, y = r32("a"), r32("b")
+            res = _INT_BIN[op](x, y)
+        elif op in _F_BIN:
+            res = _F_BIN[op](r32("a"), r32("b"))
+        elif op in (O.SHLI, O.SHRI, O.SRAI):
+            x = r32("a")
+            imm = a["imm"] & 31
+            if op == O.SHLI:
+                res = x << np.uint32(imm)
+            elif op == O.SHRI:
+                res = x >> np.uint32(imm)
+            else:
+                res = (x.view(np.int32) >> imm).view(np.uint32)
+        elif op == O.SEL:
+            x, y, c = r32("a"), r32("b"), r32("c")
+            res = np.where(c != 0, x, y).astype(np.uint32)
+        elif op == O.FNEG:
+            res = nm.fneg(r32("a"))
+        elif op == O.FABS:
+            res = nm.fabs(r32("a"))
+        elif op == O.CVT_I8_I32:
+            res = nm.cvt_i8_i32(self._read(d, a["a"], 1, t, pos)[0])
+        elif op == O.CVT_I32_I8:
+            res8 = nm.cvt_i32_i8(r32("a"))
+        elif op == O.CVT_I32_F32:
+            res = nm.cvt_i32_f32(r32("a"))
+        elif op == O.CVT_F32_I32:
+            res = nm.cvt_f32_i32(r32("a"))
+        elif op == O.CVT_F32_I8:
+            res8 = nm.cvt_f32_i8(r32("a"), r32("scale"))
+        elif op == O.MOV:
+            res8 = self._read(d, a["a"], 1, t, pos)[0].copy()
+        elif op == O.MOV32:
+            res = r32("a").copy()
+        else:  # pragma: no cover - every VXM opcode is handled above
+            raise self._err(f"opcode {op.name} is not a VXM operation", d, "opcode")
+        dt = t + info.d(self.S)
+        if info.operands[0].width == 1:
+            self._schedule(dt, ("sr", d, pos, a["dst"], res8[None, :]))
+        else:
+            self._schedule(dt, ("sr", d, pos, a["dst"], _u32_to_planes(res)))
+
+    # -- writes ----------------------------------------------------------------------------
+    def _apply(self, pend, t):
+        seen: dict = {}
+        mem_reads: set = set()
+        trace = self._trace
+        S, L = self.S, self.L
+        ev = self._events
+        for item in pend:
+            kind = item[0]
+            if kind == "mrd":
+                mem_reads.add((item[2], item[3]))
+        for item in pend:
+            kind, d = item[0], item[1]
+            if kind == "sr":
+                _, _, pos, ref, vals = item
+                s0, dr = ref
+                diag = t - pos if dr == EAST else t + pos
+                idx = diag & self._mask
+                for j in range(vals.shape[0]):
+                    key = (dr, s0 + j, pos)
+                    if key in seen:
+                        other = seen[key]
+                        raise self._err(f"writes stream {'ew'[dr]}{s0 + j} at position "
+                                        f"{self.cfg.positions[pos].name} in cycle {t}, as does "
+                                        f"'{other.instr.text()}': two writers", d,
+                                        "two-writers", t)
+                    seen[key] = d
+                self.sr[dr, s0:s0 + vals.shape[0], idx] = vals
+                self.stamp[dr, s0:s0 + vals.shape[0], idx] = diag
+                if trace:
+                    for j in range(vals.shape[0]):
+                        for k in range(S):
+                            ev.append(Event(t + k, "sr", pos, dr, s0 + j, k,
+                                            vals[j, k * L:(k + 1) * L].tobytes()))
+            elif kind == "mwr":
+                _, _, m, addr, val = item
+                bank = addr // self.cfg.bank_words
+                if (m, bank) in mem_reads:
+                    raise self._err(f"writes bank {bank} of {self.mem_names[m]} in cycle {t}, "
+                                    "which is also read in that cycle", d, "bank", t)
+                self.mem[m, addr:addr + val.shape[0]] = val
+                if trace:
+                    for j in range(val.shape[0]):
+                        for k in range(S):
+                            ev.append(Event(t + k, "sram", m, 0, addr + j, k,
+                                            val[j, k * L:(k + 1) * L].tobytes()))
+            elif kind == "lw":
+                _, _, x, row, rows = item
+                self.shadow[x, row:row + rows.shape[0]] = rows
+                if trace:
+                    for j in range(rows.shape[0]):
+                        for k in range(S):
+                            ev.append(Event(t + k, "wload", x, 0, row + j, k,
+                                            rows[j, k * L:(k + 1) * L].tobytes()))
+            elif kind == "iw":
+                _, _, x, snap = item
+                self.weights[x] = snap
+                if trace:
+                    for k in range(S):
+                        ev.append(Event(t + k, "install", x, 0, 0, k, b""))
+            elif kind == "mm":
+                _, _, x, slot, accumulate, y, dst, pos = item
+                if accumulate:
+                    y = self.acc[x, slot] + y  # int32, wrapping
+                self.acc[x, slot] = y
+                if trace:
+                    for k in range(S):
+                        ev.append(Event(t + k, "acc", x, 0, slot, k,
+                                        y[k * L:(k + 1) * L].astype("<i4").tobytes()))
+                if dst is not None:
+                    pend.append(("sr", d, pos, dst, _u32_to_planes(y.view(np.uint32))))
+        if pend:
+            self._last_event = max(self._last_event, t + S - 1)
+
+
+_INT_BIN = {
+    Opcode.ADD: lambda x, y: (x + y).astype(np.uint32),
+    Opcode.SUB: lambda x, y: (x - y).astype(np.uint32),
+    Opcode.MUL: lambda x, y: (x.astype(np.uint64) * y.astype(np.uint64)).astype(np.uint32),
+    Opcode.MIN: lambda x, y: np.minimum(x.view(np.int32), y.view(np.int32)).view(np.uint32),
+    Opcode.MAX: lambda x, y: np.maximum(x.view(np.int32), y.view(np.int32)).view(np.uint32),
+    Opcode.AND: lambda x, y: x & y,
+    Opcode.OR: lambda x, y: x | y,
+    Opcode.XOR: lambda x, y: x ^ y,
+    Opcode.SHL: lambda x, y: x << (y & np.uint32(31)),
+    Opcode.SHR: lambda x, y: x >> (y & np.uint32(31)),
+    Opcode.SRA: lambda x, y: (x.view(np.int32) >> (y & np.uint32(31)).astype(np.int32)).view(
+        np.uint32),
+    Opcode.EQ: lambda x, y: np.where(x == y, np.uint32(0xFFFFFFFF), np.uint32(0)),
+    Opcode.LT: lambda x, y: np.where(x.view(np.int32) < y.view(np.int32), np.uint32(0xFFFFFFFF),
+                                     np.uint32(0)),
+    Opcode.LE: lambda x, y: np.where(x.view(np.int32) <= y.view(np.int32),
+                                     np.uint32(0xFFFFFFFF), np.uint32(0)),
+}
+
+_F_BIN = {
+    Opcode.FADD: nm.fadd, Opcode.FSUB: nm.fsub, Opcode.FMUL: nm.fmul,
+    Opcode.FMIN: nm.fmin, Opcode.FMAX: nm.fmax,
+    Opcode.FEQ: nm.feq, Opcode.FLT: nm.flt, Opcode.FLE: nm.fle,
+}
