@@ -207,6 +207,16 @@ class Chip:
         self._trace = trace
         self._step()
 
+    def peek(self, dir: int, stream: int, pos: int):
+        """Value of stream register (dir, stream) at position `pos` at the end of the last
+        simulated (skewed) cycle, as uint8 [VL], or None if it holds nothing."""
+        t = self.cycle - 1
+        diag = t - pos if dir == EAST else t + pos
+        idx = diag & self._mask
+        if self.stamp[dir, stream, idx] != diag:
+            return None
+        return self.sr[dir, stream, idx].copy()
+
     def take_events(self) -> list[Event]:
         ev, self._events = self._events, []
         return ev
