@@ -33,6 +33,20 @@ from .schedule import EAST, ScheduleError, Timeline, effects, timeline
 __all__ = ["check", "CheckReport"]
 
 
+class _Lazy:
+    """An instruction's text, rendered only when an error message needs it."""
+
+    __slots__ = ("ins",)
+
+    def __init__(self, ins):
+        self.ins = ins
+
+    def __str__(self):
+        return self.ins.text()
+
+    __format__ = lambda self, spec: format(str(self), spec)  # noqa: E731
+
+
 @dataclass
 class CheckReport:
     timeline: Timeline
@@ -53,11 +67,11 @@ def check(cfg: ChipConfig, program: Program, *, name: str = "program") -> CheckR
     for dsp in tl.dispatches:
         q = queues[dsp.queue]
         where = program.where(q.name, dsp.index)
-        text = dsp.instr.text()
+        text = _Lazy(dsp.instr)
         try:
             effs = effects(cfg, dsp.instr)
         except ScheduleError as e:
-            raise ScheduleError(str(e), cycle=dsp.t, queue=q.name, where=where, instr=text,
+            raise ScheduleError(str(e), cycle=dsp.t, queue=q.name, where=where, instr=str(text),
                                 rule=e.rule) from None
         p = q.position
         for ef in effs:
@@ -73,7 +87,7 @@ def check(cfg: ChipConfig, program: Program, *, name: str = "program") -> CheckR
                             f"reads stream {'ew'[ef.dir]}{s}, which holds nothing at position "
                             f"{cfg.positions[p].name} in this cycle (no slice upstream wrote "
                             "the value that would arrive)",
-                            cycle=t, queue=q.name, where=where, instr=text, rule="empty-read")
+                            cycle=t, queue=q.name, where=where, instr=str(text), rule="empty-read")
             elif ef.kind == "wr":
                 n_w += 1
                 diag = t - p if ef.dir == EAST else t + p
@@ -85,9 +99,9 @@ def check(cfg: ChipConfig, program: Program, *, name: str = "program") -> CheckR
                             f"writes stream {'ew'[ef.dir]}{s} at position "
                             f"{cfg.positions[p].name} in cycle {t}, which '{otext}' "
                             f"(queue {oq}, {ow}) also writes in that cycle: two writers",
-                            cycle=dsp.t, queue=q.name, where=where, instr=text,
+                            cycle=dsp.t, queue=q.name, where=where, instr=str(text),
                             rule="two-writers")
-                    writes[key] = (q.name, where, text)
+                    writes[key] = (q.name, where, text)  # text: rendered only on error
                     k2 = (ef.dir, s, diag)
                     up = upstream.get(k2)
                     if up is None or (p < up if ef.dir == EAST else p > up):
@@ -101,6 +115,6 @@ def check(cfg: ChipConfig, program: Program, *, name: str = "program") -> CheckR
                         f"{'reads' if kind == 'r' else 'writes'} bank {ef.bank} of "
                         f"{q.name} in cycle {t}, which '{prev[3]}' ({prev[2]}) "
                         f"{'writes' if kind == 'r' else 'reads'} in the same cycle",
-                        cycle=dsp.t, queue=q.name, where=where, instr=text, rule="bank")
+                        cycle=dsp.t, queue=q.name, where=where, instr=str(text), rule="bank")
                 mem_use[key] = (kind, q.name, where, text)
     return CheckReport(tl, len(tl.dispatches), n_w, n_r)

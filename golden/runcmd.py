@@ -1,0 +1,98 @@
+"""``lpu run``: run a program on the golden chip model."""
+
+from __future__ import annotations
+
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from lpu import config as cfgmod
+from lpu.errors import LpuError
+from lpu.program import Program
+
+__all__ = ["add_arguments", "run", "load_program", "load_mem_npz"]
+
+
+def add_arguments(p):
+    p.add_argument("program", help="assembly file (.s) or assembled binary (.bin)")
+    p.add_argument("--config", default="tiny", help="preset name or YAML file (default: tiny)")
+    p.add_argument("--mem-in", metavar="X.npz",
+                   help="initial SRAM: arrays named SLICE or SLICE@ADDR (e.g. mem_w0@16), "
+                        "shape [n, VL]; int8/uint8 take one word per vector, int32/uint32/"
+                        "float32 four (byte planes)")
+    p.add_argument("--mem-out", metavar="Y.npz", help="write every MEM slice's SRAM at the end")
+    p.add_argument("--trace", metavar="T.jsonl", help="write the event trace (docs/trace.md)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip the static checker (the model still stops at an illegal cycle)")
+
+
+def load_program(path: str, cfg) -> Program:
+    p = Path(path)
+    if not p.is_file():
+        raise LpuError(f"{p}: no such file")
+    if p.suffix == ".bin":
+        prog = Program.load(p)
+    else:
+        from lpu.tools.asm import assemble_file
+        prog = assemble_file(p, cfg)
+    prog.check_config(cfg, str(p))
+    return prog
+
+
+def load_mem_npz(chip, path: str) -> None:
+    p = Path(path)
+    try:
+        data = np.load(p, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise LpuError(f"{p}: cannot read as .npz: {e}") from None
+    with data:
+        for key in data.files:
+            slice_name, _, addr = key.partition("@")
+            try:
+                a = int(addr) if addr else 0
+            except ValueError:
+                raise LpuError(f"{p}: array {key!r}: address {addr!r} is not a number") from None
+            arr = data[key]
+            try:
+                chip.write_tensor(slice_name, a, arr)
+            except LpuError as e:
+                raise LpuError(f"{p}: array {key!r}: {e}") from None
+
+
+def run(args) -> int:
+    from lpu.golden.chip import Chip
+    from lpu.golden.trace import write_jsonl
+
+    cfg = cfgmod.load(args.config)
+    chip = Chip(cfg)
+    summary = {"program": args.program, "config": cfg.name, "config_hash": cfg.hash}
+    try:
+        prog = load_program(args.program, cfg)
+        if args.mem_in:
+            load_mem_npz(chip, args.mem_in)
+        chip.load(prog, check_first=not args.no_check, name=args.program)
+        res = chip.run(trace=bool(args.trace))
+    except LpuError as e:
+        if args.json:
+            summary.update(ok=False, errors=[str(e)])
+            print(json.dumps(summary, indent=2))
+            return 1
+        raise
+    if args.trace:
+        write_jsonl(res.events, args.trace)
+    if args.mem_out:
+        np.savez(args.mem_out, **{n: chip.read_mem(n, 0, cfg.mem_words) for n in chip.mem_names})
+    summary.update(ok=True, cycles=res.cycles, dispatched=res.dispatched,
+                   instructions=sum(res.dispatched.values()), errors=[])
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        busy = ", ".join(f"{q} {n}" for q, n in res.dispatched.items() if n)
+        print(f"{args.program}: {res.cycles} cycles on {cfg.name}; dispatched: {busy or 'none'}")
+        if args.trace:
+            print(f"trace: {len(res.events)} events in {args.trace}", file=sys.stderr)
+    return 0
