@@ -1,0 +1,238 @@
+"""Generate ``docs/isa.md`` from :mod:`lpu.isa`.
+
+Everything in the document is computed from the ISA definition: bit positions
+from the Amaranth layouts, the opcode tables from :data:`lpu.isa.OPS`. Run::
+
+    python -m lpu.tools.isadoc            # writes docs/isa.md
+    python -m lpu.tools.isadoc -o -       # prints it
+
+``tests/unit/test_isadoc.py`` fails when the committed file differs from
+:func:`render`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from amaranth.hdl import Shape
+from amaranth.lib import data, enum
+
+from lpu import isa
+from lpu.isa import OPS, Operand, OpInfo
+
+__all__ = ["render", "main", "DEFAULT_PATH"]
+
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "docs" / "isa.md"
+REGENERATE = "python -m lpu.tools.isadoc -o docs/isa.md"
+
+_UNITS = [
+    ("icu", "ICU", "Instruction dispatch; valid in every queue."),
+    ("mem", "MEM", "SRAM slices: read, write and gather."),
+    ("vxm", "VXM", "Vector ALUs, per lane; 32-bit values on four streams, least significant "
+                   "byte first."),
+    ("mxm", "MXM", "Weight-stationary int8 matrix unit with a shadow weight buffer and int32 "
+                   "accumulators."),
+    ("sxm", "SXM", "Whole-vector lane moves: shift, rotate, broadcast, permute."),
+]
+
+
+def _bits(lo: int, width: int) -> str:
+    return str(lo) if width == 1 else f"{lo}-{lo + width - 1}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _type_text(shape) -> str:
+    if isinstance(shape, type) and issubclass(shape, (data.Struct, data.Union, enum.Enum)):
+        return f"`{shape.__name__}`"
+    s = Shape.cast(shape)
+    return "signed" if s.signed else "unsigned"
+
+
+def _fields(layout, base: int, prefix: str = ""):
+    """(name, first bit in the word, width, shape) for every leaf field of `layout`."""
+    for name, f in data.Layout.cast(layout):
+        if isinstance(f.shape, type) and issubclass(f.shape, data.Struct):
+            yield from _fields(f.shape, base + f.offset, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", base + f.offset, f.width, f.shape
+
+
+def _word_section() -> list[str]:
+    word = data.Layout.cast(isa.Instruction)
+    top = {name: f for name, f in word}
+    out = ["## Instruction word", ""]
+    out.append(f"Every instruction is one {word.size}-bit word "
+               f"(`lpu.isa.Instruction`), bit 0 least significant:")
+    out += ["", "| bits | field | type |", "|---|---|---|"]
+    for name, f in word:
+        out.append(f"| {_bits(f.offset, f.width)} | `{name}` | {_type_text(f.shape)} |")
+    out.append("")
+    payload_at = top["payload"].offset
+    ref = data.Layout.cast(isa.StreamRef)
+    parts = ", ".join(f"`{n}` bit{'s' if f.width > 1 else ''} {_bits(f.offset, f.width)}"
+                      for n, f in ref)
+    dirs = ", ".join(f"{d.value} = {d.name.lower()}" for d in isa.Direction)
+    out += [
+        "The opcode selects one payload format (a member of the `Payload` union). A stream",
+        f"operand is a `StreamRef` of {ref.size} bits: {parts}",
+        f"(`Direction`: {dirs}).",
+        "Bits a format does not use are zero; the disassembler refuses words with other",
+        "bits set, since they would not assemble back to the same word.",
+        "",
+    ]
+    biased = sorted(isa._BIASED)
+    users: dict[str, list[str]] = {}
+    for info in OPS.values():
+        users.setdefault(info.fmt, []).append(info.mnemonic)
+    out += ["## Payload formats", "",
+            "Bit positions are in the 32-bit word (the payload starts at bit "
+            f"{payload_at}).", ""]
+    for fmt, f in data.Layout.cast(isa.Payload):
+        cls = f.shape
+        used = ", ".join(f"`{m}`" for m in users.get(fmt, [])) or "none"
+        out += [f"### `{fmt}` ({cls.__name__}, {data.Layout.cast(cls).size} bits)", "",
+                f"Used by: {used}.", "",
+                "| bits | field | type |", "|---|---|---|"]
+        for name, lo, width, shape in _fields(cls, payload_at):
+            t = _type_text(shape)
+            if (fmt, name) in biased:
+                t += ", stored minus one"
+            out.append(f"| {_bits(lo, width)} | `{name}` | {t} |")
+        end = payload_at + data.Layout.cast(cls).size
+        word_bits = word.size
+        if end < word_bits:
+            out.append(f"| {_bits(end, word_bits - end)} | (unused) | zero |")
+        out.append("")
+    return out
+
+
+def _lane_type(info: OpInfo, o: Operand) -> str:
+    """The lane type a stream operand carries (for the operand column)."""
+    if o.width == 2:
+        return "u16"
+    if o.width == 1:
+        return "i8"
+    m = info.mnemonic
+    if m.startswith("cvt."):
+        _, src, dst = m.split(".")
+        return src if o.kind == "sr" else dst
+    if info.dtype == "f32" and not (o.kind != "sr" and m in ("feq", "flt", "fle")):
+        return "f32"
+    return "i32"
+
+
+def _operand_text(info: OpInfo, o: Operand) -> str:
+    names = {p.name for p in info.operands}
+    if o.kind in ("sr", "sw", "sw?"):
+        width = "count" if o.width == 1 and "count" in names else str(o.width)
+        t = f"{o.name}:{_lane_type(info, o)}x{width}"
+        if o.kind == "sw?":
+            t += "/-"
+    elif (info.fmt, o.field) in isa._BIASED:
+        t = f"{o.name}:1..{1 << o.bits}"
+    else:
+        t = f"{o.name}:{'s' if o.kind == 's' else 'u'}{o.bits}"
+    if o.default is not None:
+        t += f"={o.default}"
+    return f"`{t}`"
+
+
+def _unit_sections() -> list[str]:
+    out = [
+        "## Opcodes",
+        "",
+        "Operands are listed in assembly order. `name:TxW` is a stream operand: `W`",
+        "consecutive streams of one direction (`count` of them where the instruction has a",
+        "`count` operand) carrying lanes of type `T` (`i32`/`f32` on four streams, byte",
+        "planes least significant first; `u16` on two). `/-` means the operand may be `-`",
+        "(no stream written). `name:uN` / `name:sN` is an N-bit unsigned / signed immediate;",
+        "`name:1..N` a count; `=v` gives the default used when the operand is left out.",
+        "",
+        "The functional delay `d`: an instruction dispatched at cycle `t` reads its streams",
+        "in cycle `t` and writes its results at cycle `t + d`, on superlane `k` at `t + k` and",
+        "`t + k + d` (see [timing.md](timing.md)). `S` is the number of superlanes.",
+        "",
+    ]
+    for unit, title, blurb in _UNITS:
+        ops = sorted((i for i in OPS.values() if i.unit == unit), key=lambda i: i.opcode.value)
+        out += [f"### {title}", "", blurb, "",
+                "| mnemonic | opcode | operands | delay | reads | writes | description |",
+                "|---|---|---|---|---|---|---|"]
+        for info in ops:
+            operands = ", ".join(_operand_text(info, o) for o in info.operands) or "-"
+            reads = ", ".join(f"`{o.name}`" for o in info.reads) or "-"
+            writes = ", ".join(f"`{o.name}`" for o in info.writes) or "-"
+            doc = info.doc
+            if info.steps:
+                doc += f" Repeat steps `{info.steps}`."
+            out.append(f"| `{info.mnemonic}` | {info.opcode.value} | {operands} | "
+                       f"{info.delay_text} | {reads} | {writes} | {_cell(doc)} |")
+        out.append("")
+    return out
+
+
+def _syntax_section() -> list[str]:
+    return [
+        "## Assembly syntax",
+        "",
+        "Read by `lpu asm` (`lpu.tools.asm`), written by `lpu disasm`:",
+        "",
+        "```",
+        ".config tiny            ; optional: config name or hash; must match the target",
+        ".queue mem_w0           ; one section per queue, named as in `lpu config`",
+        "    read 5, e0          ; mnemonic, operands in the order of the tables above",
+        "    repeat 3, 2         ; operands with a default may be left out",
+        ".queue mxm_e0",
+        "    mm -, w1, 0         # '-': no stream output",
+        "```",
+        "",
+        "- `;` and `#` start comments; one instruction per line.",
+        "- Streams are `eN` (east-flowing) or `wN` (west-flowing); integers are decimal or",
+        "  `0x` hex, with a sign where the operand is signed.",
+        "- An instruction must belong to its queue's slice kind; the ICU instructions are",
+        "  valid in every queue. Operand values are checked against the config (streams,",
+        "  addresses, rows, slots, lanes), and errors are reported as `FILE:LINE:COL: ...`.",
+        "",
+    ]
+
+
+def render() -> str:
+    """The text of ``docs/isa.md``."""
+    major, minor = isa.ISA_VERSION
+    lines = [
+        "# Instruction set",
+        "",
+        f"<!-- Generated from lpu/isa.py by `{REGENERATE}`; do not edit. -->",
+        "",
+        f"ISA version {major}.{minor}. Each slice has its own instruction queue; a queue",
+        "dispatches at most one instruction per cycle. Programs carry the ISA version and",
+        "the config hash and are refused on another config.",
+        "",
+    ]
+    lines += _word_section()
+    lines += _unit_sections()
+    lines += _syntax_section()
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lpu.tools.isadoc",
+                                description="Generate docs/isa.md from lpu/isa.py.")
+    p.add_argument("-o", "--output", default=str(DEFAULT_PATH),
+                   help="file to write, '-' for standard output (default: docs/isa.md)")
+    args = p.parse_args(argv)
+    text = render()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
