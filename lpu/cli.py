@@ -16,6 +16,8 @@ from .errors import LpuError
 # name -> (module, help). Each module has `add_arguments(parser)` and `run(args) -> int`.
 COMMANDS = {
     "config": ("lpu.tools.configcmd", "show a chip configuration and its derived values"),
+    "run": ("lpu.golden.runcmd", "run a program on the golden chip model"),
+    "bench": ("lpu.tools.bench", "measure simulation speed"),
     "asm": ("lpu.tools.asm", "assemble a source file into a program for one chip config"),
     "disasm": ("lpu.tools.asm", "disassemble a program file (checking it against a config)"),
 }
