@@ -8,6 +8,7 @@ values always come from the golden functions at test time.
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+
 from lpu.golden import numerics as nm
 from lpu.hdl.fp32 import (
     Fp32Add,
