@@ -128,20 +128,23 @@ def cvt_i32_f32(a):
 def _round_sat(x64: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """float64 values (from fp32) -> round half to even, saturate, NaN -> 0 (int64)."""
     nan = np.isnan(x64)
-    r = np.rint(np.where(nan, 0.0, x64))
+    with np.errstate(invalid="ignore"):
+        r = np.rint(np.where(nan, 0.0, x64))
     r = np.clip(r, lo, hi)
     return r.astype(np.int64)
 
 
 def cvt_f32_i32(a):
     """fp32 -> int32, round to nearest even, saturated, NaN -> 0."""
-    x = to_f32(ftz(a)).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        x = to_f32(ftz(a)).astype(np.float64)
     return _round_sat(x, -(1 << 31), (1 << 31) - 1).astype(np.int32).view(np.uint32)
 
 
 def cvt_f32_i8(a, scale):
     """fmul(a, scale) -> int8 (returned as uint8 bytes), nearest even, saturated, NaN -> 0."""
-    y = to_f32(fmul(a, scale)).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        y = to_f32(fmul(a, scale)).astype(np.float64)
     return _round_sat(y, -128, 127).astype(np.int8).view(np.uint8)
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from _harness import TINY, E, W
 
-from lpu.golden.chip import Chip, ChipError
 from lpu.golden.check import check
+from lpu.golden.chip import Chip, ChipError
 from lpu.golden.schedule import ScheduleError
 from lpu.isa import make
 from lpu.program import Program
