@@ -303,6 +303,11 @@ def load_checkpoint(folder) -> Model:
     cfg = read_config(folder)
     path = folder / WEIGHTS_FILE
     if not path.is_file():
+        if (folder / (WEIGHTS_FILE + ".index.json")).is_file():
+            raise CheckpointError(
+                f"{path}: missing file; sharded checkpoints ({WEIGHTS_FILE}.index.json) are "
+                f"not supported: merge the shards into one {WEIGHTS_FILE}"
+            )
         raise CheckpointError(f"{path}: missing file (a checkpoint needs {WEIGHTS_FILE})")
     t = _load_tensors(path, cfg)
     layers = []
