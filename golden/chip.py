@@ -60,6 +60,7 @@ class RunResult:
     cycles: int  # real cycles until the last event on the last superlane, inclusive
     dispatched: dict[str, int]  # slice instructions per queue
     events: list[Event] = field(default_factory=list)  # sorted by cycle, if traced
+    arrivals: dict = field(default_factory=dict)  # see Chip.run(arrivals=...)
 
 
 def _planes_to_u32(x: np.ndarray) -> np.ndarray:
@@ -188,18 +189,47 @@ class Chip:
     def done(self) -> bool:
         return self.cycle > self._last_t and not self._pending and not self._deferred
 
-    def run(self, *, trace: bool = False, max_cycles: int | None = None) -> RunResult:
-        """Run the loaded program to completion (or max_cycles skewed cycles)."""
+    def run(self, *, trace: bool = False, max_cycles: int | None = None,
+            arrivals: tuple[int, ...] = ()) -> RunResult:
+        """Run the loaded program to completion (or max_cycles skewed cycles).
+
+        ``arrivals``: positions whose arriving stream values (E[p-1], W[p+1]) to record
+        in ``RunResult.arrivals[p]`` as ``(data, valid)``: data uint8 [T, 2, streams, VL]
+        and valid bool [T, 2, streams], indexed by *skewed* cycle (superlane k sees
+        row t at real cycle t + k). Slice-level HDL tests drive a slice with these.
+        """
         if self._tl is None:
             raise LpuError("no program loaded")
         self._trace = trace
+        rec: dict[int, list] = {p: [] for p in arrivals}
         while not self.done:
             if max_cycles is not None and self.cycle >= max_cycles:
                 break
+            if rec:
+                self._record_arrivals(rec)
             self._step()
+        if rec:
+            self._record_arrivals(rec)
         events = sorted(self._events, key=Event.sort_key) if trace else []
         cycles = self._last_event + 1 if self._last_event >= 0 else 0
-        return RunResult(cycles, dict(self._tl.per_queue), events)
+        res = RunResult(cycles, dict(self._tl.per_queue), events)
+        res.arrivals = {p: (np.stack([r[0] for r in v]), np.stack([r[1] for r in v]))
+                        for p, v in rec.items()}
+        return res
+
+    def _record_arrivals(self, rec):
+        """Append what arrives at each recorded position in cycle self.cycle."""
+        t = self.cycle
+        for p, rows in rec.items():
+            dat = np.zeros((2, self.cfg.streams, self.VL), dtype=np.uint8)
+            val = np.zeros((2, self.cfg.streams), dtype=bool)
+            for dr in (0, 1):
+                diag = t - p if dr == EAST else t + p
+                idx = diag & self._mask
+                ok = self.stamp[dr, :, idx] == diag
+                val[dr] = ok
+                dat[dr][ok] = self.sr[dr, ok, idx]
+            rows.append((dat, val))
 
     def step(self, trace: bool = True) -> None:
         """Simulate one skewed cycle: after it, every event of real cycle `self.cycle - 1`

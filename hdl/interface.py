@@ -1,0 +1,106 @@
+"""The ports every slice shares: stream fabric, dispatch, errors. Sized by the config.
+
+Timing (docs/timing.md), as the HDL implements it
+-------------------------------------------------
+* The stream fabric (:mod:`lpu.hdl.fabric`) holds, for each position ``p``,
+  superlane ``k``, stream ``s`` and direction, one register of ``lanes`` bytes plus a
+  *valid* bit. At each clock edge ``E[p]`` takes the slice's write if its write
+  enable is high in that cycle, else ``E[p-1]`` (``E[0]``: invalid); likewise
+  ``W[p]`` from ``W[p+1]``.
+* A slice at ``p`` sees, combinationally, the values *arriving* at it: ``E[p-1]`` and
+  ``W[p+1]`` (:class:`StreamIn`), and drives, combinationally, what it writes in this
+  cycle (:class:`StreamOut`); the fabric latches it at the edge that ends the cycle.
+  So "written at cycle t" = write enable high during cycle t.
+* A queue's dispatcher presents an instruction to superlane 0 of its slice during
+  the dispatch cycle ``t`` (:class:`Dispatch`, ``valid`` high for one cycle). The
+  slice passes it north one tile per cycle: tile ``k`` acts on it during ``t + k``,
+  reading its operands then, and drives its result during ``t + k + d``.
+* A slice that reads a register whose valid bit is low, or does anything else
+  illegal, raises :class:`SliceError` for that cycle; the host interface keeps the
+  first one (sticky).
+
+Shapes: stream data is ``data.ArrayLayout(data.ArrayLayout(8 * lanes, streams),
+superlanes)`` indexed ``[superlane][stream]``; lane ``i`` of a superlane is bits
+``8*i .. 8*i+7``. Valid / write-enable bits are ``ArrayLayout(ArrayLayout(1,
+streams), superlanes)``.
+"""
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from lpu.config import ChipConfig
+from lpu.isa import Instruction
+
+__all__ = ["stream_data", "stream_bits", "StreamIn", "StreamOut", "Dispatch", "ErrorCode",
+           "SliceError", "SlicePorts"]
+
+
+def stream_data(cfg: ChipConfig) -> data.ArrayLayout:
+    """[superlane][stream] -> lanes bytes."""
+    return data.ArrayLayout(data.ArrayLayout(unsigned(8 * cfg.lanes), cfg.streams),
+                            cfg.superlanes)
+
+
+def stream_bits(cfg: ChipConfig) -> data.ArrayLayout:
+    """[superlane][stream] -> one bit."""
+    return data.ArrayLayout(data.ArrayLayout(unsigned(1), cfg.streams), cfg.superlanes)
+
+
+class StreamIn(wiring.Signature):
+    """What arrives at a position this cycle: ``e`` = E[p-1], ``w`` = W[p+1]."""
+
+    def __init__(self, cfg: ChipConfig):
+        super().__init__({
+            "e": Out(stream_data(cfg)), "e_valid": Out(stream_bits(cfg)),
+            "w": Out(stream_data(cfg)), "w_valid": Out(stream_bits(cfg)),
+        })
+
+
+class StreamOut(wiring.Signature):
+    """What a slice writes this cycle into E[p] / W[p] (latched at the edge)."""
+
+    def __init__(self, cfg: ChipConfig):
+        super().__init__({
+            "e": Out(stream_data(cfg)), "e_we": Out(stream_bits(cfg)),
+            "w": Out(stream_data(cfg)), "w_we": Out(stream_bits(cfg)),
+        })
+
+
+class Dispatch(wiring.Signature):
+    """One instruction handed to superlane 0 of a slice; ``valid`` for one cycle."""
+
+    def __init__(self):
+        super().__init__({"valid": Out(1), "word": Out(Instruction)})
+
+
+class ErrorCode(enum.Enum, shape=3):
+    NONE = 0
+    EMPTY_READ = 1  # read a stream register that holds nothing
+    TWO_WRITERS = 2  # two units at one position write one stream register in one cycle
+    BANK = 3  # SRAM bank read and written in one cycle
+    RANGE = 4  # data-dependent address / lane out of range (gather, perm)
+
+
+class SliceError(wiring.Signature):
+    """An illegal event this cycle: ``code``, the superlane and the unit (ALU, plane)."""
+
+    def __init__(self, cfg: ChipConfig):
+        super().__init__({
+            "valid": Out(1), "code": Out(ErrorCode),
+            "superlane": Out(range(max(2, cfg.superlanes))),
+            "unit": Out(range(16)),
+        })
+
+
+def SlicePorts(cfg: ChipConfig, n_queues: int = 1) -> dict:
+    """The members every slice component has (from the slice's point of view).
+
+    ``dispatch`` is an array of ``n_queues`` dispatch inputs (VXM ALUs, MXM planes).
+    """
+    return {
+        "rd": In(StreamIn(cfg)),
+        "wr": Out(StreamOut(cfg)),
+        "dispatch": In(Dispatch()).array(n_queues),
+        "error": Out(SliceError(cfg)),
+    }
