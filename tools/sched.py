@@ -1,0 +1,300 @@
+"""A resource-aware list scheduler: places operations at exact cycles, routes values
+on stream registers, and never produces an illegal program.
+
+The compiler thinks in *flows*: a value written onto a stream group at one position in
+one cycle, moving one position per cycle (docs/timing.md section 3) to the readers
+downstream. The scheduler keeps, per cycle,
+
+* which dispatch slot of which queue is taken;
+* which stream registers (direction, stream, position) carry a value somebody will
+  read (a *claim*: from the writer's position up to the register before the farthest
+  reader), so that no other write may land there: a write claims its register too,
+  so two writers, or a writer clobbering a value in flight, are impossible;
+* which SRAM bank of which MEM slice is read or written.
+
+Each ``try_*`` method either claims everything an operation needs and returns, or
+claims nothing and returns ``None``; kernels search over cycles and stream groups.
+Times are dispatch cycles of superlane 0 (the skewed time of the golden model; the
+whole machine runs the same schedule shifted by the superlane index, so it suffices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lpu.config import ChipConfig
+from lpu.config import load as load_config
+from lpu.errors import LpuError
+from lpu.isa import BY_MNEMONIC
+from lpu.program import Program
+
+from .builder import ProgramBuilder
+
+__all__ = ["Flow", "Scheduler", "SchedError", "E", "W"]
+
+E, W = 0, 1
+
+
+class SchedError(LpuError):
+    """The compiler could not place something (out of memory, no free resources)."""
+
+
+@dataclass
+class Flow:
+    """A value on streams stream..stream+width-1 of direction `dir`, written at
+    position `pos` in cycle `t` (readable downstream, one position further per cycle)."""
+
+    dir: int
+    stream: int
+    width: int
+    pos: int
+    t: int
+    claimed_to: int = field(default=-1)  # farthest position whose arriving value is claimed
+
+    def arrives(self, pos: int) -> int:
+        """Cycle in which a slice at `pos` reads this value."""
+        if (self.dir == E and pos <= self.pos) or (self.dir == W and pos >= self.pos):
+            raise SchedError(f"position {pos} is not downstream of {self.pos} "
+                             f"({'east' if self.dir == E else 'west'})")
+        return self.t + abs(pos - self.pos)
+
+    @property
+    def ref(self):
+        return (self.stream, self.dir)
+
+
+class Scheduler:
+    """Claims resources cycle by cycle and emits the program through a ProgramBuilder."""
+
+    def __init__(self, cfg: ChipConfig | str):
+        self.cfg = load_config(cfg)
+        self.b = ProgramBuilder(self.cfg)
+        self.P = len(self.cfg.positions)
+        self.posi = {p.name: p.index for p in self.cfg.positions}
+        self.qpos = {q.name: q.position for q in self.cfg.queues}
+        self.claims: set[tuple[int, int, int, int]] = set()  # (dir, stream, pos, cycle)
+        self.qbusy: set[tuple[str, int]] = set()
+        self.bank: dict[tuple[str, int, int], str] = {}  # (queue, bank, cycle) -> "r"/"w"
+        self.horizon = 0  # last cycle anything was scheduled at (dispatch + delay)
+        self._journal: list | None = None
+        # SRAM data dependencies: (queue, addr) -> first cycle a read may dispatch
+        # (written at SRAM cycle c: readable from c + 1), and the last cycle it is read
+        self.ready: dict[tuple[str, int], int] = {}
+        self.lastread: dict[tuple[str, int], int] = {}
+
+    # -- transactions -------------------------------------------------------------------
+    def begin(self):
+        """Start recording claims so that :meth:`rollback` can undo them."""
+        self._journal = []
+        self._horizon0 = self.horizon
+
+    def commit(self):
+        self._journal = None
+
+    def rollback(self):
+        for kind, key in reversed(self._journal or []):
+            if kind == "claim":
+                self.claims.discard(key)
+            elif kind == "q":
+                self.qbusy.discard(key)
+                self.b._q[key[0]].pop(key[1], None)
+            elif kind == "bank":
+                self.bank.pop(key, None)
+            elif kind == "flow":
+                key[0].claimed_to = key[1]
+            elif kind == "ready":
+                self.ready[key[0]] = key[1]
+            elif kind == "lastread":
+                self.lastread[key[0]] = key[1]
+        self._journal = None
+        self.horizon = self._horizon0
+
+    def _claim(self, keys):
+        self.claims.update(keys)
+        if self._journal is not None:
+            self._journal.extend(("claim", k) for k in keys)
+
+    def _set_bank(self, key, kind):
+        self.bank[key] = kind
+        if self._journal is not None:
+            self._journal.append(("bank", key))
+
+    def _set_dict(self, name, key, value):
+        d = getattr(self, name)
+        if self._journal is not None:
+            self._journal.append((name, (key, d.get(key, -1))))
+        d[key] = value
+
+    def mark_ready(self, queue: str, addr: int, count: int = 1, t: int = 0):
+        """Declare words written by the host (readable from cycle t)."""
+        for a in range(addr, addr + count):
+            self.ready[(queue, a)] = t
+
+    def _set_claimed(self, flow, pos):
+        if self._journal is not None:
+            self._journal.append(("flow", (flow, flow.claimed_to)))
+        flow.claimed_to = pos
+
+    # -- low-level claims ---------------------------------------------------------------
+    def _path(self, flow: Flow, upto: int):
+        """Registers (dir, s, q, cycle) a flow occupies from its writer to just before
+        position `upto` (the farthest reader)."""
+        step = 1 if flow.dir == E else -1
+        out = []
+        q = flow.pos
+        while q != upto:
+            c = flow.t + abs(q - flow.pos)
+            for s in range(flow.stream, flow.stream + flow.width):
+                out.append((flow.dir, s, q, c))
+            q += step
+        return out
+
+    def _free(self, keys) -> bool:
+        return not any(k in self.claims for k in keys)
+
+    def extend(self, flow: Flow, reader_pos: int, *, dry: bool = False) -> bool:
+        """Claim the flow's registers up to a new reader at `reader_pos`."""
+        if flow.claimed_to >= 0:
+            already = flow.claimed_to
+            farther = (reader_pos > already) if flow.dir == E else (reader_pos < already)
+            if not farther:
+                return True
+            start = Flow(flow.dir, flow.stream, flow.width, already, flow.arrives(already) - 0)
+            # registers from `already` (exclusive of those claimed) to reader
+            keys = self._path(start, reader_pos)
+        else:
+            keys = self._path(flow, reader_pos)
+        if not self._free(keys):
+            return False
+        if not dry:
+            self._claim(keys)
+            self._set_claimed(flow, reader_pos)
+        return True
+
+    def queue_free(self, queue: str, t: int) -> bool:
+        return t >= 0 and (queue, t) not in self.qbusy
+
+    def bank_ok(self, queue: str, bank: int, t: int, kind: str) -> bool:
+        other = self.bank.get((queue, bank, t))
+        return other is None or other == kind
+
+    # -- operations ---------------------------------------------------------------------
+    def _emit(self, queue: str, t: int, mnemonic: str, *operands, extra_delay: int = 0):
+        self.b.at(queue, t, mnemonic, *operands)
+        self.qbusy.add((queue, t))
+        if self._journal is not None:
+            self._journal.append(("q", (queue, t)))
+        d = BY_MNEMONIC[mnemonic].d(self.cfg.superlanes)
+        self.horizon = max(self.horizon, t + d + extra_delay + 1)
+
+    def try_read(self, queue: str, addr: int, count: int, t: int, dir: int, stream: int,
+                 readers: list[int]) -> Flow | None:
+        """MEM read at dispatch cycle t onto (dir, stream..), claimed up to `readers`."""
+        cfg = self.cfg
+        if not self.queue_free(queue, t):
+            return None
+        bank = addr // cfg.bank_words
+        if not self.bank_ok(queue, bank, t, "r"):
+            return None
+        if stream + count > cfg.streams:
+            return None
+        for a in range(addr, addr + count):
+            if self.ready.get((queue, a), 0) > t:
+                return None
+        f = Flow(dir, stream, count, self.qpos[queue], t + 1)
+        far = max(readers) if dir == E else min(readers)
+        keys = self._path(f, far)
+        if not self._free(keys):
+            return None
+        self._claim(keys)
+        self._set_claimed(f, far)
+        self._set_bank((queue, bank, t), "r")
+        for a in range(addr, addr + count):
+            self._set_dict("lastread", (queue, a), max(t, self.lastread.get((queue, a), -1)))
+        self._emit(queue, t, "read", addr, (stream, dir), count)
+        return f
+
+    def try_write(self, queue: str, addr: int, flow: Flow) -> bool:
+        """MEM write of a flow at the cycle it arrives at the slice."""
+        p = self.qpos[queue]
+        t = flow.arrives(p)
+        bank = addr // self.cfg.bank_words
+        if not self.queue_free(queue, t) or not self.bank_ok(queue, bank, t + 1, "w"):
+            return False
+        for a in range(addr, addr + flow.width):
+            if self.lastread.get((queue, a), -1) >= t + 1:
+                return False  # an earlier-scheduled read still needs the old value
+        if not self.extend(flow, p):
+            return False
+        self._set_bank((queue, bank, t + 1), "w")
+        for a in range(addr, addr + flow.width):
+            self._set_dict("ready", (queue, a), max(t + 2, self.ready.get((queue, a), 0)))
+        self._emit(queue, t, "write", addr, flow.ref, flow.width)
+        return True
+
+    def free_group(self, dir: int, width: int, pos: int, t: int, readers: list[int],
+                   avoid=()) -> int | None:
+        """A stream group free for a value written at (pos, t) up to the readers."""
+        far = max(readers) if dir == E else min(readers)
+        for s in range(0, self.cfg.streams - width + 1):
+            if s in avoid:
+                continue
+            f = Flow(dir, s, width, pos, t)
+            if self._free(self._path(f, far)):
+                return s
+        return None
+
+    def try_unit(self, queue: str, t: int, mnemonic: str, operands: dict, dst_dir: int | None,
+                 readers: list[int], dst_width: int, delay: int | None = None,
+                 fixed: dict | None = None) -> Flow | None:
+        """A VXM/SXM/MXM instruction at cycle t whose stream operands are flows arriving
+        exactly at t; its result goes to a free stream group toward `readers`.
+
+        operands: operand name -> Flow (checked to arrive at t) or immediate value.
+        fixed: operand name -> immediate values appended in operand order.
+        Returns the result flow (or a dummy flow when dst_dir is None).
+        """
+        if not self.queue_free(queue, t):
+            return None
+        p = self.qpos[queue]
+        info = BY_MNEMONIC[mnemonic]
+        for v in operands.values():
+            if isinstance(v, Flow):
+                try:
+                    if v.arrives(p) != t:
+                        return None
+                except SchedError:
+                    return None
+                if not self.extend(v, p, dry=True):
+                    return None
+        d = info.d(self.cfg.superlanes) if delay is None else delay
+        dst = None
+        if dst_dir is not None:
+            s = self.free_group(dst_dir, dst_width, p, t + d, readers)
+            if s is None:
+                return None
+            dst = Flow(dst_dir, s, dst_width, p, t + d)
+            far = max(readers) if dst_dir == E else min(readers)
+            self._claim(self._path(dst, far))
+            self._set_claimed(dst, far)
+        for v in operands.values():
+            if isinstance(v, Flow):
+                self.extend(v, p)
+        args = []
+        for o in info.operands:
+            if o.kind in ("sw", "sw?"):
+                args.append(dst.ref if dst is not None else None)
+            elif o.name in operands:
+                v = operands[o.name]
+                args.append(v.ref if isinstance(v, Flow) else v)
+            elif fixed and o.name in fixed:
+                args.append(fixed[o.name])
+            elif o.default is not None:
+                args.append(o.default)
+            else:
+                raise SchedError(f"{mnemonic}: operand {o.name} not given")
+        self._emit(queue, t, mnemonic, *args)
+        return dst
+
+    def program(self) -> Program:
+        return self.b.program()
