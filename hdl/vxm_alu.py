@@ -2,13 +2,15 @@
 
 Timing contract
 ---------------
-Operands presented in cycle ``t`` with ``valid`` high give ``result`` with
-``result_valid`` high in cycle ``t + d``, where ``d = OPS[op].d(superlanes)`` is the
-opcode's functional delay from :data:`lpu.isa.OPS`. A new operation may be issued every
-cycle, whatever its delay; each result leaves at its own delay. (Two results landing in
-the same cycle cannot happen in a legal program; the hardware then outputs the one of
-the unit listed last in :data:`DATAPATH`.) Outside those cycles ``result_valid`` is low
-and ``result`` is 0. Ops with an int8 result put it in the low byte, upper bytes 0; ops
+Operands presented in cycle ``t`` with ``valid`` high give ``results[d - 1]`` with
+``results_valid[d - 1]`` high in cycle ``t + d``, where ``d = OPS[op].d(superlanes)`` is
+the opcode's functional delay from :data:`lpu.isa.OPS`. A new operation may be issued
+every cycle, whatever its delay; each result leaves at its own delay, on the port of
+that delay, so results of different delays may land in the same cycle (a queue may
+issue ``fadd`` at ``t`` and ``add`` at ``t + 2`` to other streams: both land at
+``t + 3``). ``result`` / ``result_valid`` merge the ports: the result of the largest
+delay that lands in the cycle. Outside those cycles the valid bits are low and the
+results 0. Ops with an int8 result put it in the low byte, upper bytes 0; ops
 with an int8 operand read the low byte of ``a``.
 
 Datapath
@@ -31,11 +33,12 @@ fmul + f2i8            cvt.f32.i8: the fmul unit, then | round, saturate to int8
 =====================  ==========================================================  =====
 
 (``|`` is a pipeline register.) The last step of every unit feeds a short *result
-line* of registers, whose head is the ``result`` port. A unit's result for an opcode
-of delay ``d`` enters the line ``d - latency`` registers from its head, so a delay
-larger than the unit's latency costs nothing but that slot; a delay smaller than the
-latency is refused at construction. With the ISA's delays every opcode enters at the
-head, and the line is one register.
+line* of registers, one line per delay, whose head is the ``results`` port of that
+delay. A unit's result for an opcode of delay ``d`` enters the line of ``d``
+``d - latency`` registers from its head, so a delay larger than the unit's latency
+costs nothing but that slot; a delay smaller than the latency is refused at
+construction. With the ISA's delays every opcode enters at the head, and each line is
+one register.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -152,17 +155,11 @@ class VxmAlu(wiring.Component):
     valid : In(1)
         An operation is issued this cycle.
     result : Out(32), result_valid : Out(1)
-        The result of the operation issued ``d`` cycles ago.
+        The result of the operation issued ``d`` cycles ago (the largest such ``d``).
+    results : Out(32).array(D), results_valid : Out(1).array(D)
+        ``results[d - 1]``: the result of the operation of delay ``d`` issued ``d``
+        cycles ago; ``D`` is the largest VXM delay (:attr:`max_delay`).
     """
-
-    op: In(Opcode)
-    a: In(32)
-    b: In(32)
-    c: In(32)
-    imm: In(5)
-    valid: In(1)
-    result: Out(32)
-    result_valid: Out(1)
 
     def __init__(self, *, superlanes=None):
         if superlanes is not None and (not isinstance(superlanes, int)
@@ -188,7 +185,17 @@ class VxmAlu(wiring.Component):
             delays[op] = d
         self._delays = delays
         self._latency = latency
-        super().__init__()
+        n = max(delays.values())
+        super().__init__({
+            "op": In(Opcode), "a": In(32), "b": In(32), "c": In(32), "imm": In(5),
+            "valid": In(1), "result": Out(32), "result_valid": Out(1),
+            "results": Out(32).array(n), "results_valid": Out(1).array(n),
+        })
+
+    @property
+    def max_delay(self) -> int:
+        """The largest functional delay of a VXM opcode (the length of ``results``)."""
+        return max(self._delays.values())
 
     @property
     def delays(self) -> dict[Opcode, int]:
@@ -283,20 +290,32 @@ class VxmAlu(wiring.Component):
         sources.append((fmul_lat + 1, _delayed(m, 1, "f2i8_valid", mul_valid),
                         _delayed(m, 1, "f2i8_op", mul_op), f2i8.result, ops_of["f2i8"]))
 
-        # -- result line ------------------------------------------------------------------
-        depth = max(self._delays[o] - lat + 1 for lat, _, _, _, ops in sources for o in ops)
-        line_valid = [Signal(name=f"line{j}_valid") for j in range(depth)]
-        line_data = [Signal(32, name=f"line{j}_data") for j in range(depth)]
-        for j in range(depth):
-            if j + 1 < depth:
-                m.d.sync += [line_valid[j].eq(line_valid[j + 1]),
-                             line_data[j].eq(line_data[j + 1])]
-            else:
-                m.d.sync += [line_valid[j].eq(0), line_data[j].eq(0)]
-            for lat, valid, opc, value, ops in sources:
-                here = [o for o in ops if self._delays[o] - lat == j]
-                if here:
-                    with m.If(valid & _any(opc == o for o in here)):
-                        m.d.sync += [line_valid[j].eq(1), line_data[j].eq(value)]
-        m.d.comb += [self.result.eq(line_data[0]), self.result_valid.eq(line_valid[0])]
+        # -- result lines: one per delay ------------------------------------------------
+        for d in range(1, self.max_delay + 1):
+            feeds = [(lat, valid, opc, value, [o for o in ops if self._delays[o] == d])
+                     for lat, valid, opc, value, ops in sources]
+            feeds = [f for f in feeds if f[4]]
+            if not feeds:
+                continue
+            depth = max(d - lat + 1 for lat, *_ in feeds)
+            line_valid = [Signal(name=f"line{d}_{j}_valid") for j in range(depth)]
+            line_data = [Signal(32, name=f"line{d}_{j}_data") for j in range(depth)]
+            for j in range(depth):
+                if j + 1 < depth:
+                    m.d.sync += [line_valid[j].eq(line_valid[j + 1]),
+                                 line_data[j].eq(line_data[j + 1])]
+                else:
+                    m.d.sync += [line_valid[j].eq(0), line_data[j].eq(0)]
+                for lat, valid, opc, value, here in feeds:
+                    if d - lat == j:
+                        with m.If(valid & _any(opc == o for o in here)):
+                            m.d.sync += [line_valid[j].eq(1), line_data[j].eq(value)]
+            m.d.comb += [self.results[d - 1].eq(line_data[0]),
+                         self.results_valid[d - 1].eq(line_valid[0])]
+        merged, merged_valid = Const(0, 32), Const(0, 1)
+        for d in range(1, self.max_delay + 1):
+            v = self.results_valid[d - 1]
+            merged = Mux(v, self.results[d - 1], merged)
+            merged_valid = merged_valid | v
+        m.d.comb += [self.result.eq(merged), self.result_valid.eq(merged_valid)]
         return m
