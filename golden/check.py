@@ -110,11 +110,12 @@ def check(cfg: ChipConfig, program: Program, *, name: str = "program") -> CheckR
                 kind = "r" if ef.kind == "mrd" else "w"
                 key = (t, q.index, ef.bank)
                 prev = mem_use.get(key)
-                if prev is not None and prev[0] != kind:
+                if prev is not None:  # one access per bank and cycle (read, write or gather read)
+                    other = {"r": "reads", "w": "writes"}[prev[0]]
                     raise ScheduleError(
                         f"{'reads' if kind == 'r' else 'writes'} bank {ef.bank} of "
                         f"{q.name} in cycle {t}, which '{prev[3]}' ({prev[2]}) "
-                        f"{'writes' if kind == 'r' else 'reads'} in the same cycle",
+                        f"{other} in the same cycle",
                         cycle=dsp.t, queue=q.name, where=where, instr=str(text), rule="bank")
                 mem_use[key] = (kind, q.name, where, text)
     return CheckReport(tl, len(tl.dispatches), n_w, n_r)

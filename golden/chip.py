@@ -429,7 +429,12 @@ class Chip:
         for item in pend:
             kind = item[0]
             if kind == "mrd":
-                mem_reads.add((item[2], item[3]))
+                key = (item[2], item[3])
+                if key in mem_reads:  # a read and a gather's SRAM read: one port per bank
+                    raise self._err(f"reads bank {item[3]} of {self.mem_names[item[2]]} in "
+                                    f"cycle {t}, which another instruction also reads in that "
+                                    "cycle", item[1], "bank", t)
+                mem_reads.add(key)
         for item in pend:
             kind, d = item[0], item[1]
             if kind == "sr":
