@@ -45,13 +45,26 @@ class MemAlloc:
         self.next = {(m, b): b * cfg.bank_words for m in self.mem for b in (0, 1)}
         self._rr = 0
 
+        self.holes: list[tuple[str, int, int]] = []  # (slice, addr, words) freed
+        self.high = 0  # most words ever in use
+
+    def free(self, t: Tensor) -> None:
+        self.holes.append((t.slice, t.addr, t.n * t.words))
+
     def alloc(self, n: int, dtype: str, slice: str | None = None, bank: int | None = None,
-              hemisphere: str | None = None) -> Tensor:
+              hemisphere: str | None = None, fresh: bool = False) -> Tensor:
+        """n vectors of dtype; `fresh`: never reuse freed words (for data the host
+        writes before the run, which must not have been used by anything scheduled)."""
         words = n * WORDS[dtype]
         cands = [m for m in self.mem if slice in (None, m)
                  and (hemisphere is None or m.startswith(f"mem_{hemisphere}"))]
         banks = (0, 1) if bank is None else (bank,)
         order = cands[self._rr % len(cands):] + cands[:self._rr % len(cands)] if cands else []
+        for k, (m, a, w) in enumerate([] if fresh else self.holes):
+            if w == words and m in order and a // self.cfg.bank_words in banks:
+                del self.holes[k]
+                self._rr += 1
+                return Tensor(m, a, n, dtype)
         for m in order:
             for b in banks:
                 start = self.next[(m, b)]
@@ -100,7 +113,7 @@ def elementwise(sched: Scheduler, mnemonic: str, out: Tensor, *ins: Tensor, t0: 
                     tr = t - 1 - abs(vxm - p)
                     grp = sched.free_group(dirn, o.width, p, tr + 1, [vxm]) if tr >= 0 else None
                     f = None if grp is None else sched.try_read(
-                        x.slice, x.vec(i), o.width, tr, dirn, grp, [vxm])
+                        x.slice, x.vec(i if x.n > 1 else 0), o.width, tr, dirn, grp, [vxm])
                     if f is None:
                         ok = False
                         break
@@ -120,4 +133,75 @@ def elementwise(sched: Scheduler, mnemonic: str, out: Tensor, *ins: Tensor, t0: 
                 break
         if not placed:
             raise SchedError(f"{mnemonic}: could not place vector {i} within {max_wait} cycles")
+    return last
+
+
+def fetch(sched: Scheduler, x: Tensor, i: int, dest_pos: int, t: int, readers=None):
+    """Read vector i of x so that it arrives at `dest_pos` in cycle t (None if impossible)."""
+    p = sched.qpos[x.slice]
+    if p == dest_pos:
+        return None
+    dirn = _toward(sched, p, dest_pos)
+    tr = t - 1 - abs(dest_pos - p)
+    if tr < 0:
+        return None
+    readers = readers or [dest_pos]
+    grp = sched.free_group(dirn, x.words, p, tr + 1, readers)
+    if grp is None:
+        return None
+    return sched.try_read(x.slice, x.vec(i), x.words, tr, dirn, grp, readers)
+
+
+def lane_reduce(sched: Scheduler, mnemonic: str, out: Tensor, x: Tensor, alloc: MemAlloc,
+                t0: int = 0, max_wait: int = 4000) -> int:
+    """out[i] = every lane of x[i] combined with `mnemonic` (fadd, fmax, add, ...), the
+    result in all lanes: log2(VL) steps of cur = op(cur, rot(cur, 2^j)) with the SXM.
+    VL must be a power of two. Returns the last cycle used."""
+    cfg = sched.cfg
+    vl = cfg.vl
+    if vl & (vl - 1):
+        raise SchedError(f"lane_reduce needs a power-of-two vector length, not {vl}")
+    steps = vl.bit_length() - 1
+    vxm = sched.posi["vxm"]
+    alus = [q.name for q in cfg.queues if q.kind == "vxm"]
+    d_op = BY_MNEMONIC[mnemonic].d(cfg.superlanes)
+    d_rot = BY_MNEMONIC["rot"].d(cfg.superlanes)
+    last = t0
+    for i in range(x.n):
+        cur, ci = x, i
+        for j in range(steps):
+            dst = out if j == steps - 1 else alloc.alloc(1, x.dtype, hemisphere=None)
+            di = i if j == steps - 1 else 0
+            p_cur = sched.qpos[cur.slice]
+            sxm = "sxm_w" if p_cur <= vxm else "sxm_e"
+            p_sxm = sched.qpos[sxm]
+            p_dst = sched.qpos[dst.slice]
+            placed = False
+            for ts in range(t0, t0 + max_wait):
+                tv = ts + d_rot + abs(vxm - p_sxm)
+                if not sched.queue_free(sxm, ts):
+                    continue
+                for alu in alus:
+                    if not sched.queue_free(alu, tv):
+                        continue
+                    sched.begin()
+                    f1 = fetch(sched, cur, ci, p_sxm, ts)
+                    rot = None if f1 is None else sched.try_unit(
+                        sxm, ts, "rot", {"src": f1}, _toward(sched, p_sxm, vxm), [vxm],
+                        x.words, fixed={"n": 1 << j, "count": x.words})
+                    f2 = None if rot is None else fetch(sched, cur, ci, vxm, tv)
+                    res = None if f2 is None else sched.try_unit(
+                        alu, tv, mnemonic, {"a": f2, "b": rot}, _toward(sched, vxm, p_dst),
+                        [p_dst], x.words)
+                    if res is not None and sched.try_write(dst.slice, dst.vec(di), res):
+                        sched.commit()
+                        placed = True
+                        last = max(last, tv + d_op + abs(p_dst - vxm) + 1)
+                        break
+                    sched.rollback()
+                if placed:
+                    break
+            if not placed:
+                raise SchedError(f"lane_reduce: could not place step {j} of vector {i}")
+            cur, ci = dst, di
     return last

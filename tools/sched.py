@@ -224,6 +224,8 @@ class Scheduler:
         for a in range(addr, addr + flow.width):
             if self.lastread.get((queue, a), -1) >= t + 1:
                 return False  # an earlier-scheduled read still needs the old value
+            if self.ready.get((queue, a), 0) > t + 1:
+                return False  # an earlier-scheduled write lands later: keep write order
         if not self.extend(flow, p):
             return False
         self._set_bank((queue, bank, t + 1), "w")

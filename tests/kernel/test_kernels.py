@@ -1,0 +1,116 @@
+"""Kernels compiled by the scheduler, run on the golden chip model, bit-exact against the
+LPU-exact numpy evaluation of the same algorithm, and accurate against float64."""
+
+import numpy as np
+import pytest
+
+from lpu import config
+from lpu.golden import lpu_exact as L
+from lpu.golden.chip import Chip
+from lpu.tools.chipops import ChipOps
+
+pytestmark = [pytest.mark.kernel]
+
+
+def run(cfg, fn, *arrays):
+    """fn(ops, *vals) on the chip and in numpy; returns (chip result, numpy result, cycles)."""
+    co = ChipOps(cfg)
+    vals = [co.input(a, "i8" if a.dtype == np.uint8 else "f32") for a in arrays]
+    out = fn(co, *vals)
+    outs = out if isinstance(out, tuple) else (out,)
+    chip = Chip(cfg)
+    co.load_image(chip)
+    chip.load(co.program())
+    res = chip.run()
+    got = [co.read(chip, o) for o in outs]
+    want = fn(L.NumpyOps(cfg.vl), *arrays)
+    want = want if isinstance(want, tuple) else (want,)
+    return got, [np.asarray(w) for w in want], res.cycles
+
+
+def f32(rng, n, vl, scale=1.0):
+    return (rng.standard_normal((n, vl)) * scale).astype(np.float32)
+
+
+@pytest.mark.parametrize("cfgname", ["tiny", "small"])
+@pytest.mark.parametrize("op", ["fadd", "fsub", "fmul", "fmax", "fmin"])
+def test_elementwise(cfgname, op):
+    cfg = config.load(cfgname)
+    rng = np.random.default_rng(len(op))
+    n = int(rng.integers(1, 6))
+    a, b = f32(rng, n, cfg.vl), f32(rng, n, cfg.vl)
+    got, want, _ = run(cfg, lambda o, x, y: o.binary(op, x, y), a.view(np.uint32),
+                       b.view(np.uint32))
+    assert np.array_equal(got[0], want[0])
+    ref = {"fadd": np.add, "fsub": np.subtract, "fmul": np.multiply, "fmax": np.maximum,
+           "fmin": np.minimum}[op](a, b)
+    assert np.array_equal(got[0], ref.view(np.uint32))  # normal inputs: plain numpy agrees
+
+
+@pytest.mark.parametrize("cfgname", ["tiny", "small"])
+def test_lane_and_vector_reductions(cfgname):
+    cfg = config.load(cfgname)
+    rng = np.random.default_rng(3)
+    x = f32(rng, 3, cfg.vl)
+    got, want, _ = run(cfg, lambda o, v: (o.lane_reduce("fadd", v), o.vec_reduce("fmax", v),
+                                          o.lane_reduce("fmax", v)), x.view(np.uint32))
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(g, w)
+    s = got[0].view(np.float32)
+    assert np.allclose(s, x.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-5)
+    assert np.array_equal(got[1].view(np.float32)[0], x.max(axis=0))
+    assert np.all(got[2].view(np.float32) == x.max(axis=1, keepdims=True))
+
+
+FUNCS = {
+    "exp": (lambda o, v: L.exp(o, v), lambda x: np.exp(x), 4.0, 1e-5),
+    "reciprocal": (lambda o, v: L.reciprocal(o, o.unary("fabs", v)), lambda x: 1 / np.abs(x),
+                   3.0, 1e-6),
+    "rsqrt": (lambda o, v: L.rsqrt(o, o.unary("fabs", v)), lambda x: 1 / np.sqrt(np.abs(x)),
+              3.0, 1e-6),
+    "silu": (lambda o, v: L.silu(o, v), lambda x: x / (1 + np.exp(-x)), 4.0, 1e-5),
+    "softmax": (lambda o, v: L.softmax(o, v),
+                lambda x: np.exp(x - x.max()) / np.exp(x - x.max()).sum(), 3.0, 1e-6),
+}
+
+
+@pytest.mark.parametrize("cfgname", ["tiny", "small"])
+@pytest.mark.parametrize("name", sorted(FUNCS))
+def test_functions_bit_exact_and_accurate(cfgname, name):
+    cfg = config.load(cfgname)
+    fn, ref, scale, tol = FUNCS[name]
+    rng = np.random.default_rng(sum(map(ord, name)))
+    n = 2 if cfgname == "small" else 3
+    x = f32(rng, n, cfg.vl, scale)
+    got, want, _ = run(cfg, fn, x.view(np.uint32))
+    assert np.array_equal(got[0], want[0])
+    exact = ref(x.astype(np.float64))
+    err = np.abs(got[0].view(np.float32) - exact) / np.maximum(np.abs(exact), 1e-30)
+    if name == "softmax":
+        err = np.abs(got[0].view(np.float32) - exact)
+    assert err.max() < tol, err.max()
+
+
+def test_rmsnorm_and_quantize():
+    cfg = config.load("small")
+    rng = np.random.default_rng(11)
+    x = f32(rng, 4, cfg.vl, 2.0)
+    w = f32(rng, 4, cfg.vl)
+    dim = x.size
+
+    def fn(o, xv, wv):
+        y = L.rmsnorm(o, xv, wv, 1e-5, dim)
+        q, s = L.quantize(o, y)
+        return y, q, s
+
+    got, want, _ = run(cfg, fn, x.view(np.uint32), w.view(np.uint32))
+    for g, wnt in zip(got, want, strict=True):
+        assert np.array_equal(g, wnt)
+    x64 = x.astype(np.float64)
+    ref = x64 / np.sqrt((x64 ** 2).mean() + 1e-5) * w
+    y = got[0].view(np.float32)
+    assert np.allclose(y, ref, rtol=1e-5, atol=1e-6)
+    q = got[1].view(np.int8).astype(np.float64)
+    s = got[2].view(np.float32)[0, 0]
+    assert np.abs(q).max() == 127
+    assert np.abs(q * s - y).max() <= s / 2 * 1.001

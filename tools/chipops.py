@@ -1,0 +1,176 @@
+"""``ChipOps``: the LPU-exact algorithms (:mod:`lpu.golden.lpu_exact`) scheduled on the chip.
+
+Each primitive call allocates its result in SRAM and schedules a kernel
+(:mod:`lpu.tools.kernels`); constants are collected into the initial SRAM image that
+the host writes before running. Values are :class:`Val` handles; when a handle is
+garbage-collected its SRAM is returned to the allocator (the scheduler's read/write
+tracking keeps reuse safe).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from lpu.config import ChipConfig
+from lpu.config import load as load_config
+from lpu.golden.lpu_exact import _f32_bits
+
+from . import kernels as K
+from .sched import Scheduler
+
+__all__ = ["ChipOps", "Val"]
+
+_OUT_DTYPE = {"cvt.f32.i32": "i32", "cvt.i32.f32": "f32", "cvt.i8.i32": "i32",
+              "cvt.i32.i8": "i8", "cvt.f32.i8": "i8"}
+
+
+class Val:
+    """A vector set living in SRAM."""
+
+    def __init__(self, ops: ChipOps, t: K.Tensor, owned: bool = True, alts=()):
+        self.t = t
+        self.alts = list(alts)  # identical copies in other slices (constants)
+        if owned:
+            weakref.finalize(self, ops.alloc.free, t)
+
+    @property
+    def n(self):
+        return self.t.n
+
+
+class ChipOps:
+    """Chip primitives that schedule kernels; same interface as NumpyOps."""
+
+    def __init__(self, cfg: ChipConfig | str, sched: Scheduler | None = None):
+        self.cfg = load_config(cfg)
+        self.vl = self.cfg.vl
+        self.sched = sched or Scheduler(self.cfg)
+        self.alloc = K.MemAlloc(self.cfg)
+        self.image: list[tuple[K.Tensor, np.ndarray]] = []  # host writes before the run
+        self._consts: dict[int, Val] = {}
+        self._scratch: list[K.Tensor] = []
+
+    # -- host data ------------------------------------------------------------------------
+    def input(self, array: np.ndarray, dtype: str) -> Val:
+        """A tensor the host writes before the run: array [n, VL] (uint32 bits or uint8)."""
+        arr = np.asarray(array)
+        t = self.alloc.alloc(arr.shape[0], dtype, fresh=True)
+        self.image.append((t, arr))
+        self.sched.mark_ready(t.slice, t.addr, t.n * t.words)
+        return Val(self, t, owned=False)
+
+    def const_bits(self, bits: int) -> Val:
+        """A constant vector; a copy lives in every MEM slice so that it can always be
+        read alongside an operand from any slice."""
+        bits &= 0xFFFFFFFF
+        if bits not in self._consts:
+            arr = np.full((1, self.vl), bits, dtype=np.uint32)
+            copies = []
+            for m in self.alloc.mem:
+                t = self.alloc.alloc(1, "f32", slice=m, fresh=True)
+                self.image.append((t, arr))
+                self.sched.mark_ready(t.slice, t.addr, t.words)
+                copies.append(t)
+            self._consts[bits] = Val(self, copies[0], owned=False, alts=copies[1:])
+        return self._consts[bits]
+
+    def _apart(self, vals: list[Val]) -> list[K.Tensor]:
+        """Tensors for the operands, each in a different MEM slice (constants pick a copy;
+        otherwise an operand is first copied to another slice)."""
+        used: set[str] = set()
+        out: list[K.Tensor | None] = [None] * len(vals)
+        order = sorted(range(len(vals)), key=lambda i: len(vals[i].alts))  # fixed ones first
+        for i in order:
+            v = vals[i]
+            for t in [v.t] + v.alts:
+                if t.slice not in used:
+                    out[i] = t
+                    break
+            if out[i] is None:
+                cp = self.alloc.alloc(v.n, v.t.dtype,
+                                      slice=next(m for m in self.alloc.mem if m not in used))
+                K.elementwise(self.sched, "mov32" if v.t.words == 4 else "mov", cp, v.t,
+                              t0=self._t0(v))
+                self._scratch.append(cp)
+                out[i] = cp
+            used.add(out[i].slice)
+        return out
+
+    def const_f32(self, value: float) -> Val:
+        return self.const_bits(_f32_bits(value))
+
+    # -- primitives -----------------------------------------------------------------------
+    def _t0(self, *vals) -> int:
+        s = self.sched
+        t = 0
+        for v in vals:
+            x = v if isinstance(v, K.Tensor) else v.t
+            for a in range(x.addr, x.addr + x.n * x.words):
+                t = max(t, s.ready.get((x.slice, a), 0))
+        return t
+
+    def _new(self, n: int, dtype: str) -> Val:
+        return Val(self, self.alloc.alloc(n, dtype))
+
+    def binary(self, op: str, a: Val, b: Val) -> Val:
+        out = self._new(max(a.n, b.n), _OUT_DTYPE.get(op, a.t.dtype))
+        ta, tb = self._apart([a, b])
+        K.elementwise(self.sched, op, out.t, ta, tb, t0=self._t0(ta, tb))
+        self._free_scratch()
+        return out
+
+    def _free_scratch(self):
+        for t in self._scratch:
+            self.alloc.free(t)
+        self._scratch.clear()
+
+    def unary(self, op: str, a: Val, imm: int | None = None) -> Val:
+        out = self._new(a.n, _OUT_DTYPE.get(op, a.t.dtype))
+        K.elementwise(self.sched, op, out.t, a.t, t0=self._t0(a), imm=imm)
+        return out
+
+    def cvt_f32_i8(self, a: Val, scale: Val) -> Val:
+        out = self._new(a.n, "i8")
+        ta, tb = self._apart([a, scale])
+        K.elementwise(self.sched, "cvt.f32.i8", out.t, ta, tb, t0=self._t0(ta, tb))
+        self._free_scratch()
+        return out
+
+    def lane_reduce(self, op: str, a: Val) -> Val:
+        out = self._new(a.n, a.t.dtype)
+        K.lane_reduce(self.sched, op, out.t, a.t, self.alloc, t0=self._t0(a))
+        return out
+
+    def vec_reduce(self, op: str, a: Val) -> Val:
+        x = a.t
+        cur = Val(self, K.Tensor(x.slice, x.vec(0), 1, x.dtype), owned=False)
+        keep = [a]
+        for i in range(1, x.n):
+            nxt = Val(self, K.Tensor(x.slice, x.vec(i), 1, x.dtype), owned=False)
+            cur = self.binary(op, cur, nxt)
+            keep.append(cur)
+        if x.n == 1:
+            out = self._new(1, x.dtype)
+            K.elementwise(self.sched, "mov32", out.t, x, t0=self._t0(a))
+            return out
+        return cur
+
+    # -- running on the golden model --------------------------------------------------------
+    def program(self):
+        return self.sched.program()
+
+    def load_image(self, chip) -> None:
+        for t, arr in self.image:
+            a = np.asarray(arr)
+            if t.dtype == "i8":
+                chip.write_mem(t.slice, t.addr, a.astype(np.uint8))
+            else:
+                chip.write_tensor(t.slice, t.addr, a.astype(np.uint32))
+
+    def read(self, chip, v: Val) -> np.ndarray:
+        t = v.t
+        if t.dtype == "i8":
+            return chip.read_mem(t.slice, t.addr, t.n)
+        return chip.read_tensor(t.slice, t.addr, t.n, np.uint32)
