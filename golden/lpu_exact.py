@@ -25,7 +25,7 @@ import numpy as np
 from . import numerics as nm
 
 __all__ = ["NumpyOps", "exp", "reciprocal", "rsqrt", "rmsnorm", "softmax", "silu",
-           "quantize", "LOG2E"]
+           "quantize", "linear", "LOG2E"]
 
 LOG2E = 1.4426950408889634
 # 2^f on [-0.5, 0.5]: Taylor coefficients of e^(f ln 2), degree 7, highest first
@@ -79,6 +79,16 @@ class NumpyOps:
             cur = _BIN[op](cur, np.roll(cur, j, axis=1))
             j <<= 1
         return cur
+
+    def weight_f32(self, array):
+        """Host-written fp32 data [n, VL] (e.g. norm weights, scales)."""
+        return np.asarray(array, dtype=np.float32).view(np.uint32)
+
+    def matvec(self, x, w):
+        """int8 x [K/VL, VL] (uint8 bytes) @ int8 W [K, N] -> int32 bits [N/VL, VL]."""
+        xv = np.asarray(x, dtype=np.uint8).view(np.int8).reshape(-1).astype(np.int64)
+        y = xv @ np.asarray(w, dtype=np.int8).astype(np.int64)
+        return (y & 0xFFFFFFFF).astype(np.uint32).reshape(-1, self.vl)
 
     def vec_reduce(self, op: str, a):
         """The n vectors combined in order: ((a0 op a1) op a2) ..."""
@@ -171,3 +181,13 @@ def quantize(ops, x):
                        ops.const_f32(1e-30))
     q = ops.cvt_f32_i8(x, reciprocal(ops, scale))
     return q, scale
+
+
+def linear(ops, x, w_q, w_scale):
+    """y = x @ W with int8 weights (per output channel scales) and per-token int8
+    activations: y = (float(q @ Wq) * w_scale) * x_scale.
+
+    x: fp32 [K/VL, VL]; w_q: int8 [K, N]; w_scale: the handle of fp32 [N/VL, VL]."""
+    q, xs = quantize(ops, x)
+    acc = ops.matvec(q, w_q)
+    return ops.binary("fmul", ops.binary("fmul", ops.unary("cvt.i32.f32", acc), w_scale), xs)

@@ -51,6 +51,7 @@ class ChipOps:
         self.image: list[tuple[K.Tensor, np.ndarray]] = []  # host writes before the run
         self._consts: dict[int, Val] = {}
         self._scratch: list[K.Tensor] = []
+        self._weights: dict[int, tuple] = {}  # id(array) -> (array, blocks)
 
     # -- host data ------------------------------------------------------------------------
     def input(self, array: np.ndarray, dtype: str) -> Val:
@@ -60,6 +61,25 @@ class ChipOps:
         self.image.append((t, arr))
         self.sched.mark_ready(t.slice, t.addr, t.n * t.words)
         return Val(self, t, owned=False)
+
+    def weight_f32(self, array) -> Val:
+        """Host-written fp32 data [n, VL]."""
+        return self.input(np.asarray(array, dtype=np.float32).view(np.uint32), "f32")
+
+    def matvec(self, x: Val, w) -> Val:
+        """int8 x [K/VL] @ int8 W [K, N] -> int32 [N/VL] on the MXM planes."""
+        w = np.asarray(w, dtype=np.int8)
+        key = id(w)
+        if key not in self._weights:
+            blocks = K.weight_blocks(self.alloc, w, self.vl)
+            for t, rows in blocks.values():
+                self.image.append((t, rows))
+                self.sched.mark_ready(t.slice, t.addr, t.n)
+            self._weights[key] = (w, blocks)
+        blocks = self._weights[key][1]
+        out = self._new(w.shape[1] // self.vl, "i32")
+        K.matvec(self.sched, out.t, x.t, blocks, t0=self._t0(x))
+        return out
 
     def const_bits(self, bits: int) -> Val:
         """A constant vector; a copy lives in every MEM slice so that it can always be

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from lpu.isa import BY_MNEMONIC
 
 from .sched import E, SchedError, Scheduler, W
@@ -120,9 +122,10 @@ def elementwise(sched: Scheduler, mnemonic: str, out: Tensor, *ins: Tensor, t0: 
                     flows[o.name] = f
                 if ok:
                     fixed = {"imm": imm} if imm is not None else None
-                    res = sched.try_unit(alu, t, mnemonic, flows, _toward(sched, vxm, p_out),
-                                         [p_out], dst_w, fixed=fixed)
-                    ok = res is not None and sched.try_write(out.slice, out.vec(i), res)
+                    ok, res = sched.try_unit(alu, t, mnemonic, flows,
+                                             _toward(sched, vxm, p_out), [p_out], dst_w,
+                                             fixed=fixed)
+                    ok = ok and sched.try_write(out.slice, out.vec(i), res)
                 if ok:
                     sched.commit()
                     last = max(last, t + d + abs(p_out - vxm) + 1)
@@ -188,11 +191,11 @@ def lane_reduce(sched: Scheduler, mnemonic: str, out: Tensor, x: Tensor, alloc: 
                     f1 = fetch(sched, cur, ci, p_sxm, ts)
                     rot = None if f1 is None else sched.try_unit(
                         sxm, ts, "rot", {"src": f1}, _toward(sched, p_sxm, vxm), [vxm],
-                        x.words, fixed={"n": 1 << j, "count": x.words})
+                        x.words, fixed={"n": 1 << j, "count": x.words})[1]
                     f2 = None if rot is None else fetch(sched, cur, ci, vxm, tv)
                     res = None if f2 is None else sched.try_unit(
                         alu, tv, mnemonic, {"a": f2, "b": rot}, _toward(sched, vxm, p_dst),
-                        [p_dst], x.words)
+                        [p_dst], x.words)[1]
                     if res is not None and sched.try_write(dst.slice, dst.vec(di), res):
                         sched.commit()
                         placed = True
@@ -204,4 +207,99 @@ def lane_reduce(sched: Scheduler, mnemonic: str, out: Tensor, x: Tensor, alloc: 
             if not placed:
                 raise SchedError(f"lane_reduce: could not place step {j} of vector {i}")
             cur, ci = dst, di
+    return last
+
+
+def weight_blocks(alloc: MemAlloc, w, vl: int) -> dict:
+    """Place an int8 matrix W [K, N] (K, N multiples of VL) as VL x VL blocks: block
+    (kt, nt) is VL words, row r = W[kt*VL + r, nt*VL:(nt+1)*VL]. Returns
+    {(kt, nt): (Tensor, rows uint8 [VL, VL])} for the host image."""
+    K_, N_ = w.shape
+    out = {}
+    for nt in range(N_ // vl):
+        for kt in range(K_ // vl):
+            blk = w[kt * vl:(kt + 1) * vl, nt * vl:(nt + 1) * vl]
+            t = alloc.alloc(vl, "i8", fresh=True)
+            out[(kt, nt)] = (t, blk.astype(np.int8).view(np.uint8))
+    return out
+
+
+def matvec(sched: Scheduler, out: Tensor, x: Tensor, blocks: dict, t0: int = 0,
+           max_wait: int = 4000) -> int:
+    """out (int32 [N/VL]) = x (int8 [K/VL]) @ W on the MXM planes, W given as placed
+    blocks (weight_blocks). Per output tile: for each K tile, the block's rows go into
+    a plane's shadow buffer four at a time, are installed, and x's tile is multiplied
+    (mm, then mmacc); the last K tile sends the int32 result to `out`."""
+    cfg = sched.cfg
+    vl = cfg.vl
+    planes = [q.name for q in cfg.queues if q.kind == "mxm"]
+    kts = sorted({k for k, _ in blocks})
+    nts = sorted({n for _, n in blocks})
+    if len(kts) != x.n or len(nts) != out.n:
+        raise SchedError(f"matvec: x has {x.n} tiles and out {out.n}, W has {len(kts)} x "
+                         f"{len(nts)} blocks")
+    free_at = {p: t0 for p in planes}
+    last = t0
+    for nt in nts:
+        plane = min(planes, key=lambda p: free_at[p])
+        pm = sched.qpos[plane]
+        p_out = sched.qpos[out.slice]
+        t = free_at[plane]
+        for kt in kts:
+            blk, _ = blocks[(kt, nt)]
+            pb = sched.qpos[blk.slice]
+            dirn = _toward(sched, pb, pm)
+            # 1. rows into the shadow buffer, four per lw
+            for j in range(0, vl, 4):
+                cnt = min(4, vl - j)
+                for tl in range(t, t + max_wait):
+                    if not sched.queue_free(plane, tl):
+                        continue
+                    tr = tl - 1 - abs(pm - pb)
+                    if tr < 0:
+                        continue
+                    sched.begin()
+                    grp = sched.free_group(dirn, cnt, pb, tr + 1, [pm])
+                    f = None if grp is None else sched.try_read(
+                        blk.slice, blk.addr + j, cnt, tr, dirn, grp, [pm])
+                    if f is not None and sched.try_unit(
+                            plane, tl, "lw", {"src": f}, None, [], 0,
+                            fixed={"row": j, "count": cnt})[0]:
+                        sched.commit()
+                        t = tl + 1
+                        break
+                    sched.rollback()
+                else:
+                    raise SchedError(f"matvec: could not load block ({kt}, {nt})")
+            # 2. install (the last lw wrote the shadow at t; iw from t + 1 on)
+            ti = t + 1
+            while not sched.queue_free(plane, ti):
+                ti += 1
+            sched._emit(plane, ti, "iw")
+            t = ti + 1
+            # 3. multiply x's tile
+            emit = kt == kts[-1]
+            mn = "mm" if kt == kts[0] else "mmacc"
+            for tm in range(t, t + max_wait):
+                if not sched.queue_free(plane, tm):
+                    continue
+                sched.begin()
+                fx = fetch(sched, x, kt, pm, tm)
+                ok, res = False, None
+                if fx is not None:
+                    ok, res = sched.try_unit(plane, tm, mn, {"src": fx},
+                                             _toward(sched, pm, p_out) if emit else None,
+                                             [p_out] if emit else [], 4, fixed={"slot": 0})
+                if ok and emit:
+                    ok = sched.try_write(out.slice, out.vec(nt), res)
+                if ok:
+                    sched.commit()
+                    t = tm + 1
+                    if emit:
+                        last = max(last, res.arrives(p_out) + 2)
+                    break
+                sched.rollback()
+            else:
+                raise SchedError(f"matvec: could not multiply tile ({kt}, {nt})")
+        free_at[plane] = t
     return last

@@ -254,27 +254,27 @@ class Scheduler:
 
         operands: operand name -> Flow (checked to arrive at t) or immediate value.
         fixed: operand name -> immediate values appended in operand order.
-        Returns the result flow (or a dummy flow when dst_dir is None).
+        Returns ``(placed, result flow or None)``.
         """
         if not self.queue_free(queue, t):
-            return None
+            return False, None
         p = self.qpos[queue]
         info = BY_MNEMONIC[mnemonic]
         for v in operands.values():
             if isinstance(v, Flow):
                 try:
                     if v.arrives(p) != t:
-                        return None
+                        return False, None
                 except SchedError:
-                    return None
+                    return False, None
                 if not self.extend(v, p, dry=True):
-                    return None
+                    return False, None
         d = info.d(self.cfg.superlanes) if delay is None else delay
         dst = None
         if dst_dir is not None:
             s = self.free_group(dst_dir, dst_width, p, t + d, readers)
             if s is None:
-                return None
+                return False, None
             dst = Flow(dst_dir, s, dst_width, p, t + d)
             far = max(readers) if dst_dir == E else min(readers)
             self._claim(self._path(dst, far))
@@ -296,7 +296,7 @@ class Scheduler:
             else:
                 raise SchedError(f"{mnemonic}: operand {o.name} not given")
         self._emit(queue, t, mnemonic, *args)
-        return dst
+        return True, dst
 
     def program(self) -> Program:
         return self.b.program()

@@ -114,3 +114,24 @@ def test_rmsnorm_and_quantize():
     s = got[2].view(np.float32)[0, 0]
     assert np.abs(q).max() == 127
     assert np.abs(q * s - y).max() <= s / 2 * 1.001
+
+
+@pytest.mark.parametrize("cfgname,kt,nt", [("tiny", 2, 3), ("small", 4, 2)])
+def test_linear_int8(cfgname, kt, nt):
+    cfg = config.load(cfgname)
+    vl = cfg.vl
+    rng = np.random.default_rng(kt * 10 + nt)
+    w = rng.standard_normal((kt * vl, nt * vl)).astype(np.float32)
+    scale = np.abs(w).max(axis=0) / 127
+    wq = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+    x = f32(rng, kt, vl)
+
+    def fn(o, xv):
+        ws = o.weight_f32(scale.astype(np.float32).reshape(nt, vl))
+        return L.linear(o, xv, wq, ws)
+
+    got, want, cycles = run(cfg, fn, x.view(np.uint32))
+    assert np.array_equal(got[0], want[0])
+    y = got[0].view(np.float32).reshape(-1)
+    ref = x.reshape(-1).astype(np.float64) @ w.astype(np.float64)
+    assert np.abs(y - ref).max() < 0.05 * np.abs(ref).max()
