@@ -328,9 +328,13 @@ class Chip:
                                            y.astype(np.int32), a["dst"], pos))
             return
         # SXM
+        VL = self.VL
+        if op == Opcode.TRANSPOSE:
+            src = self._read(d, a["src"], VL, t, pos)
+            self._schedule(t + S + 1, ("sr", d, pos, a["dst"], np.ascontiguousarray(src.T)))
+            return
         cnt = a["count"]
         src = self._read(d, a["src"], cnt, t, pos)
-        VL = self.VL
         if op == Opcode.SHIFT:
             n = a["n"]
             out = np.zeros_like(src)

@@ -222,6 +222,8 @@ def effects(cfg: ChipConfig, instr: Instr) -> list[Effect]:
                 w = instr.args["count"]
             if o.name == "map":
                 w = 2
+            if o.width == 0:
+                w = cfg.vl
             if s + w > cfg.streams:
                 raise ScheduleError(
                     f"operand {o.name}: streams {s}..{s + w - 1} run past the last stream "

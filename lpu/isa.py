@@ -110,6 +110,7 @@ class Opcode(enum.Enum, shape=6):
     ROT = 49
     BCAST = 50
     PERM = 51
+    TRANSPOSE = 52
 
 
 # -- payload formats (26 bits; field order is least significant first) -----------------
@@ -209,8 +210,9 @@ class Operand:
 
     kind: ``sr`` stream read, ``sw`` stream write, ``sw?`` stream write or ``-`` for
     none, ``addr`` MEM address, ``row`` MXM weight row, ``u`` unsigned immediate,
-    ``s`` signed immediate. ``width`` is the number of consecutive streams (1 or 4)
-    for stream operands. ``field`` is the payload field it fills.
+    ``s`` signed immediate. ``width`` is the number of consecutive streams (1 or 4;
+    0 means VL streams, for ``transpose``) for stream operands. ``field`` is the
+    payload field it fills.
     """
 
     name: str
@@ -405,6 +407,12 @@ _op(Opcode.PERM, "perm", "sxm", "perm",
     [_sw("dst", "dst"), _sr("src", "src"), _sr("map", "map", 2), _SXM_CNT], (1, 1),
     "dst[i] = src[map[i]] where map is uint16 on streams map, map+1 (low byte first); "
     "map[i] must be below VL.")
+
+_op(Opcode.TRANSPOSE, "transpose", "sxm", "sxm",
+    [Operand("dst", "sw", "dst", 0), Operand("src", "sr", "src", 0)], (1, 1),
+    "Transpose a VL x VL byte block held on VL consecutive streams: dst stream i, lane j "
+    "= src stream j, lane i (streams src..src+VL-1 and dst..dst+VL-1; needs streams >= "
+    "VL). Width 0 in the table means VL streams.")
 
 BY_MNEMONIC: dict[str, OpInfo] = {info.mnemonic: info for info in OPS.values()}
 

@@ -124,7 +124,7 @@ def _group_width(info: OpInfo, o: Operand, args: dict) -> tuple[int, str | None]
     """
     if o.width == 1 and "count" in args:
         return args["count"], "count"
-    return o.width, None
+    return o.width, None  # 0: VL streams (transpose), checked against the config below
 
 
 def _streams_text(d: int, s: int, w: int) -> str:
@@ -203,6 +203,8 @@ def instr_problems(
             continue
         s, d = v
         w, by = _group_width(info, o, args)
+        if w == 0:
+            w = cfg.vl
         if s + w <= cfg.streams:
             continue
         last = cfg.streams - 1

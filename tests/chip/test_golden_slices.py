@@ -144,3 +144,20 @@ def test_permute():
     chip.load(b.program())
     chip.run()
     assert np.array_equal(chip.read_mem("mem_w0", 50)[0], src[0, perm])
+
+
+def test_transpose():
+    chip, b = new_chip()
+    blk = rng.integers(0, 256, size=(VL, VL), dtype=np.uint8)
+    chip.write_mem("mem_w0", 0, blk)
+    # eight words onto west streams 0..7 with two reads timed to arrive together at sxm_w
+    chip.write_mem("mem_w1", 0, blk[4:])
+    b.at("mem_w0", 0, "read", 0, (0, W), 4)   # position 3: arrives at position 1 at 3
+    b.at("mem_w1", 1, "read", 0, (4, W), 4)   # position 2: arrives at 3 too
+    b.at("sxm_w", 3, "transpose", (0, E), (0, W))
+    b.at("mem_w1", 3 + S + 1 + 1, "write", 20, (0, E), 4)
+    b.at("mem_w0", 3 + S + 1 + 2, "write", 30, (4, E), 4)
+    chip.load(b.program())
+    chip.run()
+    got = np.concatenate([chip.read_mem("mem_w1", 20, 4), chip.read_mem("mem_w0", 30, 4)])
+    assert np.array_equal(got, blk.T)

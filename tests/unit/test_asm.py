@@ -58,6 +58,8 @@ def legal_args(info, cfg, pick):
     elif m in ("mm", "mmacc"):
         a["dst"] = None if pick(0, 1) == 0 else stream(4)
         a.update(src=stream(), slot=pick(0, cfg.mxm_acc_slots - 1))
+    elif m == "transpose":
+        a.update(dst=stream(vl), src=stream(vl))
     elif info.unit == "sxm":
         c = pick(1, 4)
         a.update(dst=stream(c), src=stream(c), count=c)
