@@ -303,3 +303,108 @@ def matvec(sched: Scheduler, out: Tensor, x: Tensor, blocks: dict, t0: int = 0,
                 raise SchedError(f"matvec: could not multiply tile ({kt}, {nt})")
         free_at[plane] = t
     return last
+
+
+def sxm_unary(sched: Scheduler, mnemonic: str, out: Tensor, x: Tensor, n: int, t0: int = 0,
+              max_wait: int = 4000) -> int:
+    """out[i] = SXM op (rot, shift by n; bcast of lane n) of x[i]: MEM -> SXM -> MEM."""
+    last = t0
+    d = BY_MNEMONIC[mnemonic].d(sched.cfg.superlanes)
+    p_out = sched.qpos[out.slice]
+    for i in range(out.n):
+        p_x = sched.qpos[x.slice]
+        sxm = "sxm_w" if p_x <= sched.posi["vxm"] else "sxm_e"
+        p_s = sched.qpos[sxm]
+        if p_out == p_s or p_x == p_s:
+            raise SchedError("sxm_unary: tensors cannot sit at the SXM's position")
+        for ts in range(t0, t0 + max_wait):
+            if not sched.queue_free(sxm, ts):
+                continue
+            sched.begin()
+            f = fetch(sched, x, i if x.n > 1 else 0, p_s, ts)
+            ok, res = (False, None) if f is None else sched.try_unit(
+                sxm, ts, mnemonic, {"src": f}, _toward(sched, p_s, p_out), [p_out], x.words,
+                fixed={"n": n, "lane": n, "count": x.words})
+            if ok and sched.try_write(out.slice, out.vec(i), res):
+                sched.commit()
+                last = max(last, ts + d + abs(p_out - p_s) + 2)
+                break
+            sched.rollback()
+        else:
+            raise SchedError(f"{mnemonic}: could not place vector {i}")
+    return last
+
+
+def matvec_t(sched: Scheduler, out: Tensor, x: Tensor, kblocks: list, t0: int = 0,
+             max_wait: int = 4000) -> int:
+    """out[b] (int32) = x (int8, one vector) @ K_b^T for natural blocks K_b: VL words
+    (rows = positions, lanes = dims) spread over VL/4 MEM slices of one hemisphere, four
+    words each at one address ([(slice, addr), ...] per block). Each block is read onto
+    VL streams so that it meets at the SXM, transposed, loaded into an MXM plane's
+    shadow in one lw, installed, and multiplied by x."""
+    cfg = sched.cfg
+    vl = cfg.vl
+    if cfg.streams < vl:
+        raise SchedError(f"matvec_t needs streams >= VL ({cfg.streams} < {vl})")
+    d_tr = BY_MNEMONIC["transpose"].d(cfg.superlanes)
+    last = t0
+    t = t0
+    for b, parts in enumerate(kblocks):
+        west = parts[0][0].startswith("mem_w")
+        sxm, plane = ("sxm_w", "mxm_w0") if west else ("sxm_e", "mxm_e0")
+        p_s, p_m = sched.qpos[sxm], sched.qpos[plane]
+        p_out = sched.qpos[out.slice]
+        dir_in = _toward(sched, sched.qpos[parts[0][0]], p_s)
+        dir_mx = _toward(sched, p_s, p_m)
+        placed = False
+        for ts in range(t, t + max_wait):
+            tl = ts + d_tr + abs(p_m - p_s)
+            if not sched.queue_free(sxm, ts) or not sched.queue_free(plane, tl):
+                continue
+            sched.begin()
+            flows = {}
+            for c, (sl, addr) in enumerate(parts):
+                p = sched.qpos[sl]
+                tr = ts - 1 - abs(p_s - p)
+                f = None if tr < 0 else sched.try_read(sl, addr, 4, tr, dir_in, 4 * c, [p_s])
+                if f is None:
+                    break
+                flows["src" if c == 0 else f"_part{c}"] = f
+            ok = len(flows) == len(parts)
+            tf = None
+            if ok:
+                ok, tf = sched.try_unit(sxm, ts, "transpose", flows, dir_mx, [p_m], vl)
+            ok = ok and sched.try_unit(plane, tl, "lw", {"src": tf}, None, [], 0,
+                                       fixed={"row": 0, "count": vl})[0]
+            if not ok:
+                sched.rollback()
+                continue
+            # install, then multiply
+            ti = tl + 2
+            while not sched.queue_free(plane, ti):
+                ti += 1
+            sched._emit(plane, ti, "iw")
+            done = False
+            for tm in range(ti + 1, ti + 1 + max_wait):
+                if not sched.queue_free(plane, tm):
+                    continue
+                sched.begin()
+                fx = fetch(sched, x, 0, p_m, tm)
+                ok2, res = (False, None) if fx is None else sched.try_unit(
+                    plane, tm, "mm", {"src": fx}, _toward(sched, p_m, p_out), [p_out], 4,
+                    fixed={"slot": 0})
+                if ok2 and sched.try_write(out.slice, out.vec(b), res):
+                    sched.commit()
+                    done = True
+                    last = max(last, res.arrives(p_out) + 2)
+                    t = tm + 1
+                    break
+                sched.rollback()
+            if done:
+                sched.commit()
+                placed = True
+                break
+            sched.rollback()
+        if not placed:
+            raise SchedError(f"matvec_t: could not place block {b}")
+    return last

@@ -77,6 +77,7 @@ class Scheduler:
         self.bank: dict[tuple[str, int, int], str] = {}  # (queue, bank, cycle) -> "r"/"w"
         self.horizon = 0  # last cycle anything was scheduled at (dispatch + delay)
         self._journal: list | None = None
+        self._marks: list[tuple[int, int]] = []
         # SRAM data dependencies: (queue, addr) -> first cycle a read may dispatch
         # (written at SRAM cycle c: readable from c + 1), and the last cycle it is read
         self.ready: dict[tuple[str, int], int] = {}
@@ -84,15 +85,21 @@ class Scheduler:
 
     # -- transactions -------------------------------------------------------------------
     def begin(self):
-        """Start recording claims so that :meth:`rollback` can undo them."""
-        self._journal = []
-        self._horizon0 = self.horizon
+        """Start a transaction (they nest): claims after this can be undone by
+        :meth:`rollback`, or kept by :meth:`commit`."""
+        if self._journal is None:
+            self._journal = []
+        self._marks.append((len(self._journal), self.horizon))
 
     def commit(self):
-        self._journal = None
+        self._marks.pop()
+        if not self._marks:
+            self._journal = None
 
     def rollback(self):
-        for kind, key in reversed(self._journal or []):
+        mark, horizon = self._marks.pop()
+        while len(self._journal) > mark:
+            kind, key = self._journal.pop()
             if kind == "claim":
                 self.claims.discard(key)
             elif kind == "q":
@@ -106,8 +113,9 @@ class Scheduler:
                 self.ready[key[0]] = key[1]
             elif kind == "lastread":
                 self.lastread[key[0]] = key[1]
-        self._journal = None
-        self.horizon = self._horizon0
+        self.horizon = horizon
+        if not self._marks:
+            self._journal = None
 
     def _claim(self, keys):
         self.claims.update(keys)
