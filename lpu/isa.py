@@ -476,8 +476,25 @@ def _check_range(o: Operand, v: int, signed: bool, bits: int):
         raise IsaError(f"operand {o.name} = {v} is out of range {lo}..{hi}")
 
 
+_ENCODED: dict = {}
+
+
 def encode(ins: Instr) -> int:
     """Encode an :class:`Instr` into a 32-bit word (fields checked against their widths)."""
+    try:
+        key = (ins.op, tuple(ins.args.items()))
+        return _ENCODED[key]
+    except TypeError:  # an unhashable operand value: encode (and refuse) it below
+        key = None
+    except KeyError:
+        pass
+    word = _encode(ins)
+    if key is not None and len(_ENCODED) < (1 << 16):
+        _ENCODED[key] = word
+    return word
+
+
+def _encode(ins: Instr) -> int:
     info = ins.info
     fmt_fields: dict = {}
     for o in info.operands:
