@@ -191,3 +191,195 @@ def linear(ops, x, w_q, w_scale):
     q, xs = quantize(ops, x)
     acc = ops.matvec(q, w_q)
     return ops.binary("fmul", ops.binary("fmul", ops.unary("cvt.i32.f32", acc), w_scale), xs)
+
+
+# -- the decoder ----------------------------------------------------------------------------
+#
+# One decode step of a Llama model, as the chip runs it. Requirements (checked by
+# lpu.tools.compiler): head_dim == VL; hidden, intermediate and vocab sizes multiples of
+# VL. Weights are int8 with per-output-channel scales (lpu.golden.quant); activations
+# are quantized per token (per head for q, k, v and the attention probabilities). The
+# KV cache is int8, one scale per position; K blocks are read transposed.
+
+
+def _f32(v):
+    return np.asarray(v, dtype=np.float32)
+
+
+class NumpyCache:
+    """KV cache of the numpy executor: int8 K/V [layers, kv_heads, max_pos, hd] and
+    fp32 scale vectors [layers, kv_heads, max_pos / VL, VL] (bits)."""
+
+    def __init__(self, layers, kv_heads, max_pos, vl):
+        self.k = np.zeros((layers, kv_heads, max_pos, vl), dtype=np.uint8)
+        self.v = np.zeros((layers, kv_heads, max_pos, vl), dtype=np.uint8)
+        self.ks = np.zeros((layers, kv_heads, max_pos // vl, vl), dtype=np.uint32)
+        self.vs = np.zeros((layers, kv_heads, max_pos // vl, vl), dtype=np.uint32)
+
+
+def _numpy_methods():
+    def const_vec(self, bits):
+        return np.asarray(bits, dtype=np.uint32).reshape(-1, self.vl)
+
+    def select(self, c, a, b):
+        c, a, b = np.broadcast_arrays(np.asarray(c, np.uint32), np.asarray(a, np.uint32),
+                                      np.asarray(b, np.uint32))
+        return np.where(c != 0, a, b).astype(np.uint32)
+
+    def rotate(self, x, n):
+        return np.roll(np.asarray(x), n, axis=1)
+
+    def stack(self, vals):
+        return np.concatenate([np.asarray(v) for v in vals])
+
+    def part(self, x, i):
+        return np.asarray(x)[i:i + 1]
+
+    def new_cache(self, layers, kv_heads, max_pos):
+        return NumpyCache(layers, kv_heads, max_pos, self.vl)
+
+    def kv_write(self, cache, layer, g, pos, kq, ks, vq, vs, lane_mask):
+        b = pos // self.vl
+        cache.k[layer, g, pos] = np.asarray(kq)[0]
+        cache.v[layer, g, pos] = np.asarray(vq)[0]
+        cache.ks[layer, g, b] = self.select(lane_mask, ks, cache.ks[layer, g, b:b + 1])[0]
+        cache.vs[layer, g, b] = self.select(lane_mask, vs, cache.vs[layer, g, b:b + 1])[0]
+
+    def scores(self, cache, layer, g, nb, q8):
+        """int32 [nb, VL]: q8 @ K^T over the first nb blocks of positions."""
+        k = cache.k[layer, g, :nb * self.vl].view(np.int8).astype(np.int64)
+        y = k @ np.asarray(q8, np.uint8).view(np.int8).reshape(-1).astype(np.int64)
+        return (y & 0xFFFFFFFF).astype(np.uint32).reshape(nb, self.vl)
+
+    def attend(self, cache, layer, g, nb, p8):
+        """int32 [1, VL]: p8 [nb, VL] @ V over the first nb blocks."""
+        v = cache.v[layer, g, :nb * self.vl].view(np.int8).astype(np.int64)
+        y = np.asarray(p8, np.uint8).view(np.int8).reshape(-1).astype(np.int64) @ v
+        return (y & 0xFFFFFFFF).astype(np.uint32).reshape(1, self.vl)
+
+    def scale_vecs(self, cache, which, layer, g, nb):
+        return (cache.ks if which == "k" else cache.vs)[layer, g, :nb]
+
+    for f in (const_vec, select, rotate, stack, part, new_cache, kv_write, scores, attend,
+              scale_vecs):
+        setattr(NumpyOps, f.__name__, f)
+
+
+_numpy_methods()
+_BIN["eq"] = lambda x, y: np.where(x == y, np.uint32(0xFFFFFFFF), np.uint32(0))
+_BIN["and"] = lambda x, y: x & y
+
+
+class Prepared:
+    """A model's weights as handles of one executor (numpy arrays or chip tensors)."""
+
+    def __init__(self, ops, model, max_pos: int):
+        from .quant import quantize_weight
+
+        cfg = model.config
+        vl = ops.vl
+        self.cfg, self.vl, self.max_pos = cfg, vl, max_pos
+
+        def lin(w):  # [out, in] float -> (int8 [in, out], scales handle [out / VL, VL])
+            qw = w if hasattr(w, "values") else quantize_weight(np.asarray(w, np.float32))
+            return (np.ascontiguousarray(qw.values.T),
+                    ops.weight_f32(_f32(qw.scales).reshape(-1, vl)))
+
+        def vec(w):
+            return ops.weight_f32(_f32(w).reshape(-1, vl))
+
+        emb = model.embed if hasattr(model.embed, "values") else quantize_weight(
+            np.asarray(model.embed, np.float32))
+        self.embed_w = np.ascontiguousarray(emb.values)  # [vocab, dim]: one-hot @ table
+        self.embed_scales = ops.weight_f32(_f32(emb.scales).reshape(-1, vl))
+        lane_ids = np.arange(cfg.vocab_size, dtype=np.uint32).reshape(-1, vl)
+        self.lane_ids = ops.const_vec(lane_ids)
+        self.layers = []
+        for lw in model.layers:
+            self.layers.append({
+                "attn_norm": vec(lw.attn_norm), "ffn_norm": vec(lw.ffn_norm),
+                "wq": lin(lw.wq), "wk": lin(lw.wk), "wv": lin(lw.wv), "wo": lin(lw.wo),
+                "w_gate": lin(lw.w_gate), "w_up": lin(lw.w_up), "w_down": lin(lw.w_down),
+            })
+        self.norm = vec(model.norm)
+        self.head = (self.embed_w.T.copy(), self.embed_scales) if model.lm_head is model.embed \
+            else lin(model.lm_head)
+        self.cache = ops.new_cache(cfg.num_hidden_layers, cfg.num_key_value_heads, max_pos)
+
+
+def _linear(ops, x, wl):
+    return linear(ops, x, wl[0], wl[1])
+
+
+def step_inputs(cfg, pos: int, vl: int, theta: float):
+    """Per-step host data: RoPE cos and signed sin vectors [1, VL] for `pos` (float32,
+    computed as the reference does), the lane mask of `pos` in its block, and the
+    validity mask of the last block of scores."""
+    from .reference import rope_tables
+
+    cos, sin = rope_tables(np.array([pos]), cfg.head_dim, theta)
+    cos = _f32(cos).reshape(1, -1)
+    sin = _f32(sin).reshape(1, -1).copy()
+    sin[:, : vl // 2] *= -1  # rotate_half(x) = (-x2, x1) = sign * rot(x, VL/2)
+    j = pos % vl
+    lane_mask = np.where(np.arange(vl) == j, 0xFFFFFFFF, 0).astype(np.uint32).reshape(1, vl)
+    nb = pos // vl + 1
+    valid = np.where(np.arange(nb * vl) <= pos, 0xFFFFFFFF, 0).astype(np.uint32)
+    return cos, sin, lane_mask, valid.reshape(nb, vl)
+
+
+def decode_step(ops, P: Prepared, token: int, pos: int):
+    """Logits handle [vocab / VL, VL] (fp32 bits) for `token` at `pos`; writes the KV
+    cache of `pos`. Every value is computed as the chip computes it."""
+    cfg, vl = P.cfg, P.vl
+    if cfg.head_dim != vl:
+        raise ValueError(f"head_dim {cfg.head_dim} must equal VL {vl}")
+    cos_a, sin_a, lane_mask_a, valid_a = step_inputs(cfg, pos, vl, cfg.rope_theta)
+    cos, sin = ops.weight_f32(cos_a), ops.weight_f32(sin_a)
+    lane_mask, valid = ops.const_vec(lane_mask_a), ops.const_vec(valid_a)
+    tok = ops.const_bits(token)
+    nb = pos // vl + 1
+    # embedding: one-hot(token) @ table, times the token's row scale
+    hit = ops.binary("eq", P.lane_ids, tok)
+    onehot = ops.unary("cvt.i32.i8", ops.binary("and", hit, ops.const_bits(1)))
+    row = ops.matvec(onehot, P.embed_w)
+    s_tok = ops.lane_reduce("fadd", ops.vec_reduce(
+        "fadd", ops.select(hit, P.embed_scales, ops.const_f32(0.0))))
+    x = ops.binary("fmul", ops.unary("cvt.i32.f32", row), s_tok)
+    inv_sqrt = ops.const_f32(1.0 / math.sqrt(cfg.head_dim))
+    group = cfg.num_attention_heads // cfg.num_key_value_heads
+    for li, L in enumerate(P.layers):
+        h = rmsnorm(ops, x, L["attn_norm"], cfg.rms_norm_eps, cfg.hidden_size)
+        q = _linear(ops, h, L["wq"])
+        k = _linear(ops, h, L["wk"])
+        v = _linear(ops, h, L["wv"])
+
+        def rope(t):
+            return ops.binary("fadd", ops.binary("fmul", t, cos),
+                              ops.binary("fmul", ops.rotate(t, vl // 2), sin))
+
+        q, k = rope(q), rope(k)
+        for g in range(cfg.num_key_value_heads):
+            kq, ks = quantize(ops, ops.part(k, g))
+            vq, vs = quantize(ops, ops.part(v, g))
+            ops.kv_write(P.cache, li, g, pos, kq, ks, vq, vs, lane_mask)
+        heads = []
+        for hi in range(cfg.num_attention_heads):
+            g = hi // group
+            qh = ops.binary("fmul", ops.part(q, hi), inv_sqrt)
+            qq, qs = quantize(ops, qh)
+            acc = ops.scores(P.cache, li, g, nb, qq)
+            s = ops.binary("fmul", ops.binary("fmul", ops.unary("cvt.i32.f32", acc), qs),
+                           ops.scale_vecs(P.cache, "k", li, g, nb))
+            s = ops.select(valid, s, ops.const_f32(-1e30))
+            p = ops.binary("fmul", softmax(ops, s), ops.scale_vecs(P.cache, "v", li, g, nb))
+            pq, ps = quantize(ops, p)
+            o = ops.attend(P.cache, li, g, nb, pq)
+            heads.append(ops.binary("fmul", ops.unary("cvt.i32.f32", o), ps))
+        x = ops.binary("fadd", x, _linear(ops, ops.stack(heads), L["wo"]))
+        h = rmsnorm(ops, x, L["ffn_norm"], cfg.rms_norm_eps, cfg.hidden_size)
+        gate = silu(ops, _linear(ops, h, L["w_gate"]))
+        up = _linear(ops, h, L["w_up"])
+        x = ops.binary("fadd", x, _linear(ops, ops.binary("fmul", gate, up), L["w_down"]))
+    x = rmsnorm(ops, x, P.norm, cfg.rms_norm_eps, cfg.hidden_size)
+    return _linear(ops, x, P.head)

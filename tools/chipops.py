@@ -96,12 +96,13 @@ class ChipOps:
             self._consts[bits] = Val(self, copies[0], owned=False, alts=copies[1:])
         return self._consts[bits]
 
-    def _apart(self, vals: list[Val]) -> list[K.Tensor]:
+    def _apart(self, vals: list[Val], fixed: int | None = None) -> list[K.Tensor]:
         """Tensors for the operands, each in a different MEM slice (constants pick a copy;
-        otherwise an operand is first copied to another slice)."""
+        otherwise an operand is first copied to another slice). `fixed`: the index of an
+        operand that must stay where it is (an in-place update)."""
         used: set[str] = set()
         out: list[K.Tensor | None] = [None] * len(vals)
-        order = sorted(range(len(vals)), key=lambda i: len(vals[i].alts))  # fixed ones first
+        order = sorted(range(len(vals)), key=lambda i: (i != fixed, len(vals[i].alts)))
         for i in order:
             v = vals[i]
             for t in [v.t] + v.alts:
@@ -194,3 +195,129 @@ class ChipOps:
         if t.dtype == "i8":
             return chip.read_mem(t.slice, t.addr, t.n)
         return chip.read_tensor(t.slice, t.addr, t.n, np.uint32)
+
+
+class ChipCache:
+    """KV cache tensors in SRAM (zero at start; never part of the host image).
+
+    K block (layer, g, b): VL words spread over VL/4 MEM slices of one hemisphere, four
+    words each (so that a block can be read onto VL streams in one cycle for the
+    transposed load); V block: VL words in one slice; scales: [max_pos / VL] fp32."""
+
+    def __init__(self, ops: ChipOps, layers: int, kv_heads: int, max_pos: int):
+        vl = ops.vl
+        cfg = ops.cfg
+        nbmax = max_pos // vl
+        if cfg.mem_slices < vl // 4:
+            raise K.SchedError(f"the KV cache layout needs {vl // 4} MEM slices per "
+                               f"hemisphere, config {cfg.name} has {cfg.mem_slices}")
+        self.k: dict = {}
+        self.v: dict = {}
+        self.ks: dict = {}
+        self.vs: dict = {}
+        for li in range(layers):
+            for g in range(kv_heads):
+                hemi = "we"[(li * kv_heads + g) % 2]
+                for b in range(nbmax):
+                    parts = []
+                    for c in range(vl // 4):
+                        t = ops.alloc.alloc(4, "i8", slice=f"mem_{hemi}{c}", fresh=True)
+                        parts.append((t.slice, t.addr))
+                    self.k[(li, g, b)] = parts
+                    self.v[(li, g, b)] = ops.alloc.alloc(vl, "i8", fresh=True)
+                self.ks[(li, g)] = ops.alloc.alloc(nbmax, "f32", fresh=True)
+                self.vs[(li, g)] = ops.alloc.alloc(nbmax, "f32", fresh=True)
+
+
+def _add_cache_methods():
+    def const_vec(self, bits) -> Val:
+        arr = np.asarray(bits, dtype=np.uint32).reshape(-1, self.vl)
+        copies = []
+        for m in self.alloc.mem:
+            t = self.alloc.alloc(arr.shape[0], "f32", slice=m, fresh=True)
+            self.image.append((t, arr))
+            self.sched.mark_ready(t.slice, t.addr, t.n * t.words)
+            copies.append(t)
+        return Val(self, copies[0], owned=False, alts=copies[1:])
+
+    def select(self, c: Val, a: Val, b: Val) -> Val:
+        out = self._new(max(a.n, b.n, c.n), a.t.dtype)
+        ta, tb, tc = self._apart([a, b, c])
+        K.elementwise(self.sched, "sel", out.t, ta, tb, tc, t0=self._t0(ta, tb, tc))
+        self._free_scratch()
+        return out
+
+    def rotate(self, x: Val, n: int) -> Val:
+        out = self._new(x.n, x.t.dtype)
+        K.sxm_unary(self.sched, "rot", out.t, x.t, n, t0=self._t0(x))
+        return out
+
+    def part(self, x: Val, i: int) -> Val:
+        t = x.t
+        v = Val(self, K.Tensor(t.slice, t.vec(i), 1, t.dtype), owned=False)
+        v.parent = x
+        return v
+
+    def stack(self, vals) -> Val:
+        out = self._new(len(vals), vals[0].t.dtype)
+        for i, v in enumerate(vals):
+            dst = K.Tensor(out.t.slice, out.t.vec(i), 1, out.t.dtype)
+            self._copy_any(dst, v)
+        return out
+
+    def _copy(self, dst: K.Tensor, src: K.Tensor):
+        mn = "mov32" if src.words == 4 else "mov"
+        if dst.slice == src.slice:
+            raise K.SchedError("copy within one slice is not supported")
+        K.elementwise(self.sched, mn, dst, src, t0=self._t0(src))
+
+    def new_cache(self, layers, kv_heads, max_pos):
+        return ChipCache(self, layers, kv_heads, max_pos)
+
+    def kv_write(self, cache, layer, g, pos, kq, ks, vq, vs, lane_mask):
+        vl = self.vl
+        b, j = divmod(pos, vl)
+        sl, addr = cache.k[(layer, g, b)][j // 4]
+        self._copy_any(K.Tensor(sl, addr + j % 4, 1, "i8"), kq)
+        vb = cache.v[(layer, g, b)]
+        self._copy_any(K.Tensor(vb.slice, vb.addr + j, 1, "i8"), vq)
+        for scales, s in ((cache.ks[(layer, g)], ks), (cache.vs[(layer, g)], vs)):
+            cur = Val(self, K.Tensor(scales.slice, scales.vec(b), 1, "f32"), owned=False)
+            ta, tb, tc = self._apart([s, cur, lane_mask], fixed=1)
+            K.elementwise(self.sched, "sel", cur.t, ta, tb, tc, t0=self._t0(ta, tb, tc))
+            self._free_scratch()
+
+    def _copy_any(self, dst: K.Tensor, src: Val):
+        """Copy src into dst, through a temporary in another slice if they share one."""
+        s = src.t
+        if s.slice == dst.slice:
+            tmp = self.alloc.alloc(s.n, s.dtype, slice=next(m for m in self.alloc.mem
+                                                             if m != s.slice))
+            self._copy(tmp, s)
+            self._copy(dst, tmp)
+            self.alloc.free(tmp)
+        else:
+            self._copy(dst, s)
+
+    def scores(self, cache, layer, g, nb, q8: Val) -> Val:
+        out = self._new(nb, "i32")
+        blocks = [cache.k[(layer, g, b)] for b in range(nb)]
+        K.matvec_t(self.sched, out.t, q8.t, blocks, t0=self._t0(q8))
+        return out
+
+    def attend(self, cache, layer, g, nb, p8: Val) -> Val:
+        out = self._new(1, "i32")
+        blocks = {(b, 0): (cache.v[(layer, g, b)], None) for b in range(nb)}
+        K.matvec(self.sched, out.t, p8.t, blocks, t0=self._t0(p8))
+        return out
+
+    def scale_vecs(self, cache, which, layer, g, nb) -> Val:
+        t = (cache.ks if which == "k" else cache.vs)[(layer, g)]
+        return Val(self, K.Tensor(t.slice, t.addr, nb, "f32"), owned=False)
+
+    for f in (const_vec, select, rotate, part, stack, _copy, new_cache, kv_write, _copy_any,
+              scores, attend, scale_vecs):
+        setattr(ChipOps, f.__name__, f)
+
+
+_add_cache_methods()
