@@ -28,10 +28,11 @@ Ports
     What the slice at ``p`` writes this cycle. Connect the slice's ``wr`` to it.
 
 The registers themselves are ``e_data[p]``, ``e_valid[p]``, ``w_data[p]``,
-``w_valid[p]`` (attributes, for tests and waveforms).
+``w_valid[p]`` (attributes, for tests and waveforms): plain vectors with the bit
+layout of :func:`~lpu.hdl.interface.stream_data` / :func:`~lpu.hdl.interface.stream_bits`.
 """
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -45,7 +46,8 @@ __all__ = ["StreamFabric"]
 def _lane_mask(bits, width):
     """Expand one bit per (superlane, stream) to a mask over the stream data bits."""
     flat = bits.as_value()
-    return Cat(*(flat[i].replicate(width) for i in range(len(flat))))
+    ones = Const((1 << width) - 1, width)
+    return Cat(*(Mux(flat[i], ones, 0) for i in range(len(flat))))
 
 
 class StreamFabric(wiring.Component):
@@ -63,10 +65,12 @@ class StreamFabric(wiring.Component):
             raise TypeError(f"StreamFabric needs a ChipConfig, not {cfg!r}")
         self._cfg = cfg
         n = len(cfg.positions)
-        self.e_data = [Signal(stream_data(cfg), name=f"e{p}") for p in range(n)]
-        self.e_valid = [Signal(stream_bits(cfg), name=f"e{p}_valid") for p in range(n)]
-        self.w_data = [Signal(stream_data(cfg), name=f"w{p}") for p in range(n)]
-        self.w_valid = [Signal(stream_bits(cfg), name=f"w{p}_valid") for p in range(n)]
+        # plain vectors, laid out as stream_data / stream_bits (cheaper to simulate)
+        dw, vw = stream_data(cfg).size, stream_bits(cfg).size
+        self.e_data = [Signal(dw, name=f"e{p}") for p in range(n)]
+        self.e_valid = [Signal(vw, name=f"e{p}_valid") for p in range(n)]
+        self.w_data = [Signal(dw, name=f"w{p}") for p in range(n)]
+        self.w_valid = [Signal(vw, name=f"w{p}_valid") for p in range(n)]
         super().__init__({
             "rd": Out(StreamIn(cfg)).array(n),
             "wr": In(StreamOut(cfg)).array(n),
@@ -91,8 +95,8 @@ class StreamFabric(wiring.Component):
                 mask = _lane_mask(we, width)
                 if 0 <= prev < n:
                     m.d.sync += [
-                        data[p].eq((new.as_value() & mask) | (data[prev].as_value() & ~mask)),
-                        valid[p].eq(we_bits | valid[prev].as_value()),
+                        data[p].eq((new.as_value() & mask) | (data[prev] & ~mask)),
+                        valid[p].eq(we_bits | valid[prev]),
                     ]
                 else:  # at the edge nothing arrives: only a write makes the register valid
                     m.d.sync += [data[p].eq(new.as_value() & mask), valid[p].eq(we_bits)]

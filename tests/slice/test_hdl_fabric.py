@@ -113,8 +113,8 @@ def test_random_writes_follow_the_contract(cfg):
             for p in range(P):
                 for d, (dat, vld) in enumerate(((dut.e_data, dut.e_valid),
                                                 (dut.w_data, dut.w_valid))):
-                    got = _unflat(ctx.get(dat[p].as_value()), cfg)
-                    gotv = _unflat(ctx.get(vld[p].as_value()), cfg, 1)
+                    got = _unflat(ctx.get(dat[p]), cfg)
+                    gotv = _unflat(ctx.get(vld[p]), cfg, 1)
                     for k in range(S):
                         for s in range(N):
                             assert bool(gotv[k][s]) == ok[d, p, k, s], (d, p, k, s)
@@ -189,8 +189,8 @@ def test_matches_golden_peek(cfg):
             for p in range(P):
                 for d, (dat, vld) in enumerate(((dut.e_data, dut.e_valid),
                                                 (dut.w_data, dut.w_valid))):
-                    got = _unflat(ctx.get(dat[p].as_value()), cfg)
-                    gotv = _unflat(ctx.get(vld[p].as_value()), cfg, 1)
+                    got = _unflat(ctx.get(dat[p]), cfg)
+                    gotv = _unflat(ctx.get(vld[p]), cfg, 1)
                     for k in range(S):
                         tau = c - k
                         for s in range(N):
