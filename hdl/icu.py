@@ -31,7 +31,8 @@ slice instruction               dispatched in ``t``; the next word is reached in
 A ``repeat`` that does not follow a slice instruction (illegal, rejected by the static
 checker) takes its time but dispatches nothing. The queue is *done* when it has
 reached every word of its program (``length`` words); a trailing ``nop`` or a final
-``sync`` leaves it done.
+``sync`` leaves it done. A done queue stays idle until the next ``start``, whatever
+the host writes meanwhile (a new program and length).
 
 Instruction memory
 ------------------
@@ -229,6 +230,9 @@ class Dispatcher(wiring.Component):
         m.d.sync += pc.eq(pc_next)
         m.d.comb += rp.addr.eq(pc_next)
 
+        # a finished queue stays idle (a new length does not wake it) until the next start
+        with m.If(at_end & ~repeating):
+            m.d.sync += active.eq(0)
         with m.If(self.start):
             m.d.sync += [active.eq(1), wait.eq(0), parked.eq(0), repeating.eq(0),
                          last_ok.eq(0)]

@@ -96,6 +96,8 @@ def run_icu(cfg, progs, cycles, *, runs=2):
                 ctx.set(dut.load.len_en, 1)
                 await ctx.tick()
                 ctx.set(dut.load.len_en, 0)
+                # a finished queue does not wake up when its length changes
+                assert not any(ctx.get(dut.dispatch[i].valid) for i in range(len(cfg.queues)))
             per_run = []
             for _ in range(runs):
                 ctx.set(dut.start, 1)  # this is cycle -1
