@@ -1,0 +1,359 @@
+"""The chip top: ICU, stream fabric, host interface and one slice per position.
+
+Assembled from the floorplan in the config (:attr:`ChipConfig.positions`,
+:attr:`ChipConfig.queues`), west to east::
+
+    MXM_W  SXM_W  MEM_W{n-1} .. MEM_W0  VXM  MEM_E0 .. MEM_E{n-1}  SXM_E  MXM_E
+
+Connections (all with :func:`amaranth.lib.wiring.connect`):
+
+* the fabric's ``rd[p]`` to the slice at ``p``'s ``rd``; its ``wr`` to ``wr[p]``
+  (:mod:`lpu.hdl.fabric`);
+* the ICU's ``dispatch[q]`` to ``dispatch[i]`` of the slice at ``q.position``, ``i``
+  the queue's rank among that position's queues (VXM ALU, MXM plane; 0 elsewhere)
+  (:mod:`lpu.hdl.icu`);
+* each slice's ``error`` to the host's ``errors[p]``; each MEM slice's ``host`` port
+  to the host's ``mem[i]``; the host's ``imem`` to the ICU's ``load``
+  (:mod:`lpu.hdl.host`).
+
+Timing: the chip implements docs/timing.md. Cycle 0 is the cycle after the bus write
+of CTRL.START (see :mod:`lpu.hdl.host` for the register map).
+
+Trace port
+----------
+With ``trace=True`` the top has an output ``trace`` (:class:`TraceSignature`) that
+shows, every cycle, what the golden model reports as events (docs/trace.md):
+
+``sr[p]`` (:class:`~lpu.hdl.interface.StreamOut`)
+    What the slice at position ``p`` writes this cycle (``sr`` events).
+``dispatch[q]``, ``index[q]``
+    Queue ``q``'s dispatch this cycle and its instruction index (``dispatch`` events).
+``sram[i]``
+    MEM slice ``i``'s SRAM writes this cycle (``sram`` events;
+    :func:`lpu.hdl.mem.sram_trace_layout`).
+``mxm[j]``
+    The trace outputs of MXM slice ``j`` (``mxm_w``, ``mxm_e``), whatever members
+    besides its slice ports the MXM slice exposes (``wload``, ``install``, ``acc``
+    events).
+``cycle``, ``running``
+    The host's cycle counter and run state.
+
+:class:`TraceReader` turns the sampled port into :class:`~lpu.golden.trace.Event`
+tuples. Synthesis builds use ``trace=False``.
+
+Slices
+------
+The slice classes are ``MemSlice`` (:mod:`lpu.hdl.mem`), ``VxmSlice``
+(:mod:`lpu.hdl.vxm`), ``MxmSlice`` (:mod:`lpu.hdl.mxm`) and ``SxmSlice``
+(:mod:`lpu.hdl.sxm`). A kind whose module does not exist yet is filled with a
+:class:`StubSlice` (it ignores its instructions and writes nothing); ``Chip.stubs``
+names them, and :func:`build_top` refuses to build a chip with stubs unless told to.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+
+from amaranth.hdl import Module, Shape
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from lpu.config import ChipConfig
+from lpu.config import load as load_config
+from lpu.golden.trace import Event
+
+from .fabric import StreamFabric
+from .host import Bus, Host, RegisterMap
+from .icu import Icu
+from .interface import Dispatch, SlicePorts, StreamOut
+
+__all__ = ["Chip", "StubSlice", "TraceSignature", "TraceReader", "build_top", "port_description",
+           "slice_class"]
+
+_SLICE_CLASSES = {"mem": ("mem", "MemSlice"), "vxm": ("vxm", "VxmSlice"),
+                  "mxm": ("mxm", "MxmSlice"), "sxm": ("sxm", "SxmSlice")}
+
+
+def slice_class(kind: str):
+    """The HDL class of slice kind `kind` ("mem", "vxm", "mxm", "sxm"), or None if its
+    module does not exist yet."""
+    mod_name, cls_name = _SLICE_CLASSES[kind]
+    try:
+        mod = importlib.import_module(f"{__package__}.{mod_name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"{__package__}.{mod_name}":
+            raise
+        return None
+    return getattr(mod, cls_name, None)
+
+
+class StubSlice(wiring.Component):
+    """A placeholder for a slice kind that has no HDL yet: it writes nothing and never
+    raises an error."""
+
+    def __init__(self, cfg: ChipConfig, n_queues: int = 1):
+        super().__init__(SlicePorts(cfg, n_queues))
+
+    def elaborate(self, platform):
+        return Module()
+
+
+def _queues_at(cfg: ChipConfig, position: int):
+    return [q for q in cfg.queues if q.position == position]
+
+
+def _mxm_trace_members(mxm) -> dict:
+    """The trace outputs an MXM slice exposes besides its slice ports."""
+    skip = {"rd", "wr", "dispatch", "error"}
+    return {name: member for name, member in mxm.signature.members.items()
+            if name not in skip and member.flow == Out}
+
+
+class TraceSignature(wiring.Signature):
+    """The chip's trace port (see the module docstring)."""
+
+    def __init__(self, cfg: ChipConfig, sram_layout, mxm_members: dict | None = None,
+                 n_mxm: int = 0):
+        n_mem = sum(1 for q in cfg.queues if q.kind == "mem")
+        n_q = len(cfg.queues)
+        members = {
+            "sr": Out(StreamOut(cfg)).array(len(cfg.positions)),
+            "dispatch": Out(Dispatch()).array(n_q),
+            "index": Out(range(cfg.imem_words)).array(n_q),
+            "cycle": Out(32),
+            "running": Out(1),
+        }
+        if sram_layout is not None:
+            members["sram"] = Out(sram_layout).array(n_mem)
+        if mxm_members and n_mxm:
+            members["mxm"] = Out(wiring.Signature(mxm_members)).array(n_mxm)
+        super().__init__(members)
+
+
+class Chip(wiring.Component):
+    """The whole chip for one config.
+
+    Parameters
+    ----------
+    cfg : ChipConfig or preset name
+    trace : bool
+        Add the ``trace`` output port (simulation and lockstep; not for synthesis).
+
+    Ports
+    -----
+    bus : In(:class:`~lpu.hdl.host.Bus`)
+        The host interface (register map in :mod:`lpu.hdl.host`).
+    trace : Out(:class:`TraceSignature`), only with ``trace=True``.
+
+    Attributes
+    ----------
+    slices : list
+        The slice component at each position.
+    stubs : list of str
+        Positions filled with a :class:`StubSlice` because their HDL is missing.
+    regs : RegisterMap
+        The host register map of this chip.
+    """
+
+    def __init__(self, cfg: ChipConfig | str, trace: bool = True):
+        cfg = load_config(cfg)
+        self.cfg = cfg
+        self.regs = RegisterMap(cfg)
+        self.icu = Icu(cfg)
+        self.fabric = StreamFabric(cfg)
+        self.host = Host(cfg)
+        self.slices = []
+        self.stubs = []
+        for pos in cfg.positions:
+            n_q = len(_queues_at(cfg, pos.index))
+            cls = slice_class(pos.kind)
+            if cls is None:
+                self.slices.append(StubSlice(cfg, n_q))
+                self.stubs.append(pos.name)
+            elif pos.kind in ("mem", "mxm"):
+                self.slices.append(cls(cfg, pos.hemisphere))
+            else:
+                self.slices.append(cls(cfg))
+        self.mem_slices = [self.slices[q.position] for q in cfg.queues if q.kind == "mem"]
+        self.mxm_slices = [s for s, p in zip(self.slices, cfg.positions, strict=True)
+                           if p.kind == "mxm" and not isinstance(s, StubSlice)]
+        members = {"bus": In(Bus())}
+        self._trace = trace
+        if trace:
+            sram = None
+            if self.mem_slices and "sram" in self.mem_slices[0].signature.members:
+                sram = self.mem_slices[0].signature.members["sram"].shape
+            mxm = _mxm_trace_members(self.mxm_slices[0]) if self.mxm_slices else None
+            members["trace"] = Out(TraceSignature(cfg, sram, mxm, len(self.mxm_slices)))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        m.submodules.icu = icu = self.icu
+        m.submodules.fabric = fabric = self.fabric
+        m.submodules.host = host = self.host
+
+        wiring.connect(m, wiring.flipped(self.bus), host.bus)
+        wiring.connect(m, host.imem, icu.load)
+        m.d.comb += [icu.start.eq(host.start), host.icu_done.eq(icu.done),
+                     host.parked.eq(icu.parked)]
+
+        for pos, sl in zip(cfg.positions, self.slices, strict=True):
+            m.submodules[pos.name] = sl
+            wiring.connect(m, fabric.rd[pos.index], sl.rd)
+            wiring.connect(m, sl.wr, fabric.wr[pos.index])
+            wiring.connect(m, sl.error, host.errors[pos.index])
+            for i, q in enumerate(_queues_at(cfg, pos.index)):
+                wiring.connect(m, icu.dispatch[q.index], sl.dispatch[i])
+        for i, sl in enumerate(self.mem_slices):
+            if "host" in sl.signature.members:
+                wiring.connect(m, host.mem[i], sl.host)
+
+        if self._trace:
+            tr = self.trace
+            for pos, sl in zip(cfg.positions, self.slices, strict=True):
+                out = tr.sr[pos.index]
+                m.d.comb += [out.e.eq(sl.wr.e), out.e_we.eq(sl.wr.e_we),
+                             out.w.eq(sl.wr.w), out.w_we.eq(sl.wr.w_we)]
+            for q in cfg.queues:
+                m.d.comb += [tr.dispatch[q.index].valid.eq(icu.dispatch[q.index].valid),
+                             tr.dispatch[q.index].word.eq(icu.dispatch[q.index].word),
+                             tr.index[q.index].eq(icu.index[q.index])]
+            if "sram" in tr.signature.members:
+                for i, sl in enumerate(self.mem_slices):
+                    m.d.comb += tr.sram[i].eq(sl.sram)
+            if "mxm" in tr.signature.members:
+                for j, sl in enumerate(self.mxm_slices):
+                    for name in _mxm_trace_members(sl):
+                        m.d.comb += getattr(tr.mxm[j], name).eq(getattr(sl, name))
+            m.d.comb += [tr.cycle.eq(host.cycle), tr.running.eq(host.running)]
+        return m
+
+
+# -- the trace as events ----------------------------------------------------------------------
+
+
+def _int_of(ctx, value):
+    return ctx.get(value.as_value() if isinstance(value, data.View) else value)
+
+
+class TraceReader:
+    """Turns the trace port of a :class:`Chip` into golden-model events, per cycle.
+
+    ``read(ctx, cycle)`` samples the port (with ``ctx.get``, after the cycle's inputs
+    settle) and returns the :class:`~lpu.golden.trace.Event` list of that cycle: ``sr``,
+    ``dispatch``, ``sram``, and the MXM kinds through ``mxm_decoder``, a callable
+    ``(ctx, chip, j, cycle) -> [Event]`` for MXM slice ``j``.
+    """
+
+    def __init__(self, chip: Chip, mxm_decoder=None):
+        if not chip._trace:
+            raise ValueError("the chip was built without its trace port (trace=False)")
+        self.chip = chip
+        self.cfg = chip.cfg
+        self.mxm_decoder = mxm_decoder
+
+    def read(self, ctx, cycle: int) -> list[Event]:
+        cfg, tr = self.cfg, self.chip.trace
+        S, N, L = cfg.superlanes, cfg.streams, cfg.lanes
+        lane_mask = (1 << (8 * L)) - 1
+        out = []
+        for p in range(len(cfg.positions)):
+            port = tr.sr[p]
+            for dr, (dat, we) in enumerate(((port.e, port.e_we), (port.w, port.w_we))):
+                bits = _int_of(ctx, we)
+                if not bits:
+                    continue
+                values = _int_of(ctx, dat)
+                for k in range(S):
+                    for s in range(N):
+                        i = k * N + s
+                        if bits >> i & 1:
+                            v = (values >> (8 * L * i)) & lane_mask
+                            out.append(Event(cycle, "sr", p, dr, s, k, v.to_bytes(L, "little")))
+        for q in range(len(cfg.queues)):
+            if ctx.get(tr.dispatch[q].valid):
+                word = _int_of(ctx, tr.dispatch[q].word)
+                out.append(Event(cycle, "dispatch", q, 0, ctx.get(tr.index[q]), 0,
+                                 word.to_bytes(4, "little")))
+        if "sram" in tr.signature.members:
+            for i in range(len(self.chip.mem_slices)):
+                out += _sram_events(ctx, tr.sram[i], i, cycle, L)
+        if self.mxm_decoder is not None:
+            for j in range(len(self.chip.mxm_slices)):
+                out += self.mxm_decoder(ctx, self.chip, j, cycle)
+        return out
+
+
+def _sram_events(ctx, port, unit, cycle, lanes):
+    layout = port.shape()
+    n = layout.elem_shape.length
+    fields = layout.elem_shape.elem_shape
+    size = fields.size
+    we_off = fields["we"].offset
+    a_off, a_w = fields["addr"].offset, fields["addr"].width
+    d_off, d_w = fields["data"].offset, fields["data"].width
+    bits = ctx.get(port.as_value())
+    if not bits:
+        return []
+    out = []
+    for k in range(layout.length):
+        for i in range(n):
+            base = (k * n + i) * size
+            if bits >> (base + we_off) & 1:
+                addr = (bits >> (base + a_off)) & ((1 << a_w) - 1)
+                val = (bits >> (base + d_off)) & ((1 << d_w) - 1)
+                out.append(Event(cycle, "sram", unit, 0, addr, k, val.to_bytes(lanes, "little")))
+    return out
+
+
+# -- builds -------------------------------------------------------------------------------------
+
+
+def build_top(cfg: ChipConfig | str, trace: bool = False, *, allow_stubs: bool = False) -> Chip:
+    """The chip top for `lpu verilog` (and simulation with ``trace=True``).
+
+    Refuses (ValueError) a chip whose slices are not all implemented, unless
+    ``allow_stubs``.
+    """
+    top = Chip(cfg, trace=trace)
+    if top.stubs:
+        msg = f"no HDL yet for positions {', '.join(top.stubs)} (stub slices)"
+        if not allow_stubs:
+            for obj in (top, top.icu, top.fabric, top.host, *top.slices):
+                obj._MustUse__silence = True  # refused: never elaborated
+            raise ValueError(msg + "; pass allow_stubs=True to build anyway")
+        warnings.warn(msg, stacklevel=2)
+    return top
+
+
+def port_description(top: Chip) -> dict:
+    """A JSON-able description of the top's ports, as amaranth.back.verilog names them
+    (path joined with ``__``): ``{"name", "dir", "width", "path"}`` per port, plus the
+    config and the host register map."""
+    ports = []
+    for path, member in top.signature.members.flatten():
+        if not member.is_port:
+            continue
+        ports.append({
+            "name": "__".join(str(x) for x in path),
+            "dir": "input" if member.flow == In else "output",
+            "width": Shape.cast(member.shape).width,
+            "path": [x if isinstance(x, int) else str(x) for x in path],
+        })
+    rm = top.regs
+    regs = {name: getattr(RegisterMap, name) for name in dir(RegisterMap)
+            if name.isupper() and isinstance(getattr(RegisterMap, name), int)}
+    return {
+        "top": "top",
+        "config": {"name": top.cfg.name, "hash": top.cfg.hash},
+        "clock": "clk", "reset": "rst",
+        "ports": ports,
+        "registers": regs,
+        "word_buffer_chunks_per_superlane": rm.chunks,
+        "mem_slices": rm.mem_slices,
+        "queues": [q.name for q in top.cfg.queues],
+        "stubs": list(top.stubs),
+    }
