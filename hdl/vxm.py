@@ -1,0 +1,253 @@
+"""The VXM slice: ``vxm_alus`` vector ALUs at the centre position, every lane of every
+superlane.
+
+Timing contract (docs/timing.md)
+--------------------------------
+* ALU queue ``q`` (``vxm{q}``) hands an instruction to superlane 0 on
+  ``dispatch[q]`` in cycle ``t``. The instruction moves north one tile per cycle: tile
+  ``k`` (superlane ``k``) reads its operand streams in cycle ``t + k``, from the values
+  arriving at the VXM (``rd``), and drives its result onto ``wr`` in cycle
+  ``t + k + d``, ``d`` the opcode's functional delay (:data:`lpu.isa.OPS`, 1 to 4).
+* Operands: an int32/fp32 operand is the group of four streams ``s .. s+3`` of one
+  direction (byte planes, least significant first: lane ``i``'s value is byte ``i`` of
+  streams ``s``, ``s+1``, ``s+2``, ``s+3``); an int8 operand (``cvt.i8.i32``, ``mov``)
+  is the one stream ``s``. ``a`` and ``b`` come from the ``alu`` payload (``b`` is the
+  scale of ``cvt.f32.i8``), ``c`` (``sel`` only) likewise, ``imm`` (low five bits) from
+  the ``alui`` payload. Results go to four streams from ``dst`` in ``dst``'s direction,
+  or to the one stream ``dst`` for int8 results (``cvt.i32.i8``, ``cvt.f32.i8``, ``mov``).
+* Errors (:class:`~lpu.hdl.interface.SliceError`), in the cycle they happen:
+  ``EMPTY_READ`` when a tile reads an operand stream whose valid bit is low (``unit`` =
+  the ALU); ``TWO_WRITERS`` when two results (of different ALUs, or of one ALU with
+  different delays) write one stream register of one superlane in one cycle (``unit`` =
+  the ALU of the second writer). Two errors in one cycle: EMPTY_READ before TWO_WRITERS,
+  then the lowest superlane, then the lowest ALU.
+
+Datapath and area
+-----------------
+Each tile has, per ALU, ``lanes`` :class:`~lpu.hdl.vxm_alu.VxmAlu` instances (one per
+lane); every tile works on a different instruction each cycle (the stagger), so none
+of them can be shared. Everything else is shared per tile and ALU:
+
+* one instruction register per ALU and stage (``S - 1 + 4`` stages: tile ``k`` acts on
+  stage ``k`` and writes the results of stage ``k + d``), decoded where it is used;
+* operand selection: per operand and byte plane one ``2 * streams``-to-1 mux of a whole
+  superlane (``lanes`` bytes), indexed by direction and stream. ``c`` is only ever
+  tested against zero, so the tile first reduces every arriving byte to a "nonzero"
+  bit and the ``c`` mux moves one bit per lane and plane instead of eight;
+* result routing: each ALU lane has one result port per delay (results of different
+  delays of one queue may land together); each such result is rotated once by
+  ``dst mod 4`` bytes, so that stream ``s`` takes byte ``s mod 4`` of it, and each
+  stream register ORs the bytes of the writers that hit it (at most one in a legal
+  program). Write enables come from a shifted four-bit (or one-bit) mask per writer.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+
+from lpu.config import ChipConfig
+from lpu.isa import OPS
+
+from .interface import ErrorCode, SlicePorts
+from .vxm_alu import VXM_OPCODES, VxmAlu
+
+__all__ = ["VxmSlice"]
+
+
+def _op_table(superlanes):
+    """opcode -> (reads a, a is four streams, reads b, reads c, dst is four streams, d)."""
+    table = {}
+    for op in VXM_OPCODES:
+        info = OPS[op]
+        widths = {o.field: o.width for o in info.reads}
+        table[op] = ("a" in widths, widths.get("a", 1) == 4, "b" in widths, "c" in widths,
+                     info.writes[0].width == 4, info.d(superlanes))
+    for op, (_, _, rb, _, _, _) in table.items():
+        if rb and dict((o.field, o.width) for o in OPS[op].reads)["b"] != 4:
+            raise ValueError(f"VXM opcode {op.name}: operand b must be four streams")
+    return table
+
+
+class _Decoded:
+    """The fields of one instruction stage that the tiles use."""
+
+    def __init__(self, m, valid, word, table, max_delay, name):
+        op = word.opcode
+        alu = word.payload.alu
+        self.op = op
+        self.dst, self.a, self.b, self.c = alu.dst, alu.a, alu.b, alu.c
+        self.imm = word.payload.alui.imm[0:5]
+        self.valid = Signal(name=f"{name}_valid")
+        self.reads_a = Signal(name=f"{name}_reads_a")
+        self.a_wide = Signal(name=f"{name}_a_wide")
+        self.reads_b = Signal(name=f"{name}_reads_b")
+        self.reads_c = Signal(name=f"{name}_reads_c")
+        self.dst_wide = Signal(name=f"{name}_dst_wide")
+        self.delay = Signal(range(max_delay + 1), name=f"{name}_delay")
+        is_vxm = Signal(name=f"{name}_is_vxm")
+        with m.Switch(op):
+            for opc, (ra, aw, rb, rc, dw, d) in table.items():
+                with m.Case(opc):
+                    m.d.comb += [is_vxm.eq(1), self.reads_a.eq(ra), self.a_wide.eq(aw),
+                                 self.reads_b.eq(rb), self.reads_c.eq(rc),
+                                 self.dst_wide.eq(dw), self.delay.eq(d)]
+        m.d.comb += self.valid.eq(valid & is_vxm)
+
+
+class VxmSlice(wiring.Component):
+    """The VXM: ``cfg.vxm_alus`` ALUs, each with its own queue (``dispatch[q]``).
+
+    Parameters
+    ----------
+    cfg : ChipConfig
+
+    Ports
+    -----
+    The members of :func:`lpu.hdl.interface.SlicePorts` with ``cfg.vxm_alus`` dispatch
+    inputs: ``rd`` (streams arriving at the VXM), ``wr`` (stream writes), ``dispatch``,
+    ``error``.
+    """
+
+    def __init__(self, cfg: ChipConfig):
+        if not isinstance(cfg, ChipConfig):
+            self._MustUse__silence = True
+            raise TypeError(f"VxmSlice needs a ChipConfig, not {cfg!r}")
+        self._cfg = cfg
+        self._table = _op_table(cfg.superlanes)
+        self._max_delay = max(d for *_, d in self._table.values())
+        super().__init__(SlicePorts(cfg, cfg.vxm_alus))
+
+    @property
+    def cfg(self) -> ChipConfig:
+        return self._cfg
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        S, L, NS, Q = cfg.superlanes, cfg.lanes, cfg.streams, cfg.vxm_alus
+        D = self._max_delay
+        B = 8 * L  # bits of one stream of one superlane
+
+        # -- instruction stages: stage i holds what ALU q dispatched i cycles ago --------
+        stages = []  # [q][i] -> _Decoded
+        for q in range(Q):
+            valid, word = self.dispatch[q].valid, self.dispatch[q].word
+            row = [_Decoded(m, valid, word, self._table, D, f"alu{q}_st0")]
+            for i in range(1, S + D):
+                v = Signal(name=f"alu{q}_st{i}_v")
+                w = Signal.like(self.dispatch[q].word, name=f"alu{q}_st{i}_word")
+                m.d.sync += [v.eq(valid), w.eq(word)]
+                valid, word = v, w
+                row.append(_Decoded(m, v, w, self._table, D, f"alu{q}_st{i}"))
+            stages.append(row)
+
+        empty = [[Signal(name=f"empty_k{k}_alu{q}") for q in range(Q)] for k in range(S)]
+        two = [Signal(name=f"two_writers_k{k}") for k in range(S)]
+        two_unit = [Signal(range(max(2, Q)), name=f"two_writers_k{k}_unit") for k in range(S)]
+
+        for k in range(S):
+            # arriving streams of this superlane, east then west: index dir * NS + stream
+            data = Signal(2 * NS * B, name=f"rd_k{k}")
+            valid = Signal(2 * NS, name=f"rd_k{k}_valid")
+            nonzero = Signal(2 * NS * L, name=f"rd_k{k}_nonzero")
+            m.d.comb += [
+                data.eq(Cat(self.rd.e[k].as_value(), self.rd.w[k].as_value())),
+                valid.eq(Cat(self.rd.e_valid[k].as_value(), self.rd.w_valid[k].as_value())),
+                nonzero.eq(Cat(*(data.word_select(j, B).word_select(i, 8) != 0
+                                 for j in range(2 * NS) for i in range(L)))),
+            ]
+
+            def index(ref, i, name):
+                sig = Signal(range(2 * NS + 4), name=name)
+                m.d.comb += sig.eq(Mux(ref.dir.as_value(), NS, 0) + ref.stream + i)
+                return sig
+
+            # -- operands, ALUs ----------------------------------------------------------
+            results = []  # [q] -> [lane] -> ALU
+            for q in range(Q):
+                st = stages[q][k]
+                idx = {n: [index(getattr(st, n), i, f"k{k}_alu{q}_{n}{i}_index")
+                           for i in range(4)] for n in "abc"}
+                planes = {}
+                for n in "ab":
+                    planes[n] = [Signal(B, name=f"k{k}_alu{q}_{n}{i}") for i in range(4)]
+                    m.d.comb += [p.eq(data.word_select(x, B))
+                                 for p, x in zip(planes[n], idx[n], strict=True)]
+                c_nz = [Signal(L, name=f"k{k}_alu{q}_c{i}_nonzero") for i in range(4)]
+                m.d.comb += [p.eq(nonzero.word_select(x, L))
+                             for p, x in zip(c_nz, idx["c"], strict=True)]
+
+                def bad(n, count, valid=valid, idx=idx):
+                    return Cat(*(~valid.bit_select(idx[n][i], 1) for i in range(count))).any()
+
+                m.d.comb += empty[k][q].eq(st.valid & (
+                    (st.reads_a & Mux(st.a_wide, bad("a", 4), bad("a", 1)))
+                    | (st.reads_b & bad("b", 4)) | (st.reads_c & bad("c", 4))))
+                alus = []
+                for i in range(L):
+                    alu = VxmAlu(superlanes=S)
+                    m.submodules[f"alu{q}_k{k}_lane{i}"] = alu
+                    m.d.comb += [
+                        alu.valid.eq(st.valid),
+                        alu.op.eq(st.op),
+                        alu.a.eq(Cat(*(p.word_select(i, 8) for p in planes["a"]))),
+                        alu.b.eq(Cat(*(p.word_select(i, 8) for p in planes["b"]))),
+                        alu.c.eq(Cat(*(p[i] for p in c_nz)).any()),
+                        alu.imm.eq(st.imm),
+                    ]
+                    alus.append(alu)
+                results.append(alus)
+
+            # -- results -> stream registers ------------------------------------------------
+            writers = []  # (q, write mask east, write mask west, [4] rotated planes)
+            for q in range(Q):
+                for d in range(1, D + 1):
+                    st = stages[q][k + d]
+                    hit = Signal(name=f"wr_k{k}_alu{q}_d{d}")
+                    m.d.comb += hit.eq(st.valid & (st.delay == d))
+                    mask = Signal(NS, name=f"wr_k{k}_alu{q}_d{d}_mask")
+                    m.d.comb += mask.eq(Mux(hit, Mux(st.dst_wide, 0b1111, 0b0001)
+                                            << st.dst.stream, 0))
+                    west = st.dst.dir.as_value()
+                    rot = [Signal(B, name=f"wr_k{k}_alu{q}_d{d}_plane{j}") for j in range(4)]
+                    lanes = [alu.results[d - 1] for alu in results[q]]
+                    with m.Switch(st.dst.stream[0:2]):
+                        for n in range(4):
+                            with m.Case(n):
+                                for j in range(4):
+                                    m.d.comb += rot[j].eq(Cat(
+                                        *(r.word_select((j - n) % 4, 8) for r in lanes)))
+                    mask_e, mask_w = Signal(NS), Signal(NS)
+                    m.d.comb += [mask_e.eq(Mux(west, 0, mask)), mask_w.eq(Mux(west, mask, 0))]
+                    writers.append((q, mask_e, mask_w, rot))
+            collide = [Const(0, 1)] * len(writers)
+            for dr, (out, we) in enumerate(((self.wr.e, self.wr.e_we),
+                                            (self.wr.w, self.wr.w_we))):
+                for s in range(NS):
+                    hits = Signal(len(writers), name=f"wr_k{k}_{'ew'[dr]}{s}_hits")
+                    m.d.comb += hits.eq(Cat(*((mw if dr else me)[s]
+                                              for _, me, mw, _ in writers)))
+                    value = Const(0, B)
+                    for j, (_, _, _, rot) in enumerate(writers):
+                        value = value | Mux(hits[j], rot[s % 4], 0)
+                    both = Signal(name=f"wr_k{k}_{'ew'[dr]}{s}_two")
+                    m.d.comb += [out[k][s].eq(value), we[k][s].eq(hits.any()),
+                                 both.eq((hits & (hits - 1)).any())]
+                    collide = [c | (both & hits[j]) for j, c in enumerate(collide)]
+            m.d.comb += two[k].eq(Cat(*collide).any())
+            for j, (q, *_) in enumerate(writers):
+                with m.If(collide[j]):
+                    m.d.comb += two_unit[k].eq(q)
+
+        # -- errors ------------------------------------------------------------------------
+        with m.If(Cat(*(e for row in empty for e in row)).any()):
+            m.d.comb += [self.error.valid.eq(1), self.error.code.eq(ErrorCode.EMPTY_READ)]
+            for k in reversed(range(S)):
+                for q in reversed(range(Q)):
+                    with m.If(empty[k][q]):
+                        m.d.comb += [self.error.superlane.eq(k), self.error.unit.eq(q)]
+        with m.Elif(Cat(*two).any()):
+            m.d.comb += [self.error.valid.eq(1), self.error.code.eq(ErrorCode.TWO_WRITERS)]
+            for k in reversed(range(S)):
+                with m.If(two[k]):
+                    m.d.comb += [self.error.superlane.eq(k), self.error.unit.eq(two_unit[k])]
+        return m
