@@ -11,10 +11,12 @@ from __future__ import annotations
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.errors import LpuError
-from lpu.isa import Instr, make
+from lpu.isa import Instr, Opcode, make
 from lpu.program import Program
 
 __all__ = ["ProgramBuilder", "arrival", "read_cycle"]
+
+_ICU = (Opcode.NOP, Opcode.REPEAT, Opcode.SYNC, Opcode.NOTIFY)
 
 
 def arrival(cfg: ChipConfig, src: str, dst: str, t_write: int) -> int:
@@ -66,11 +68,26 @@ class ProgramBuilder:
         return cycle in self._q.get(queue, {})
 
     def instrs(self) -> dict[str, list[Instr]]:
+        """Per-queue instruction lists. A ``repeat`` is placed at the cycle after the
+        instruction it repeats; the queue is then busy until that instruction's cycle
+        plus ``n * d`` (docs/timing.md section 1)."""
         out = {}
         for q, lst in self._q.items():
             seq: list[Instr] = []
             t = 0
+            prev = None
             for cycle, ins in sorted(lst.items()):
+                if cycle < t:
+                    raise LpuError(f"queue {q}: cycle {cycle} ('{ins.text()}') is taken by the "
+                                   f"copies of a repeat until cycle {t - 1}")
+                if ins.op == Opcode.REPEAT:
+                    if prev is None or cycle != prev + 1:
+                        raise LpuError(f"queue {q}: the repeat at cycle {cycle} must directly "
+                                       "follow the instruction it repeats")
+                    seq.append(ins)
+                    t = prev + ins.n * ins.d + 1
+                    prev = None
+                    continue
                 gap = cycle - t
                 while gap > 0:
                     n = min(gap, (1 << 20) - 1)
@@ -78,6 +95,7 @@ class ProgramBuilder:
                     gap -= n
                 seq.append(ins)
                 t = cycle + 1
+                prev = cycle if ins.op not in _ICU else None
             out[q] = seq
         return out
 
