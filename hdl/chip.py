@@ -245,7 +245,8 @@ class TraceReader:
     ``read(ctx, cycle)`` samples the port (with ``ctx.get``, after the cycle's inputs
     settle) and returns the :class:`~lpu.golden.trace.Event` list of that cycle: ``sr``,
     ``dispatch``, ``sram``, and the MXM kinds through ``mxm_decoder``, a callable
-    ``(ctx, chip, j, cycle) -> [Event]`` for MXM slice ``j``.
+    ``(ctx, chip, j, cycle) -> [Event]`` for MXM slice ``j`` (by default the MXM
+    module's ``chip_trace_decoder``).
     """
 
     def __init__(self, chip: Chip, mxm_decoder=None):
@@ -253,6 +254,10 @@ class TraceReader:
             raise ValueError("the chip was built without its trace port (trace=False)")
         self.chip = chip
         self.cfg = chip.cfg
+        if mxm_decoder is None and chip.mxm_slices:
+            # the MXM module's own decoder of its trace members
+            mod = importlib.import_module(type(chip.mxm_slices[0]).__module__)
+            mxm_decoder = getattr(mod, "chip_trace_decoder", None)
         self.mxm_decoder = mxm_decoder
 
     def read(self, ctx, cycle: int) -> list[Event]:

@@ -28,10 +28,12 @@ address                      acc.  register
                                    registers only
 ``0x004`` STATUS             R     bit 0 RUNNING, bit 1 DONE, bit 2 ERROR (sticky)
 ``0x005`` CYCLE              R     while running, the current cycle (0 in cycle 0);
-                                   after DONE the cycle DONE rose in (the run's cycles,
-                                   the drain included)
+                                   after DONE, the run's last cycle (the drain
+                                   included; DONE reads 1 from the cycle after it)
 ``0x006`` PARKED             R     bit ``q``: queue ``q`` parked at a sync (q < 32)
 ``0x008`` ERR_CYCLE          R     cycle of the first illegal event since START/CLEAR
+                                   (the real cycle, on ERR_SUPERLANE: the golden
+                                   model's skewed cycle is ERR_CYCLE - ERR_SUPERLANE)
 ``0x009`` ERR_CODE           R     its :class:`~lpu.hdl.interface.ErrorCode` (0: none)
 ``0x00A`` ERR_POSITION       R     position index of the slice that raised it
 ``0x00B`` ERR_SUPERLANE      R     its superlane
