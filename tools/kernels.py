@@ -100,9 +100,34 @@ def elementwise(sched: Scheduler, mnemonic: str, out: Tensor, *ins: Tensor, t0: 
     d = info.d(cfg.superlanes)
     dst_w = info.operands[0].width
     last = t0
+    bw = cfg.bank_words
+    srcinfo = []
+    for o, x in zip(srcs, ins, strict=True):
+        p = sched.qpos[x.slice]
+        srcinfo.append((x, p, 1 + abs(vxm - p)))
+    t_out = d + abs(p_out - vxm)
     for i in range(out.n):
         placed = False
         for t in range(t0, t0 + max_wait):
+            # cheap checks first: the slices' dispatch slots, banks and data readiness
+            feasible = True
+            for x, p, lead in srcinfo:
+                tr = t - lead
+                a = x.vec(i if x.n > 1 else 0)
+                if (tr < 0 or (x.slice, tr) in sched.qbusy
+                        or not sched.bank_ok(x.slice, a // bw, tr, "r")
+                        or sched.ready.get((x.slice, a), 0) > tr):
+                    feasible = False
+                    break
+            tw = t + t_out
+            oa = out.vec(i)
+            if not feasible or (out.slice, tw) in sched.qbusy or not sched.bank_ok(
+                    out.slice, oa // bw, tw + 1, "w"):
+                continue
+            if any(sched.lastread.get((out.slice, a), -1) >= tw + 1
+                   or sched.ready.get((out.slice, a), 0) > tw + 1
+                   for a in range(oa, oa + out.words)):
+                continue
             for alu in alus:
                 if not sched.queue_free(alu, t):
                     continue
