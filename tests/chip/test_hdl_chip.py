@@ -26,7 +26,7 @@ from lpu import config
 from lpu.golden.chip import Chip as GoldenChip
 from lpu.golden.chip import ChipError
 from lpu.hdl.chip import Chip, TraceReader, build_top, port_description
-from lpu.hdl.host import RegisterMap, SimBus
+from lpu.hdl.host import Host, RegisterMap, SimBus, drain_cycles
 from lpu.hdl.interface import ErrorCode
 from lpu.tools.asm import assemble, assemble_file
 
@@ -234,3 +234,90 @@ def test_build_top_and_ports():
             build_top(TINY)
     else:
         _never_elaborated(build_top(TINY))
+
+
+def test_host_block_alone():
+    """The register block with a model of the MEM host ports, on a config whose lanes
+    are not a multiple of four (a partial chunk) and with three superlanes: word
+    buffer, SRAM commit and load, instruction and length writes, start, DONE after the
+    drain, CYCLE, and the first error's registers (lowest position wins)."""
+    cfg = TINY.replace(superlanes=3, lanes=6, name="host3")
+    rm = RegisterMap(cfg)
+    assert rm.chunks == 2
+    dut = Host(cfg)
+    rng = np.random.default_rng(5)
+    sram = [dict() for _ in rm.mem_slices]
+    imem_writes, len_writes = [], []
+    got = {}
+
+    async def mem_model(ctx):
+        ports = [x for p in dut.mem for x in (p.w_en, p.r_en, p.addr, p.w_data)]
+        async for _, _, *v in ctx.tick().sample(*ports, dut.imem.en, dut.imem.len_en,
+                                                dut.imem.queue, dut.imem.addr,
+                                                dut.imem.data):
+            for i, port in enumerate(dut.mem):
+                w_en, r_en, addr, w_data = v[4 * i:4 * i + 4]
+                if w_en:
+                    sram[i][addr] = w_data
+                ctx.set(port.r_data, sram[i].get(addr, 0) if r_en else 0)
+            en, len_en, queue, addr, value = v[-5:]
+            if en:
+                imem_writes.append((queue, addr, value))
+            if len_en:
+                len_writes.append((queue, value))
+
+    async def tb(ctx):
+        bus = SimBus(dut.bus, rm)
+        words = {(m, a): bytes(rng.integers(0, 256, cfg.vl, dtype=np.uint8))
+                 for m in range(len(rm.mem_slices)) for a in (0, 7, cfg.mem_words - 1)}
+        for (m, a), w in words.items():
+            await bus.write_word(ctx, m, a, w)
+        got["sram"] = {key: int.from_bytes(w, "little") for key, w in words.items()}
+        got["readback"] = {key: await bus.read_word(ctx, *key) for key in words}
+        got["words"] = words
+        await bus.write(ctx, rm.imem(3, 5), 0x12345678)
+        await bus.write(ctx, rm.qlen(3), 6)
+        # a run: the ICU reports done in cycle 4, DONE after the drain
+        await bus.start(ctx)  # cycle 0
+        assert ctx.get(dut.running) and ctx.get(dut.cycle) == 0
+        for _ in range(2):
+            await ctx.tick()
+        vxm = cfg.position("vxm").index
+        ctx.set(dut.errors[vxm].valid, 1)  # cycle 2: two slices at once
+        ctx.set(dut.errors[vxm].code, ErrorCode.TWO_WRITERS)
+        ctx.set(dut.errors[vxm].superlane, 2)
+        ctx.set(dut.errors[vxm].unit, 1)
+        ctx.set(dut.errors[vxm + 1].valid, 1)
+        ctx.set(dut.errors[vxm + 1].code, ErrorCode.BANK)
+        await ctx.tick()
+        ctx.set(dut.errors[vxm].code, ErrorCode.EMPTY_READ)  # later errors are ignored
+        ctx.set(dut.errors[vxm + 1].valid, 0)
+        await ctx.tick()
+        ctx.set(dut.errors[vxm].valid, 0)
+        ctx.set(dut.icu_done, 1)  # cycle 4
+        status = []
+        for _ in range(drain_cycles(cfg) + 3):
+            status.append(await bus.status(ctx))
+        got["status"] = status
+        got["cycle"] = await bus.read(ctx, rm.CYCLE)
+        got["error"] = await bus.error(ctx)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(mem_model, background=True)
+    sim.add_testbench(tb)
+    sim.run()
+    for key, w in got["words"].items():
+        assert sram[key[0]][key[1]] == got["sram"][key]
+        assert got["readback"][key] == w
+    assert imem_writes == [(3, 5, 0x12345678)] and len_writes == [(3, 6)]
+    # the ICU is done from cycle 4 (the first status read): running in cycles
+    # 4 .. 4 + drain, the run's last cycle
+    running = [s & rm.STATUS_RUNNING for s in got["status"]]
+    assert running == [1] * (drain_cycles(cfg) + 1) + [0, 0]
+    assert got["status"][-1] == rm.STATUS_DONE | rm.STATUS_ERROR
+    assert got["cycle"] == 4 + drain_cycles(cfg)
+    q = next(q for q in cfg.queues if q.name == "vxm1")
+    assert got["error"] == {"cycle": 2, "code": ErrorCode.TWO_WRITERS.value,
+                            "position": cfg.position("vxm").index, "superlane": 2, "unit": 1,
+                            "queue": q.index}
