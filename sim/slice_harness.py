@@ -24,7 +24,12 @@ actual bytes (and the lanes that differ) and the instructions in flight.
 ``expect_error=ExpectedError(code, cycle)``: the golden model must raise (run
 without the static checker) with the rule of that code, events must match up to the
 golden error cycle, and the first cycle with ``error.valid`` high must be ``cycle``
-with that code.
+with that code. (The golden model stops at its error, so nothing arrives after that
+skewed cycle: keep the offending instruction the last one that reads streams.)
+
+Dispatches come from the ICU timeline (:func:`lpu.golden.schedule.timeline`), which is
+what the golden model dispatches; for a legal program the harness also checks them
+against the golden ``dispatch`` events.
 
 Usage::
 
@@ -246,16 +251,18 @@ def _lane_diff(cfg, key, want: bytes | None, have: bytes | None) -> str:
 
 def _describe_key(cfg, key) -> str:
     kind, unit, dr, index, k = key
+    mems = [q.name for q in cfg.queues if q.kind == "mem"]
+    planes = [q.name for q in cfg.queues if q.kind == "mxm"]
     if kind == "sr":
         where = f"{cfg.positions[unit].name} stream {'ew'[dr]}{index}"
     elif kind == "sram":
-        where = f"MEM slice {unit} address {index}"
+        where = f"{mems[unit]} address {index}"
     elif kind == "wload":
-        where = f"MXM plane {unit} row {index}"
+        where = f"{planes[unit]} row {index}"
     elif kind == "acc":
-        where = f"MXM plane {unit} slot {index}"
+        where = f"{planes[unit]} slot {index}"
     else:
-        where = f"MXM plane {unit}"
+        where = planes[unit]
     return f"{kind} {where} superlane {k}"
 
 

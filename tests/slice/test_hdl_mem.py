@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 from lpu import config
 from lpu.hdl.interface import ErrorCode
 from lpu.hdl.mem import MemSlice
-from lpu.sim.slice_harness import ExpectedError, check_slice, sram_trace_events
+from lpu.sim.slice_harness import ExpectedError, SliceMismatch, check_slice, sram_trace_events
 from lpu.tools.builder import ProgramBuilder
 
 pytestmark = pytest.mark.slice
@@ -155,6 +155,31 @@ def test_host_port_read_and_write():
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
+
+
+class MisaddressedTrace(MemSlice):
+    """A fault for the harness to find: superlane 1 reports its SRAM writes at address 7."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.sram[1][0].addr.eq(7)
+        return m
+
+
+def test_harness_names_the_first_difference():
+    cfg = TINY
+    b = ProgramBuilder(cfg)
+    b.at("mem_w1", 0, "read", 0, (0, E))
+    b.at("mem_w0", 2, "write", 9, (0, E))  # SRAM write at 3, on superlane 1 at 4
+    dut = MisaddressedTrace(cfg, "w")
+    with pytest.raises(SliceMismatch) as info:
+        check_slice(cfg, b, "mem_w0", dut, mem=images(cfg, 9, "mem_w1"),
+                    extra_events=sram_trace_events(cfg, dut.sram, 0))
+    e = info.value
+    assert (e.cycle, e.kind, e.superlane) == (4, "sram", 1)
+    assert "sram mem_w0 address 9 superlane 1: expected" in str(e)
+    assert "sram mem_w0 address 7 superlane 1: expected nothing" in str(e)
+    assert "mem_w0[1] 'write 9, e0, 1' dispatched at cycle 2" in str(e)
 
 
 # -- dynamic errors -------------------------------------------------------------------------
