@@ -69,7 +69,7 @@ from .icu import Icu
 from .interface import Dispatch, SlicePorts, StreamOut
 
 __all__ = ["Chip", "StubSlice", "TraceSignature", "TraceReader", "build_top", "port_description",
-           "slice_class"]
+           "to_verilog", "slice_class"]
 
 _SLICE_CLASSES = {"mem": ("mem", "MemSlice"), "vxm": ("vxm", "VxmSlice"),
                   "mxm": ("mxm", "MxmSlice"), "sxm": ("sxm", "SxmSlice")}
@@ -334,10 +334,10 @@ def build_top(cfg: ChipConfig | str, trace: bool = False, *, allow_stubs: bool =
     return top
 
 
-def port_description(top: Chip) -> dict:
+def port_description(top: Chip, name: str = "top") -> dict:
     """A JSON-able description of the top's ports, as amaranth.back.verilog names them
     (path joined with ``__``): ``{"name", "dir", "width", "path"}`` per port, plus the
-    config and the host register map."""
+    module name, the clock and reset, the config and the host register map."""
     ports = []
     for path, member in top.signature.members.flatten():
         if not member.is_port:
@@ -352,7 +352,7 @@ def port_description(top: Chip) -> dict:
     regs = {name: getattr(RegisterMap, name) for name in dir(RegisterMap)
             if name.isupper() and isinstance(getattr(RegisterMap, name), int)}
     return {
-        "top": "top",
+        "top": name,
         "config": {"name": top.cfg.name, "hash": top.cfg.hash},
         "clock": "clk", "reset": "rst",
         "ports": ports,
@@ -362,3 +362,14 @@ def port_description(top: Chip) -> dict:
         "queues": [q.name for q in top.cfg.queues],
         "stubs": list(top.stubs),
     }
+
+
+def to_verilog(cfg: ChipConfig | str, trace: bool = False, *, name: str = "lpu_top",
+               allow_stubs: bool = False) -> tuple[str, dict]:
+    """Verilog of the chip top (module `name`, clock ``clk``, synchronous reset ``rst``)
+    and its :func:`port_description`. Takes minutes for the bigger configs."""
+    from amaranth.back import verilog
+
+    top = build_top(cfg, trace, allow_stubs=allow_stubs)
+    desc = port_description(top, name)
+    return verilog.convert(top, name=name, emit_src=False), desc
