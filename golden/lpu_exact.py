@@ -260,8 +260,26 @@ def _numpy_methods():
     def scale_vecs(self, cache, which, layer, g, nb):
         return (cache.ks if which == "k" else cache.vs)[layer, g, :nb]
 
+    def token(self, token):
+        """The step's token as a vector with every lane = token (host input)."""
+        return self.const_bits(token)
+
+    def weight_i8(self, w):
+        """An int8 weight matrix [K, N] for matvec (the chip places it in SRAM now)."""
+        return np.asarray(w, dtype=np.int8)
+
+    def weight_spread(self, w):
+        """An int8 matrix [K, N] usable by matvec and, transposed, by matvec_t."""
+        return np.asarray(w, dtype=np.int8)
+
+    def matvec_t(self, x, w):
+        """int8 x [N/VL, VL] @ W^T for W [K, N] -> int32 bits [K/VL, VL]."""
+        xv = np.asarray(x, dtype=np.uint8).view(np.int8).reshape(-1).astype(np.int64)
+        y = np.asarray(w, dtype=np.int8).astype(np.int64) @ xv
+        return (y & 0xFFFFFFFF).astype(np.uint32).reshape(-1, self.vl)
+
     for f in (const_vec, select, rotate, stack, part, new_cache, kv_write, scores, attend,
-              scale_vecs):
+              scale_vecs, token, weight_i8, weight_spread, matvec_t):
         setattr(NumpyOps, f.__name__, f)
 
 
@@ -282,7 +300,7 @@ class Prepared:
 
         def lin(w):  # [out, in] float -> (int8 [in, out], scales handle [out / VL, VL])
             qw = w if hasattr(w, "values") else quantize_weight(np.asarray(w, np.float32))
-            return (np.ascontiguousarray(qw.values.T),
+            return (ops.weight_i8(np.ascontiguousarray(qw.values.T)),
                     ops.weight_f32(_f32(qw.scales).reshape(-1, vl)))
 
         def vec(w):
@@ -290,7 +308,9 @@ class Prepared:
 
         emb = model.embed if hasattr(model.embed, "values") else quantize_weight(
             np.asarray(model.embed, np.float32))
-        self.embed_w = np.ascontiguousarray(emb.values)  # [vocab, dim]: one-hot @ table
+        # one copy of the table: one-hot @ table for the embedding, and (tied) the LM
+        # head reads it transposed
+        self.embed_w = ops.weight_spread(np.ascontiguousarray(emb.values))
         self.embed_scales = ops.weight_f32(_f32(emb.scales).reshape(-1, vl))
         lane_ids = np.arange(cfg.vocab_size, dtype=np.uint32).reshape(-1, vl)
         self.lane_ids = ops.const_vec(lane_ids)
@@ -302,8 +322,8 @@ class Prepared:
                 "w_gate": lin(lw.w_gate), "w_up": lin(lw.w_up), "w_down": lin(lw.w_down),
             })
         self.norm = vec(model.norm)
-        self.head = (self.embed_w.T.copy(), self.embed_scales) if model.lm_head is model.embed \
-            else lin(model.lm_head)
+        self.tied = model.lm_head is model.embed
+        self.head = (self.embed_w, self.embed_scales) if self.tied else lin(model.lm_head)
         self.cache = ops.new_cache(cfg.num_hidden_layers, cfg.num_key_value_heads, max_pos)
 
 
@@ -337,7 +357,7 @@ def decode_step(ops, P: Prepared, token: int, pos: int):
     cos_a, sin_a, lane_mask_a, valid_a = step_inputs(cfg, pos, vl, cfg.rope_theta)
     cos, sin = ops.weight_f32(cos_a), ops.weight_f32(sin_a)
     lane_mask, valid = ops.const_vec(lane_mask_a), ops.const_vec(valid_a)
-    tok = ops.const_bits(token)
+    tok = ops.token(token)
     nb = pos // vl + 1
     # embedding: one-hot(token) @ table, times the token's row scale
     hit = ops.binary("eq", P.lane_ids, tok)
@@ -382,4 +402,9 @@ def decode_step(ops, P: Prepared, token: int, pos: int):
         up = _linear(ops, h, L["w_up"])
         x = ops.binary("fadd", x, _linear(ops, ops.binary("fmul", gate, up), L["w_down"]))
     x = rmsnorm(ops, x, P.norm, cfg.rms_norm_eps, cfg.hidden_size)
+    if P.tied:  # logits = x @ table^T, the table read transposed
+        q, xs = quantize(ops, x)
+        acc = ops.matvec_t(q, P.head[0])
+        return ops.binary("fmul", ops.binary("fmul", ops.unary("cvt.i32.f32", acc),
+                                             P.head[1]), xs)
     return _linear(ops, x, P.head)

@@ -66,9 +66,45 @@ class ChipOps:
         """Host-written fp32 data [n, VL]."""
         return self.input(np.asarray(array, dtype=np.float32).view(np.uint32), "f32")
 
+    def weight_i8(self, w):
+        """Place an int8 weight matrix [K, N] in SRAM now (before any temporaries)."""
+        w = np.asarray(w, dtype=np.int8)
+        self._place(w)
+        return w
+
+    def weight_spread(self, w):
+        """Place an int8 matrix [K, N] spread over slices (usable by matvec and by
+        matvec_t, which reads it transposed)."""
+        w = np.asarray(w, dtype=np.int8)
+        key = id(w)
+        if key not in self._weights:
+            blocks = K.spread_blocks(self.alloc, w, self.vl,
+                                     hemi_of=lambda kt, nt: "we"[kt % 2])
+            for (parts, rows) in blocks.values():
+                for c, (sl, addr) in enumerate(parts):
+                    self.image.append((K.Tensor(sl, addr, 4, "i8"), rows[4 * c:4 * c + 4]))
+                    self.sched.mark_ready(sl, addr, 4)
+            self._weights[key] = (w, {k: v[0] for k, v in blocks.items()})
+        return w
+
     def matvec(self, x: Val, w) -> Val:
         """int8 x [K/VL] @ int8 W [K, N] -> int32 [N/VL] on the MXM planes."""
         w = np.asarray(w, dtype=np.int8)
+        self._place(w)
+        blocks = self._weights[id(w)][1]
+        out = self._new(w.shape[1] // self.vl, "i32")
+        K.matvec(self.sched, out.t, x.t, blocks, t0=self._t0(x))
+        return out
+
+    def matvec_t(self, x: Val, w) -> Val:
+        """int8 x [N/VL] @ W^T for W [K, N] placed by weight_spread -> int32 [K/VL]."""
+        blocks = self._weights[id(w)][1]
+        kb = {(nt, kt): parts for (kt, nt), parts in blocks.items()}
+        out = self._new(w.shape[0] // self.vl, "i32")
+        K.matvec_t(self.sched, out.t, x.t, kb, t0=self._t0(x))
+        return out
+
+    def _place(self, w):
         key = id(w)
         if key not in self._weights:
             blocks = K.weight_blocks(self.alloc, w, self.vl)
@@ -76,10 +112,6 @@ class ChipOps:
                 self.image.append((t, rows))
                 self.sched.mark_ready(t.slice, t.addr, t.n)
             self._weights[key] = (w, blocks)
-        blocks = self._weights[key][1]
-        out = self._new(w.shape[1] // self.vl, "i32")
-        K.matvec(self.sched, out.t, x.t, blocks, t0=self._t0(x))
-        return out
 
     def const_bits(self, bits: int) -> Val:
         """A constant vector; a copy lives in every MEM slice so that it can always be
@@ -87,14 +119,20 @@ class ChipOps:
         bits &= 0xFFFFFFFF
         if bits not in self._consts:
             arr = np.full((1, self.vl), bits, dtype=np.uint32)
-            copies = []
-            for m in self.alloc.mem:
-                t = self.alloc.alloc(1, "f32", slice=m, fresh=True)
-                self.image.append((t, arr))
-                self.sched.mark_ready(t.slice, t.addr, t.words)
-                copies.append(t)
-            self._consts[bits] = Val(self, copies[0], owned=False, alts=copies[1:])
+            self._consts[bits] = self._replicated(arr)
         return self._consts[bits]
+
+    def _replicated(self, arr, copies: int = 3) -> Val:
+        """Host data with a copy in `copies` different slices (so that it can be read
+        beside operands in any other slices)."""
+        made = []
+        for _ in range(copies):
+            t = self.alloc.alloc(arr.shape[0], "f32", fresh=True,
+                                 exclude={c.slice for c in made})
+            self.image.append((t, arr))
+            self.sched.mark_ready(t.slice, t.addr, t.n * t.words)
+            made.append(t)
+        return Val(self, made[0], owned=False, alts=made[1:])
 
     def _apart(self, vals: list[Val], fixed: int | None = None) -> list[K.Tensor]:
         """Tensors for the operands, each in a different MEM slice (constants pick a copy;
@@ -110,8 +148,7 @@ class ChipOps:
                     out[i] = t
                     break
             if out[i] is None:
-                cp = self.alloc.alloc(v.n, v.t.dtype,
-                                      slice=next(m for m in self.alloc.mem if m not in used))
+                cp = self.alloc.alloc(v.n, v.t.dtype, exclude=used | {v.t.slice})
                 K.elementwise(self.sched, "mov32" if v.t.words == 4 else "mov", cp, v.t,
                               t0=self._t0(v))
                 self._scratch.append(cp)
@@ -232,13 +269,7 @@ class ChipCache:
 def _add_cache_methods():
     def const_vec(self, bits) -> Val:
         arr = np.asarray(bits, dtype=np.uint32).reshape(-1, self.vl)
-        copies = []
-        for m in self.alloc.mem:
-            t = self.alloc.alloc(arr.shape[0], "f32", slice=m, fresh=True)
-            self.image.append((t, arr))
-            self.sched.mark_ready(t.slice, t.addr, t.n * t.words)
-            copies.append(t)
-        return Val(self, copies[0], owned=False, alts=copies[1:])
+        return self._replicated(arr)
 
     def select(self, c: Val, a: Val, b: Val) -> Val:
         out = self._new(max(a.n, b.n, c.n), a.t.dtype)
@@ -301,7 +332,7 @@ def _add_cache_methods():
 
     def scores(self, cache, layer, g, nb, q8: Val) -> Val:
         out = self._new(nb, "i32")
-        blocks = [cache.k[(layer, g, b)] for b in range(nb)]
+        blocks = {(0, b): cache.k[(layer, g, b)] for b in range(nb)}
         K.matvec_t(self.sched, out.t, q8.t, blocks, t0=self._t0(q8))
         return out
 
@@ -311,12 +342,20 @@ def _add_cache_methods():
         K.matvec(self.sched, out.t, p8.t, blocks, t0=self._t0(p8))
         return out
 
+    def token(self, token: int) -> Val:
+        """The step's token: a host input (one vector, every lane = token) at a fixed
+        place, so that a step program does not depend on the token;
+        ``self.token_tensor`` says where the host writes it."""
+        v = self.input(np.full((1, self.vl), token, dtype=np.uint32), "f32")
+        self.token_tensor = v.t
+        return v
+
     def scale_vecs(self, cache, which, layer, g, nb) -> Val:
         t = (cache.ks if which == "k" else cache.vs)[(layer, g)]
         return Val(self, K.Tensor(t.slice, t.addr, nb, "f32"), owned=False)
 
     for f in (const_vec, select, rotate, part, stack, _copy, new_cache, kv_write, _copy_any,
-              scores, attend, scale_vecs):
+              scores, attend, scale_vecs, token):
         setattr(ChipOps, f.__name__, f)
 
 

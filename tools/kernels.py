@@ -51,22 +51,42 @@ class MemAlloc:
         self.high = 0  # most words ever in use
 
     def free(self, t: Tensor) -> None:
-        self.holes.append((t.slice, t.addr, t.n * t.words))
+        """Return words to the allocator, merging with adjacent free words."""
+        m, a, w = t.slice, t.addr, t.n * t.words
+        merged = True
+        while merged:
+            merged = False
+            for k, (hm, ha, hw) in enumerate(self.holes):
+                same_bank = ha // self.cfg.bank_words == a // self.cfg.bank_words
+                if hm == m and same_bank and (ha + hw == a or a + w == ha):
+                    del self.holes[k]
+                    a, w = min(a, ha), w + hw
+                    merged = True
+                    break
+        self.holes.append((m, a, w))
 
     def alloc(self, n: int, dtype: str, slice: str | None = None, bank: int | None = None,
-              hemisphere: str | None = None, fresh: bool = False) -> Tensor:
+              hemisphere: str | None = None, fresh: bool = False, exclude=()) -> Tensor:
         """n vectors of dtype; `fresh`: never reuse freed words (for data the host
         writes before the run, which must not have been used by anything scheduled)."""
         words = n * WORDS[dtype]
-        cands = [m for m in self.mem if slice in (None, m)
+        cands = [m for m in self.mem if slice in (None, m) and m not in exclude
                  and (hemisphere is None or m.startswith(f"mem_{hemisphere}"))]
         banks = (0, 1) if bank is None else (bank,)
         order = cands[self._rr % len(cands):] + cands[:self._rr % len(cands)] if cands else []
+        best = None
         for k, (m, a, w) in enumerate([] if fresh else self.holes):
-            if w == words and m in order and a // self.cfg.bank_words in banks:
+            if w >= words and m in order and a // self.cfg.bank_words in banks:
+                if best is None or w < best[3]:
+                    best = (k, m, a, w)
+        if best is not None:
+            k, m, a, w = best
+            if w == words:
                 del self.holes[k]
-                self._rr += 1
-                return Tensor(m, a, n, dtype)
+            else:
+                self.holes[k] = (m, a + words, w - words)
+            self._rr += 1
+            return Tensor(m, a, n, dtype)
         for m in order:
             for b in banks:
                 start = self.next[(m, b)]
@@ -75,7 +95,22 @@ class MemAlloc:
                     self._rr += 1
                     return Tensor(m, start, n, dtype)
         raise SchedError(f"out of SRAM: no bank has {words} free words "
-                         f"(slice={slice}, bank={bank}, hemisphere={hemisphere})")
+                         f"(slice={slice}, bank={bank}, hemisphere={hemisphere}); "
+                         f"{self.free_words()} words free in all")
+
+    def free_words(self) -> int:
+        used = sum(nxt - b * self.cfg.bank_words for (_, b), nxt in self.next.items())
+        return len(self.mem) * self.cfg.mem_words - used + sum(w for _, _, w in self.holes)
+
+
+def earliest_write(sched: Scheduler, x: Tensor, i: int) -> int:
+    """First cycle a write of vector i of x may dispatch: after every scheduled read of
+    the old contents and after the last scheduled write (SRAM order)."""
+    a0 = x.vec(i)
+    t = 0
+    for a in range(a0, a0 + x.words):
+        t = max(t, sched.lastread.get((x.slice, a), -1), sched.ready.get((x.slice, a), 0) - 1)
+    return t
 
 
 def _toward(sched: Scheduler, src_pos: int, dst_pos: int) -> int:
@@ -108,7 +143,8 @@ def elementwise(sched: Scheduler, mnemonic: str, out: Tensor, *ins: Tensor, t0: 
     t_out = d + abs(p_out - vxm)
     for i in range(out.n):
         placed = False
-        for t in range(t0, t0 + max_wait):
+        t_first = max(t0, earliest_write(sched, out, i) - t_out)
+        for t in range(t_first, t_first + max_wait):
             # cheap checks first: the slices' dispatch slots, banks and data readiness
             feasible = True
             for x, p, lead in srcinfo:
@@ -205,7 +241,9 @@ def lane_reduce(sched: Scheduler, mnemonic: str, out: Tensor, x: Tensor, alloc: 
             p_sxm = sched.qpos[sxm]
             p_dst = sched.qpos[dst.slice]
             placed = False
-            for ts in range(t0, t0 + max_wait):
+            lead = d_rot + abs(vxm - p_sxm) + d_op + abs(p_dst - vxm)
+            t_first = max(t0, earliest_write(sched, dst, di) - lead)
+            for ts in range(t_first, t_first + max_wait):
                 tv = ts + d_rot + abs(vxm - p_sxm)
                 if not sched.queue_free(sxm, ts):
                     continue
@@ -231,8 +269,29 @@ def lane_reduce(sched: Scheduler, mnemonic: str, out: Tensor, x: Tensor, alloc: 
                     break
             if not placed:
                 raise SchedError(f"lane_reduce: could not place step {j} of vector {i}")
+            if cur is not x:
+                alloc.free(cur)  # its reads are scheduled; the scheduler orders reuse
             cur, ci = dst, di
     return last
+
+
+def spread_blocks(alloc: MemAlloc, w, vl: int, hemi_of=lambda kt, nt: "we"[kt % 2]) -> dict:
+    """Place an int8 matrix W [K, N] as VL x VL blocks spread over VL/4 MEM slices of a
+    hemisphere (four words each, rows of the block in order): the layout matvec_t reads
+    transposed in one cycle, and that matvec reads as ordinary weights. Returns
+    {(kt, nt): ([(slice, addr) per four rows], rows uint8 [VL, VL])}."""
+    K_, N_ = w.shape
+    out = {}
+    for kt in range(K_ // vl):
+        for nt in range(N_ // vl):
+            blk = w[kt * vl:(kt + 1) * vl, nt * vl:(nt + 1) * vl]
+            hemi = hemi_of(kt, nt)
+            parts = []
+            for c in range(vl // 4):
+                t = alloc.alloc(4, "i8", slice=f"mem_{hemi}{c}", fresh=True)
+                parts.append((t.slice, t.addr))
+            out[(kt, nt)] = (parts, blk.astype(np.int8).view(np.uint8))
+    return out
 
 
 def weight_blocks(alloc: MemAlloc, w, vl: int) -> dict:
@@ -271,12 +330,17 @@ def matvec(sched: Scheduler, out: Tensor, x: Tensor, blocks: dict, t0: int = 0,
         p_out = sched.qpos[out.slice]
         t = free_at[plane]
         for kt in kts:
-            blk, _ = blocks[(kt, nt)]
-            pb = sched.qpos[blk.slice]
-            dirn = _toward(sched, pb, pm)
+            blk = blocks[(kt, nt)]
+            blk = blk[0] if isinstance(blk, tuple) else blk
             # 1. rows into the shadow buffer, four per lw
             for j in range(0, vl, 4):
                 cnt = min(4, vl - j)
+                if isinstance(blk, Tensor):
+                    b_slice, b_addr = blk.slice, blk.addr + j
+                else:  # spread block: four words per part
+                    b_slice, b_addr = blk[j // 4]
+                pb = sched.qpos[b_slice]
+                dirn = _toward(sched, pb, pm)
                 for tl in range(t, t + max_wait):
                     if not sched.queue_free(plane, tl):
                         continue
@@ -286,7 +350,7 @@ def matvec(sched: Scheduler, out: Tensor, x: Tensor, blocks: dict, t0: int = 0,
                     sched.begin()
                     grp = sched.free_group(dirn, cnt, pb, tr + 1, [pm])
                     f = None if grp is None else sched.try_read(
-                        blk.slice, blk.addr + j, cnt, tr, dirn, grp, [pm])
+                        b_slice, b_addr, cnt, tr, dirn, grp, [pm])
                     if f is not None and sched.try_unit(
                             plane, tl, "lw", {"src": f}, None, [], 0,
                             fixed={"row": j, "count": cnt})[0]:
@@ -360,76 +424,90 @@ def sxm_unary(sched: Scheduler, mnemonic: str, out: Tensor, x: Tensor, n: int, t
     return last
 
 
-def matvec_t(sched: Scheduler, out: Tensor, x: Tensor, kblocks: list, t0: int = 0,
+def matvec_t(sched: Scheduler, out: Tensor, x: Tensor, kblocks: dict, t0: int = 0,
              max_wait: int = 4000) -> int:
-    """out[b] (int32) = x (int8, one vector) @ K_b^T for natural blocks K_b: VL words
-    (rows = positions, lanes = dims) spread over VL/4 MEM slices of one hemisphere, four
-    words each at one address ([(slice, addr), ...] per block). Each block is read onto
-    VL streams so that it meets at the SXM, transposed, loaded into an MXM plane's
-    shadow in one lw, installed, and multiplied by x."""
+    """out[nt] (int32) = sum over kt of x[kt] (int8) @ B(kt, nt)^T, for natural blocks
+    B (VL words: rows = output lanes, lanes = input index) spread over VL/4 MEM slices
+    of one hemisphere, four words each: kblocks[(kt, nt)] = [(slice, addr), ...]. Each
+    block is read onto VL streams so that it meets at the SXM, transposed, loaded into
+    an MXM plane's shadow in one lw, installed, and multiplied (mm, then mmacc)."""
     cfg = sched.cfg
     vl = cfg.vl
     if cfg.streams < vl:
         raise SchedError(f"matvec_t needs streams >= VL ({cfg.streams} < {vl})")
     d_tr = BY_MNEMONIC["transpose"].d(cfg.superlanes)
+    kts = sorted({k for k, _ in kblocks})
+    nts = sorted({n for _, n in kblocks})
+    if len(kts) != x.n or len(nts) != out.n:
+        raise SchedError(f"matvec_t: x has {x.n} tiles and out {out.n}, blocks "
+                         f"{len(kts)} x {len(nts)}")
     last = t0
     t = t0
-    for b, parts in enumerate(kblocks):
-        west = parts[0][0].startswith("mem_w")
-        sxm, plane = ("sxm_w", "mxm_w0") if west else ("sxm_e", "mxm_e0")
-        p_s, p_m = sched.qpos[sxm], sched.qpos[plane]
-        p_out = sched.qpos[out.slice]
-        dir_in = _toward(sched, sched.qpos[parts[0][0]], p_s)
-        dir_mx = _toward(sched, p_s, p_m)
-        placed = False
-        for ts in range(t, t + max_wait):
-            tl = ts + d_tr + abs(p_m - p_s)
-            if not sched.queue_free(sxm, ts) or not sched.queue_free(plane, tl):
-                continue
-            sched.begin()
-            flows = {}
-            for c, (sl, addr) in enumerate(parts):
-                p = sched.qpos[sl]
-                tr = ts - 1 - abs(p_s - p)
-                f = None if tr < 0 else sched.try_read(sl, addr, 4, tr, dir_in, 4 * c, [p_s])
-                if f is None:
-                    break
-                flows["src" if c == 0 else f"_part{c}"] = f
-            ok = len(flows) == len(parts)
-            tf = None
-            if ok:
-                ok, tf = sched.try_unit(sxm, ts, "transpose", flows, dir_mx, [p_m], vl)
-            ok = ok and sched.try_unit(plane, tl, "lw", {"src": tf}, None, [], 0,
-                                       fixed={"row": 0, "count": vl})[0]
-            if not ok:
-                sched.rollback()
-                continue
-            # install, then multiply
-            ti = tl + 2
-            while not sched.queue_free(plane, ti):
-                ti += 1
-            sched._emit(plane, ti, "iw")
-            done = False
-            for tm in range(ti + 1, ti + 1 + max_wait):
-                if not sched.queue_free(plane, tm):
+    p_out = sched.qpos[out.slice]
+    for nt in nts:
+        for kt in kts:
+            parts = kblocks[(kt, nt)]
+            west = parts[0][0].startswith("mem_w")
+            if any(kblocks[(k, nt)][0][0][4] != parts[0][0][4] for k in kts):
+                raise SchedError("matvec_t: the blocks of one output tile must sit in one "
+                                 "hemisphere (one MXM plane accumulates them)")
+            sxm, plane = ("sxm_w", "mxm_w0") if west else ("sxm_e", "mxm_e0")
+            p_s, p_m = sched.qpos[sxm], sched.qpos[plane]
+            dir_in = _toward(sched, sched.qpos[parts[0][0]], p_s)
+            dir_mx = _toward(sched, p_s, p_m)
+            emit = kt == kts[-1]
+            mn = "mm" if kt == kts[0] else "mmacc"
+            placed = False
+            for ts in range(t, t + max_wait):
+                tl = ts + d_tr + abs(p_m - p_s)
+                if not sched.queue_free(sxm, ts) or not sched.queue_free(plane, tl):
                     continue
                 sched.begin()
-                fx = fetch(sched, x, 0, p_m, tm)
-                ok2, res = (False, None) if fx is None else sched.try_unit(
-                    plane, tm, "mm", {"src": fx}, _toward(sched, p_m, p_out), [p_out], 4,
-                    fixed={"slot": 0})
-                if ok2 and sched.try_write(out.slice, out.vec(b), res):
+                flows = {}
+                for c, (sl, addr) in enumerate(parts):
+                    p = sched.qpos[sl]
+                    tr = ts - 1 - abs(p_s - p)
+                    f = None if tr < 0 else sched.try_read(sl, addr, 4, tr, dir_in, 4 * c,
+                                                           [p_s])
+                    if f is None:
+                        break
+                    flows["src" if c == 0 else f"_part{c}"] = f
+                ok = len(flows) == len(parts)
+                tf = None
+                if ok:
+                    ok, tf = sched.try_unit(sxm, ts, "transpose", flows, dir_mx, [p_m], vl)
+                ok = ok and sched.try_unit(plane, tl, "lw", {"src": tf}, None, [], 0,
+                                           fixed={"row": 0, "count": vl})[0]
+                if not ok:
+                    sched.rollback()
+                    continue
+                ti = tl + 2
+                while not sched.queue_free(plane, ti):
+                    ti += 1
+                sched._emit(plane, ti, "iw")
+                done = False
+                for tm in range(ti + 1, ti + 1 + max_wait):
+                    if not sched.queue_free(plane, tm):
+                        continue
+                    sched.begin()
+                    fx = fetch(sched, x, kt, p_m, tm)
+                    ok2, res = (False, None) if fx is None else sched.try_unit(
+                        plane, tm, mn, {"src": fx},
+                        _toward(sched, p_m, p_out) if emit else None,
+                        [p_out] if emit else [], 4, fixed={"slot": 0})
+                    if ok2 and (not emit or sched.try_write(out.slice, out.vec(nt), res)):
+                        sched.commit()
+                        done = True
+                        if emit:
+                            last = max(last, res.arrives(p_out) + 2)
+                        t = tm + 1
+                        break
+                    sched.rollback()
+                if done:
                     sched.commit()
-                    done = True
-                    last = max(last, res.arrives(p_out) + 2)
-                    t = tm + 1
+                    placed = True
                     break
                 sched.rollback()
-            if done:
-                sched.commit()
-                placed = True
-                break
-            sched.rollback()
-        if not placed:
-            raise SchedError(f"matvec_t: could not place block {b}")
+            if not placed:
+                raise SchedError(f"matvec_t: could not place block ({kt}, {nt})")
     return last
