@@ -18,6 +18,7 @@ COMMANDS = {
     "config": ("lpu.tools.configcmd", "show a chip configuration and its derived values"),
     "run": ("lpu.golden.runcmd", "run a program on the golden chip model"),
     "bench": ("lpu.tools.bench", "measure simulation speed"),
+    "decode": ("lpu.tools.decode", "generate text token by token on the golden chip model"),
     "asm": ("lpu.tools.asm", "assemble a source file into a program for one chip config"),
     "disasm": ("lpu.tools.asm", "disassemble a program file (checking it against a config)"),
 }

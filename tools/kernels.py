@@ -137,7 +137,7 @@ def elementwise(sched: Scheduler, mnemonic: str, out: Tensor, *ins: Tensor, t0: 
     last = t0
     bw = cfg.bank_words
     srcinfo = []
-    for o, x in zip(srcs, ins, strict=True):
+    for x in ins:
         p = sched.qpos[x.slice]
         srcinfo.append((x, p, 1 + abs(vxm - p)))
     t_out = d + abs(p_out - vxm)
@@ -147,7 +147,7 @@ def elementwise(sched: Scheduler, mnemonic: str, out: Tensor, *ins: Tensor, t0: 
         for t in range(t_first, t_first + max_wait):
             # cheap checks first: the slices' dispatch slots, banks and data readiness
             feasible = True
-            for x, p, lead in srcinfo:
+            for x, _p, lead in srcinfo:
                 tr = t - lead
                 a = x.vec(i if x.n > 1 else 0)
                 if (tr < 0 or (x.slice, tr) in sched.qbusy

@@ -1,0 +1,151 @@
+"""Token-by-token decoding: the Python API behind ``lpu decode``.
+
+``backend="golden"`` compiles one step program per position (:mod:`lpu.tools.compiler`)
+and runs it on the golden chip model; ``backend="reference"`` runs the float32
+op-level model (:mod:`lpu.golden.reference`) with no chip limits; ``backend="exact"``
+runs the LPU-exact numpy evaluation of the same algorithm the chip runs.
+
+>>> from lpu.golden.decode import decode
+>>> r = decode("builtin", prompt="ROMEO:", n=8, backend="reference")
+>>> print(r.text)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lpu.config import load as load_config
+from lpu.errors import LpuError
+
+from .checkpoint import decode_bytes, encode_bytes, load_builtin, load_checkpoint
+from .reference import KVCache, forward
+
+__all__ = ["decode", "DecodeResult", "pick_token", "load_model"]
+
+BACKENDS = ("golden", "reference", "exact")
+
+
+@dataclass
+class DecodeResult:
+    prompt: list[int]
+    tokens: list[int]  # generated tokens only
+    text: str  # prompt + generated, as text
+    backend: str
+    config: str | None
+    cycles: list[int] = field(default_factory=list)  # per step (golden backend)
+    bound_cycles: list[float] = field(default_factory=list)
+    logits: list[np.ndarray] = field(default_factory=list, repr=False)  # per step
+    compile_s: float = 0.0
+    run_s: float = 0.0
+    clock_mhz: float | None = None
+
+    @property
+    def cycles_per_token(self) -> float | None:
+        return float(np.mean(self.cycles)) if self.cycles else None
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        c = self.cycles_per_token
+        return self.clock_mhz * 1e6 / c if c and self.clock_mhz else None
+
+    @property
+    def ratio_to_bound(self) -> float | None:
+        if not self.cycles:
+            return None
+        return float(np.mean(self.cycles) / np.mean(self.bound_cycles))
+
+
+def load_model(spec):
+    """'builtin', a checkpoint folder, or a Model."""
+    if spec is None or spec == "builtin":
+        return load_builtin()
+    if isinstance(spec, str) or hasattr(spec, "__fspath__"):
+        return load_checkpoint(spec)
+    return spec
+
+
+def pick_token(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
+    """Greedy (lowest index among ties) at temperature 0, else sampled from softmax."""
+    if temperature <= 0:
+        return int(np.argmax(logits))
+    z = logits.astype(np.float64) / temperature
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    return int(rng.choice(len(p), p=p))
+
+
+def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] | None = None,
+           n: int = 16, config="small", backend: str = "golden", temperature: float = 0.0,
+           seed: int | None = None, context: int | None = None,
+           progress: Callable[[int, int], None] | None = None) -> DecodeResult:
+    """Decode `n` tokens after the prompt; every prompt token is one step too."""
+    if backend not in BACKENDS:
+        raise LpuError(f"unknown backend {backend!r}; backends are: {', '.join(BACKENDS)}")
+    m = load_model(model)
+    if tokens is None:
+        tokens = encode_bytes(prompt if prompt is not None else "")
+    tokens = [int(t) for t in tokens]
+    if not tokens:
+        raise LpuError("the prompt is empty: give --prompt TEXT or --tokens 1,2,3")
+    vocab = m.config.vocab_size
+    for t in tokens:
+        if not 0 <= t < vocab:
+            raise LpuError(f"token {t} is outside the vocabulary 0..{vocab - 1}")
+    if n < 0:
+        raise LpuError(f"-n must be at least 0, not {n}")
+    total = len(tokens) + n
+    ctx = context or m.config.max_position_embeddings
+    if total > ctx:
+        raise LpuError(f"prompt ({len(tokens)} tokens) + {n} new tokens exceed the context "
+                       f"of {ctx} tokens")
+    rng = np.random.default_rng(seed)
+    cfg = None
+    res = DecodeResult(tokens, [], "", backend, None)
+    if backend == "reference":
+        cache = KVCache.for_config(m.config, ctx)
+
+        def step(tok, pos):
+            return forward(m, tok, pos, cache), None
+    elif backend == "exact":
+        from . import lpu_exact as LX
+        cfg = load_config(config)
+        ops = LX.NumpyOps(cfg.vl)
+        prepared = LX.Prepared(ops, m, ctx)
+
+        def step(tok, pos):
+            return LX.decode_step(ops, prepared, tok, pos).view(np.float32).reshape(-1), None
+    else:
+        from lpu.tools.compiler import ChipDecoder
+        cfg = load_config(config)
+        dec = ChipDecoder(m, cfg, ctx)
+
+        def step(tok, pos):
+            r = dec.step(tok, pos)
+            return r.logits, r
+
+    if cfg is not None:
+        res.config, res.clock_mhz = cfg.name, cfg.clock_mhz
+    seq = list(tokens)
+    t0 = time.perf_counter()
+    for pos in range(total - 1 if n else len(tokens)):
+        logits, info = step(seq[pos], pos)
+        res.logits.append(np.asarray(logits, dtype=np.float32))
+        if info is not None:
+            res.cycles.append(info.cycles)
+            res.bound_cycles.append(info.bound_cycles)
+            res.compile_s += info.compile_s
+            res.run_s += info.run_s
+        if pos >= len(tokens) - 1:
+            nxt = pick_token(np.asarray(logits), temperature, rng)
+            seq.append(nxt)
+            res.tokens.append(nxt)
+        if progress:
+            progress(pos + 1, total - 1 if n else len(tokens))
+    if info is None:
+        res.run_s = time.perf_counter() - t0
+    res.text = decode_bytes(seq)
+    return res

@@ -1,0 +1,80 @@
+"""``lpu decode``: generate text token by token on the golden chip model."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from lpu.errors import LpuError
+
+DEFAULT_PROMPT = "ROMEO:\n"
+
+
+def add_arguments(p):
+    p.add_argument("--model", default="builtin",
+                   help="checkpoint folder (config.json + model.safetensors) or 'builtin'")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--prompt", help=f"prompt text (default {DEFAULT_PROMPT!r})")
+    src.add_argument("--tokens", help="prompt as token ids, e.g. 1,2,3")
+    p.add_argument("-n", type=int, default=16, help="tokens to generate (default 16)")
+    p.add_argument("--config", default="small", help="chip preset or YAML (default small)")
+    p.add_argument("--backend", default="golden", choices=["golden", "reference", "exact"],
+                   help="golden: the chip model; reference: float32 op-level model; "
+                        "exact: numpy evaluation of what the chip computes")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--seed", type=int, default=None, help="sampling seed")
+    p.add_argument("--context", type=int, default=None,
+                   help="KV cache positions (default: the model's max_position_embeddings)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _tokens(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise LpuError(f"--tokens: expected comma-separated integers, got {text!r}") from None
+
+
+def run(args) -> int:
+    from lpu.golden.decode import decode
+
+    tokens = _tokens(args.tokens) if args.tokens is not None else None
+    prompt = None if tokens is not None else (args.prompt if args.prompt is not None
+                                              else DEFAULT_PROMPT)
+    show = sys.stderr.isatty() and not args.json
+
+    def progress(done, total):
+        if show:
+            bar = "#" * (30 * done // total)
+            print(f"\r[{bar:<30}] {done}/{total} steps", end="", file=sys.stderr, flush=True)
+
+    r = decode(args.model, prompt=prompt, tokens=tokens, n=args.n, config=args.config,
+               backend=args.backend, temperature=args.temperature, seed=args.seed,
+               context=args.context, progress=progress)
+    if show:
+        print(file=sys.stderr)
+    summary = {
+        "backend": r.backend, "config": r.config, "prompt_tokens": r.prompt,
+        "tokens": r.tokens, "text": r.text,
+        "cycles": r.cycles, "cycles_per_token": r.cycles_per_token,
+        "bound_cycles_per_token": (sum(r.bound_cycles) / len(r.bound_cycles)
+                                   if r.bound_cycles else None),
+        "ratio_to_bound": r.ratio_to_bound, "tokens_per_s": r.tokens_per_s,
+        "clock_mhz": r.clock_mhz, "compile_s": round(r.compile_s, 3),
+        "run_s": round(r.run_s, 3),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(r.text)
+    print()
+    if r.cycles:
+        print(f"{len(r.cycles)} steps on {r.config} ({r.backend}): "
+              f"{r.cycles_per_token:.0f} cycles/token, "
+              f"{r.tokens_per_s:,.0f} tokens/s at {r.clock_mhz:g} MHz, "
+              f"{r.ratio_to_bound:.1f}x the analytic bound of "
+              f"{summary['bound_cycles_per_token']:.0f} cycles/token; "
+              f"compile {r.compile_s:.1f} s, golden model {r.run_s:.1f} s")
+    else:
+        print(f"{len(r.prompt) + len(r.tokens) - 1} steps ({r.backend}) in {r.run_s:.1f} s")
+    return 0
