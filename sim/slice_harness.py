@@ -174,15 +174,15 @@ def golden_slice(cfg: ChipConfig | str, program, position: str,
     else:
         chip.load(prog, check_first=False)
         rows_d, rows_v = [], []
-        S, VL = cfg.streams, cfg.vl
+        NS, VL = cfg.streams, cfg.vl
         try:
             while not chip.done:
-                dat = np.zeros((2, S, VL), dtype=np.uint8)
-                val = np.zeros((2, S), dtype=bool)
+                dat = np.zeros((2, NS, VL), dtype=np.uint8)
+                val = np.zeros((2, NS), dtype=bool)
                 for dr, src in ((0, p - 1), (1, p + 1)):
                     if not 0 <= src < len(cfg.positions):
                         continue
-                    for s in range(S):
+                    for s in range(NS):
                         v = chip.peek(dr, s, src) if chip.cycle else None
                         if v is not None:
                             dat[dr, s], val[dr, s] = v, True
