@@ -25,7 +25,8 @@ import numpy as np
 from . import numerics as nm
 
 __all__ = ["NumpyOps", "exp", "reciprocal", "rsqrt", "rmsnorm", "softmax", "silu",
-           "quantize", "linear", "LOG2E"]
+           "quantize", "linear", "rope", "attention", "swiglu", "Prepared", "decode_step",
+           "step_inputs", "LOG2E"]
 
 LOG2E = 1.4426950408889634
 # 2^f on [-0.5, 0.5]: Taylor coefficients of e^(f ln 2), degree 7, highest first
@@ -348,6 +349,52 @@ def step_inputs(cfg, pos: int, vl: int, theta: float):
     return cos, sin, lane_mask, valid.reshape(nb, vl)
 
 
+def rope(ops, t, cos, sin):
+    """Rotary embedding of every head vector of t [heads, VL] (head_dim = VL):
+    t * cos + rotate_half(t) * sin, with rotate_half as a rotation by VL/2 and the
+    sign folded into `sin` (step_inputs)."""
+    return ops.binary("fadd", ops.binary("fmul", t, cos),
+                      ops.binary("fmul", ops.rotate(t, ops.vl // 2), sin))
+
+
+def attention(ops, cache, layer, q, k, v, pos, lane_mask, valid, n_heads, n_kv_heads):
+    """Grouped-query attention of one token at `pos` over the int8 KV cache.
+
+    q [n_heads, VL], k, v [n_kv_heads, VL] fp32 (after RoPE); writes k, v (int8, with
+    per-position scales) at `pos`, then per head: scores q.K^T on the MXM (K read
+    transposed), scaled, masked past `pos`, softmax, probabilities times the V scales,
+    quantized, times V on the MXM. Returns [n_heads, VL] fp32."""
+    vl = ops.vl
+    nb = pos // vl + 1
+    for g in range(n_kv_heads):
+        kq, ks = quantize(ops, ops.part(k, g))
+        vq, vs = quantize(ops, ops.part(v, g))
+        ops.kv_write(cache, layer, g, pos, kq, ks, vq, vs, lane_mask)
+    inv_sqrt = ops.const_f32(1.0 / math.sqrt(vl))
+    group = n_heads // n_kv_heads
+    heads = []
+    for hi in range(n_heads):
+        g = hi // group
+        qq, qs = quantize(ops, ops.binary("fmul", ops.part(q, hi), inv_sqrt))
+        acc = ops.scores(cache, layer, g, nb, qq)
+        s = ops.binary("fmul", ops.binary("fmul", ops.unary("cvt.i32.f32", acc), qs),
+                       ops.scale_vecs(cache, "k", layer, g, nb))
+        s = ops.select(valid, s, ops.const_f32(-1e30))
+        p = ops.binary("fmul", softmax(ops, s), ops.scale_vecs(cache, "v", layer, g, nb))
+        pq, ps = quantize(ops, p)
+        o = ops.attend(cache, layer, g, nb, pq)
+        heads.append(ops.binary("fmul", ops.unary("cvt.i32.f32", o), ps))
+    return ops.stack(heads)
+
+
+def swiglu(ops, h, w_gate, w_up, w_down):
+    """down(silu(gate(h)) * up(h)) with int8 linears; each w_* is (int8 [in, out],
+    scales handle)."""
+    gate = silu(ops, _linear(ops, h, w_gate))
+    up = _linear(ops, h, w_up)
+    return _linear(ops, ops.binary("fmul", gate, up), w_down)
+
+
 def decode_step(ops, P: Prepared, token: int, pos: int):
     """Logits handle [vocab / VL, VL] (fp32 bits) for `token` at `pos`; writes the KV
     cache of `pos`. Every value is computed as the chip computes it."""
@@ -358,7 +405,6 @@ def decode_step(ops, P: Prepared, token: int, pos: int):
     cos, sin = ops.weight_f32(cos_a), ops.weight_f32(sin_a)
     lane_mask, valid = ops.const_vec(lane_mask_a), ops.const_vec(valid_a)
     tok = ops.token(token)
-    nb = pos // vl + 1
     # embedding: one-hot(token) @ table, times the token's row scale
     hit = ops.binary("eq", P.lane_ids, tok)
     onehot = ops.unary("cvt.i32.i8", ops.binary("and", hit, ops.const_bits(1)))
@@ -366,41 +412,16 @@ def decode_step(ops, P: Prepared, token: int, pos: int):
     s_tok = ops.lane_reduce("fadd", ops.vec_reduce(
         "fadd", ops.select(hit, P.embed_scales, ops.const_f32(0.0))))
     x = ops.binary("fmul", ops.unary("cvt.i32.f32", row), s_tok)
-    inv_sqrt = ops.const_f32(1.0 / math.sqrt(cfg.head_dim))
-    group = cfg.num_attention_heads // cfg.num_key_value_heads
     for li, L in enumerate(P.layers):
         h = rmsnorm(ops, x, L["attn_norm"], cfg.rms_norm_eps, cfg.hidden_size)
-        q = _linear(ops, h, L["wq"])
-        k = _linear(ops, h, L["wk"])
+        q = rope(ops, _linear(ops, h, L["wq"]), cos, sin)
+        k = rope(ops, _linear(ops, h, L["wk"]), cos, sin)
         v = _linear(ops, h, L["wv"])
-
-        def rope(t):
-            return ops.binary("fadd", ops.binary("fmul", t, cos),
-                              ops.binary("fmul", ops.rotate(t, vl // 2), sin))
-
-        q, k = rope(q), rope(k)
-        for g in range(cfg.num_key_value_heads):
-            kq, ks = quantize(ops, ops.part(k, g))
-            vq, vs = quantize(ops, ops.part(v, g))
-            ops.kv_write(P.cache, li, g, pos, kq, ks, vq, vs, lane_mask)
-        heads = []
-        for hi in range(cfg.num_attention_heads):
-            g = hi // group
-            qh = ops.binary("fmul", ops.part(q, hi), inv_sqrt)
-            qq, qs = quantize(ops, qh)
-            acc = ops.scores(P.cache, li, g, nb, qq)
-            s = ops.binary("fmul", ops.binary("fmul", ops.unary("cvt.i32.f32", acc), qs),
-                           ops.scale_vecs(P.cache, "k", li, g, nb))
-            s = ops.select(valid, s, ops.const_f32(-1e30))
-            p = ops.binary("fmul", softmax(ops, s), ops.scale_vecs(P.cache, "v", li, g, nb))
-            pq, ps = quantize(ops, p)
-            o = ops.attend(P.cache, li, g, nb, pq)
-            heads.append(ops.binary("fmul", ops.unary("cvt.i32.f32", o), ps))
-        x = ops.binary("fadd", x, _linear(ops, ops.stack(heads), L["wo"]))
+        att = attention(ops, P.cache, li, q, k, v, pos, lane_mask, valid,
+                        cfg.num_attention_heads, cfg.num_key_value_heads)
+        x = ops.binary("fadd", x, _linear(ops, att, L["wo"]))
         h = rmsnorm(ops, x, L["ffn_norm"], cfg.rms_norm_eps, cfg.hidden_size)
-        gate = silu(ops, _linear(ops, h, L["w_gate"]))
-        up = _linear(ops, h, L["w_up"])
-        x = ops.binary("fadd", x, _linear(ops, ops.binary("fmul", gate, up), L["w_down"]))
+        x = ops.binary("fadd", x, swiglu(ops, h, L["w_gate"], L["w_up"], L["w_down"]))
     x = rmsnorm(ops, x, P.norm, cfg.rms_norm_eps, cfg.hidden_size)
     if P.tied:  # logits = x @ table^T, the table read transposed
         q, xs = quantize(ops, x)
