@@ -135,3 +135,100 @@ def test_linear_int8(cfgname, kt, nt):
     y = got[0].view(np.float32).reshape(-1)
     ref = x.reshape(-1).astype(np.float64) @ w.astype(np.float64)
     assert np.abs(y - ref).max() < 0.05 * np.abs(ref).max()
+
+
+def test_rope():
+    cfg = config.load("small")
+    vl = cfg.vl
+    rng = np.random.default_rng(5)
+    t = f32(rng, 3, vl)
+    from lpu.golden.reference import LlamaConfig, apply_rope, rope_tables
+    mc = LlamaConfig(vocab_size=vl, hidden_size=vl, intermediate_size=vl, num_hidden_layers=1,
+                     num_attention_heads=3, num_key_value_heads=3, head_dim=vl,
+                     max_position_embeddings=64)
+    pos = 37
+    cos, sin, _, _ = L.step_inputs(mc, pos, vl, 10000.0)
+
+    def fn(o, tv):
+        return L.rope(o, tv, o.weight_f32(cos), o.weight_f32(sin))
+
+    got, want, _ = run(cfg, fn, t.view(np.uint32))
+    assert np.array_equal(got[0], want[0])
+    c, s = rope_tables(np.array([pos]), vl, 10000.0)
+    ref = apply_rope(t[None].astype(np.float32), c, s)[0]
+    assert np.allclose(got[0].view(np.float32), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_heads,n_kv,steps", [(2, 1, 3), (2, 2, 18)])
+def test_attention_with_cache(n_heads, n_kv, steps):
+    """Several tokens' attention steps over the int8 KV cache, chip against LPU-exact;
+    the last step crosses into a second block of positions when steps > VL."""
+    cfg = config.load("small")
+    vl = cfg.vl
+    rng = np.random.default_rng(steps)
+    from lpu.golden.reference import LlamaConfig
+    mc = LlamaConfig(vocab_size=vl, hidden_size=vl, intermediate_size=vl, num_hidden_layers=1,
+                     num_attention_heads=n_heads, num_key_value_heads=n_kv, head_dim=vl,
+                     max_position_embeddings=32)
+    qs = [f32(rng, n_heads, vl) for _ in range(steps)]
+    ks = [f32(rng, n_kv, vl) for _ in range(steps)]
+    vs = [f32(rng, n_kv, vl) for _ in range(steps)]
+
+    def attend_all(o, cache, pos_list):
+        outs = []
+        for pos in pos_list:
+            _, _, lane, valid = L.step_inputs(mc, pos, vl, 10000.0)
+            q, k, v = (o.weight_f32(a[pos]) for a in (qs, ks, vs))
+            outs.append(L.attention(o, cache, 0, q, k, v, pos, o.const_vec(lane),
+                                    o.const_vec(valid), n_heads, n_kv))
+        return outs
+
+    nops = L.NumpyOps(vl)
+    ncache = nops.new_cache(1, n_kv, 32)
+    want = attend_all(nops, ncache, range(steps))
+    # the chip runs one program per step, the cache staying in SRAM between them
+    chip = Chip(cfg)
+    for pos in range(steps):
+        co = ChipOps(cfg)
+        cache = co.new_cache(1, n_kv, 32)
+        out = attend_all(co, cache, [pos])[0]
+        co.load_image(chip)
+        chip.load(co.program())
+        chip.run()
+        assert np.array_equal(co.read(chip, out), want[pos]), f"step {pos}"
+    # and the attention is close to float softmax attention over the same history
+    q = qs[-1][0].astype(np.float64)
+    kk = np.stack([k[0] for k in ks]).astype(np.float64)
+    vv = np.stack([v[0] for v in vs]).astype(np.float64)
+    sc = kk @ q / np.sqrt(vl)
+    p = np.exp(sc - sc.max())
+    ref = (p / p.sum()) @ vv
+    assert np.abs(want[-1][0].view(np.float32) - ref).max() < 0.05 * np.abs(ref).max() + 0.02
+
+
+def test_swiglu():
+    cfg = config.load("small")
+    vl = cfg.vl
+    rng = np.random.default_rng(9)
+    h = f32(rng, 2, vl)
+    dim, hid = 2 * vl, 3 * vl
+
+    def qw(shape):
+        w = rng.standard_normal(shape).astype(np.float32) / np.sqrt(shape[0])
+        sc = (np.abs(w).max(axis=0) / 127).astype(np.float32)
+        return np.clip(np.rint(w / sc), -127, 127).astype(np.int8), sc, w
+
+    (g8, gs, gw), (u8, us, uw), (d8, ds, dw) = qw((dim, hid)), qw((dim, hid)), qw((hid, dim))
+
+    def fn(o, hv):
+        return L.swiglu(o, hv, (o.weight_i8(g8), o.weight_f32(gs.reshape(-1, vl))),
+                        (o.weight_i8(u8), o.weight_f32(us.reshape(-1, vl))),
+                        (o.weight_i8(d8), o.weight_f32(ds.reshape(-1, vl))))
+
+    got, want, _ = run(cfg, fn, h.view(np.uint32))
+    assert np.array_equal(got[0], want[0])
+    x = h.reshape(-1).astype(np.float64)
+    g, u = x @ gw, x @ uw
+    ref = (g / (1 + np.exp(-g)) * u) @ dw
+    y = got[0].view(np.float32).reshape(-1)
+    assert np.abs(y - ref).max() < 0.05 * np.abs(ref).max()
