@@ -572,7 +572,43 @@ def _encode(ins: Instr) -> int:
 
 @functools.lru_cache(maxsize=1 << 16)
 def decode(word: int) -> "Instr":
-    """Decode a 32-bit word into an :class:`Instr`; raises :class:`IsaError` if invalid."""
+    """Decode a 32-bit word into an :class:`Instr`; raises :class:`IsaError` if invalid.
+
+    Bit positions come from the Amaranth layouts (as for :func:`encode`); the tests check
+    it against :func:`decode_via_layout` (``Instruction.from_bits``)."""
+    if not isinstance(word, int) or not (0 <= word < (1 << WORD_BITS)):
+        raise IsaError(f"instruction word {word!r} is not a 32-bit value")
+    raw_op = word & 0x3F
+    try:
+        opc = Opcode(raw_op)
+    except ValueError:
+        raise IsaError(f"word 0x{word:08x}: unknown opcode {raw_op}") from None
+    info, fm, _ = _encoder(opc)
+
+    def get(key):
+        off, w, signed = fm[key]
+        v = (word >> off) & ((1 << w) - 1)
+        if signed and v >= 1 << (w - 1):
+            v -= 1 << w
+        return v
+
+    args: dict = {}
+    for o in info.operands:
+        if o.kind in ("sr", "sw", "sw?"):
+            ref = (get((o.field, "stream")), get((o.field, "dir")))
+            if o.kind == "sw?" and not get("emit"):
+                ref = None
+            args[o.name] = ref
+        else:
+            v = get(o.field)
+            if (info.fmt, o.field) in _BIASED:
+                v += 1
+            args[o.name] = v
+    return Instr(opc, args)
+
+
+def decode_via_layout(word: int) -> "Instr":
+    """The same as :func:`decode`, through ``Instruction.from_bits`` (slow; for tests)."""
     if not (0 <= word < (1 << WORD_BITS)):
         raise IsaError(f"instruction word {word!r} is not a 32-bit value")
     raw_op = word & 0x3F
