@@ -1,0 +1,587 @@
+"""Lockstep: run the golden model beside the RTL and stop at the first cycle that differs.
+
+Both sides report architectural events (:class:`lpu.golden.trace.Event`, docs/trace.md)
+per real cycle. A :class:`Backend` turns ``(program, mem_init)`` into an iterator of
+``(cycle, events)``, cycles increasing (a cycle without events may be left out or
+given with an empty list):
+
+* :class:`GoldenBackend`: the cycle-exact golden model (:mod:`lpu.golden.chip`),
+  stepped one cycle at a time, so a divergence stops it early too;
+* :class:`AmaranthBackend`: the chip top :class:`lpu.hdl.chip.Chip` with its trace
+  port on Amaranth's simulator, SRAM preloaded, the program loaded and started
+  through the host bus;
+* the cocotb backend over the generated Verilog (:mod:`lpu.sim.cocotb_chip`), which
+  runs inside the simulator process.
+
+:func:`compare` consumes two such iterators together, cycle by cycle. In each cycle it
+compares the *set* of events (their order within a cycle does not matter): each event
+is keyed by ``(kind, unit, dir, index, superlane)`` and must carry the same bytes. At
+the first cycle with a difference it stops both sides and returns a
+:class:`Divergence`:
+
+``reason``
+    ``value`` (both sides have the event, with different bytes), ``missing`` (only the
+    expected side has it) or ``extra`` (only the actual side has it). When a cycle has
+    several differences, the first in the trace's sort order is reported (dispatches
+    first, then stream writes, SRAM writes, weight loads, installs, accumulators) and
+    the others are counted.
+``cycle``, ``superlane``
+    Real cycle and superlane of the event (the instruction that caused it was
+    dispatched ``superlane`` cycles earlier on superlane 0, plus its delay).
+``lane``, ``byte``
+    For a ``value`` difference: the vector lane (``superlane * lanes + i``) of the
+    first differing byte, and that byte's offset in the event's data (accumulator
+    lanes are 4 bytes wide).
+``unit_name``, ``what``
+    Where: the position (``vxm``, ``mem_w0`` ...) and stream (``e3``) of a stream
+    write, the MEM slice and address of an SRAM write, the MXM plane and row / slot,
+    the queue and instruction index of a dispatch.
+``expected``, ``actual``
+    The bytes (hex in the text and JSON forms).
+``queue``, ``instr``, ``dispatch_cycle``, ``instr_index``, ``where``
+    The instruction in flight: among the dispatches seen so far (golden side first) of
+    the queues driving that unit, the one whose effect lands on this event (its delay
+    and operands match), or else the most recent one. ``where`` is its source line
+    when the program carries one.
+
+:func:`lockstep` wires it together: golden model as the reference, any backend as
+the device under test, a :class:`LockstepResult` with the cycles and events compared.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lpu.config import ChipConfig
+from lpu.config import load as load_config
+from lpu.errors import LpuError
+from lpu.golden.trace import KINDS, Event
+from lpu.program import Program
+
+__all__ = ["Backend", "GoldenBackend", "AmaranthBackend", "Divergence", "LockstepResult",
+           "LockstepError", "compare", "lockstep", "events_by_cycle"]
+
+_KORDER = {k: i for i, k in enumerate(KINDS)}
+
+
+class LockstepError(LpuError):
+    """A backend could not run the program (not a divergence)."""
+
+
+class Backend(Protocol):
+    """Runs a program and reports its events per real cycle."""
+
+    name: str
+
+    def run(self, program: Program, mem_init: dict) -> Iterator[tuple[int, list[Event]]]:
+        """Events per cycle, cycles increasing. `mem_init`: MEM slice name -> uint8
+        [n, VL] words from address 0."""
+        ...
+
+
+def events_by_cycle(events: Iterable[Event]) -> Iterator[tuple[int, list[Event]]]:
+    """A flat event list (sorted by cycle) as ``(cycle, events)`` pairs."""
+    cur, bucket = None, []
+    for ev in events:
+        if ev.cycle != cur:
+            if bucket:
+                yield cur, bucket
+            cur, bucket = ev.cycle, []
+        bucket.append(ev)
+    if bucket:
+        yield cur, bucket
+
+
+# -- backends ------------------------------------------------------------------------------------
+
+
+class GoldenBackend:
+    """The golden chip model, one skewed cycle at a time.
+
+    After skewed cycle ``τ`` is simulated every event of real cycle ``τ`` is known (events
+    of superlane ``k`` are ``k`` cycles late), so cycles are handed out as soon as they
+    are complete.
+    """
+
+    name = "golden"
+
+    def __init__(self, cfg: ChipConfig | str, *, check: bool = True):
+        self.cfg = load_config(cfg)
+        self.check = check
+        self.chip = None
+
+    def run(self, program, mem_init):
+        from lpu.golden.chip import Chip
+
+        chip = Chip(self.cfg)
+        for name, words in (mem_init or {}).items():
+            chip.write_mem(name, 0, words)
+        chip.load(program, check_first=self.check)
+        self.chip = chip
+        pending: dict[int, list[Event]] = defaultdict(list)
+        nxt = 0
+        while not chip.done:
+            chip.step(trace=True)
+            for ev in chip.take_events():
+                pending[ev.cycle].append(ev)
+            while nxt < chip.cycle:
+                yield nxt, pending.pop(nxt, [])
+                nxt += 1
+        for c in sorted(pending):
+            while nxt < c:
+                yield nxt, []
+                nxt += 1
+            yield c, pending.pop(c)
+            nxt = c + 1
+
+
+class AmaranthBackend:
+    """:class:`lpu.hdl.chip.Chip` (with its trace port) on Amaranth's simulator.
+
+    Each run builds a fresh simulator: the MEM slices are preloaded with `mem_init`
+    (:meth:`lpu.hdl.mem.MemSlice.preload`), the program is written through the host bus,
+    START is written, and from cycle 0 on the trace port is read every cycle
+    (:class:`lpu.hdl.chip.TraceReader`) until RUNNING falls. With ``vcd`` set, the
+    waveform of the whole run (up to where the comparison stopped it) is written
+    there, with a GTKWave save file beside it (``.gtkw``).
+
+    After the run, :attr:`status` and :attr:`error` hold the host's STATUS register and
+    the sticky error registers (None if no error).
+    """
+
+    name = "amaranth"
+
+    def __init__(self, cfg: ChipConfig | str, *, vcd=None, max_cycles: int = 100_000):
+        self.cfg = load_config(cfg)
+        self.vcd = vcd
+        self.max_cycles = max_cycles
+        self.status = None
+        self.error = None
+        self.build_seconds = None
+
+    def build(self, mem_init):
+        from amaranth.sim import Simulator
+
+        from lpu.hdl.chip import Chip
+
+        t0 = time.perf_counter()
+        dut = Chip(self.cfg, trace=True)
+        names = [q.name for q in self.cfg.queues if q.kind == "mem"]
+        for name, sl in zip(names, dut.mem_slices, strict=True):
+            if mem_init and name in mem_init:
+                sl.preload(mem_init[name])
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
+        self.build_seconds = time.perf_counter() - t0
+        return dut, sim
+
+    def run(self, program, mem_init):
+        from lpu.hdl.chip import TraceReader
+        from lpu.hdl.host import RegisterMap, SimBus
+
+        program.check_config(self.cfg)
+        dut, sim = self.build(mem_init)
+        regs = RegisterMap(self.cfg)
+        bus = SimBus(dut.bus, regs)
+        reader = TraceReader(dut)
+        out: deque = deque()
+        limit = self.max_cycles
+
+        async def testbench(ctx):
+            await bus.load_program(ctx, program)
+            await bus.start(ctx)
+            c = 0
+            while ctx.get(dut.trace.running):
+                out.append((c, reader.read(ctx, c)))
+                await ctx.tick()
+                c += 1
+                if c > limit:
+                    raise LockstepError(f"the RTL ran past {limit} cycles without finishing")
+            self.status = await bus.status(ctx)
+            self.error = await bus.error(ctx)
+
+        sim.add_testbench(testbench)
+        writer = None
+        if self.vcd:
+            vcd = str(self.vcd)
+            gtkw = vcd.rsplit(".", 1)[0] + ".gtkw"
+            writer = sim.write_vcd(vcd, gtkw, traces=[dut.bus, dut.trace])
+            writer.__enter__()
+        try:
+            while True:
+                while not out and sim.advance():
+                    pass
+                if not out:
+                    return
+                yield out.popleft()
+        finally:
+            if writer is not None:
+                writer.__exit__(None, None, None)
+
+
+# -- the divergence report ----------------------------------------------------------------------
+
+
+@dataclass
+class Divergence:
+    """The first difference between two event streams (see the module docstring)."""
+
+    cycle: int
+    reason: str  # "value" | "missing" | "extra"
+    kind: str
+    unit: int
+    unit_name: str
+    dir: int
+    index: int
+    what: str  # "stream e3", "address 17", "row 2", "slot 0", "instruction 5", ""
+    superlane: int
+    lane: int | None
+    byte: int | None
+    expected: bytes | None
+    actual: bytes | None
+    queue: str | None = None
+    instr: str | None = None
+    dispatch_cycle: int | None = None
+    instr_index: int | None = None
+    where: str | None = None
+    responsible: bool = False  # the instruction's effect lands on this event
+    others: int = 0  # further differences in the same cycle
+    expected_events: list = field(default_factory=list, repr=False)
+    actual_events: list = field(default_factory=list, repr=False)
+
+    @property
+    def location(self) -> str:
+        loc = f"{self.kind} {self.unit_name}"
+        return f"{loc} {self.what}" if self.what else loc
+
+    def text(self) -> str:
+        head = (f"first divergence at cycle {self.cycle}, superlane {self.superlane}"
+                + (f", lane {self.lane}" if self.lane is not None else "")
+                + f": {self.location}")
+        lines = [head]
+        if self.reason == "value":
+            lines.append(f"  expected {_hex(self.expected)}")
+            lines.append(f"  actual   {_hex(self.actual)}")
+            if self.byte is not None:
+                lines.append("           " + "  " * self.byte + "^^"
+                             + f" byte {self.byte} (lane {self.lane})")
+        elif self.reason == "missing":
+            lines.append(f"  expected {_hex(self.expected)}, but the device reported no such "
+                         "event in this cycle")
+        else:
+            lines.append(f"  the device reported {_hex(self.actual)}, which the reference "
+                         "does not have in this cycle")
+        if self.instr is not None:
+            rel = "whose result this is" if self.responsible else "most recently dispatched"
+            src = f" ({self.where})" if self.where else ""
+            lines.append(f"  instruction in flight: {self.queue}[{self.instr_index}] "
+                         f"'{self.instr}', dispatched at cycle {self.dispatch_cycle}{src}, "
+                         f"{rel}")
+        if self.others:
+            lines.append(f"  ({self.others} more difference(s) in this cycle)")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {
+            "cycle": self.cycle, "reason": self.reason, "kind": self.kind, "unit": self.unit,
+            "unit_name": self.unit_name, "dir": self.dir, "index": self.index,
+            "what": self.what, "superlane": self.superlane, "lane": self.lane,
+            "byte": self.byte,
+            "expected": None if self.expected is None else self.expected.hex(),
+            "actual": None if self.actual is None else self.actual.hex(),
+            "queue": self.queue, "instr": self.instr, "dispatch_cycle": self.dispatch_cycle,
+            "instr_index": self.instr_index, "where": self.where,
+            "responsible": self.responsible, "others": self.others,
+            "expected_events": [_ev_json(e) for e in self.expected_events],
+            "actual_events": [_ev_json(e) for e in self.actual_events],
+        }
+
+    def __str__(self):
+        return self.text()
+
+
+def _hex(b: bytes | None) -> str:
+    return "-" if b is None else (b.hex() or "(empty)")
+
+
+def _ev_json(ev: Event) -> dict:
+    from lpu.golden.trace import to_json
+
+    return to_json(ev)
+
+
+@dataclass
+class LockstepResult:
+    """What a lockstep run compared, and the first divergence if any."""
+
+    ok: bool
+    cycles: int  # cycles compared (up to and including a divergence)
+    events: int  # events compared (both sides, up to the divergence)
+    divergence: Divergence | None = None
+    reference: str = "golden"
+    device: str = ""
+    seconds: float = 0.0
+
+    def text(self) -> str:
+        if self.ok:
+            return (f"lockstep {self.reference} vs {self.device}: {self.cycles} cycles, "
+                    f"{self.events} events, identical")
+        return (f"lockstep {self.reference} vs {self.device}: DIVERGED after {self.cycles} "
+                f"cycles\n{self.divergence.text()}")
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "reference": self.reference, "device": self.device,
+                "cycles": self.cycles, "events": self.events,
+                "seconds": round(self.seconds, 3),
+                "divergence": None if self.divergence is None else self.divergence.to_json()}
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2)
+
+
+# -- comparison ------------------------------------------------------------------------------------
+
+
+class _Side:
+    """One event stream, taken cycle by cycle."""
+
+    def __init__(self, it):
+        self.it = iter(it)
+        self.head = None  # (cycle, events) not yet taken
+        self.done = False
+        self._fill()
+
+    def _fill(self):
+        if self.head is None and not self.done:
+            try:
+                self.head = next(self.it)
+            except StopIteration:
+                self.done = True
+
+    @property
+    def next_cycle(self):
+        return None if self.head is None else self.head[0]
+
+    def take(self, cycle) -> list[Event]:
+        if self.head is None or self.head[0] > cycle:
+            return []
+        c, evs = self.head
+        if c < cycle:
+            raise LockstepError(f"event stream went back in time: cycle {c} after {cycle}")
+        self.head = None
+        self._fill()
+        return list(evs)
+
+    def close(self):
+        close = getattr(self.it, "close", None)
+        if close is not None:
+            close()
+
+
+def _key(ev: Event):
+    return (_KORDER.get(ev.kind, len(_KORDER)), ev.unit, ev.dir, ev.index, ev.superlane)
+
+
+class _Names:
+    def __init__(self, cfg: ChipConfig):
+        self.cfg = cfg
+        self.mem = [q for q in cfg.queues if q.kind == "mem"]
+        self.mxm = [q for q in cfg.queues if q.kind == "mxm"]
+
+    def unit(self, ev: Event) -> str:
+        cfg = self.cfg
+        try:
+            if ev.kind == "sr":
+                return cfg.positions[ev.unit].name
+            if ev.kind == "sram":
+                return self.mem[ev.unit].name
+            if ev.kind in ("wload", "install", "acc"):
+                return self.mxm[ev.unit].name
+            return cfg.queues[ev.unit].name
+        except IndexError:
+            return f"{ev.kind}-unit-{ev.unit}"
+
+    @staticmethod
+    def what(ev: Event) -> str:
+        return {
+            "sr": f"stream {'ew'[ev.dir & 1]}{ev.index}",
+            "sram": f"address {ev.index}",
+            "wload": f"row {ev.index}",
+            "install": "",
+            "acc": f"slot {ev.index}",
+            "dispatch": f"instruction {ev.index}",
+        }.get(ev.kind, f"index {ev.index}")
+
+    def queues_of(self, ev: Event):
+        cfg = self.cfg
+        if ev.kind == "sr":
+            return [q for q in cfg.queues if q.position == ev.unit]
+        if ev.kind == "sram":
+            return self.mem[ev.unit:ev.unit + 1]
+        if ev.kind in ("wload", "install", "acc"):
+            return self.mxm[ev.unit:ev.unit + 1]
+        return list(cfg.queues[ev.unit:ev.unit + 1])
+
+
+def _explains(cfg, ins, td, ev, tau) -> bool:
+    """Does `ins`, dispatched at (skewed) td, cause event `ev` at skewed cycle tau?"""
+    from lpu.golden.schedule import effects
+    from lpu.isa import Opcode
+
+    op = ins.op
+    S = cfg.superlanes
+    if ev.kind == "sr":
+        try:
+            effs = effects(cfg, ins)
+        except LpuError:
+            return False
+        return any(ef.kind == "wr" and ef.dir == ev.dir and td + ef.dt == tau
+                   and ef.stream <= ev.index < ef.stream + ef.width for ef in effs)
+    a = ins.args
+    if ev.kind == "sram":
+        return op == Opcode.WRITE and td + 1 == tau and a["addr"] <= ev.index < a["addr"] + \
+            a["count"]
+    if ev.kind == "wload":
+        return op == Opcode.LW and td + 1 == tau and a["row"] <= ev.index < a["row"] + a["count"]
+    if ev.kind == "install":
+        return op == Opcode.IW and td == tau
+    if ev.kind == "acc":
+        return op in (Opcode.MM, Opcode.MMACC) and td + S + 2 == tau and a["slot"] == ev.index
+    return False
+
+
+def compare(expected: Iterable, actual: Iterable, cfg: ChipConfig | str, *,
+            program: Program | None = None, max_cycles: int | None = None,
+            reference: str = "golden", device: str = "device") -> LockstepResult:
+    """Compare two ``(cycle, events)`` streams cycle by cycle; stop at the first cycle
+    that differs (both iterators are closed then). See the module docstring."""
+    cfg = load_config(cfg)
+    names = _Names(cfg)
+    t0 = time.perf_counter()
+    exp, act = _Side(expected), _Side(actual)
+    history = ({}, {})  # (expected, actual): queue index -> deque of (cycle, index, word)
+    n_events = 0
+    cycles = 0
+    div = None
+    try:
+        while True:
+            cands = [c for c in (exp.next_cycle, act.next_cycle) if c is not None]
+            if not cands:
+                break
+            c = min(cands)
+            if max_cycles is not None and c >= max_cycles:
+                break
+            E, A = exp.take(c), act.take(c)
+            cycles = c + 1
+            n_events += len(E) + len(A)
+            for side, evs in zip(history, (E, A), strict=True):
+                for ev in evs:
+                    if ev.kind == "dispatch":
+                        side.setdefault(ev.unit, deque(maxlen=64)).append(
+                            (ev.cycle, ev.index, int.from_bytes(ev.data, "little")))
+            if sorted((_key(e), e.data) for e in E) == sorted((_key(a), a.data) for a in A):
+                continue
+            div = _divergence(c, E, A, names, history, program)
+            break
+    finally:
+        exp.close()
+        act.close()
+    return LockstepResult(div is None, cycles, n_events, div, reference, device,
+                          time.perf_counter() - t0)
+
+
+def _divergence(c, E, A, names: _Names, history, program) -> Divergence:
+    from lpu.isa import IsaError, decode
+
+    cfg = names.cfg
+    em, am = defaultdict(list), defaultdict(list)
+    for ev in E:
+        em[_key(ev)].append(ev)
+    for ev in A:
+        am[_key(ev)].append(ev)
+    diffs = []
+    for k in sorted(set(em) | set(am)):
+        ed = sorted(e.data for e in em.get(k, []))
+        ad = sorted(a.data for a in am.get(k, []))
+        if ed != ad:
+            diffs.append(k)
+    k = diffs[0]
+    e_ev = em.get(k, [None])[0]
+    a_ev = am.get(k, [None])[0]
+    if len(em.get(k, [])) > 1 or len(am.get(k, [])) > 1:  # duplicates: report the odd one
+        ed = [e.data for e in em.get(k, [])]
+        a_ev = next((a for a in am.get(k, []) if a.data not in ed), a_ev)
+    ev = e_ev or a_ev
+    if e_ev is not None and a_ev is not None:
+        reason = "value"
+    elif e_ev is not None:
+        reason = "missing"
+    else:
+        reason = "extra"
+    lane = byte = None
+    if reason == "value" and ev.kind != "dispatch":
+        x, y = e_ev.data, a_ev.data
+        byte = next((i for i in range(min(len(x), len(y))) if x[i] != y[i]), min(len(x), len(y)))
+        width = 4 if ev.kind == "acc" else 1
+        lane = ev.superlane * cfg.lanes + byte // width
+    elif reason == "value":
+        x, y = e_ev.data, a_ev.data
+        byte = next((i for i in range(min(len(x), len(y))) if x[i] != y[i]), 0)
+    d = Divergence(
+        cycle=c, reason=reason, kind=ev.kind, unit=ev.unit, unit_name=names.unit(ev),
+        dir=ev.dir, index=ev.index, what=names.what(ev), superlane=ev.superlane, lane=lane,
+        byte=byte, expected=None if e_ev is None else e_ev.data,
+        actual=None if a_ev is None else a_ev.data, others=len(diffs) - 1,
+        expected_events=sorted(E, key=_key), actual_events=sorted(A, key=_key))
+    # the instruction in flight
+    tau = c - ev.superlane
+    queues = names.queues_of(ev)
+    best = None  # (responsible, cycle, queue, index, instr)
+    for hist in history:
+        for q in queues:
+            for td, idx, word in reversed(hist.get(q.index, ())):
+                if td > tau:
+                    continue
+                try:
+                    ins = decode(word)
+                except IsaError:
+                    continue
+                if ev.kind == "dispatch":
+                    cand = (True, td, q, idx, ins)
+                else:
+                    resp = _explains(cfg, ins, td, ev, tau)
+                    cand = (resp, td, q, idx, ins)
+                if best is None or (cand[0], cand[1]) > (best[0], best[1]):
+                    best = cand
+                if cand[0]:
+                    break
+        if best is not None and best[0]:
+            break
+    if best is not None:
+        resp, td, q, idx, ins = best
+        d.queue, d.instr, d.dispatch_cycle, d.instr_index = q.name, ins.text(), td, idx
+        d.responsible = resp
+        if program is not None:
+            where = program.where(q.name, idx)
+            d.where = None if where == f"{q.name}[{idx}]" else where
+    return d
+
+
+def lockstep(cfg: ChipConfig | str, program: Program, mem_init: dict | None,
+             device: Backend, *, reference: Backend | None = None,
+             max_cycles: int | None = None) -> LockstepResult:
+    """Run `program` on the reference (the golden model by default) and on `device`
+    together; stop at the first cycle whose events differ."""
+    cfg = load_config(cfg)
+    program.check_config(cfg)
+    reference = reference or GoldenBackend(cfg)
+    mem_init = mem_init or {}
+    return compare(reference.run(program, mem_init), device.run(program, mem_init), cfg,
+                   program=program, max_cycles=max_cycles,
+                   reference=getattr(reference, "name", "reference"),
+                   device=getattr(device, "name", "device"))
