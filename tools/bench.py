@@ -93,15 +93,55 @@ def bench_golden(cfg, cycles: int) -> dict:
     }
 
 
+def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n") -> dict:
+    """Decode the shipped model on the golden chip for `steps` steps: cycles per token
+    against the analytic bound, and wall-clock time per token (compile and run)."""
+    from lpu.golden.decode import decode
+
+    n = max(0, steps - len(prompt.encode()) + 1)
+    prompt_b = prompt.encode()[:steps] if n == 0 else prompt.encode()
+    t0 = time.perf_counter()
+    r = decode("builtin", tokens=list(prompt_b), n=n, config=cfg, backend="golden")
+    wall = time.perf_counter() - t0
+    k = len(r.cycles)
+    return {
+        "model": "bytes-llama (builtin)", "config": cfg.name, "steps": k,
+        "cycles_per_token": round(r.cycles_per_token, 1),
+        "bound_cycles_per_token": round(float(np.mean(r.bound_cycles)), 1),
+        "ratio_to_bound": round(r.ratio_to_bound, 2),
+        "tokens_per_s_at_clock": round(r.tokens_per_s, 1), "clock_mhz": cfg.clock_mhz,
+        "compile_s_per_token": round(r.compile_s / k, 3),
+        "golden_run_s_per_token": round(r.run_s / k, 3),
+        "wall_s_per_token": round(wall / k, 3),
+        "python": platform.python_version(), "numpy": np.__version__,
+    }
+
+
 def add_arguments(p):
-    p.add_argument("target", choices=["golden"], help="what to measure")
+    p.add_argument("target", choices=["golden", "decode"],
+                   help="golden: golden-model cycles/s on a busy program; decode: the "
+                        "shipped model on the golden chip (cycles/token, wall time)")
     p.add_argument("--config", default="small", help="preset name or YAML file")
-    p.add_argument("--cycles", type=int, default=5000, help="program length in cycles")
+    p.add_argument("--cycles", type=int, default=5000, help="program length in cycles (golden)")
+    p.add_argument("--steps", type=int, default=10, help="decode steps (decode)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args) -> int:
     cfg = cfgmod.load(args.config)
+    if args.target == "decode":
+        if args.steps < 1:
+            raise LpuError("--steps must be at least 1")
+        r = bench_decode(cfg, args.steps)
+        if args.json:
+            print(json.dumps(r, indent=2))
+        else:
+            print(f"decode on {r['config']}: {r['steps']} steps, {r['cycles_per_token']} "
+                  f"cycles/token, bound {r['bound_cycles_per_token']} ({r['ratio_to_bound']}x), "
+                  f"{r['tokens_per_s_at_clock']} tokens/s at {r['clock_mhz']:g} MHz; wall "
+                  f"{r['wall_s_per_token']} s/token (compile {r['compile_s_per_token']} s, "
+                  f"golden model {r['golden_run_s_per_token']} s)")
+        return 0
     if args.cycles < 10:
         raise LpuError("--cycles must be at least 10")
     r = bench_golden(cfg, args.cycles)
