@@ -197,12 +197,27 @@ class Effect:
     addr: int | None = None
 
 
+_EFFECTS: dict = {}
+
+
 def effects(cfg: ChipConfig, instr: Instr) -> list[Effect]:
     """The stream and SRAM effects of one instruction (data-independent part).
 
     Raises ScheduleError (without place; the caller adds it) for operands out of the
-    config's range.
+    config's range. Results are memoized per config and instruction.
     """
+    key = (cfg.hash, instr.op, tuple(instr.args.items()))
+    hit = _EFFECTS.get(key)
+    if hit is not None:
+        return hit
+    out = _effects(cfg, instr)
+    if len(_EFFECTS) > 1 << 18:
+        _EFFECTS.clear()
+    _EFFECTS[key] = out
+    return out
+
+
+def _effects(cfg: ChipConfig, instr: Instr) -> list[Effect]:
     info = OPS[instr.op]
     S = cfg.superlanes
     d = info.d(S)
