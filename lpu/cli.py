@@ -23,6 +23,7 @@ COMMANDS = {
     "disasm": ("lpu.tools.asm", "disassemble a program file (checking it against a config)"),
     "verilog": ("lpu.tools.verilog", "write Verilog of the chip top (or a block) and its ports"),
     "synth": ("lpu.tools.synth", "synthesize, place and route for the ECP5 (yowasp tools)"),
+    "sim": ("lpu.sim.simcmd", "run a program on the RTL in lockstep with the golden model"),
 }
 
 

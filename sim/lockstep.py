@@ -64,7 +64,7 @@ from lpu.golden.trace import KINDS, Event
 from lpu.program import Program
 
 __all__ = ["Backend", "GoldenBackend", "AmaranthBackend", "Divergence", "LockstepResult",
-           "LockstepError", "compare", "lockstep", "events_by_cycle"]
+           "LockstepError", "Comparator", "compare", "lockstep", "events_by_cycle"]
 
 _KORDER = {k: i for i, k in enumerate(KINDS)}
 
@@ -304,6 +304,17 @@ class Divergence:
     def __str__(self):
         return self.text()
 
+    @classmethod
+    def from_json(cls, obj: dict) -> Divergence:
+        from lpu.golden.trace import from_json
+
+        kw = dict(obj)
+        for k in ("expected", "actual"):
+            kw[k] = None if kw[k] is None else bytes.fromhex(kw[k])
+        kw["expected_events"] = [from_json(e) for e in kw.get("expected_events", [])]
+        kw["actual_events"] = [from_json(e) for e in kw.get("actual_events", [])]
+        return cls(**kw)
+
 
 def _hex(b: bytes | None) -> str:
     return "-" if b is None else (b.hex() or "(empty)")
@@ -342,6 +353,14 @@ class LockstepResult:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> LockstepResult:
+        div = obj.get("divergence")
+        return cls(bool(obj["ok"]), int(obj["cycles"]), int(obj["events"]),
+                   None if div is None else Divergence.from_json(div),
+                   obj.get("reference", "golden"), obj.get("device", ""),
+                   float(obj.get("seconds", 0.0)))
 
 
 # -- comparison ------------------------------------------------------------------------------------
@@ -455,19 +474,51 @@ def _explains(cfg, ins, td, ev, tau) -> bool:
     return False
 
 
+class Comparator:
+    """Compares one cycle at a time (:meth:`feed`); keeps the dispatch history that names
+    the instruction in flight. :func:`compare` drives it from two iterators; the cocotb
+    backend drives it from inside the simulator."""
+
+    def __init__(self, cfg: ChipConfig | str, *, program: Program | None = None):
+        self.cfg = load_config(cfg)
+        self.names = _Names(self.cfg)
+        self.program = program
+        self.history = ({}, {})  # (expected, actual): queue -> deque of (cycle, index, word)
+        self.cycles = 0
+        self.events = 0
+        self.divergence: Divergence | None = None
+        self._t0 = time.perf_counter()
+
+    def feed(self, cycle: int, expected: list[Event], actual: list[Event]) -> Divergence | None:
+        """Compare the events of one cycle; the first difference is kept and returned."""
+        if self.divergence is not None:
+            return self.divergence
+        self.cycles = cycle + 1
+        self.events += len(expected) + len(actual)
+        for side, evs in zip(self.history, (expected, actual), strict=True):
+            for ev in evs:
+                if ev.kind == "dispatch":
+                    side.setdefault(ev.unit, deque(maxlen=64)).append(
+                        (ev.cycle, ev.index, int.from_bytes(ev.data, "little")))
+        if sorted((_key(e), e.data) for e in expected) != \
+                sorted((_key(a), a.data) for a in actual):
+            self.divergence = _divergence(cycle, expected, actual, self.names, self.history,
+                                          self.program)
+        return self.divergence
+
+    def result(self, reference: str = "golden", device: str = "device") -> LockstepResult:
+        return LockstepResult(self.divergence is None, self.cycles, self.events,
+                              self.divergence, reference, device,
+                              time.perf_counter() - self._t0)
+
+
 def compare(expected: Iterable, actual: Iterable, cfg: ChipConfig | str, *,
             program: Program | None = None, max_cycles: int | None = None,
             reference: str = "golden", device: str = "device") -> LockstepResult:
     """Compare two ``(cycle, events)`` streams cycle by cycle; stop at the first cycle
     that differs (both iterators are closed then). See the module docstring."""
-    cfg = load_config(cfg)
-    names = _Names(cfg)
-    t0 = time.perf_counter()
+    cmp = Comparator(cfg, program=program)
     exp, act = _Side(expected), _Side(actual)
-    history = ({}, {})  # (expected, actual): queue index -> deque of (cycle, index, word)
-    n_events = 0
-    cycles = 0
-    div = None
     try:
         while True:
             cands = [c for c in (exp.next_cycle, act.next_cycle) if c is not None]
@@ -476,23 +527,12 @@ def compare(expected: Iterable, actual: Iterable, cfg: ChipConfig | str, *,
             c = min(cands)
             if max_cycles is not None and c >= max_cycles:
                 break
-            E, A = exp.take(c), act.take(c)
-            cycles = c + 1
-            n_events += len(E) + len(A)
-            for side, evs in zip(history, (E, A), strict=True):
-                for ev in evs:
-                    if ev.kind == "dispatch":
-                        side.setdefault(ev.unit, deque(maxlen=64)).append(
-                            (ev.cycle, ev.index, int.from_bytes(ev.data, "little")))
-            if sorted((_key(e), e.data) for e in E) == sorted((_key(a), a.data) for a in A):
-                continue
-            div = _divergence(c, E, A, names, history, program)
-            break
+            if cmp.feed(c, exp.take(c), act.take(c)) is not None:
+                break
     finally:
         exp.close()
         act.close()
-    return LockstepResult(div is None, cycles, n_events, div, reference, device,
-                          time.perf_counter() - t0)
+    return cmp.result(reference, device)
 
 
 def _divergence(c, E, A, names: _Names, history, program) -> Divergence:

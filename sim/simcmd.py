@@ -1,0 +1,99 @@
+"""``lpu sim``: run a program on the RTL in lockstep with the golden model.
+
+    lpu sim examples/vector_add.s --config tiny --backend amaranth [--vcd w.vcd] [--json]
+    lpu sim --random 1234 --config tiny --backend verilator
+
+Backends: ``amaranth`` (the chip top on Amaranth's simulator,
+:class:`lpu.sim.lockstep.AmaranthBackend`), ``verilator`` and ``icarus`` (the chip's
+Verilog under cocotb, :func:`lpu.sim.cocotb_chip.lockstep_hdl`; the first run for a
+config builds it, later runs reuse the build). Every cycle's events are compared; the
+exit status is 0 only when every cycle matched (and the chip raised no error flag).
+``--json`` prints the cycles and events compared and the divergence report, if any
+(docs/verification.md explains it). ``--random SEED`` runs the random program of that
+seed (:mod:`lpu.sim.randprog`) with its SRAM contents instead of a file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from lpu import config as cfgmod
+from lpu.errors import LpuError
+
+__all__ = ["add_arguments", "run", "BACKENDS"]
+
+BACKENDS = ("amaranth", "verilator", "icarus")
+
+
+def add_arguments(p):
+    p.add_argument("program", nargs="?", help="assembly file (.s) or assembled binary (.bin)")
+    p.add_argument("--random", type=int, metavar="SEED",
+                   help="instead of a file: the random legal program of this seed")
+    p.add_argument("--config", default="tiny", help="preset name or YAML file (default: tiny)")
+    p.add_argument("--backend", choices=BACKENDS, default="amaranth")
+    p.add_argument("--mem-in", metavar="X.npz", help="initial SRAM, as for lpu run")
+    p.add_argument("--vcd", metavar="FILE", help="write the RTL waveform of the run here")
+    p.add_argument("--max-cycles", type=int, default=200_000,
+                   help="give up if the RTL runs longer (default 200000)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable report")
+
+
+def _inputs(args, cfg):
+    from lpu.golden.chip import Chip
+    from lpu.golden.runcmd import load_mem_npz, load_program
+
+    if (args.program is None) == (args.random is None):
+        raise LpuError("give a program file or --random SEED (one of them)")
+    if args.random is not None:
+        from lpu.sim.randprog import generate
+
+        rp = generate(cfg, args.random)
+        return f"random seed {args.random}", rp.program, rp.mem
+    program = load_program(args.program, cfg)
+    mem = {}
+    if args.mem_in:
+        chip = Chip(cfg)
+        load_mem_npz(chip, args.mem_in)
+        mem = {n: chip.read_mem(n, 0, cfg.mem_words) for n in chip.mem_names}
+    return args.program, program, mem
+
+
+def run(args) -> int:
+    from lpu.golden.check import check
+
+    cfg = cfgmod.load(args.config)
+    name, program, mem = _inputs(args, cfg)
+    check(cfg, program, name=name)  # an illegal program is an error, not a divergence
+    hdl = {}
+    if args.backend == "amaranth":
+        from lpu.sim.lockstep import AmaranthBackend, lockstep
+
+        be = AmaranthBackend(cfg, vcd=args.vcd, max_cycles=args.max_cycles)
+        res = lockstep(cfg, program, mem, be)
+        hdl = {"build_seconds": round(be.build_seconds or 0, 1), "status": be.status,
+               "error": be.error}
+    else:
+        from lpu.sim.cocotb_chip import lockstep_hdl
+        from lpu.sim.verilator import SimulatorError
+
+        try:
+            res = lockstep_hdl(cfg, program, mem, args.backend, vcd=args.vcd,
+                               max_cycles=args.max_cycles)
+        except SimulatorError as e:
+            raise LpuError(str(e)) from None
+        hdl = res.hdl
+    ok = res.ok and not (hdl.get("error"))
+    if args.json:
+        out = {"program": name, "config": cfg.name, "config_hash": cfg.hash,
+               "backend": args.backend, **res.to_json(), "ok": ok, "hdl": hdl}
+        if args.vcd:
+            out["vcd"] = args.vcd
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"{name} on {cfg.name}: {res.text()}")
+        if hdl.get("error"):
+            print(f"the chip raised an error flag: {hdl['error']}", file=sys.stderr)
+        if args.vcd:
+            print(f"waveform: {args.vcd}", file=sys.stderr)
+    return 0 if ok else 1
