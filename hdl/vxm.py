@@ -30,10 +30,13 @@ of them can be shared. Everything else is shared per tile and ALU:
 
 * one instruction register per ALU and stage (``S - 1 + 4`` stages: tile ``k`` acts on
   stage ``k`` and writes the results of stage ``k + d``), decoded where it is used;
-* operand selection: per operand and byte plane one ``2 * streams``-to-1 mux of a whole
-  superlane (``lanes`` bytes), indexed by direction and stream. ``c`` is only ever
-  tested against zero, so the tile first reduces every arriving byte to a "nonzero"
-  bit and the ``c`` mux moves one bit per lane and plane instead of eight;
+* operand selection: per operand and byte plane one mux of a whole superlane
+  (``lanes`` bytes): a tree of 2:1 muxes on the stream field, then the direction. A
+  four-stream group starts at most at stream ``streams - 4``, so byte plane ``i`` only
+  chooses among streams ``i .. streams - 4 + i`` (the first plane of ``a``, which may
+  be one int8 stream, among all). ``c`` is only ever tested against zero, so the tile
+  first reduces every arriving byte to a "nonzero" bit and the ``c`` mux moves one bit
+  per lane and plane instead of eight;
 * result routing: each ALU lane has one result port per delay (results of different
   delays of one queue may land together); each such result is rotated once by
   ``dst mod 4`` bytes, so that stream ``s`` takes byte ``s mod 4`` of it, and each
@@ -51,6 +54,19 @@ from .interface import ErrorCode, SlicePorts
 from .vxm_alu import VXM_OPCODES, VxmAlu
 
 __all__ = ["VxmSlice"]
+
+
+def _mux_tree(index, entries):
+    """``entries[index]`` as a tree of 2:1 muxes on the low bits of ``index`` (an index
+    past the end gives one of the entries: the caller rules those out)."""
+    level = list(entries)
+    b = 0
+    while len(level) > 1:
+        if len(level) % 2:
+            level.append(level[-1])
+        level = [Mux(index[b], level[i + 1], level[i]) for i in range(0, len(level), 2)]
+        b += 1
+    return level[0]
 
 
 def _op_table(superlanes):
@@ -145,43 +161,43 @@ class VxmSlice(wiring.Component):
         two_unit = [Signal(range(max(2, Q)), name=f"two_writers_k{k}_unit") for k in range(S)]
 
         for k in range(S):
-            # arriving streams of this superlane, east then west: index dir * NS + stream
-            data = Signal(2 * NS * B, name=f"rd_k{k}")
-            valid = Signal(2 * NS, name=f"rd_k{k}_valid")
-            nonzero = Signal(2 * NS * L, name=f"rd_k{k}_nonzero")
-            m.d.comb += [
-                data.eq(Cat(self.rd.e[k].as_value(), self.rd.w[k].as_value())),
-                valid.eq(Cat(self.rd.e_valid[k].as_value(), self.rd.w_valid[k].as_value())),
-                nonzero.eq(Cat(*(data.word_select(j, B).word_select(i, 8) != 0
-                                 for j in range(2 * NS) for i in range(L)))),
-            ]
+            # arriving streams of this superlane; per lane, whether a byte is nonzero
+            streams = {0: [self.rd.e[k][j] for j in range(NS)],
+                       1: [self.rd.w[k][j] for j in range(NS)]}
+            valids = {0: [self.rd.e_valid[k][j] for j in range(NS)],
+                      1: [self.rd.w_valid[k][j] for j in range(NS)]}
+            nonzero = {}
+            for dr in (0, 1):
+                nonzero[dr] = []
+                for j, v in enumerate(streams[dr]):
+                    nz = Signal(L, name=f"rd_k{k}_{'ew'[dr]}{j}_nonzero")
+                    m.d.comb += nz.eq(Cat(*(v.word_select(i, 8) != 0 for i in range(L))))
+                    nonzero[dr].append(nz)
 
-            def index(ref, i, name):
-                sig = Signal(range(2 * NS + 4), name=name)
-                m.d.comb += sig.eq(Mux(ref.dir.as_value(), NS, 0) + ref.stream + i)
-                return sig
+            def plane(ref, i, wide, entries, name, width):
+                """Stream ``ref.stream + i`` of ``ref``'s direction; a four-stream group
+                (``wide``) starts at most at stream NS - 4 (statically checked)."""
+                n = NS - 3 if wide else NS
+                out = Signal(width, name=name)
+                m.d.comb += out.eq(Mux(ref.dir.as_value(),
+                                       _mux_tree(ref.stream, entries[1][i:i + n]),
+                                       _mux_tree(ref.stream, entries[0][i:i + n])))
+                return out
 
             # -- operands, ALUs ----------------------------------------------------------
             results = []  # [q] -> [lane] -> ALU
             for q in range(Q):
                 st = stages[q][k]
-                idx = {n: [index(getattr(st, n), i, f"k{k}_alu{q}_{n}{i}_index")
-                           for i in range(4)] for n in "abc"}
-                planes = {}
-                for n in "ab":
-                    planes[n] = [Signal(B, name=f"k{k}_alu{q}_{n}{i}") for i in range(4)]
-                    m.d.comb += [p.eq(data.word_select(x, B))
-                                 for p, x in zip(planes[n], idx[n], strict=True)]
-                c_nz = [Signal(L, name=f"k{k}_alu{q}_c{i}_nonzero") for i in range(4)]
-                m.d.comb += [p.eq(nonzero.word_select(x, L))
-                             for p, x in zip(c_nz, idx["c"], strict=True)]
-
-                def bad(n, count, valid=valid, idx=idx):
-                    return Cat(*(~valid.bit_select(idx[n][i], 1) for i in range(count))).any()
-
+                pre = f"k{k}_alu{q}"
+                planes = {n: [plane(getattr(st, n), i, n != "a" or i > 0, streams,
+                                    f"{pre}_{n}{i}", B) for i in range(4)] for n in "ab"}
+                c_nz = [plane(st.c, i, True, nonzero, f"{pre}_c{i}_nonzero", L)
+                        for i in range(4)]
+                ok = {n: [plane(getattr(st, n), i, n != "a" or i > 0, valids,
+                                f"{pre}_{n}{i}_valid", 1) for i in range(4)] for n in "abc"}
                 m.d.comb += empty[k][q].eq(st.valid & (
-                    (st.reads_a & Mux(st.a_wide, bad("a", 4), bad("a", 1)))
-                    | (st.reads_b & bad("b", 4)) | (st.reads_c & bad("c", 4))))
+                    (st.reads_a & ~Mux(st.a_wide, Cat(*ok["a"]).all(), ok["a"][0]))
+                    | (st.reads_b & ~Cat(*ok["b"]).all()) | (st.reads_c & ~Cat(*ok["c"]).all())))
                 alus = []
                 for i in range(L):
                     alu = VxmAlu(superlanes=S)
