@@ -48,6 +48,7 @@ class ChipOps:
         self.vl = self.cfg.vl
         self.sched = sched or Scheduler(self.cfg)
         self.alloc = K.MemAlloc(self.cfg)
+        self.alloc.free_at = self._free_at
         self.image: list[tuple[K.Tensor, np.ndarray]] = []  # host writes before the run
         self._consts: dict[int, Val] = {}
         self._scratch: list[K.Tensor] = []
@@ -148,7 +149,8 @@ class ChipOps:
                     out[i] = t
                     break
             if out[i] is None:
-                cp = self.alloc.alloc(v.n, v.t.dtype, exclude=used | {v.t.slice})
+                cp = self.alloc.alloc(v.n, v.t.dtype, exclude=used | {v.t.slice},
+                                      when=self._t0(v))
                 K.elementwise(self.sched, "mov32" if v.t.words == 4 else "mov", cp, v.t,
                               t0=self._t0(v))
                 self._scratch.append(cp)
@@ -169,11 +171,18 @@ class ChipOps:
                 t = max(t, s.ready.get((x.slice, a), 0))
         return t
 
-    def _new(self, n: int, dtype: str) -> Val:
-        return Val(self, self.alloc.alloc(n, dtype))
+    def _free_at(self, slice_name: str, addr: int, words: int) -> int:
+        s = self.sched
+        t = 0
+        for a in range(addr, addr + words):
+            t = max(t, s.lastread.get((slice_name, a), -1) + 1, s.ready.get((slice_name, a), 0))
+        return t
+
+    def _new(self, n: int, dtype: str, when: int | None = None) -> Val:
+        return Val(self, self.alloc.alloc(n, dtype, when=when))
 
     def binary(self, op: str, a: Val, b: Val) -> Val:
-        out = self._new(max(a.n, b.n), _OUT_DTYPE.get(op, a.t.dtype))
+        out = self._new(max(a.n, b.n), _OUT_DTYPE.get(op, a.t.dtype), when=self._t0(a, b))
         ta, tb = self._apart([a, b])
         K.elementwise(self.sched, op, out.t, ta, tb, t0=self._t0(ta, tb))
         self._free_scratch()
@@ -185,19 +194,19 @@ class ChipOps:
         self._scratch.clear()
 
     def unary(self, op: str, a: Val, imm: int | None = None) -> Val:
-        out = self._new(a.n, _OUT_DTYPE.get(op, a.t.dtype))
+        out = self._new(a.n, _OUT_DTYPE.get(op, a.t.dtype), when=self._t0(a))
         K.elementwise(self.sched, op, out.t, a.t, t0=self._t0(a), imm=imm)
         return out
 
     def cvt_f32_i8(self, a: Val, scale: Val) -> Val:
-        out = self._new(a.n, "i8")
+        out = self._new(a.n, "i8", when=self._t0(a, scale))
         ta, tb = self._apart([a, scale])
         K.elementwise(self.sched, "cvt.f32.i8", out.t, ta, tb, t0=self._t0(ta, tb))
         self._free_scratch()
         return out
 
     def lane_reduce(self, op: str, a: Val) -> Val:
-        out = self._new(a.n, a.t.dtype)
+        out = self._new(a.n, a.t.dtype, when=self._t0(a))
         K.lane_reduce(self.sched, op, out.t, a.t, self.alloc, t0=self._t0(a))
         return out
 
@@ -272,14 +281,14 @@ def _add_cache_methods():
         return self._replicated(arr)
 
     def select(self, c: Val, a: Val, b: Val) -> Val:
-        out = self._new(max(a.n, b.n, c.n), a.t.dtype)
+        out = self._new(max(a.n, b.n, c.n), a.t.dtype, when=self._t0(a, b, c))
         ta, tb, tc = self._apart([a, b, c])
         K.elementwise(self.sched, "sel", out.t, ta, tb, tc, t0=self._t0(ta, tb, tc))
         self._free_scratch()
         return out
 
     def rotate(self, x: Val, n: int) -> Val:
-        out = self._new(x.n, x.t.dtype)
+        out = self._new(x.n, x.t.dtype, when=self._t0(x))
         K.sxm_unary(self.sched, "rot", out.t, x.t, n, t0=self._t0(x))
         return out
 
@@ -290,7 +299,7 @@ def _add_cache_methods():
         return v
 
     def stack(self, vals) -> Val:
-        out = self._new(len(vals), vals[0].t.dtype)
+        out = self._new(len(vals), vals[0].t.dtype, when=self._t0(*vals))
         for i, v in enumerate(vals):
             dst = K.Tensor(out.t.slice, out.t.vec(i), 1, out.t.dtype)
             self._copy_any(dst, v)
@@ -322,8 +331,7 @@ def _add_cache_methods():
         """Copy src into dst, through a temporary in another slice if they share one."""
         s = src.t
         if s.slice == dst.slice:
-            tmp = self.alloc.alloc(s.n, s.dtype, slice=next(m for m in self.alloc.mem
-                                                             if m != s.slice))
+            tmp = self.alloc.alloc(s.n, s.dtype, exclude={s.slice}, when=self._t0(s))
             self._copy(tmp, s)
             self._copy(dst, tmp)
             self.alloc.free(tmp)

@@ -48,6 +48,7 @@ class MemAlloc:
         self._rr = 0
 
         self.holes: list[tuple[str, int, int]] = []  # (slice, addr, words) freed
+        self.free_at = None  # callback: (slice, addr, words) -> cycle the words are free
         self.high = 0  # most words ever in use
 
     def free(self, t: Tensor) -> None:
@@ -66,27 +67,37 @@ class MemAlloc:
         self.holes.append((m, a, w))
 
     def alloc(self, n: int, dtype: str, slice: str | None = None, bank: int | None = None,
-              hemisphere: str | None = None, fresh: bool = False, exclude=()) -> Tensor:
+              hemisphere: str | None = None, fresh: bool = False, exclude=(),
+              when: int | None = None) -> Tensor:
         """n vectors of dtype; `fresh`: never reuse freed words (for data the host
-        writes before the run, which must not have been used by anything scheduled)."""
+        writes before the run, which must not have been used by anything scheduled);
+        `when`: the cycle the value will be written from, to prefer words free by then
+        (through the `free_at(slice, addr, words)` callback, when set)."""
         words = n * WORDS[dtype]
         cands = [m for m in self.mem if slice in (None, m) and m not in exclude
                  and (hemisphere is None or m.startswith(f"mem_{hemisphere}"))]
         banks = (0, 1) if bank is None else (bank,)
         order = cands[self._rr % len(cands):] + cands[:self._rr % len(cands)] if cands else []
+        fits = [(k, m, a, w) for k, (m, a, w) in enumerate([] if fresh else self.holes)
+                if w >= words and m in order and a // self.cfg.bank_words in banks]
         best = None
-        for k, (m, a, w) in enumerate([] if fresh else self.holes):
-            if w >= words and m in order and a // self.cfg.bank_words in banks:
-                if best is None or w < best[3]:
-                    best = (k, m, a, w)
-        if best is not None:
-            k, m, a, w = best
-            if w == words:
-                del self.holes[k]
+        late = None
+        if fits and when is not None and self.free_at is not None:
+            # reusing words that an op scheduled later still reads would make this
+            # value wait for it: prefer words free by `when`, else fresh words
+            timed = [(self.free_at(m, a, words), w, k, m, a) for k, m, a, w in fits]
+            early = [x for x in timed if x[0] <= when]
+            if early:
+                _, w, k, m, a = min(early, key=lambda x: x[1])
+                best = (k, m, a, w)
             else:
-                self.holes[k] = (m, a + words, w - words)
-            self._rr += 1
-            return Tensor(m, a, n, dtype)
+                _, w, k, m, a = min(timed)
+                late = (k, m, a, w)
+        elif fits:
+            k, m, a, w = min(fits, key=lambda x: x[3])
+            best = (k, m, a, w)
+        if best is not None:
+            return self._take(best, words, n, dtype)
         for m in order:
             for b in banks:
                 start = self.next[(m, b)]
@@ -94,9 +105,20 @@ class MemAlloc:
                     self.next[(m, b)] = start + words
                     self._rr += 1
                     return Tensor(m, start, n, dtype)
+        if late is not None:
+            return self._take(late, words, n, dtype)
         raise SchedError(f"out of SRAM: no bank has {words} free words "
                          f"(slice={slice}, bank={bank}, hemisphere={hemisphere}); "
                          f"{self.free_words()} words free in all")
+
+    def _take(self, hole, words, n, dtype) -> Tensor:
+        k, m, a, w = hole
+        if w == words:
+            del self.holes[k]
+        else:
+            self.holes[k] = (m, a + words, w - words)
+        self._rr += 1
+        return Tensor(m, a, n, dtype)
 
     def free_words(self) -> int:
         used = sum(nxt - b * self.cfg.bank_words for (_, b), nxt in self.next.items())
@@ -234,7 +256,7 @@ def lane_reduce(sched: Scheduler, mnemonic: str, out: Tensor, x: Tensor, alloc: 
     for i in range(x.n):
         cur, ci = x, i
         for j in range(steps):
-            dst = out if j == steps - 1 else alloc.alloc(1, x.dtype, hemisphere=None)
+            dst = out if j == steps - 1 else alloc.alloc(1, x.dtype, when=t0)
             di = i if j == steps - 1 else 0
             p_cur = sched.qpos[cur.slice]
             sxm = "sxm_w" if p_cur <= vxm else "sxm_e"
