@@ -344,7 +344,7 @@ def matvec(sched: Scheduler, out: Tensor, x: Tensor, blocks: dict, t0: int = 0,
     if len(kts) != x.n or len(nts) != out.n:
         raise SchedError(f"matvec: x has {x.n} tiles and out {out.n}, W has {len(kts)} x "
                          f"{len(nts)} blocks")
-    free_at = {p: t0 for p in planes}
+    free_at = {p: max(t0, sched.unit_free_at.get(p, 0)) for p in planes}
     last = t0
     for nt in nts:
         plane = min(planes, key=lambda p: free_at[p])
@@ -413,6 +413,7 @@ def matvec(sched: Scheduler, out: Tensor, x: Tensor, blocks: dict, t0: int = 0,
             else:
                 raise SchedError(f"matvec: could not multiply tile ({kt}, {nt})")
         free_at[plane] = t
+        sched.unit_free_at[plane] = t  # the plane's state is ours until here
     return last
 
 
@@ -480,6 +481,8 @@ def matvec_t(sched: Scheduler, out: Tensor, x: Tensor, kblocks: dict, t0: int = 
             emit = kt == kts[-1]
             mn = "mm" if kt == kts[0] else "mmacc"
             placed = False
+            # the plane is ours alone from its first lw: start after its last user
+            t = max(t, sched.unit_free_at.get(plane, 0) - d_tr - abs(p_m - p_s))
             for ts in range(t, t + max_wait):
                 tl = ts + d_tr + abs(p_m - p_s)
                 if not sched.queue_free(sxm, ts) or not sched.queue_free(plane, tl):
@@ -528,6 +531,7 @@ def matvec_t(sched: Scheduler, out: Tensor, x: Tensor, kblocks: dict, t0: int = 
                 if done:
                     sched.commit()
                     placed = True
+                    sched.unit_free_at[plane] = t
                     break
                 sched.rollback()
             if not placed:

@@ -82,6 +82,9 @@ class Scheduler:
         # (written at SRAM cycle c: readable from c + 1), and the last cycle it is read
         self.ready: dict[tuple[str, int], int] = {}
         self.lastread: dict[tuple[str, int], int] = {}
+        # MXM planes hold state (shadow and active weights, accumulators): a kernel
+        # uses a plane alone from its first lw to its last mm; next use from here on
+        self.unit_free_at: dict[str, int] = {}
 
     # -- transactions -------------------------------------------------------------------
     def begin(self):

@@ -232,3 +232,22 @@ def test_swiglu():
     ref = (g / (1 + np.exp(-g)) * u) @ dw
     y = got[0].view(np.float32).reshape(-1)
     assert np.abs(y - ref).max() < 0.05 * np.abs(ref).max()
+
+
+def test_independent_matvecs_share_the_planes_safely():
+    """Several matrix-vector products ready at the same time: the MXM planes hold state
+    (shadow, weights, accumulators), so the scheduler must not interleave them."""
+    cfg = config.load("small")
+    vl = cfg.vl
+    rng = np.random.default_rng(21)
+    ws = [rng.integers(-127, 128, size=(2 * vl, 3 * vl)).astype(np.int8) for _ in range(3)]
+    x = rng.integers(-127, 128, size=(2, vl)).astype(np.int8).view(np.uint8)
+
+    def fn(o, xv):
+        return tuple(o.matvec(xv, o.weight_i8(w)) for w in ws)
+
+    got, want, _ = run(cfg, fn, x)
+    for g, w_, w in zip(got, want, ws, strict=True):
+        assert np.array_equal(g, w_)
+        ref = x.view(np.int8).reshape(-1).astype(np.int64) @ w.astype(np.int64)
+        assert g.view(np.int32).reshape(-1).tolist() == ref.tolist()
