@@ -30,6 +30,8 @@ def add_arguments(p):
     p.add_argument("program", nargs="?", help="assembly file (.s) or assembled binary (.bin)")
     p.add_argument("--random", type=int, metavar="SEED",
                    help="instead of a file: the random legal program of this seed")
+    p.add_argument("--cycles", type=int, metavar="N",
+                   help="with --random: the generator's dispatch horizon (default: its own)")
     p.add_argument("--config", default="tiny", help="preset name or YAML file (default: tiny)")
     p.add_argument("--backend", choices=BACKENDS, default="amaranth")
     p.add_argument("--mem-in", metavar="X.npz", help="initial SRAM, as for lpu run")
@@ -48,8 +50,8 @@ def _inputs(args, cfg):
     if args.random is not None:
         from lpu.sim.randprog import generate
 
-        rp = generate(cfg, args.random)
-        return f"random seed {args.random}", rp.program, rp.mem
+        rp = generate(cfg, args.random, cycles=args.cycles)
+        return f"random seed {args.random} ({rp.cycles} cycles)", rp.program, rp.mem
     program = load_program(args.program, cfg)
     mem = {}
     if args.mem_in:
