@@ -223,23 +223,40 @@ class VxmAlu(wiring.Component):
         sa, sb = a.as_signed(), b.as_signed()
         true = Const(0xFFFFFFFF, 32)
         logic = Signal(32)
+        # shared by several opcodes (area: one adder, one comparator, two shifters)
+        sub = Signal()
+        add_sub = Signal(32)
+        lt, eq = Signal(), Signal()
+        amount = Signal(5)
+        arith = Signal()
+        left, right = Signal(32), Signal(32)
+        m.d.comb += [
+            sub.eq(op == O.SUB),
+            add_sub.eq(a + Mux(sub, ~b, b) + sub),
+            lt.eq(sa < sb),
+            eq.eq(a == b),
+            amount.eq(Mux(_any(op == o for o in (O.SHLI, O.SHRI, O.SRAI)), self.imm, b[0:5])),
+            arith.eq((op == O.SRA) | (op == O.SRAI)),
+            left.eq(a << amount),
+            right.eq(Cat(a, a[31] & arith).as_signed() >> amount),
+        ]
         results = {
-            O.ADD: a + b,
-            O.SUB: a - b,
-            O.MIN: Mux(sa < sb, a, b),
-            O.MAX: Mux(sa > sb, a, b),
+            O.ADD: add_sub,
+            O.SUB: add_sub,
+            O.MIN: Mux(lt, a, b),
+            O.MAX: Mux(lt | eq, b, a),
             O.AND: a & b,
             O.OR: a | b,
             O.XOR: a ^ b,
-            O.SHL: a << b[0:5],
-            O.SHR: a >> b[0:5],
-            O.SRA: sa >> b[0:5],
-            O.SHLI: a << self.imm,
-            O.SHRI: a >> self.imm,
-            O.SRAI: sa >> self.imm,
-            O.EQ: Mux(a == b, true, 0),
-            O.LT: Mux(sa < sb, true, 0),
-            O.LE: Mux(sa <= sb, true, 0),
+            O.SHL: left,
+            O.SHR: right,
+            O.SRA: right,
+            O.SHLI: left,
+            O.SHRI: right,
+            O.SRAI: right,
+            O.EQ: Mux(eq, true, 0),
+            O.LT: Mux(lt, true, 0),
+            O.LE: Mux(lt | eq, true, 0),
             O.SEL: Mux(c != 0, a, b),
             O.FMIN: fcmp.min,
             O.FMAX: fcmp.max,
