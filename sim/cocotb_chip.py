@@ -6,8 +6,9 @@ skipped while the HDL sources, the config and the tools are unchanged). Each pro
 then runs in a fresh simulator process (:func:`lockstep_hdl`):
 
 1. the cocotb test :func:`lockstep` below (this module is the cocotb test module)
-   reads a job file (config, program, initial SRAM), resets the chip, writes every
-   non-zero SRAM word and the program through the host bus, and writes START;
+   reads a job file (config, program, initial SRAM), resets the chip, writes through
+   the host bus the non-zero SRAM words the program can read (:func:`words_read`;
+   nothing else can show in the events) and the program, and writes START;
 2. from cycle 0 on it samples the trace port every cycle, turning it into events with
    :class:`lpu.hdl.chip.TraceReader` (through a ``ctx.get`` that reads cocotb handles),
    and feeds them, beside the golden model's events of the same cycle, to a
@@ -189,6 +190,31 @@ class _Bus:
         return v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)
 
 
+def words_read(cfg: ChipConfig, program: Program) -> dict[int, set[int]]:
+    """MEM slice index -> the SRAM addresses `program` can read (``read`` words; for a
+    ``gather``, every word its 8-bit indices can reach in the bank of its base). Only
+    these need loading: events never show SRAM contents that are not read."""
+    from lpu.golden.schedule import timeline
+    from lpu.isa import Opcode
+
+    out: dict[int, set[int]] = {}
+    mem_q = {q.index: i for i, q in enumerate(q for q in cfg.queues if q.kind == "mem")}
+    bw = cfg.bank_words
+    for d in timeline(cfg, program).dispatches:
+        if d.queue not in mem_q:
+            continue
+        a = d.instr.args
+        if d.instr.op == Opcode.READ:
+            addrs = range(a["addr"], a["addr"] + a["count"])
+        elif d.instr.op == Opcode.GATHER:
+            end = (a["base"] // bw + 1) * bw
+            addrs = range(a["base"], min(end, a["base"] + 256))
+        else:
+            continue
+        out.setdefault(mem_q[d.queue], set()).update(addrs)
+    return out
+
+
 async def _run_job(dut, job: dict) -> dict:
     from cocotb.clock import Clock
     from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
@@ -222,11 +248,14 @@ async def _run_job(dut, job: dict) -> dict:
     await FallingEdge(dut.clk)
     dut.rst.value = 0
     names = [q.name for q in cfg.queues if q.kind == "mem"]
+    needed = words_read(cfg, program)
     for i, name in enumerate(names):
         words = mem.get(name)
         if words is None:
             continue
-        for addr, word in enumerate(np.asarray(words, dtype=np.uint8)):
+        words = np.asarray(words, dtype=np.uint8)
+        for addr in sorted(needed.get(i, ())):
+            word = words[addr] if addr < len(words) else np.zeros(cfg.vl, np.uint8)
             if not word.any():
                 continue
             for reg, value in regs.word_chunks(bytes(word)):
