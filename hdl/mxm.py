@@ -71,6 +71,19 @@ from .interface import ErrorCode, SlicePorts
 __all__ = ["MxmSlice", "wload_layout", "acc_layout", "trace_events", "chip_trace_decoder"]
 
 
+def _mux_tree(index, entries):
+    """``entries[index]`` as a tree of 2:1 muxes on the low bits of ``index`` (an index
+    past the end gives one of the entries: the caller rules those out)."""
+    level = list(entries)
+    b = 0
+    while len(level) > 1:
+        if len(level) % 2:
+            level.append(level[-1])
+        level = [Mux(index[b], level[i + 1], level[i]) for i in range(0, len(level), 2)]
+        b += 1
+    return level[0]
+
+
 def wload_layout(cfg: ChipConfig) -> data.StructLayout:
     """One tile's weight-row load in one cycle."""
     return data.StructLayout({
@@ -226,15 +239,21 @@ class MxmSlice(wiring.Component):
         for k in range(S):
             s = st[k]
             lw_data, lw_valid = arriving(k, s.lw_src, "lw")
-            mm_data, mm_valid = arriving(k, s.mm_src, "mm")
+            mm_west = s.mm_src.dir.as_value()
+            x0 = Signal(B, name=f"{name}_k{k}_x0")
+            mm_ok = Signal(name=f"{name}_k{k}_x0_valid")
+            m.d.comb += [
+                x0.eq(Mux(mm_west, _mux_tree(s.mm_src.stream, list(self.rd.w[k])),
+                          _mux_tree(s.mm_src.stream, list(self.rd.e[k])))),
+                mm_ok.eq(Mux(mm_west, _mux_tree(s.mm_src.stream, list(self.rd.w_valid[k])),
+                             _mux_tree(s.mm_src.stream, list(self.rd.e_valid[k])))),
+            ]
             count = s.count + 1
             want = Signal(NS, name=f"{name}_k{k}_lw_reads")
             m.d.comb += want.eq(Mux(s.lw, ((Const(1, 1) << count) - 1) << s.lw_src.stream, 0))
             m.d.comb += empty[k][x].eq(
-                (want & ~lw_valid).any() | (s.mm & ~mm_valid.bit_select(s.mm_src.stream, 1)))
+                (want & ~lw_valid).any() | (s.mm & ~mm_ok))
 
-            x0 = Signal(B, name=f"{name}_k{k}_x0")
-            m.d.comb += x0.eq(mm_data.word_select(s.mm_src.stream, B))
             line = [x0]
             for e in range(1, S - k):
                 r = Signal(B, name=f"{name}_k{k}_x{e}")
@@ -270,9 +289,10 @@ class MxmSlice(wiring.Component):
                     active = Signal(B, name=f"{name}_active_r{r}_n{n}")
                     rel = Signal(signed(11), name=f"{name}_lw_r{r}_n{n}_rel")
                     m.d.comb += rel.eq(r - pkt.row)
+                    pick = Signal(5, name=f"{name}_lw_r{r}_n{n}_stream")
+                    m.d.comb += pick.eq(pkt.src + rel)
                     with m.If(pkt.valid & (rel >= 0) & (rel < pkt.count)):
-                        m.d.sync += shadow.eq(pkt.data.as_value().word_select(
-                            (pkt.src + rel)[0:5], B))
+                        m.d.sync += shadow.eq(_mux_tree(pick, [pkt.data[e] for e in range(NS)]))
                     with m.If(iw):
                         m.d.sync += active.eq(shadow)
                     xi = xv.word_select(i, 8).as_signed()
