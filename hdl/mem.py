@@ -344,7 +344,10 @@ class MemSlice(wiring.Component):
         for j in range(MAX_WORDS):
             sub_j = sig(max(1, sub_bits), f"rsub{j}")
             m.d.comb += sub_j.eq(rB_lo + j if sub_bits else 0)
-            r_words.append(columns(rB_bank, [sub_j] * L, f"rword{j}"))
+            word = columns(rB_bank, [sub_j] * L, f"rword{j}")
+            # only the read's `count` words: the others would spill onto the streams
+            # above the destination (where a gather may write in the same cycle)
+            r_words.append(Mux(rB_cnt >= j, word, 0))
         g_word = columns(gC_bank, gC_sub, "gword")
         host_rdata = columns(h_rd[0], [h_rd[1]] * L, "host_rdata")
         # a read's n words and a gather's word, shifted into place across the streams

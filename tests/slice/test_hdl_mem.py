@@ -239,3 +239,18 @@ def test_dynamic_error(case):
     cfg = TALL if case is gather_range else TINY
     b, mem, expect = case(cfg)
     run(cfg, b, mem, expect=expect)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_short_read_beside_gather_above_it(cfg):
+    """A one-word read to stream s and a gather to stream s+3 write in the same cycle:
+    the read's unused word slots must not spill onto the gather's stream (found by
+    random program seed 103)."""
+    mem = images(cfg, 7, "mem_w0")
+    mem["mem_e0"] = images(cfg, 9, "mem_e0", high=12)["mem_e0"]  # gather indices < 12
+    b = ProgramBuilder(cfg)
+    b.at("mem_e0", 0, "read", 0, (5, W))  # indices from the east, arrive at 3
+    b.at("mem_w0", 3, "gather", 243, (5, W), (5, E))  # SRAM read at 4 (bank 1), out at 5
+    b.at("mem_w0", 4, "read", 3, (2, E), 1)  # bank 0, out at 5: its word slots 1..3 unused
+    res = run(cfg, b, mem)
+    assert res.events == 2 * cfg.superlanes  # the read and the gather, every superlane
