@@ -25,7 +25,7 @@ superlanes)`` indexed ``[superlane][stream]``; lane ``i`` of a superlane is bits
 streams), superlanes)``.
 """
 
-from amaranth.hdl import unsigned
+from amaranth.hdl import Cat, Signal, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,7 +33,7 @@ from lpu.config import ChipConfig
 from lpu.isa import Instruction
 
 __all__ = ["stream_data", "stream_bits", "StreamIn", "StreamOut", "Dispatch", "ErrorCode",
-           "SliceError", "SlicePorts"]
+           "SliceError", "SlicePorts", "delayed", "report_unit_errors"]
 
 
 def stream_data(cfg: ChipConfig) -> data.ArrayLayout:
@@ -104,3 +104,32 @@ def SlicePorts(cfg: ChipConfig, n_queues: int = 1) -> dict:
         "dispatch": In(Dispatch()).array(n_queues),
         "error": Out(SliceError(cfg)),
     }
+
+
+def delayed(m, n: int, name: str, value):
+    """``value`` delayed by ``n`` registers (in ``m``'s sync domain)."""
+    for i in range(n):
+        reg = Signal.like(value, name=f"{name}_d{i + 1}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+def report_unit_errors(m, error, empty, two, two_unit) -> None:
+    """Drive a slice's ``error`` port from its units' checks, in one fixed priority:
+    EMPTY_READ before TWO_WRITERS; then the lowest superlane; then the lowest unit.
+
+    empty[k][u]: unit u read an empty register on superlane k; two[k]: two writers of
+    one register on superlane k, ``two_unit[k]`` naming the second writer."""
+    units = len(empty[0]) if empty else 0
+    with m.If(Cat(*(e for row in empty for e in row)).any()):
+        m.d.comb += [error.valid.eq(1), error.code.eq(ErrorCode.EMPTY_READ)]
+        for k in reversed(range(len(empty))):
+            for u in reversed(range(units)):
+                with m.If(empty[k][u]):
+                    m.d.comb += [error.superlane.eq(k), error.unit.eq(u)]
+    with m.Elif(Cat(*two).any()):
+        m.d.comb += [error.valid.eq(1), error.code.eq(ErrorCode.TWO_WRITERS)]
+        for k in reversed(range(len(two))):
+            with m.If(two[k]):
+                m.d.comb += [error.superlane.eq(k), error.unit.eq(two_unit[k])]

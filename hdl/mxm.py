@@ -66,7 +66,7 @@ from lpu.config import ChipConfig
 from lpu.golden.trace import Event
 from lpu.isa import Opcode
 
-from .interface import ErrorCode, SlicePorts
+from .interface import SlicePorts, report_unit_errors
 
 __all__ = ["MxmSlice", "wload_layout", "acc_layout", "trace_events", "chip_trace_decoder"]
 
@@ -193,17 +193,7 @@ class MxmSlice(wiring.Component):
                     m.d.comb += two_unit[k].eq(x)
 
         # -- errors ------------------------------------------------------------------------
-        with m.If(Cat(*(e for row in empty for e in row)).any()):
-            m.d.comb += [self.error.valid.eq(1), self.error.code.eq(ErrorCode.EMPTY_READ)]
-            for k in reversed(range(S)):
-                for x in reversed(range(P)):
-                    with m.If(empty[k][x]):
-                        m.d.comb += [self.error.superlane.eq(k), self.error.unit.eq(x)]
-        with m.Elif(Cat(*two).any()):
-            m.d.comb += [self.error.valid.eq(1), self.error.code.eq(ErrorCode.TWO_WRITERS)]
-            for k in reversed(range(S)):
-                with m.If(two[k]):
-                    m.d.comb += [self.error.superlane.eq(k), self.error.unit.eq(two_unit[k])]
+        report_unit_errors(m, self.error, empty, two, two_unit)
         return m
 
     def _plane(self, m, x, empty, writes):

@@ -42,7 +42,7 @@ from amaranth.lib import wiring
 from lpu.config import ChipConfig
 from lpu.isa import Direction, Instruction, Opcode
 
-from .interface import ErrorCode, SlicePorts
+from .interface import ErrorCode, SlicePorts, delayed
 
 __all__ = ["SxmSlice", "SXM_OPCODES"]
 
@@ -126,8 +126,8 @@ class SxmSlice(wiring.Component):
             out_of_range = Signal(name=f"t{k}_range")
             m.d.comb += out_of_range.eq(is_perm & Cat(*bad).any())
             errors.append([(empty, ErrorCode.EMPTY_READ), (out_of_range, ErrorCode.RANGE)])
-            aligned_src.append(_delayed(m, S - 1 - k, f"t{k}_src", src))
-            aligned_map.append(_delayed(m, S - 1 - k, f"t{k}_map", mp))
+            aligned_src.append(delayed(m, S - 1 - k, f"t{k}_src", src))
+            aligned_map.append(delayed(m, S - 1 - k, f"t{k}_map", mp))
 
         # -- cycle t+S-1 -> t+S: collect the whole vector and the instruction ----------------
         top_v, top = valid[S - 1], ins[S - 1]
@@ -195,8 +195,8 @@ class SxmSlice(wiring.Component):
         m.d.sync += [r_data[c].eq(result[c]) for c in range(WS)]
         for k in range(S):
             part = Cat(*(r_data[c][k * lane_bits:(k + 1) * lane_bits] for c in range(WS)))
-            part = _delayed(m, k, f"t{k}_out", part)
-            o_valid, o_stream, o_west, o_n = (_delayed(m, k, f"t{k}_out_{x.name}", x)
+            part = delayed(m, k, f"t{k}_out", part)
+            o_valid, o_stream, o_west, o_n = (delayed(m, k, f"t{k}_out_{x.name}", x)
                                               for x in (r_valid, r_stream, r_west, r_n))
             mask = Signal(NS, name=f"t{k}_wmask")
             shifted = Signal(NS * lane_bits, name=f"t{k}_wdata")
@@ -235,11 +235,3 @@ class SxmSlice(wiring.Component):
 def _is_sxm(opcode):
     return Cat(*(opcode == op for op in SXM_OPCODES)).any()
 
-
-def _delayed(m, n, name, value):
-    """`value` delayed by `n` registers."""
-    for i in range(n):
-        reg = Signal.like(value, name=f"{name}_d{i + 1}")
-        m.d.sync += reg.eq(value)
-        value = reg
-    return value

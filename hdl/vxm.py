@@ -50,7 +50,7 @@ from amaranth.lib import wiring
 from lpu.config import ChipConfig
 from lpu.isa import OPS
 
-from .interface import ErrorCode, SlicePorts
+from .interface import SlicePorts, report_unit_errors
 from .vxm_alu import VXM_OPCODES, VxmAlu
 
 __all__ = ["VxmSlice"]
@@ -255,15 +255,5 @@ class VxmSlice(wiring.Component):
                     m.d.comb += two_unit[k].eq(q)
 
         # -- errors ------------------------------------------------------------------------
-        with m.If(Cat(*(e for row in empty for e in row)).any()):
-            m.d.comb += [self.error.valid.eq(1), self.error.code.eq(ErrorCode.EMPTY_READ)]
-            for k in reversed(range(S)):
-                for q in reversed(range(Q)):
-                    with m.If(empty[k][q]):
-                        m.d.comb += [self.error.superlane.eq(k), self.error.unit.eq(q)]
-        with m.Elif(Cat(*two).any()):
-            m.d.comb += [self.error.valid.eq(1), self.error.code.eq(ErrorCode.TWO_WRITERS)]
-            for k in reversed(range(S)):
-                with m.If(two[k]):
-                    m.d.comb += [self.error.superlane.eq(k), self.error.unit.eq(two_unit[k])]
+        report_unit_errors(m, self.error, empty, two, two_unit)
         return m

@@ -57,6 +57,7 @@ from .fp32 import (
     Int32ToFp32,
     Int32ToInt8,
 )
+from .interface import delayed
 
 __all__ = ["VxmAlu", "VXM_OPCODES", "DATAPATH", "Int32MulLow"]
 
@@ -117,14 +118,6 @@ class Int32MulLow(wiring.Component):
         m.d.comb += self.result.eq(lo + Cat(Const(0, 16), cross_1 + cross_2))
         return m
 
-
-def _delayed(m, n, name, value):
-    """``value`` delayed by ``n`` registers."""
-    for i in range(n):
-        reg = Signal.like(value, name=f"{name}_d{i + 1}")
-        m.d.sync += reg.eq(value)
-        value = reg
-    return value
 
 
 def _any(values):
@@ -283,8 +276,8 @@ class VxmAlu(wiring.Component):
             m.submodules[name] = block
             m.d.comb += [getattr(block, port).eq(v) for port, v in inputs.items()]
             assert block.latency == lat - 1
-            valid = _delayed(m, lat - 1, f"{name}_valid", issued(name))
-            opc = _delayed(m, lat - 1, f"{name}_op", op)
+            valid = delayed(m, lat - 1, f"{name}_valid", issued(name))
+            opc = delayed(m, lat - 1, f"{name}_op", op)
             sources.append((lat, valid, opc, block.result, ops_of[name]))
             return valid, opc
 
@@ -298,14 +291,14 @@ class VxmAlu(wiring.Component):
         m.d.comb += [fmul.a.eq(a), fmul.b.eq(b)]
         fmul_lat = DATAPATH["fmul"][0]
         assert fmul.latency == fmul_lat - 1 == DATAPATH["f2i8"][0] - 2
-        mul_valid = _delayed(m, fmul_lat - 1, "fmul_valid",
+        mul_valid = delayed(m, fmul_lat - 1, "fmul_valid",
                              self.valid & ((op == O.FMUL) | (op == O.CVT_F32_I8)))
-        mul_op = _delayed(m, fmul_lat - 1, "fmul_op", op)
+        mul_op = delayed(m, fmul_lat - 1, "fmul_op", op)
         sources.append((fmul_lat, mul_valid, mul_op, fmul.result, ops_of["fmul"]))
         m.submodules.f2i8 = f2i8 = Fp32ToInt(8)
         m.d.sync += f2i8.a.eq(fmul.result)
-        sources.append((fmul_lat + 1, _delayed(m, 1, "f2i8_valid", mul_valid),
-                        _delayed(m, 1, "f2i8_op", mul_op), f2i8.result, ops_of["f2i8"]))
+        sources.append((fmul_lat + 1, delayed(m, 1, "f2i8_valid", mul_valid),
+                        delayed(m, 1, "f2i8_op", mul_op), f2i8.result, ops_of["f2i8"]))
 
         # -- result lines: one per delay ------------------------------------------------
         for d in range(1, self.max_delay + 1):
