@@ -38,6 +38,10 @@ shows, every cycle, what the golden model reports as events (docs/trace.md):
 ``cycle``, ``running``
     The host's cycle counter and run state.
 
+A second output, ``trace_bits``, carries the same bits packed into one vector
+(:func:`trace_fields` gives each signal's offset), so a bench over the Verilog reads one
+port per cycle (:class:`PackedTrace`).
+
 :class:`TraceReader` turns the sampled port into :class:`~lpu.golden.trace.Event`
 tuples. Synthesis builds use ``trace=False``.
 
@@ -55,7 +59,7 @@ from __future__ import annotations
 import importlib
 import warnings
 
-from amaranth.hdl import Module, Shape
+from amaranth.hdl import Cat, Module, Shape, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -139,6 +143,9 @@ class Chip(wiring.Component):
     cfg : ChipConfig or preset name
     trace : bool
         Add the ``trace`` output port (simulation and lockstep; not for synthesis).
+    fault : :class:`lpu.hdl.vxm.VxmFault`, optional
+        A deliberate bug in one VXM lane, for tests that the lockstep checker finds and
+        locates a broken RTL. Never set outside those tests.
 
     Ports
     -----
@@ -156,7 +163,7 @@ class Chip(wiring.Component):
         The host register map of this chip.
     """
 
-    def __init__(self, cfg: ChipConfig | str, trace: bool = True):
+    def __init__(self, cfg: ChipConfig | str, trace: bool = True, *, fault=None):
         cfg = load_config(cfg)
         self.cfg = cfg
         self.regs = RegisterMap(cfg)
@@ -165,16 +172,12 @@ class Chip(wiring.Component):
         self.host = Host(cfg)
         self.slices = []
         self.stubs = []
-        for pos in cfg.positions:
-            n_q = len(_queues_at(cfg, pos.index))
-            cls = slice_class(pos.kind)
-            if cls is None:
-                self.slices.append(StubSlice(cfg, n_q))
-                self.stubs.append(pos.name)
-            elif pos.kind in ("mem", "mxm"):
-                self.slices.append(cls(cfg, pos.hemisphere))
-            else:
-                self.slices.append(cls(cfg))
+        try:
+            self._make_slices(cfg, fault)
+        except (TypeError, ValueError):
+            for obj in (self, self.icu, self.fabric, self.host, *self.slices):
+                obj._MustUse__silence = True  # refused: never elaborated
+            raise
         self.mem_slices = [self.slices[q.position] for q in cfg.queues if q.kind == "mem"]
         self.mxm_slices = [s for s, p in zip(self.slices, cfg.positions, strict=True)
                            if p.kind == "mxm" and not isinstance(s, StubSlice)]
@@ -185,8 +188,25 @@ class Chip(wiring.Component):
             if self.mem_slices and "sram" in self.mem_slices[0].signature.members:
                 sram = self.mem_slices[0].signature.members["sram"].shape
             mxm = _mxm_trace_members(self.mxm_slices[0]) if self.mxm_slices else None
-            members["trace"] = Out(TraceSignature(cfg, sram, mxm, len(self.mxm_slices)))
+            tsig = TraceSignature(cfg, sram, mxm, len(self.mxm_slices))
+            members["trace"] = Out(tsig)
+            width = sum(len(Value.cast(v)) for _, _, v in tsig.flatten(tsig.create()))
+            members["trace_bits"] = Out(width)
         super().__init__(members)
+
+    def _make_slices(self, cfg, fault):
+        for pos in cfg.positions:
+            n_q = len(_queues_at(cfg, pos.index))
+            cls = slice_class(pos.kind)
+            if cls is None:
+                self.slices.append(StubSlice(cfg, n_q))
+                self.stubs.append(pos.name)
+            elif pos.kind in ("mem", "mxm"):
+                self.slices.append(cls(cfg, pos.hemisphere))
+            elif pos.kind == "vxm" and fault is not None:
+                self.slices.append(cls(cfg, fault=fault))
+            else:
+                self.slices.append(cls(cfg))
 
     def elaborate(self, platform):
         m = Module()
@@ -229,7 +249,35 @@ class Chip(wiring.Component):
                     for name in _mxm_trace_members(sl):
                         m.d.comb += getattr(tr.mxm[j], name).eq(getattr(sl, name))
             m.d.comb += [tr.cycle.eq(host.cycle), tr.running.eq(host.running)]
+            m.d.comb += self.trace_bits.eq(Cat(v for v, _, _ in trace_fields(self)))
         return m
+
+
+def trace_fields(chip: Chip) -> list:
+    """``(signal, offset, width)`` of each signal of the trace port inside ``trace_bits``,
+    the same bits packed into one output (``trace=True`` only): a cocotb bench reads that
+    one port per cycle instead of every trace signal (:class:`PackedTrace`)."""
+    out, off = [], 0
+    for _, _, value in chip.trace.signature.flatten(chip.trace):
+        sig = Value.cast(value)
+        out.append((sig, off, len(sig)))
+        off += len(sig)
+    return out
+
+
+class PackedTrace:
+    """A ``ctx`` for :meth:`TraceReader.read` over a sampled ``trace_bits`` value: set
+    :attr:`bits` to the port's value each cycle; ``get(signal)`` cuts that signal's
+    bits out of it."""
+
+    def __init__(self, chip: Chip):
+        self.fields = {id(sig): (off, (1 << w) - 1) for sig, off, w in trace_fields(chip)}
+        self._keep = chip
+        self.bits = 0
+
+    def get(self, value) -> int:
+        off, mask = self.fields[id(Value.cast(value))]
+        return (self.bits >> off) & mask
 
 
 # -- the trace as events ----------------------------------------------------------------------

@@ -44,11 +44,13 @@ of them can be shared. Everything else is shared per tile and ALU:
   program). Write enables come from a shifted four-bit (or one-bit) mask per writer.
 """
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 
 from lpu.config import ChipConfig
-from lpu.isa import OPS
+from lpu.isa import OPS, Opcode
 
 from .interface import SlicePorts, report_unit_errors
 from .vxm_alu import VXM_OPCODES, VxmAlu
@@ -109,6 +111,19 @@ class _Decoded:
         m.d.comb += self.valid.eq(valid & is_vxm)
 
 
+@dataclass(frozen=True)
+class VxmFault:
+    """A deliberate bug, for tests of the lockstep checker only: in ALU `alu`, superlane
+    `superlane`, lane `lane`, operand ``b`` is XORed with `xor` whenever the operation
+    is `opcode` (so ``add`` computes ``a + (b ^ xor)`` in that one lane)."""
+
+    alu: int
+    superlane: int
+    lane: int
+    opcode: Opcode
+    xor: int = 1
+
+
 class VxmSlice(wiring.Component):
     """The VXM: ``cfg.vxm_alus`` ALUs, each with its own queue (``dispatch[q]``).
 
@@ -123,11 +138,17 @@ class VxmSlice(wiring.Component):
     ``error``.
     """
 
-    def __init__(self, cfg: ChipConfig):
+    def __init__(self, cfg: ChipConfig, *, fault: VxmFault | None = None):
         if not isinstance(cfg, ChipConfig):
             self._MustUse__silence = True
             raise TypeError(f"VxmSlice needs a ChipConfig, not {cfg!r}")
+        if fault is not None and not (0 <= fault.alu < cfg.vxm_alus
+                                      and 0 <= fault.superlane < cfg.superlanes
+                                      and 0 <= fault.lane < cfg.lanes):
+            self._MustUse__silence = True
+            raise ValueError(f"{fault} is outside this chip")
         self._cfg = cfg
+        self._fault = fault
         self._table = _op_table(cfg.superlanes)
         self._max_delay = max(d for *_, d in self._table.values())
         super().__init__(SlicePorts(cfg, cfg.vxm_alus))
@@ -202,11 +223,15 @@ class VxmSlice(wiring.Component):
                 for i in range(L):
                     alu = VxmAlu(superlanes=S)
                     m.submodules[f"alu{q}_k{k}_lane{i}"] = alu
+                    b = Cat(*(p.word_select(i, 8) for p in planes["b"]))
+                    f = self._fault
+                    if f is not None and (f.alu, f.superlane, f.lane) == (q, k, i):
+                        b = b ^ Mux(st.op == f.opcode, f.xor & 0xFFFF_FFFF, 0)
                     m.d.comb += [
                         alu.valid.eq(st.valid),
                         alu.op.eq(st.op),
                         alu.a.eq(Cat(*(p.word_select(i, 8) for p in planes["a"]))),
-                        alu.b.eq(Cat(*(p.word_select(i, 8) for p in planes["b"]))),
+                        alu.b.eq(b),
                         alu.c.eq(Cat(*(p[i] for p in c_nz)).any()),
                         alu.imm.eq(st.imm),
                     ]

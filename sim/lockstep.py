@@ -156,8 +156,10 @@ class AmaranthBackend:
 
     name = "amaranth"
 
-    def __init__(self, cfg: ChipConfig | str, *, vcd=None, max_cycles: int = 100_000):
+    def __init__(self, cfg: ChipConfig | str, *, vcd=None, max_cycles: int = 100_000,
+                 fault=None):
         self.cfg = load_config(cfg)
+        self.fault = fault  # lpu.hdl.vxm.VxmFault: a deliberate bug (checker tests only)
         self.vcd = vcd
         self.max_cycles = max_cycles
         self.status = None
@@ -170,7 +172,7 @@ class AmaranthBackend:
         from lpu.hdl.chip import Chip
 
         t0 = time.perf_counter()
-        dut = Chip(self.cfg, trace=True)
+        dut = Chip(self.cfg, trace=True, fault=self.fault)
         names = [q.name for q in self.cfg.queues if q.kind == "mem"]
         for name, sl in zip(names, dut.mem_slices, strict=True):
             if mem_init and name in mem_init:
