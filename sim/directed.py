@@ -41,6 +41,11 @@ The programs, and what they pin down:
     ``shift``, ``rot`` (both signs, across superlanes, up to VL-1), ``bcast`` (first
     and last lane), ``perm`` (a reversal and a map with repeats), ``count`` 1 to 4,
     and ``transpose``, on both SXM slices.
+``chain``
+    slices feeding each other directly: MEM -> SXM ``rot`` -> MXM ``mm`` -> VXM
+    ``cvt.i32.f32`` -> SXM ``rot`` of four streams -> VXM ``cvt.f32.i8`` -> MXM ``mm``
+    -> VXM ``add`` -> MEM, twice, one cycle apart; a MEM slice on the way stores every
+    intermediate value too.
 
 Timing: the VXM operations are placed by a small list scheduler (:class:`_Plan`): an
 operation is put at the first cycle where its operand reads, its ALU, its result
@@ -891,6 +896,34 @@ def _mem(cfg: ChipConfig) -> Directed:
 # -- MXM --------------------------------------------------------------------------------------
 
 
+def _load_weights(plan: _Plan, tx: _Txn, plane: str, mem: str, ref, w: np.ndarray, t0: int,
+                  groups: list[tuple[int, int]]) -> int:
+    """Weight rows `w` (int8 [VL, VL]) from `mem` onto streams `ref`, one read per group of
+    rows on consecutive cycles from t0, each loaded by an ``lw`` of the MXM `plane` as it
+    arrives. groups: [(row, count)]; runs of 4-row groups use ``repeat`` (step 4) on both
+    queues. Returns the cycle of the last ``lw``."""
+    s0, dr = ref
+    dist = abs(plan.pos[mem] - plan.pos[plane])
+    addr = tx.put(mem, w.view(np.uint8))
+    t = t0
+    i = 0
+    while i < len(groups):
+        row, n = groups[i]
+        run = 1
+        while n == 4 and i + run < len(groups) and groups[i + run] == (row + 4 * run, 4):
+            run += 1
+        tx.send(mem, t, addr + row, (s0, dr), n, plane)
+        tx.at(plane, t + 1 + dist, "lw", row, (s0, dr), n)
+        if run > 1:
+            for k in range(1, run):
+                tx.flow(mem, (s0, dr), n, t + k + 1, plane)
+            tx.repeat(mem, t, run - 1, 1, 4)
+            tx.repeat(plane, t + 1 + dist, run - 1, 1, 4)
+        t += run
+        i += run
+    return t + dist
+
+
 def _mxm(cfg: ChipConfig) -> Directed:
     plan = _Plan(cfg, "mxm", "lw/iw/mm/mmacc on both planes, double buffering")
     vl, S = cfg.vl, cfg.superlanes
@@ -912,31 +945,6 @@ def _mxm(cfg: ChipConfig) -> Directed:
     def mm_ref(x, w):
         return (x.astype(np.int64) @ w.astype(np.int64)).astype(np.uint32)
 
-    def load(tx, plane, mem, ref, w, t0, groups):
-        """Weight rows from `mem` onto streams `ref` (one read per group of rows, consecutive
-        cycles from t0), loaded by `lw` as they arrive. groups: [(row, count)]; runs of
-        4-row groups use repeat. Returns the cycle of the last lw."""
-        s0, dr = ref
-        dist = abs(plan.pos[mem] - plan.pos[plane])
-        addr = tx.put(mem, w.view(np.uint8))
-        t = t0
-        i = 0
-        while i < len(groups):
-            row, n = groups[i]
-            run = 1
-            while n == 4 and i + run < len(groups) and groups[i + run] == (row + 4 * run, 4):
-                run += 1
-            tx.send(mem, t, addr + row, (s0, dr), n, plane)
-            tx.at(plane, t + 1 + dist, "lw", row, (s0, dr), n)
-            if run > 1:
-                for k in range(1, run):
-                    tx.flow(mem, (s0, dr), n, t + k + 1, plane)
-                tx.repeat(mem, t, run - 1, 1, 4)
-                tx.repeat(plane, t + 1 + dist, run - 1, 1, 4)
-            t += run
-            i += run
-        return t - 1 + 1 + dist
-
     def mm(tx, plane, op, x, slot, t, dst, src_mem, xref, keeper, want, what):
         dist = abs(plan.pos[src_mem] - plan.pos[plane])
         a = tx.put(src_mem, x.view(np.uint8)[None, :])
@@ -954,7 +962,7 @@ def _mxm(cfg: ChipConfig) -> Directed:
     x = [xvec() for _ in range(8)]
     # west plane: W1 into the shadow, installed at the first cycle that sees the last row
     with plan.one() as tx:
-        t_lw = load(tx, "mxm_w0", "mem_w1", (0, W), w1, 0, fours)
+        t_lw = _load_weights(plan, tx, "mxm_w0", "mem_w1", (0, W), w1, 0, fours)
         t_iw1 = t_lw + 2
         tx.at("mxm_w0", t_iw1, "iw")
         acc0 = mm_ref(x[0], w1)
@@ -965,7 +973,7 @@ def _mxm(cfg: ChipConfig) -> Directed:
     # W2 into the shadow while W1 is active (rows in groups of 3, 1, 4, ..); the last
     # group's lw is one cycle before an iw, which therefore installs the old last rows
     with plan.one() as tx:
-        t_lw = load(tx, "mxm_w0", "mem_w0", (0, W), w2, t_iw1 + 3, mixed)
+        t_lw = _load_weights(plan, tx, "mxm_w0", "mem_w0", (0, W), w2, t_iw1 + 3, mixed)
         t_iw2 = t_lw + 1
         tx.at("mxm_w0", t_iw2, "iw")
         wmix = np.concatenate([w2[:vl - 4], w1[vl - 4:]])
@@ -981,7 +989,7 @@ def _mxm(cfg: ChipConfig) -> Directed:
            mm_ref(x[4], w2), "mm e4, w6, 1 overwrites the accumulator (W2)")
     # east plane: W3 from mem_e1 on east streams, results west
     with plan.one() as tx:
-        t_lw = load(tx, "mxm_e0", "mem_e1", (4, E), w3, 2, fours)
+        t_lw = _load_weights(plan, tx, "mxm_e0", "mem_e1", (4, E), w3, 2, fours)
         t_iw = t_lw + 2
         tx.at("mxm_e0", t_iw, "iw")
         a0 = mm_ref(x[5], w3)
@@ -1098,9 +1106,95 @@ def _sxm(cfg: ChipConfig) -> Directed:
     return plan.build()
 
 
+# -- slices feeding each other -------------------------------------------------------------------
+
+
+def _chain(cfg: ChipConfig) -> Directed:
+    plan = _Plan(cfg, "chain", "MEM -> SXM -> MXM -> VXM -> SXM -> VXM -> MXM -> VXM -> MEM, "
+                               "twice, overlapped")
+    vl, S = cfg.vl, cfg.superlanes
+    rng = np.random.default_rng(3)
+    vxm = [q.name for q in cfg.queues if q.kind == "vxm"]
+    wa = rng.integers(-16, 17, (vl, vl)).astype(np.int8)
+    wb = rng.integers(-128, 128, (vl, vl)).astype(np.int8)
+    with plan.one() as tx:
+        iw_a = _load_weights(plan, tx, "mxm_w0", "mem_w1", (0, W), wa, 0,
+                             [(r, 4) for r in range(0, vl, 4)]) + 2
+        tx.at("mxm_w0", iw_a, "iw")
+        iw_b = _load_weights(plan, tx, "mxm_e0", "mem_e1", (4, E), wb, 0,
+                             [(r, 4) for r in range(0, vl, 4)]) + 2
+        tx.at("mxm_e0", iw_b, "iw")
+    scale_pool = _f(1 / 64, 1 / 128, 1 / 32, -1 / 64, 0.01, 1 / 16, -1 / 8, 3 / 256)
+
+    def keep(tx, src, ref, width, t, mem, what, want, kind, inputs=None):
+        """Store a value on its way past MEM slice `mem` (it flows on)."""
+        tk = tx.flow(src, ref, width, t, mem)
+        o = tx.take(mem, width, 1)
+        tx.at(mem, tk, "write", o, ref, width)
+        words = _to_planes(want) if width == 4 else np.asarray(want, np.uint8)[None, :]
+        tx.expect(mem, o, words, what, kind, inputs)
+
+    for k in range(min(2, cfg.mxm_acc_slots)):
+        x = rng.integers(-128, 128, vl).astype(np.int8)
+        x[:2] = (-128, 127)
+        scale = np.resize(np.array(scale_pool, dtype=np.uint32), vl)
+        scale = np.roll(scale, k)
+        bias = _u32(rng.integers(IMIN, IMAX, vl, endpoint=True).tolist())
+        x1 = np.roll(x, 1)
+        y1 = (x1.astype(np.int64) @ wa.astype(np.int64)).astype(np.uint32)
+        f1 = reference("cvt.i32.f32", y1)
+        f2 = np.roll(f1, -1)
+        q = reference("cvt.f32.i8", f2, scale)
+        z = (q.view(np.int8).astype(np.int64) @ wb.astype(np.int64)).astype(np.uint32)
+        out = reference("add", z, bias)
+
+        def one(tx, t0, k=k, x=x, scale=scale, bias=bias, y1=y1, f1=f1, f2=f2, q=q, z=z,
+                out=out):
+            ax = tx.put("mem_w0", x.view(np.uint8)[None, :])
+            ts = tx.send("mem_w0", t0, ax, (6, W), 1, "sxm_w")
+            tx.at("sxm_w", ts, "rot", (5, W), (6, W), 1, 1)
+            tm = tx.flow("sxm_w", (5, W), 1, ts + S + 1, "mxm_w")
+            if tm <= iw_a:
+                tx.problem = tx.problem or "before the weights are installed"
+            tx.at("mxm_w0", tm, "mm", (0, E), (5, W), k)
+            tv1 = tx.flow("mxm_w", (0, E), 4, tm + S + 2, "vxm")
+            keep(tx, "mxm_w", (0, E), 4, tm + S + 2, "mem_w1",
+                 f"mm e0, w5, {k} (mxm_w0, cycle {tm}) of rot 1 of x", y1, "i32")
+            tx.at(vxm[0], tv1, "cvt.i32.f32", (4, E), (0, E))
+            ts2 = tx.flow("vxm", (4, E), 4, tv1 + 2, "sxm_e")
+            keep(tx, "vxm", (4, E), 4, tv1 + 2, "mem_e0",
+                 f"cvt.i32.f32 e4, e0 ({vxm[0]}, cycle {tv1}) of the mm result", f1, "f32")
+            tx.at("sxm_e", ts2, "rot", (4, W), (4, E), -1, 4)
+            tv2 = tx.flow("sxm_e", (4, W), 4, ts2 + S + 1, "vxm")
+            keep(tx, "sxm_e", (4, W), 4, ts2 + S + 1, "mem_e1",
+                 f"rot w4, e4, -1, 4 (sxm_e, cycle {ts2}) of fp32 lanes", f2, "f32")
+            a_s = tx.put("mem_w0", _to_planes(scale))
+            tx.send("mem_w0", tv2 - 2, a_s, (0, E), 4, "vxm")
+            tx.at(vxm[-1], tv2, "cvt.f32.i8", (2, E), (4, W), (0, E))
+            tm2 = tx.flow("vxm", (2, E), 1, tv2 + 4, "mxm_e")
+            keep(tx, "vxm", (2, E), 1, tv2 + 4, "mem_e0",
+                 f"cvt.f32.i8 e2, w4, e0 ({vxm[-1]}, cycle {tv2})", q, "i8",
+                 {"a": ("f32", f2), "scale": ("f32", scale)})
+            if tm2 <= iw_b:
+                tx.problem = tx.problem or "before the weights are installed"
+            tx.at("mxm_e0", tm2, "mm", (0, W), (2, E), k)
+            tv3 = tx.flow("mxm_e", (0, W), 4, tm2 + S + 2, "vxm")
+            keep(tx, "mxm_e", (0, W), 4, tm2 + S + 2, "mem_e1",
+                 f"mm w0, e2, {k} (mxm_e0, cycle {tm2}) of the int8 vector", z, "i32")
+            a_b = tx.put("mem_w0", _to_planes(bias))
+            tx.send("mem_w0", tv3 - 2, a_b, (4, E), 4, "vxm")
+            tx.at(vxm[0], tv3, "add", (0, E), (0, W), (4, E))
+            keep(tx, "vxm", (0, E), 4, tv3 + 1, "mem_e1",
+                 f"add e0, w0, e4 ({vxm[0]}, cycle {tv3}) of the second mm and a bias", out,
+                 "i32", {"a": ("i32", z), "b": ("i32", bias)})
+        plan.place(one, 0)
+    return plan.build()
+
+
 # -- the set ----------------------------------------------------------------------------------
 
-_BUILDERS = {"mem": _mem, "vxm_int": _vxm_int, "vxm_fp": _vxm_fp, "mxm": _mxm, "sxm": _sxm}
+_BUILDERS = {"mem": _mem, "vxm_int": _vxm_int, "vxm_fp": _vxm_fp, "mxm": _mxm, "sxm": _sxm,
+             "chain": _chain}
 
 
 def _usable(cfg: ChipConfig) -> None:

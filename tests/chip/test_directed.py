@@ -1,0 +1,111 @@
+"""The directed programs (lpu.sim.directed): every opcode, checked on the golden model
+against numpy, and run in lockstep on the RTL (Amaranth's simulator)."""
+
+import numpy as np
+import pytest
+
+from lpu import config
+from lpu.golden.check import check
+from lpu.golden.chip import Chip
+from lpu.isa import decode, encode, make
+from lpu.program import Program
+from lpu.sim.directed import all_mnemonics, directed_programs, main, opcodes_of
+from lpu.sim.lockstep import AmaranthBackend, lockstep
+from lpu.tools.asm import assemble_file
+
+pytestmark = [pytest.mark.chip]
+TINY = config.load("tiny")
+NAMES = [d.name for d in directed_programs(TINY)]
+
+
+def run_golden(cfg, d, program=None):
+    chip = Chip(cfg)
+    for name, words in d.mem_init.items():
+        chip.write_mem(name, 0, words)
+    chip.load(program or d.program)
+    chip.run()
+    return chip
+
+
+def test_every_opcode_is_covered():
+    progs = directed_programs(TINY)
+    union = set().union(*(opcodes_of(d.program) for d in progs))
+    assert union == all_mnemonics(), sorted(all_mnemonics() ^ union)
+    assert len(union) == 51
+
+
+def test_opcodes_are_read_from_the_words():
+    prog = Program.from_instrs(TINY, {"vxm0": [make("nop", 3), make("mov", (0, 0), (1, 0))]})
+    assert opcodes_of(prog) == {"nop", "mov"}
+
+
+@pytest.mark.parametrize("cfg_name", ["tiny", "small", "fpga"])
+def test_programs_pass_the_static_checker(cfg_name):
+    cfg = config.load(cfg_name)
+    progs = directed_programs(cfg)
+    assert [d.name for d in progs] == NAMES
+    for d in progs:
+        check(cfg, d.program, name=d.name)
+        assert d.expected, d.name
+        assert set(d.mem_init) == {q.name for q in cfg.queues if q.kind == "mem"}
+        for words in d.mem_init.values():
+            assert words.shape == (cfg.mem_words, cfg.vl) and words.dtype == np.uint8
+
+
+@pytest.mark.parametrize("cfg_name", ["tiny", "small", "fpga"])
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_model_leaves_the_expected_sram(cfg_name, name):
+    cfg = config.load(cfg_name)
+    d = next(p for p in directed_programs(cfg) if p.name == name)
+    d.check(run_golden(cfg, d))
+
+
+def test_check_fails_on_a_wrong_expected_value():
+    d = next(p for p in directed_programs(TINY) if p.name == "vxm_fp")
+    chip = run_golden(TINY, d)
+    d.check(chip)
+    ex = next(e for e in d.expected if "fmul" in e.what)
+    ex.words[2, 3] ^= 0x40  # byte 2 of lane 3
+    with pytest.raises(AssertionError, match=r"directed program 'vxm_fp': 'fmul .*lane 3: "
+                                             r"expected 0x[0-9a-f]{8} \(.*\), got"):
+        d.check(chip)
+
+
+def test_check_fails_on_a_mutated_program():
+    d = next(p for p in directed_programs(TINY) if p.name == "vxm_int")
+    q, i = next((q, i) for q, words in d.program.queues.items()
+                for i, w in enumerate(words) if decode(w).info.mnemonic == "add")
+    ins = decode(d.program.queues[q][i])
+    d.program.queues[q][i] = encode(make("sub", ins.dst, ins.a, ins.b))  # add -> sub
+    with pytest.raises(AssertionError, match="'add "):
+        d.check(run_golden(TINY, d))
+
+
+def test_check_reads_a_dict_of_sram_images():
+    d = next(p for p in directed_programs(TINY) if p.name == "mem")
+    chip = run_golden(TINY, d)
+    d.check({n: chip.read_mem(n, 0, TINY.mem_words) for n in chip.mem_names})
+    with pytest.raises(AssertionError, match="directed program 'mem'"):
+        d.check(d.mem_init)  # the SRAM before the run
+
+
+def test_write_gives_assembly_and_sram_that_lpu_sim_takes(tmp_path, capsys):
+    assert main(["--config", "tiny", "--write", str(tmp_path), "mxm"]) == 0
+    d = next(p for p in directed_programs(TINY) if p.name == "mxm")
+    assert assemble_file(tmp_path / "mxm.s", TINY).queues == d.program.queues
+    with np.load(tmp_path / "mxm.npz") as mem:
+        assert {k: mem[k].tolist() for k in mem.files} == \
+            {k: v.tolist() for k, v in d.mem_init.items()}
+    assert main(["--config", "tiny", "--list"]) == 0
+    assert "51 of 51 opcodes" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_in_lockstep_on_amaranth(name):
+    d = next(p for p in directed_programs(TINY) if p.name == name)
+    be = AmaranthBackend(TINY)
+    res = lockstep(TINY, d.program, d.mem_init, be)
+    assert res.ok, f"directed program {name!r}:\n{res.text()}"
+    assert be.error is None, f"directed program {name!r}: the chip raised {be.error}"
+    assert res.events > 0
