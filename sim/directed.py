@@ -355,9 +355,9 @@ class _Txn:
     def __init__(self, plan: _Plan):
         self.plan = plan
         self.ins: list[tuple[str, int, Instr]] = []
-        self.busy: dict[tuple[str, int], str] = {}
+        self.busy: dict[tuple, str] = {}  # (queue, cycle), (queue, 'bank', bank, cycle)
         self.claims: dict[tuple, tuple] = {}
-        self.data: dict[tuple[str, bytes], int] = {}
+        self.data: dict[tuple, int] = {}
         self.alloc: dict[tuple[str, int], int] = {}
         self.expects: list[Expect] = []
         self.problem: str | None = None
@@ -366,15 +366,35 @@ class _Txn:
     def at(self, queue: str, cycle: int, mnemonic, *operands, **kw) -> Instr:
         ins = mnemonic if isinstance(mnemonic, Instr) else make(mnemonic, *operands, **kw)
         self._busy(queue, cycle, ins.text())
+        self._bank(queue, cycle, ins)
         self.ins.append((queue, cycle, ins))
         return ins
 
     def repeat(self, queue: str, cycle: int, n: int, d: int, step: int = 1) -> None:
         """`repeat n, d, step` after the instruction placed at `cycle`: copies at
         cycle + d .. cycle + n*d, the queue busy until then."""
+        prev = next(ins for q, c, ins in self.ins if (q, c) == (queue, cycle))
+        field = {"read": "addr", "write": "addr", "gather": "base", "lw": "row"}.get(
+            prev.info.mnemonic)
+        for k in range(1, n + 1):
+            if field is not None:
+                self._bank(queue, cycle + k * d,
+                           prev.with_args(**{field: prev.args[field] + k * step}))
         for c in range(cycle + 1, cycle + n * d + 1):
             self._busy(queue, c, "repeat")
         self.ins.append((queue, cycle + 1, make("repeat", n, d, step)))
+
+    def _bank(self, queue: str, cycle: int, ins: Instr) -> None:
+        """One access (read, write or a gather's read) per SRAM bank and cycle."""
+        m = ins.info.mnemonic
+        if m not in ("read", "write", "gather"):
+            return
+        addr = ins.args["base" if m == "gather" else "addr"]
+        key = (queue, "bank", addr // self.plan.cfg.bank_words, cycle + (m != "read"))
+        if key in self.busy or key in self.plan.busy:
+            self.problem = self.problem or (f"{queue}: bank {key[2]} is used in cycle "
+                                            f"{key[3]} ('{ins.text()}')")
+        self.busy[key] = ins.text()
 
     def _busy(self, queue, cycle, text):
         key = (queue, cycle)
@@ -453,7 +473,7 @@ class _Plan:
         self.pos = {p.name: p.index for p in cfg.positions}
         self.pos.update({q.name: q.position for q in cfg.queues})
         self.names = {p.index: p.name for p in cfg.positions}
-        self.busy: dict[tuple[str, int], str] = {}
+        self.busy: dict[tuple, str] = {}
         self.claims: dict[tuple, tuple] = {}
         self.data: dict[tuple, int] = {}
         self.next = {(q.name, b): b * cfg.bank_words
@@ -633,11 +653,10 @@ class _VxmOp:
     result_kind: str | None = None
 
 
-def _vxm_sources(cfg):
-    """(MEM slice, streams) that feed the VXM: the nearest two slices on each side."""
-    return [("mem_w0", (0, E)), ("mem_e0", (0, W)), ("mem_w1", (4, E)), ("mem_e1", (4, W))]
+#: (MEM slice, streams) that feed the VXM: the nearest two slices on each side.
+_VXM_SRCS = [("mem_w0", (0, E)), ("mem_e0", (0, W)), ("mem_w1", (4, E)), ("mem_e1", (4, W))]
 
-
+#: (result streams, the MEM slice that stores them), in the order tried.
 _VXM_DSTS = [((4, E), "mem_e1"), ((4, W), "mem_w1"), ((0, E), "mem_e0"), ((0, W), "mem_w0"),
              ((0, E), "mem_e1"), ((0, W), "mem_w1"), ((4, E), "mem_e0"), ((4, W), "mem_w0")]
 
@@ -648,7 +667,6 @@ def _place_vxm(plan: _Plan, op: _VxmOp, lo: int) -> int:
     reads = info.reads
     want = reference(op.mnemonic, *op.operands, imm=op.imm)
     vxm = [q.name for q in plan.cfg.queues if q.kind == "vxm"]
-    srcs = _vxm_sources(plan.cfg)
     for t in itertools.count(lo):
         if t > lo + 64:
             raise DirectedError(f"directed program {plan.name!r}: no room for "
@@ -656,7 +674,7 @@ def _place_vxm(plan: _Plan, op: _VxmOp, lo: int) -> int:
         for alu in vxm:
             if (alu, t) in plan.busy:
                 continue
-            for route in itertools.permutations(srcs, len(reads)):
+            for route in itertools.permutations(_VXM_SRCS, len(reads)):
                 for dst, keeper in _VXM_DSTS:
                     tx = _vxm_txn(plan, op, info, want, t, alu, route, dst, keeper)
                     if tx.problem is None:
@@ -854,7 +872,7 @@ def _mem(cfg: ChipConfig) -> Directed:
     # sync / notify: mem_w1 and mem_e1 park before the notify, mem_w0 reaches its sync in
     # the notify's cycle; mem_e1 parks again after it and waits for a second notify.
     def last(queue):
-        return max(c for q, c in plan.busy if q == queue)
+        return max(k[1] for k in plan.busy if k[0] == queue and len(k) == 2)
 
     tn = max(last(q) for q in ("mem_w0", "mem_w1", "mem_e0", "mem_e1")) + 2
     tn2 = tn + 12
