@@ -105,13 +105,18 @@ def lockstep_hdl(cfg: ChipConfig | str, program: Program, mem_init: dict | None,
 
 def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator", *,
                       vcd=None, max_cycles: int = 200_000, workdir=None, built=None,
-                      stop_at_first: bool = False, reference_mem=None) -> list:
+                      stop_at_first: bool = False, reference_mem=None,
+                      free_run: bool = False) -> list:
     """Run each ``(program, mem_init)`` of `runs` in lockstep, one after the other in one
     simulator process (the chip is reset between them; SRAM words an earlier run wrote
     or loaded are rewritten when a later run reads them). Returns one
     :class:`~lpu.sim.lockstep.LockstepResult` per run (fewer with `stop_at_first`, which
     stops after the first divergence or error flag). `reference_mem`: per run, other
-    initial SRAM for the golden model only (tests of the checker: a known difference)."""
+    initial SRAM for the golden model only (tests of the checker: a known difference).
+
+    With `free_run` nothing is compared: each program is loaded, started and left to
+    run until RUNNING falls (no Python in the simulation's cycles; for ``lpu bench
+    rtl``); the result per run is a dict (``rtl_cycles``, ``seconds``, ``status``)."""
     from lpu.sim import verilator as vl
     from lpu.sim.lockstep import LockstepResult
 
@@ -141,11 +146,13 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
     config_spec = cfg.source if Path(cfg.source).is_file() else cfg.name
     job = {"config": config_spec, "config_hash": cfg.hash, "runs": items,
            "result": str(result_path), "max_cycles": max_cycles, "device": simulator,
-           "stop_at_first": stop_at_first}
+           "stop_at_first": stop_at_first, "free_run": free_run}
     (work / "job.json").write_text(json.dumps(job))
     vl.run_test(built, "lpu.sim.cocotb_chip", test_dir=work,
                 extra_env={JOB_ENV: str(work / "job.json")}, waves=bool(vcd))
     out = json.loads(result_path.read_text())
+    if free_run:
+        return out["runs"]
     results = []
     for r in out["runs"]:
         res = LockstepResult.from_json(r["lockstep"])
@@ -356,6 +363,29 @@ def _running(chip):
     return Value.cast(chip.trace.running)
 
 
+async def _free_run(dut, cfg, program, mem, dirty) -> dict:
+    from cocotb.triggers import FallingEdge
+
+    from lpu.hdl.host import RegisterMap
+
+    regs = RegisterMap(cfg)
+    bus = _Bus(dut)
+    t0 = time.perf_counter()
+    await _reset(dut, bus)
+    await _load(bus, regs, cfg, program, mem, dirty)
+    await bus.write(regs.CTRL, regs.CTRL_START)
+    bus.idle()
+    t1 = time.perf_counter()
+    await FallingEdge(dut.trace__running)
+    t2 = time.perf_counter()
+    await bus.edge
+    cycles = await bus.read(regs.CYCLE)
+    status = await bus.read(regs.STATUS)
+    return {"rtl_cycles": cycles, "status": status,
+            "seconds": {"load": round(t1 - t0, 3), "run": round(t2 - t1, 3)},
+            "cycles_per_second": round(cycles / (t2 - t1), 1) if t2 > t1 else 0}
+
+
 async def _run_job(dut, job: dict) -> dict:
     from cocotb.clock import Clock
 
@@ -375,6 +405,9 @@ async def _run_job(dut, job: dict) -> dict:
     for item in job["runs"]:
         program = Program.load(item["program"])
         mem = _npz(item["mem"])
+        if job.get("free_run"):
+            out.append(await _free_run(dut, cfg, program, mem, dirty))
+            continue
         ref = _npz(item["reference_mem"]) if "reference_mem" in item else None
         r = await _run_one(dut, cfg, chip, program, mem, dirty, limit,
                            job.get("device", "hdl"), ref)
@@ -394,7 +427,8 @@ try:  # the cocotb test (collected only inside the simulator)
         out = await _run_job(dut, job)
         Path(job["result"]).write_text(json.dumps(out, indent=2))
         for n, r in enumerate(out["runs"]):
-            dut._log.info(f"lockstep run {n}: ok={r['lockstep']['ok']} "
-                          f"cycles={r['lockstep']['cycles']} ({r['cycles_per_second']} cycles/s)")
+            ok = r["lockstep"]["ok"] if "lockstep" in r else "free run"
+            dut._log.info(f"run {n}: ok={ok} rtl cycles={r['rtl_cycles']} "
+                          f"({r['cycles_per_second']} cycles/s)")
 except ImportError:  # pragma: no cover - cocotb is a test dependency
     pass

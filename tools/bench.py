@@ -3,11 +3,18 @@
 ``lpu bench golden --config small`` builds a program that keeps every queue busy every
 cycle (MEM slices reading four words, every VXM ALU adding fp32 vectors, MXM planes
 multiplying, SXMs rotating), checks it, and times the golden model running it.
+
+``lpu bench rtl --config tiny --backend amaranth|verilator|icarus`` runs the same
+program on the RTL: the time to build the simulation (Verilog conversion and simulator
+build for Verilator and Icarus; ``--fresh`` builds in an empty cache to measure it),
+cycles per second running free (no comparison: the program is loaded, started and left
+to finish) and in lockstep with the golden model (every cycle's events compared).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 
@@ -117,12 +124,112 @@ def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n") -> dict:
     }
 
 
+def _bench_mem(cfg, seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    names = [q.name for q in cfg.queues if q.kind == "mem"]
+    mem = {n: np.zeros((cfg.mem_words, cfg.vl), dtype=np.uint8) for n in names}
+    for n in names:
+        mem[n][:4] = rng.integers(0, 256, size=(4, cfg.vl), dtype=np.uint8)
+    return mem
+
+
+def _bench_amaranth(cfg, prog, mem) -> dict:
+    from lpu.hdl.host import RegisterMap, SimBus
+    from lpu.sim.lockstep import AmaranthBackend, lockstep
+
+    be = AmaranthBackend(cfg)
+    dut, sim = be.build(mem)
+    build_s = be.build_seconds
+    bus = SimBus(dut.bus, RegisterMap(cfg))
+    times = {}
+
+    async def free(ctx):
+        await bus.load_program(ctx, prog)
+        await bus.start(ctx)
+        t0 = time.perf_counter()
+        await ctx.tick().until(~dut.trace.running)
+        times["run"] = time.perf_counter() - t0
+        times["cycles"] = ctx.get(dut.trace.cycle)
+
+    sim.add_testbench(free)
+    sim.run()
+    t0 = time.perf_counter()
+    res = lockstep(cfg, prog, mem, be)
+    lock_s = time.perf_counter() - t0 - (be.build_seconds or 0)
+    if not res.ok:
+        raise LpuError(f"the benchmark program diverged on the RTL: {res.text()}")
+    return {"build_s": round(build_s, 2), "free_cycles": times["cycles"],
+            "free_cycles_per_s": round(times["cycles"] / times["run"], 1),
+            "lockstep_cycles": res.cycles, "lockstep_events": res.events,
+            "lockstep_cycles_per_s": round(res.cycles / lock_s, 1),
+            "lockstep_note": "includes loading the program through the host bus"}
+
+
+def _bench_cocotb(cfg, prog, mem, simulator, fresh) -> dict:
+    import os
+    import tempfile
+
+    from lpu.sim import verilator as vl
+    from lpu.sim.cocotb_chip import build_chip, lockstep_hdl_many
+
+    ok, why = vl.available(simulator)
+    if not ok:
+        raise LpuError(why)
+    saved = os.environ.get("LPU_BUILD_DIR")
+    tmp = tempfile.mkdtemp(prefix="lpu-bench-build-") if fresh else None
+    if tmp:
+        os.environ["LPU_BUILD_DIR"] = tmp
+    try:
+        t0 = time.perf_counter()
+        built = build_chip(cfg, simulator)
+        total = time.perf_counter() - t0
+        free = lockstep_hdl_many(cfg, [(prog, mem)], simulator, built=built,
+                                 free_run=True)[0]
+        res = lockstep_hdl_many(cfg, [(prog, mem)], simulator, built=built)[0]
+    finally:
+        if tmp:
+            if saved is None:
+                os.environ.pop("LPU_BUILD_DIR", None)
+            else:
+                os.environ["LPU_BUILD_DIR"] = saved
+    if not res.ok:
+        raise LpuError(f"the benchmark program diverged on {simulator}: {res.text()}")
+    return {"build_s": round(total, 1), "simulator_build_s": round(built.seconds, 1),
+            "verilog_conversion_s": round(total - built.seconds, 1),
+            "build_cached": built.cached,
+            "verilator_opt": vl.verilator_opt() if simulator == "verilator" else None,
+            "free_cycles": free["rtl_cycles"],
+            "free_cycles_per_s": free["cycles_per_second"],
+            "lockstep_cycles": res.cycles, "lockstep_events": res.events,
+            "lockstep_cycles_per_s": res.hdl["cycles_per_second"],
+            "bus_load_s": res.hdl["run_seconds"]["load"]}
+
+
+def bench_rtl(cfg, backend: str, cycles: int, fresh: bool = False) -> dict:
+    """The busy program on the RTL: build time, free-running and lockstep cycles/s."""
+    prog = busy_program(cfg, cycles)
+    mem = _bench_mem(cfg)
+    if backend == "amaranth":
+        r = _bench_amaranth(cfg, prog, mem)
+    else:
+        r = _bench_cocotb(cfg, prog, mem, backend, fresh)
+    return {"model": f"rtl ({backend})", "config": cfg.name, "program_cycles": cycles,
+            **r, "python": platform.python_version(), "cpus": os.cpu_count()}
+
+
 def add_arguments(p):
-    p.add_argument("target", choices=["golden", "decode"],
+    p.add_argument("target", choices=["golden", "decode", "rtl"],
                    help="golden: golden-model cycles/s on a busy program; decode: the "
-                        "shipped model on the golden chip (cycles/token, wall time)")
+                        "shipped model on the golden chip (cycles/token, wall time); rtl: "
+                        "the busy program on the RTL (build time, free-running and "
+                        "lockstep cycles/s)")
+    p.add_argument("--backend", choices=["amaranth", "verilator", "icarus"],
+                   default="verilator", help="rtl: the simulator")
+    p.add_argument("--fresh", action="store_true",
+                   help="rtl: build in an empty cache (measures the build time)")
     p.add_argument("--config", default="small", help="preset name or YAML file")
-    p.add_argument("--cycles", type=int, default=5000, help="program length in cycles (golden)")
+    p.add_argument("--cycles", type=int, default=5000,
+                   help="program length in cycles (golden, rtl)")
     p.add_argument("--steps", type=int, default=10, help="decode steps (decode)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -144,6 +251,17 @@ def run(args) -> int:
         return 0
     if args.cycles < 10:
         raise LpuError("--cycles must be at least 10")
+    if args.target == "rtl":
+        r = bench_rtl(cfg, args.backend, args.cycles, args.fresh)
+        if args.json:
+            print(json.dumps(r, indent=2))
+        else:
+            cached = " (cached)" if r.get("build_cached") else ""
+            print(f"{r['model']} on {r['config']}: build {r['build_s']} s{cached}; free "
+                  f"running {r['free_cycles_per_s']} cycles/s ({r['free_cycles']} cycles); "
+                  f"lockstep {r['lockstep_cycles_per_s']} cycles/s ({r['lockstep_cycles']} "
+                  f"cycles, {r['lockstep_events']} events)")
+        return 0
     r = bench_golden(cfg, args.cycles)
     if args.json:
         print(json.dumps(r, indent=2))

@@ -6,6 +6,7 @@ One build of the ``tiny`` chip (with its trace port) serves every test here
 process (:func:`lpu.sim.cocotb_chip.lockstep_hdl_many`), every cycle's events compared.
 
 * every example program, with random SRAM contents;
+* the directed programs (:mod:`lpu.sim.directed`: every opcode on its edge values);
 * random legal programs (:mod:`lpu.sim.randprog`): a fixed set of seeds, and
   ``$LPU_RANDOM_PROGRAMS`` (default 200) programs from a fresh base seed per run,
   printed, so a failure can be replayed with
@@ -69,6 +70,19 @@ def test_examples(built, tmp_path):
         assert res.ok, f"{f.name}: {res.text()}"
         assert res.cycles > 0 and res.events > 0
         assert res.hdl["error"] is None and res.hdl["status"] & 2  # DONE, no error flag
+
+
+def test_directed_programs(built, tmp_path):
+    from lpu.sim.directed import all_mnemonics, directed_programs, opcodes_of
+
+    progs = directed_programs(TINY)
+    assert set().union(*(opcodes_of(d.program) for d in progs)) == all_mnemonics()
+    results = _run(built, [(d.program, d.mem_init) for d in progs], tmp_path)
+    assert len(results) == len(progs)
+    for d, res in zip(progs, results, strict=True):
+        assert res.ok, f"directed program {d.name!r}:\n{res.text()}"
+        assert res.hdl["error"] is None, f"{d.name}: the chip raised {res.hdl['error']}"
+        assert res.events > 0
 
 
 def _check_random(built, seeds, tmp_path):
