@@ -25,7 +25,7 @@ superlanes)`` indexed ``[superlane][stream]``; lane ``i`` of a superlane is bits
 streams), superlanes)``.
 """
 
-from amaranth.hdl import Cat, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Signal, Value, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -133,3 +133,25 @@ def report_unit_errors(m, error, empty, two, two_unit) -> None:
         for k in reversed(range(len(two))):
             with m.If(two[k]):
                 m.d.comb += [error.superlane.eq(k), error.unit.eq(two_unit[k])]
+
+
+def shift_words(value, amount, word_bits: int, out_words: int, *, right: bool = False):
+    """``value << (amount * word_bits)`` (or ``>>`` with `right`), cut to `out_words`
+    words, as a multiplexer over the values `amount` can take.
+
+    A variable shift of a wide vector makes every output bit depend on every input
+    bit: Amaranth's netlist checks then take time quadratic in the width (the stream
+    placement of a MEM slice dominated the chip's Verilog conversion). Here each output
+    bit depends on one input bit per shift amount."""
+    value = Value.cast(value)
+    amount = Value.cast(amount)
+    width = out_words * word_bits
+    choices = []
+    for i in range(1 << len(amount)):
+        if right:
+            bits = value[i * word_bits:i * word_bits + width]
+        else:
+            bits = Cat(Const(0, i * word_bits), value)[:width] if i else value[:width]
+        pad = width - len(bits)
+        choices.append(Cat(bits, Const(0, pad)) if pad > 0 else bits)
+    return Array(choices)[amount]

@@ -58,7 +58,7 @@ from amaranth.lib.wiring import In, Out
 from lpu.config import ChipConfig
 from lpu.isa import Direction, Instruction, Opcode
 
-from .interface import ErrorCode, SlicePorts
+from .interface import ErrorCode, SlicePorts, shift_words
 
 __all__ = ["MemSlice", "HostPort", "sram_trace_layout"]
 
@@ -354,11 +354,11 @@ class MemSlice(wiring.Component):
         r_mask = sig(NS, "r_mask")
         r_all = sig(NS * 8 * L, "r_all")
         m.d.comb += [r_mask.eq((Const(0b1111, 4) >> ~rB_cnt) << rB_dst.stream),
-                     r_all.eq(Cat(*r_words) << (rB_dst.stream * (8 * L)))]
+                     r_all.eq(shift_words(Cat(*r_words), rB_dst.stream, 8 * L, NS))]
         g_mask = sig(NS, "g_mask")
         g_all = sig(NS * 8 * L, "g_all")
         m.d.comb += [g_mask.eq(Const(1, 1) << gC_dst.stream),
-                     g_all.eq(g_word << (gC_dst.stream * (8 * L)))]
+                     g_all.eq(shift_words(g_word, gC_dst.stream, 8 * L, NS))]
         clash = sig(1, "clash")
         m.d.comb += clash.eq(rB & gC & (rB_dst.dir == gC_dst.dir) & (r_mask & g_mask).any())
         for d, out, we in ((Direction.EAST, self.wr.e[k], self.wr.e_we[k]),

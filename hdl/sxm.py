@@ -42,7 +42,7 @@ from amaranth.lib import wiring
 from lpu.config import ChipConfig
 from lpu.isa import Direction, Instruction, Opcode
 
-from .interface import ErrorCode, SlicePorts, delayed
+from .interface import ErrorCode, SlicePorts, delayed, shift_words
 
 __all__ = ["SxmSlice", "SXM_OPCODES"]
 
@@ -202,7 +202,7 @@ class SxmSlice(wiring.Component):
             shifted = Signal(NS * lane_bits, name=f"t{k}_wdata")
             m.d.comb += [
                 mask.eq((Const((1 << WS) - 1, WS) >> (WS - o_n).as_unsigned()) << o_stream),
-                shifted.eq(part << (o_stream * lane_bits)),
+                shifted.eq(shift_words(part, o_stream, lane_bits, NS)),
             ]
             for west, out, we in ((0, self.wr.e[k], self.wr.e_we[k]),
                                   (1, self.wr.w[k], self.wr.w_we[k])):
@@ -225,8 +225,8 @@ class SxmSlice(wiring.Component):
         data = Signal(width * lane_bits, name=name)
         ok = Signal(width, name=name + "_valid")
         m.d.comb += [
-            data.eq(Mux(west, rd.w[k].as_value(), rd.e[k].as_value())
-                    >> (ref.stream * lane_bits)),
+            data.eq(shift_words(Mux(west, rd.w[k].as_value(), rd.e[k].as_value()),
+                                ref.stream, lane_bits, width, right=True)),
             ok.eq(Mux(west, rd.w_valid[k].as_value(), rd.e_valid[k].as_value()) >> ref.stream),
         ]
         return data, ok
