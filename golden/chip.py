@@ -106,7 +106,8 @@ class Chip:
         try:
             return self._mem_index[name]
         except KeyError:
-            raise LpuError(f"no MEM slice {name!r}; slices are: {', '.join(self.mem_names)}") from None
+            raise LpuError(f"no MEM slice {name!r}; slices are: "
+                           f"{', '.join(self.mem_names)}") from None
 
     def write_mem(self, slice_name: str, addr: int, words) -> None:
         """Write vectors (array [n, VL] of 8-bit values) at addr..addr+n-1 of a MEM slice."""

@@ -29,7 +29,8 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lpu", description="A parameterizable model of Groq's LPU (Tensor Streaming Processor)."
+        prog="lpu",
+        description="A parameterizable model of Groq's LPU (Tensor Streaming Processor)."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

@@ -213,7 +213,8 @@ def _read_yaml(text: str, source: str) -> dict:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
+        raise ConfigError(f"{source}: expected a mapping of keys to values, "
+                          f"got {type(data).__name__}")
     return data
 
 

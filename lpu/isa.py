@@ -493,7 +493,7 @@ def _field_map(fmt: str) -> dict:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _encoder(opc: "Opcode"):
     info = OPS[opc]
     fm = _field_map(info.fmt)

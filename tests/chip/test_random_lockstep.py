@@ -13,7 +13,7 @@ from lpu.sim.randprog import generate
 
 pytestmark = [pytest.mark.chip, pytest.mark.slow]
 TINY = config.load("tiny")
-FRESH = int(os.environ.get("LPU_FRESH_SEED", random.SystemRandom().randrange(1 << 30)))
+FRESH = int(os.environ.get("LPU_FRESH_SEED") or random.SystemRandom().randrange(1 << 30))
 
 
 @pytest.mark.parametrize("seed", [101, 103, FRESH])

@@ -10,11 +10,11 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lpu.tools.asm import AsmError, assemble, assemble_file, disassemble
 
 from lpu import cli, config
 from lpu.isa import BY_MNEMONIC, OPS, encode, format_instr, make
 from lpu.program import Program, ProgramError
+from lpu.tools.asm import AsmError, assemble, assemble_file, disassemble
 
 pytestmark = [pytest.mark.unit]
 

@@ -40,7 +40,8 @@ def test_user_file_with_base(tmp_path):
 
 
 @pytest.mark.parametrize("text,needle", [
-    ("base: small\nlanes: 0\n", "key 'lanes': lanes (bytes) per superlane must be from 1 to 64, not 0"),
+    ("base: small\nlanes: 0\n",
+     "key 'lanes': lanes (bytes) per superlane must be from 1 to 64, not 0"),
     ("base: small\nmem_words: 1000\n", "key 'mem_words'"),
     ("base: small\nmem_words: 1000\n", "power of two, not 1000"),
     ("base: small\nstreams: many\n", "key 'streams'"),

@@ -3,9 +3,9 @@
 import re
 
 import pytest
-from lpu.tools import isadoc
 
 from lpu.isa import OPS, encode, make
+from lpu.tools import isadoc
 
 pytestmark = [pytest.mark.unit]
 

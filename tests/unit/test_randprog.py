@@ -26,7 +26,10 @@ SMALL = config.load("small")
 
 FIXED_TINY = range(16)
 FIXED_SMALL = range(4)
-FRESH = [secrets.randbits(31) for _ in range(int(os.environ.get("LPU_RANDPROG_SEEDS", "4")))]
+# fresh each run: from the session's $LPU_FRESH_SEED (tests/conftest.py)
+_BASE = int(os.environ.get("LPU_FRESH_SEED") or secrets.randbits(30))
+FRESH = [(_BASE * 7 + 7919 * i) % (1 << 31)
+         for i in range(int(os.environ.get("LPU_RANDPROG_SEEDS", "4")))]
 
 
 def run_golden(rp):

@@ -1,0 +1,38 @@
+"""Session-wide settings for the tests.
+
+Fresh random seeds: tests that draw a fresh seed per run (random programs, random
+lockstep) take it from ``$LPU_FRESH_SEED``. When it is not set, it is drawn here once
+per session, before pytest-xdist starts its workers (they inherit the environment),
+so every worker collects the same parametrized tests; the header line shows it, and
+``LPU_FRESH_SEED=<n> pytest ...`` replays the run.
+"""
+
+import os
+import random
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput") and "LPU_FRESH_SEED" not in os.environ:
+        os.environ["LPU_FRESH_SEED"] = str(random.SystemRandom().randrange(1 << 30))
+
+
+def pytest_report_header(config):
+    return f"fresh random seed: LPU_FRESH_SEED={os.environ.get('LPU_FRESH_SEED')}"
+
+
+
+# The longest test files, started first so that pytest-xdist (--dist loadfile) can
+# spread the rest over the other workers meanwhile (durations: pytest --durations=30).
+LONGEST_FIRST = ("chip/test_verilog_lint.py", "chip/test_verilator_lockstep.py",
+                 "model/test_decode_chip.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item):
+        path = item.nodeid.split("::", 1)[0]
+        for i, name in enumerate(LONGEST_FIRST):
+            if path.endswith(name):
+                return i
+        return len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within each file is kept
