@@ -1,0 +1,38 @@
+"""The chip's Verilog under cocotb on Icarus Verilog, in lockstep with the golden model:
+every example program (random SRAM contents), in one simulator process. Icarus is
+slow on the whole chip (tens of cycles per second), so the random and directed
+programs run on Verilator only (test_verilator_lockstep.py). Skipped, with the
+reason, where ``iverilog`` is not installed (Debian: ``apt-get install iverilog``)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lpu import config
+from lpu.golden.runcmd import load_program
+from lpu.sim import verilator as vl
+
+pytestmark = [pytest.mark.chip, pytest.mark.slow]
+TINY = config.load("tiny")
+EX = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_examples_on_icarus(tmp_path):
+    ok, why = vl.available("icarus")
+    if not ok:
+        pytest.skip(why)
+    from lpu.sim.cocotb_chip import lockstep_hdl_many
+
+    rng = np.random.default_rng(11)
+    names = [q.name for q in TINY.queues if q.kind == "mem"]
+    files = sorted(EX.glob("*.s"))
+    assert len(files) >= 4
+    runs = [(load_program(str(f), TINY),
+             {n: rng.integers(0, 256, size=(TINY.mem_words, TINY.vl), dtype=np.uint8)
+              for n in names}) for f in files]
+    results = lockstep_hdl_many(TINY, runs, "icarus", workdir=tmp_path)
+    assert len(results) == len(files)
+    for f, res in zip(files, results, strict=True):
+        assert res.ok, f"{f.name}: {res.text()}"
+        assert res.events > 0 and res.hdl["error"] is None
