@@ -61,6 +61,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -241,6 +242,15 @@ class TestResult:
         return self.tests > 0 and self.failed == 0
 
 
+def _cocotb_location() -> str:
+    """Where cocotb is installed and its version: builds link its files by path."""
+    try:
+        import cocotb
+    except ImportError:
+        return "missing"
+    return f"{Path(cocotb.__file__).resolve().parent} {getattr(cocotb, '__version__', '?')}"
+
+
 def _runner(simulator):
     ok, why = available(simulator)
     if not ok:
@@ -266,6 +276,7 @@ def build(simulator: str, verilog: str, toplevel: str, directory: Path, *,
         "simulator": simulator_version(simulator), "args": args, "waves": waves,
         "opt": verilator_opt() if simulator == "verilator" else "",
         "toplevel": toplevel, "timescale": list(TIMESCALE),
+        "cocotb": _cocotb_location(), "python": sys.executable,
     }
     stamp = directory / "lpu-build-stamp.json"
     product = directory / (toplevel if simulator == "verilator" else "sim.vvp")
@@ -276,9 +287,16 @@ def build(simulator: str, verilog: str, toplevel: str, directory: Path, *,
         except ValueError:
             pass
     stamp.unlink(missing_ok=True)
-    # objects and precompiled headers of an earlier build may have other flags
-    for pattern in ("*.o", "*.gch", "*.a"):
-        for f in directory.glob(pattern):
+    # An earlier build may have other flags, or come from another environment (its
+    # makefiles name that environment's cocotb files): start from an empty directory,
+    # keeping only the Verilog and the chip's conversion cache key.
+    keep = {src.name, "lpu-design-key"}
+    for f in directory.iterdir():
+        if f.name in keep:
+            continue
+        if f.is_dir():
+            shutil.rmtree(f)
+        else:
             f.unlink()
     if not src.is_file() or src.read_text() != verilog:
         src.write_text(verilog)
