@@ -25,7 +25,7 @@ superlanes)`` indexed ``[superlane][stream]``; lane ``i`` of a superlane is bits
 streams), superlanes)``.
 """
 
-from amaranth.hdl import Array, Cat, Const, Signal, Value, unsigned
+from amaranth.hdl import Array, Cat, Const, Mux, Signal, Value, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -155,3 +155,16 @@ def shift_words(value, amount, word_bits: int, out_words: int, *, right: bool = 
         pad = width - len(bits)
         choices.append(Cat(bits, Const(0, pad)) if pad > 0 else bits)
     return Array(choices)[amount]
+
+
+def mux_tree(index, entries):
+    """``entries[index]`` as a tree of 2:1 muxes on the low bits of ``index`` (an index
+    past the end gives one of the entries: the caller rules those out)."""
+    level = list(entries)
+    b = 0
+    while len(level) > 1:
+        if len(level) % 2:
+            level.append(level[-1])
+        level = [Mux(index[b], level[i + 1], level[i]) for i in range(0, len(level), 2)]
+        b += 1
+    return level[0]

@@ -66,22 +66,9 @@ from lpu.config import ChipConfig
 from lpu.golden.trace import Event
 from lpu.isa import Opcode
 
-from .interface import SlicePorts, report_unit_errors
+from .interface import SlicePorts, mux_tree, report_unit_errors
 
 __all__ = ["MxmSlice", "wload_layout", "acc_layout", "trace_events", "chip_trace_decoder"]
-
-
-def _mux_tree(index, entries):
-    """``entries[index]`` as a tree of 2:1 muxes on the low bits of ``index`` (an index
-    past the end gives one of the entries: the caller rules those out)."""
-    level = list(entries)
-    b = 0
-    while len(level) > 1:
-        if len(level) % 2:
-            level.append(level[-1])
-        level = [Mux(index[b], level[i + 1], level[i]) for i in range(0, len(level), 2)]
-        b += 1
-    return level[0]
 
 
 def wload_layout(cfg: ChipConfig) -> data.StructLayout:
@@ -233,10 +220,10 @@ class MxmSlice(wiring.Component):
             x0 = Signal(B, name=f"{name}_k{k}_x0")
             mm_ok = Signal(name=f"{name}_k{k}_x0_valid")
             m.d.comb += [
-                x0.eq(Mux(mm_west, _mux_tree(s.mm_src.stream, list(self.rd.w[k])),
-                          _mux_tree(s.mm_src.stream, list(self.rd.e[k])))),
-                mm_ok.eq(Mux(mm_west, _mux_tree(s.mm_src.stream, list(self.rd.w_valid[k])),
-                             _mux_tree(s.mm_src.stream, list(self.rd.e_valid[k])))),
+                x0.eq(Mux(mm_west, mux_tree(s.mm_src.stream, list(self.rd.w[k])),
+                          mux_tree(s.mm_src.stream, list(self.rd.e[k])))),
+                mm_ok.eq(Mux(mm_west, mux_tree(s.mm_src.stream, list(self.rd.w_valid[k])),
+                             mux_tree(s.mm_src.stream, list(self.rd.e_valid[k])))),
             ]
             count = s.count + 1
             want = Signal(NS, name=f"{name}_k{k}_lw_reads")
@@ -282,7 +269,7 @@ class MxmSlice(wiring.Component):
                     pick = Signal(5, name=f"{name}_lw_r{r}_n{n}_stream")
                     m.d.comb += pick.eq(pkt.src + rel)
                     with m.If(pkt.valid & (rel >= 0) & (rel < pkt.count)):
-                        m.d.sync += shadow.eq(_mux_tree(pick, [pkt.data[e] for e in range(NS)]))
+                        m.d.sync += shadow.eq(mux_tree(pick, [pkt.data[e] for e in range(NS)]))
                     with m.If(iw):
                         m.d.sync += active.eq(shadow)
                     xi = xv.word_select(i, 8).as_signed()

@@ -52,23 +52,10 @@ from amaranth.lib import wiring
 from lpu.config import ChipConfig
 from lpu.isa import OPS, Opcode
 
-from .interface import SlicePorts, report_unit_errors
+from .interface import SlicePorts, mux_tree, report_unit_errors
 from .vxm_alu import VXM_OPCODES, VxmAlu
 
 __all__ = ["VxmSlice"]
-
-
-def _mux_tree(index, entries):
-    """``entries[index]`` as a tree of 2:1 muxes on the low bits of ``index`` (an index
-    past the end gives one of the entries: the caller rules those out)."""
-    level = list(entries)
-    b = 0
-    while len(level) > 1:
-        if len(level) % 2:
-            level.append(level[-1])
-        level = [Mux(index[b], level[i + 1], level[i]) for i in range(0, len(level), 2)]
-        b += 1
-    return level[0]
 
 
 def _op_table(superlanes):
@@ -201,8 +188,8 @@ class VxmSlice(wiring.Component):
                 n = NS - 3 if wide else NS
                 out = Signal(width, name=name)
                 m.d.comb += out.eq(Mux(ref.dir.as_value(),
-                                       _mux_tree(ref.stream, entries[1][i:i + n]),
-                                       _mux_tree(ref.stream, entries[0][i:i + n])))
+                                       mux_tree(ref.stream, entries[1][i:i + n]),
+                                       mux_tree(ref.stream, entries[0][i:i + n])))
                 return out
 
             # -- operands, ALUs ----------------------------------------------------------
