@@ -26,9 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lpu.config import ChipConfig
+from lpu.isa import E
 from lpu.program import Program
 
-from .schedule import EAST, ScheduleError, Timeline, effects, timeline
+from .schedule import ScheduleError, Timeline, effects, timeline
 
 __all__ = ["check", "CheckReport"]
 
@@ -78,10 +79,10 @@ def check(cfg: ChipConfig, program: Program, *, name: str = "program") -> CheckR
             t = dsp.t + ef.dt
             if ef.kind == "rd":
                 n_r += 1
-                diag = t - p if ef.dir == EAST else t + p
+                diag = t - p if ef.dir == E else t + p
                 for s in range(ef.stream, ef.stream + ef.width):
                     up = upstream.get((ef.dir, s, diag))
-                    ok = up is not None and (up < p if ef.dir == EAST else up > p)
+                    ok = up is not None and (up < p if ef.dir == E else up > p)
                     if not ok:
                         raise ScheduleError(
                             f"reads stream {'ew'[ef.dir]}{s}, which holds nothing at position "
@@ -90,7 +91,7 @@ def check(cfg: ChipConfig, program: Program, *, name: str = "program") -> CheckR
                             cycle=t, queue=q.name, where=where, instr=str(text), rule="empty-read")
             elif ef.kind == "wr":
                 n_w += 1
-                diag = t - p if ef.dir == EAST else t + p
+                diag = t - p if ef.dir == E else t + p
                 for s in range(ef.stream, ef.stream + ef.width):
                     key = (t, ef.dir, s, p)
                     if key in writes:
@@ -104,7 +105,7 @@ def check(cfg: ChipConfig, program: Program, *, name: str = "program") -> CheckR
                     writes[key] = (q.name, where, text)  # text: rendered only on error
                     k2 = (ef.dir, s, diag)
                     up = upstream.get(k2)
-                    if up is None or (p < up if ef.dir == EAST else p > up):
+                    if up is None or (p < up if ef.dir == E else p > up):
                         upstream[k2] = p
             else:
                 kind = "r" if ef.kind == "mrd" else "w"

@@ -34,13 +34,14 @@ import numpy as np
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.errors import LpuError
-from lpu.isa import Opcode, encode
+from lpu.isa import E, Opcode, encode
 from lpu.program import Program
+from lpu.trace import Event
+from lpu.vectors import from_planes, from_words, to_planes, to_words
 
 from . import numerics as nm
 from .check import check
-from .schedule import EAST, Dispatch, effects, timeline
-from .trace import Event
+from .schedule import Dispatch, effects, timeline
 
 __all__ = ["Chip", "ChipError", "RunResult"]
 
@@ -61,15 +62,6 @@ class RunResult:
     dispatched: dict[str, int]  # slice instructions per queue
     events: list[Event] = field(default_factory=list)  # sorted by cycle, if traced
     arrivals: dict = field(default_factory=dict)  # see Chip.run(arrivals=...)
-
-
-def _planes_to_u32(x: np.ndarray) -> np.ndarray:
-    """[4, VL] uint8 byte planes (LSB first) -> [VL] uint32."""
-    return np.ascontiguousarray(x.T).view("<u4").reshape(-1)
-
-
-def _u32_to_planes(v: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(v, dtype="<u4").view(np.uint8).reshape(-1, 4).T
 
 
 class Chip:
@@ -143,9 +135,7 @@ class Chip:
             self.write_mem(slice_name, addr, x.view(np.uint8))
             return x.shape[0]
         if x.dtype in (np.int32, np.uint32, np.float32):
-            u = np.ascontiguousarray(x).view("<u4")
-            planes = u.view(np.uint8).reshape(x.shape[0], self.VL, 4).transpose(0, 2, 1)
-            self.write_mem(slice_name, addr, planes.reshape(-1, self.VL))
+            self.write_mem(slice_name, addr, to_words(np.ascontiguousarray(x).view("<u4")))
             return 4 * x.shape[0]
         raise LpuError(f"write_tensor: unsupported dtype {x.dtype} (int8, uint8, int32, "
                        "uint32 or float32)")
@@ -155,8 +145,7 @@ class Chip:
         dtype = np.dtype(dtype)
         if dtype.itemsize == 1:
             return self.read_mem(slice_name, addr, n).view(dtype)
-        raw = self.read_mem(slice_name, addr, 4 * n).reshape(n, 4, self.VL).transpose(0, 2, 1)
-        return np.ascontiguousarray(raw).view("<u4").reshape(n, self.VL).view(dtype)
+        return from_words(self.read_mem(slice_name, addr, 4 * n), n).view(dtype)
 
     # -- program ---------------------------------------------------------------------------
     def load(self, program: Program, *, check_first: bool = True, name: str = "program"):
@@ -225,7 +214,7 @@ class Chip:
             dat = np.zeros((2, self.cfg.streams, self.VL), dtype=np.uint8)
             val = np.zeros((2, self.cfg.streams), dtype=bool)
             for dr in (0, 1):
-                diag = t - p if dr == EAST else t + p
+                diag = t - p if dr == E else t + p
                 idx = diag & self._mask
                 ok = self.stamp[dr, :, idx] == diag
                 val[dr] = ok
@@ -242,7 +231,7 @@ class Chip:
         """Value of stream register (dir, stream) at position `pos` at the end of the last
         simulated (skewed) cycle, as uint8 [VL], or None if it holds nothing."""
         t = self.cycle - 1
-        diag = t - pos if dir == EAST else t + pos
+        diag = t - pos if dir == E else t + pos
         idx = diag & self._mask
         if self.stamp[dir, stream, idx] != diag:
             return None
@@ -261,7 +250,7 @@ class Chip:
 
     def _read(self, d: Dispatch, ref, width, t, pos):
         s, dr = ref
-        diag = t - pos if dr == EAST else t + pos
+        diag = t - pos if dr == E else t + pos
         idx = diag & self._mask
         st = self.stamp[dr, s:s + width, idx]
         if not (st == diag).all():
@@ -379,7 +368,7 @@ class Chip:
         info = d.instr.info
 
         def r32(name):
-            return _planes_to_u32(self._read(d, a[name], 4, t, pos))
+            return from_planes(self._read(d, a[name], 4, t, pos))
 
         if op in _INT_BIN:
             x, y = r32("a"), r32("b")
@@ -422,7 +411,7 @@ class Chip:
         if info.operands[0].width == 1:
             self._schedule(dt, ("sr", d, pos, a["dst"], res8[None, :]))
         else:
-            self._schedule(dt, ("sr", d, pos, a["dst"], _u32_to_planes(res)))
+            self._schedule(dt, ("sr", d, pos, a["dst"], to_planes(res)))
 
     # -- writes ----------------------------------------------------------------------------
     def _apply(self, pend, t):
@@ -445,7 +434,7 @@ class Chip:
             if kind == "sr":
                 _, _, pos, ref, vals = item
                 s0, dr = ref
-                diag = t - pos if dr == EAST else t + pos
+                diag = t - pos if dr == E else t + pos
                 idx = diag & self._mask
                 for j in range(vals.shape[0]):
                     key = (dr, s0 + j, pos)
@@ -499,7 +488,7 @@ class Chip:
                         ev.append(Event(t + k, "acc", x, 0, slot, k,
                                         y[k * L:(k + 1) * L].astype("<i4").tobytes()))
                 if dst is not None:
-                    pend.append(("sr", d, pos, dst, _u32_to_planes(y.view(np.uint32))))
+                    pend.append(("sr", d, pos, dst, to_planes(y.view(np.uint32))))
         if pend:
             self._last_event = max(self._last_event, t + S - 1)
 

@@ -19,7 +19,7 @@ import numpy as np
 __all__ = [
     "CANONICAL_NAN", "ftz", "canon", "fadd", "fsub", "fmul", "fmin", "fmax", "feq", "flt",
     "fle", "fneg", "fabs", "cvt_i32_f32", "cvt_f32_i32", "cvt_f32_i8", "cvt_i32_i8",
-    "cvt_i8_i32", "to_f32", "from_f32",
+    "cvt_i8_i32", "to_f32", "from_f32", "f32_bits",
 ]
 
 CANONICAL_NAN = np.uint32(0x7FC00000)
@@ -35,6 +35,11 @@ def to_f32(bits: np.ndarray) -> np.ndarray:
 
 def from_f32(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float32).view(np.uint32)
+
+
+def f32_bits(v: float) -> int:
+    """The binary32 bit pattern of the Python float `v` (rounded to nearest even)."""
+    return int(np.array(v, dtype=np.float32).view(np.uint32))
 
 
 def ftz(bits: np.ndarray) -> np.ndarray:

@@ -28,7 +28,6 @@ from lpu.program import Program
 
 __all__ = ["Dispatch", "Effect", "ScheduleError", "timeline", "effects", "Timeline"]
 
-EAST, WEST = 0, 1
 
 
 class ScheduleError(LpuError):

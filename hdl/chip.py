@@ -40,67 +40,40 @@ shows, every cycle, what the golden model reports as events (docs/trace.md):
 
 A second output, ``trace_bits``, carries the same bits packed into one vector
 (:func:`trace_fields` gives each signal's offset), so a bench over the Verilog reads one
-port per cycle (:class:`PackedTrace`).
-
-:class:`TraceReader` turns the sampled port into :class:`~lpu.golden.trace.Event`
-tuples. Synthesis builds use ``trace=False``.
+port per cycle. Turning the port into :class:`~lpu.trace.Event` tuples is testbench
+work and lives in :mod:`lpu.sim.trace`. Synthesis builds use ``trace=False``.
 
 Slices
 ------
 The slice classes are ``MemSlice`` (:mod:`lpu.hdl.mem`), ``VxmSlice``
 (:mod:`lpu.hdl.vxm`), ``MxmSlice`` (:mod:`lpu.hdl.mxm`) and ``SxmSlice``
-(:mod:`lpu.hdl.sxm`). A kind whose module does not exist yet is filled with a
-:class:`StubSlice` (it ignores its instructions and writes nothing); ``Chip.stubs``
-names them, and :func:`build_top` refuses to build a chip with stubs unless told to.
+(:mod:`lpu.hdl.sxm`) (:data:`SLICE_CLASSES`).
 """
 
 from __future__ import annotations
 
-import importlib
-import warnings
-
+from amaranth.back import verilog
 from amaranth.hdl import Cat, Module, Shape, Value
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
-from lpu.golden.trace import Event
 
 from .fabric import StreamFabric
 from .host import Bus, Host, RegisterMap
 from .icu import Icu
-from .interface import Dispatch, SlicePorts, StreamOut
+from .interface import Dispatch, StreamOut
+from .mem import MemSlice
+from .mxm import MxmSlice
+from .sxm import SxmSlice
+from .vxm import VxmSlice
 
-__all__ = ["Chip", "StubSlice", "TraceSignature", "TraceReader", "build_top", "port_description",
-           "to_verilog", "slice_class"]
+__all__ = ["Chip", "TraceSignature", "SLICE_CLASSES", "build_top", "port_description",
+           "to_verilog", "trace_fields"]
 
-_SLICE_CLASSES = {"mem": ("mem", "MemSlice"), "vxm": ("vxm", "VxmSlice"),
-                  "mxm": ("mxm", "MxmSlice"), "sxm": ("sxm", "SxmSlice")}
-
-
-def slice_class(kind: str):
-    """The HDL class of slice kind `kind` ("mem", "vxm", "mxm", "sxm"), or None if its
-    module does not exist yet."""
-    mod_name, cls_name = _SLICE_CLASSES[kind]
-    try:
-        mod = importlib.import_module(f"{__package__}.{mod_name}")
-    except ModuleNotFoundError as e:
-        if e.name != f"{__package__}.{mod_name}":
-            raise
-        return None
-    return getattr(mod, cls_name, None)
-
-
-class StubSlice(wiring.Component):
-    """A placeholder for a slice kind that has no HDL yet: it writes nothing and never
-    raises an error."""
-
-    def __init__(self, cfg: ChipConfig, n_queues: int = 1):
-        super().__init__(SlicePorts(cfg, n_queues))
-
-    def elaborate(self, platform):
-        return Module()
+#: The HDL class of each slice kind.
+SLICE_CLASSES = {"mem": MemSlice, "vxm": VxmSlice, "mxm": MxmSlice, "sxm": SxmSlice}
 
 
 def _queues_at(cfg: ChipConfig, position: int):
@@ -157,8 +130,6 @@ class Chip(wiring.Component):
     ----------
     slices : list
         The slice component at each position.
-    stubs : list of str
-        Positions filled with a :class:`StubSlice` because their HDL is missing.
     regs : RegisterMap
         The host register map of this chip.
     """
@@ -171,7 +142,6 @@ class Chip(wiring.Component):
         self.fabric = StreamFabric(cfg)
         self.host = Host(cfg)
         self.slices = []
-        self.stubs = []
         try:
             self._make_slices(cfg, fault)
         except (TypeError, ValueError):
@@ -180,7 +150,7 @@ class Chip(wiring.Component):
             raise
         self.mem_slices = [self.slices[q.position] for q in cfg.queues if q.kind == "mem"]
         self.mxm_slices = [s for s, p in zip(self.slices, cfg.positions, strict=True)
-                           if p.kind == "mxm" and not isinstance(s, StubSlice)]
+                           if p.kind == "mxm"]
         members = {"bus": In(Bus())}
         self._trace = trace
         if trace:
@@ -196,12 +166,8 @@ class Chip(wiring.Component):
 
     def _make_slices(self, cfg, fault):
         for pos in cfg.positions:
-            n_q = len(_queues_at(cfg, pos.index))
-            cls = slice_class(pos.kind)
-            if cls is None:
-                self.slices.append(StubSlice(cfg, n_q))
-                self.stubs.append(pos.name)
-            elif pos.kind in ("mem", "mxm"):
+            cls = SLICE_CLASSES[pos.kind]
+            if pos.kind in ("mem", "mxm"):
                 self.slices.append(cls(cfg, pos.hemisphere))
             elif pos.kind == "vxm" and fault is not None:
                 self.slices.append(cls(cfg, fault=fault))
@@ -256,7 +222,7 @@ class Chip(wiring.Component):
 def trace_fields(chip: Chip) -> list:
     """``(signal, offset, width)`` of each signal of the trace port inside ``trace_bits``,
     the same bits packed into one output (``trace=True`` only): a cocotb bench reads that
-    one port per cycle instead of every trace signal (:class:`PackedTrace`)."""
+    one port per cycle instead of every trace signal (:class:`lpu.sim.trace.PackedTrace`)."""
     out, off = [], 0
     for _, _, value in chip.trace.signature.flatten(chip.trace):
         sig = Value.cast(value)
@@ -265,121 +231,12 @@ def trace_fields(chip: Chip) -> list:
     return out
 
 
-class PackedTrace:
-    """A ``ctx`` for :meth:`TraceReader.read` over a sampled ``trace_bits`` value: set
-    :attr:`bits` to the port's value each cycle; ``get(signal)`` cuts that signal's
-    bits out of it."""
-
-    def __init__(self, chip: Chip):
-        self.fields = {id(sig): (off, (1 << w) - 1) for sig, off, w in trace_fields(chip)}
-        self._keep = chip
-        self.bits = 0
-
-    def get(self, value) -> int:
-        off, mask = self.fields[id(Value.cast(value))]
-        return (self.bits >> off) & mask
-
-
-# -- the trace as events ----------------------------------------------------------------------
-
-
-def _int_of(ctx, value):
-    return ctx.get(value.as_value() if isinstance(value, data.View) else value)
-
-
-class TraceReader:
-    """Turns the trace port of a :class:`Chip` into golden-model events, per cycle.
-
-    ``read(ctx, cycle)`` samples the port (with ``ctx.get``, after the cycle's inputs
-    settle) and returns the :class:`~lpu.golden.trace.Event` list of that cycle: ``sr``,
-    ``dispatch``, ``sram``, and the MXM kinds through ``mxm_decoder``, a callable
-    ``(ctx, chip, j, cycle) -> [Event]`` for MXM slice ``j`` (by default the MXM
-    module's ``chip_trace_decoder``).
-    """
-
-    def __init__(self, chip: Chip, mxm_decoder=None):
-        if not chip._trace:
-            raise ValueError("the chip was built without its trace port (trace=False)")
-        self.chip = chip
-        self.cfg = chip.cfg
-        if mxm_decoder is None and chip.mxm_slices:
-            # the MXM module's own decoder of its trace members
-            mod = importlib.import_module(type(chip.mxm_slices[0]).__module__)
-            mxm_decoder = getattr(mod, "chip_trace_decoder", None)
-        self.mxm_decoder = mxm_decoder
-
-    def read(self, ctx, cycle: int) -> list[Event]:
-        cfg, tr = self.cfg, self.chip.trace
-        S, N, L = cfg.superlanes, cfg.streams, cfg.lanes
-        lane_mask = (1 << (8 * L)) - 1
-        out = []
-        for p in range(len(cfg.positions)):
-            port = tr.sr[p]
-            for dr, (dat, we) in enumerate(((port.e, port.e_we), (port.w, port.w_we))):
-                bits = _int_of(ctx, we)
-                if not bits:
-                    continue
-                values = _int_of(ctx, dat)
-                for k in range(S):
-                    for s in range(N):
-                        i = k * N + s
-                        if bits >> i & 1:
-                            v = (values >> (8 * L * i)) & lane_mask
-                            out.append(Event(cycle, "sr", p, dr, s, k, v.to_bytes(L, "little")))
-        for q in range(len(cfg.queues)):
-            if ctx.get(tr.dispatch[q].valid):
-                word = _int_of(ctx, tr.dispatch[q].word)
-                out.append(Event(cycle, "dispatch", q, 0, ctx.get(tr.index[q]), 0,
-                                 word.to_bytes(4, "little")))
-        if "sram" in tr.signature.members:
-            for i in range(len(self.chip.mem_slices)):
-                out += _sram_events(ctx, tr.sram[i], i, cycle, L)
-        if self.mxm_decoder is not None:
-            for j in range(len(self.chip.mxm_slices)):
-                out += self.mxm_decoder(ctx, self.chip, j, cycle)
-        return out
-
-
-def _sram_events(ctx, port, unit, cycle, lanes):
-    layout = port.shape()
-    n = layout.elem_shape.length
-    fields = layout.elem_shape.elem_shape
-    size = fields.size
-    we_off = fields["we"].offset
-    a_off, a_w = fields["addr"].offset, fields["addr"].width
-    d_off, d_w = fields["data"].offset, fields["data"].width
-    bits = ctx.get(port.as_value())
-    if not bits:
-        return []
-    out = []
-    for k in range(layout.length):
-        for i in range(n):
-            base = (k * n + i) * size
-            if bits >> (base + we_off) & 1:
-                addr = (bits >> (base + a_off)) & ((1 << a_w) - 1)
-                val = (bits >> (base + d_off)) & ((1 << d_w) - 1)
-                out.append(Event(cycle, "sram", unit, 0, addr, k, val.to_bytes(lanes, "little")))
-    return out
-
-
 # -- builds -------------------------------------------------------------------------------------
 
 
-def build_top(cfg: ChipConfig | str, trace: bool = False, *, allow_stubs: bool = False) -> Chip:
-    """The chip top for `lpu verilog` (and simulation with ``trace=True``).
-
-    Refuses (ValueError) a chip whose slices are not all implemented, unless
-    ``allow_stubs``.
-    """
-    top = Chip(cfg, trace=trace)
-    if top.stubs:
-        msg = f"no HDL yet for positions {', '.join(top.stubs)} (stub slices)"
-        if not allow_stubs:
-            for obj in (top, top.icu, top.fabric, top.host, *top.slices):
-                obj._MustUse__silence = True  # refused: never elaborated
-            raise ValueError(msg + "; pass allow_stubs=True to build anyway")
-        warnings.warn(msg, stacklevel=2)
-    return top
+def build_top(cfg: ChipConfig | str, trace: bool = False) -> Chip:
+    """The chip top for `lpu verilog` (and simulation with ``trace=True``)."""
+    return Chip(cfg, trace=trace)
 
 
 def port_description(top: Chip, name: str = "top") -> dict:
@@ -408,16 +265,13 @@ def port_description(top: Chip, name: str = "top") -> dict:
         "word_buffer_chunks_per_superlane": rm.chunks,
         "mem_slices": rm.mem_slices,
         "queues": [q.name for q in top.cfg.queues],
-        "stubs": list(top.stubs),
     }
 
 
-def to_verilog(cfg: ChipConfig | str, trace: bool = False, *, name: str = "lpu_top",
-               allow_stubs: bool = False) -> tuple[str, dict]:
+def to_verilog(cfg: ChipConfig | str, trace: bool = False, *,
+               name: str = "lpu_top") -> tuple[str, dict]:
     """Verilog of the chip top (module `name`, clock ``clk``, synchronous reset ``rst``)
     and its :func:`port_description`. Takes minutes for the bigger configs."""
-    from amaranth.back import verilog
-
-    top = build_top(cfg, trace, allow_stubs=allow_stubs)
+    top = build_top(cfg, trace)
     desc = port_description(top, name)
     return verilog.convert(top, name=name, emit_src=False), desc

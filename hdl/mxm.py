@@ -54,7 +54,7 @@ Trace ports
 ``count``, the first stream ``src`` and ``data`` (the superlane's bytes of every stream
 of the direction read): rows ``row + i`` got ``data[src + i]``. ``install[plane]
 [superlane]``: one bit. ``acc[plane][superlane]`` (:func:`acc_layout`): ``valid``,
-``slot`` and the int32 ``data`` written. :func:`trace_events` turns them into golden
+``slot`` and the int32 ``data`` written. :func:`lpu.sim.trace.mxm_events` turns them into golden
 events.
 """
 
@@ -63,12 +63,11 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 
 from lpu.config import ChipConfig
-from lpu.golden.trace import Event
 from lpu.isa import Opcode
 
 from .interface import SlicePorts, mux_tree, report_unit_errors
 
-__all__ = ["MxmSlice", "wload_layout", "acc_layout", "trace_events", "chip_trace_decoder"]
+__all__ = ["MxmSlice", "wload_layout", "acc_layout"]
 
 
 def wload_layout(cfg: ChipConfig) -> data.StructLayout:
@@ -328,63 +327,3 @@ class MxmSlice(wiring.Component):
                             m.d.comb += rot[b].eq(Cat(
                                 *(v.word_select((b - r) % 4, 8) for v in new)))
             writes[n].append((x, mask_e, mask_w, rot))
-
-
-# -- the trace as golden events ------------------------------------------------------------------
-
-
-def _fields(layout):
-    return {name: (f.offset, f.width) for name, f in layout}
-
-
-def trace_events(ctx, cfg: ChipConfig, port, unit_base: int, cycle: int) -> list[Event]:
-    """The ``wload``, ``install`` and ``acc`` events of this cycle, from an object with
-    the trace members of :class:`MxmSlice` (the slice itself, or the chip's
-    ``trace.mxm[j]``); planes are numbered from `unit_base`."""
-    S, L, NS, P = cfg.superlanes, cfg.lanes, cfg.streams, cfg.mxm_planes
-    B = 8 * L
-    out = []
-    inst = ctx.get(port.install.as_value())
-    if inst:
-        for x in range(P):
-            for k in range(S):
-                if inst >> (x * S + k) & 1:
-                    out.append(Event(cycle, "install", unit_base + x, 0, 0, k, b""))
-    wl = wload_layout(cfg)
-    f = _fields(wl)
-    bits = ctx.get(port.wload.as_value())
-    if bits:
-        for x in range(P):
-            for k in range(S):
-                v = bits >> ((x * S + k) * wl.size)
-                if not v & 1:
-                    continue
-                row = (v >> f["row"][0]) & 0x1FF
-                count = (v >> f["count"][0]) & 0x3F
-                src = (v >> f["src"][0]) & 0x1F
-                dat = v >> f["data"][0]
-                for i in range(count):
-                    s = (src + i) % NS
-                    lane_bytes = (dat >> (s * B)) & ((1 << B) - 1)
-                    out.append(Event(cycle, "wload", unit_base + x, 0, row + i, k,
-                                     lane_bytes.to_bytes(L, "little")))
-    al = acc_layout(cfg)
-    f = _fields(al)
-    bits = ctx.get(port.acc.as_value())
-    if bits:
-        for x in range(P):
-            for k in range(S):
-                v = bits >> ((x * S + k) * al.size)
-                if not v & 1:
-                    continue
-                slot = (v >> f["slot"][0]) & 0xF
-                dat = (v >> f["data"][0]) & ((1 << (32 * L)) - 1)
-                out.append(Event(cycle, "acc", unit_base + x, 0, slot, k,
-                                 dat.to_bytes(4 * L, "little")))
-    return out
-
-
-def chip_trace_decoder(ctx, chip, j: int, cycle: int) -> list[Event]:
-    """``mxm_decoder`` for :class:`lpu.hdl.chip.TraceReader`: MXM slice ``j``'s events."""
-    sl = chip.mxm_slices[j]
-    return trace_events(ctx, chip.cfg, chip.trace.mxm[j], sl.unit_base, cycle)

@@ -50,10 +50,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 
 from lpu.config import ChipConfig
-from lpu.isa import OPS, Opcode
+from lpu.isa import OPS, VXM_OPCODES, Opcode
 
 from .interface import SlicePorts, mux_tree, report_unit_errors
-from .vxm_alu import VXM_OPCODES, VxmAlu
+from .vxm_alu import VxmAlu
 
 __all__ = ["VxmSlice"]
 

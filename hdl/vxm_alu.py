@@ -45,7 +45,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from lpu.isa import OPS, Opcode
+from lpu.isa import OPS, VXM_OPCODES, Opcode
 
 from .fp32 import (
     Fp32Add,
@@ -59,12 +59,11 @@ from .fp32 import (
 )
 from .interface import delayed
 
-__all__ = ["VxmAlu", "VXM_OPCODES", "DATAPATH", "Int32MulLow"]
+__all__ = ["VxmAlu", "DATAPATH", "Int32MulLow"]
 
 O = Opcode
 
 #: Every opcode the VXM executes, from the ISA table.
-VXM_OPCODES: tuple[Opcode, ...] = tuple(op for op, info in OPS.items() if info.unit == "vxm")
 
 _LOGIC = (O.ADD, O.SUB, O.MIN, O.MAX, O.AND, O.OR, O.XOR, O.SHL, O.SHR, O.SRA, O.SHLI,
           O.SHRI, O.SRAI, O.EQ, O.LT, O.LE, O.SEL, O.FMIN, O.FMAX, O.FEQ, O.FLT, O.FLE,

@@ -1,29 +1,41 @@
 """The ``lpu`` command line.
 
-Each subcommand lives in the module that implements it; this file only parses
-arguments, dispatches, and turns :class:`~lpu.errors.LpuError` into a one-line
-message and exit status 1 (usage errors exit 2, as argparse does).
+One thin module per subcommand lives in :mod:`lpu.commands` (``add_arguments(parser)``,
+``run(args) -> int`` and a one-line ``HELP``); the work is in the libraries they call.
+This file only parses arguments, dispatches, and turns :class:`~lpu.errors.LpuError`
+into a one-line message and exit status 1 (usage errors exit 2, as argparse does).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
+from .commands import (
+    asm,
+    bench,
+    config,
+    decode,
+    directed,
+    disasm,
+    isadoc,
+    random,
+    run,
+    sim,
+    synth,
+    timeline,
+    train,
+    verilog,
+)
 from .errors import LpuError
 
-# name -> (module, help). Each module has `add_arguments(parser)` and `run(args) -> int`.
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: Subcommand name -> its module, in the order ``lpu --help`` lists them.
 COMMANDS = {
-    "config": ("lpu.tools.configcmd", "show a chip configuration and its derived values"),
-    "run": ("lpu.golden.runcmd", "run a program on the golden chip model"),
-    "bench": ("lpu.tools.bench", "measure simulation speed"),
-    "decode": ("lpu.tools.decode", "generate text token by token on the golden chip model"),
-    "asm": ("lpu.tools.asm", "assemble a source file into a program for one chip config"),
-    "disasm": ("lpu.tools.asm", "disassemble a program file (checking it against a config)"),
-    "verilog": ("lpu.tools.verilog", "write Verilog of the chip top (or a block) and its ports"),
-    "synth": ("lpu.tools.synth", "synthesize, place and route for the ECP5 (yowasp tools)"),
-    "sim": ("lpu.sim.simcmd", "run a program on the RTL in lockstep with the golden model"),
+    "decode": decode, "config": config, "asm": asm, "disasm": disasm, "run": run,
+    "sim": sim, "bench": bench, "timeline": timeline, "verilog": verilog, "synth": synth,
+    "directed": directed, "random": random, "isadoc": isadoc, "train": train,
 }
 
 
@@ -34,27 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, (modname, help_) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
-        mod = importlib.import_module(modname)
-        adder = getattr(mod, f"add_{name}_arguments", None) or mod.add_arguments
-        adder(p)
-        p.set_defaults(_module=modname, _command=name)
+    for name, mod in COMMANDS.items():
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    mod = importlib.import_module(args._module)
-    runner = getattr(mod, f"run_{args._command}", None) or mod.run
     try:
-        return int(runner(args) or 0)
+        return int(args._run(args) or 0)
     except LpuError as e:
-        print(f"lpu {args._command}: error: {e}", file=sys.stderr)
+        print(f"lpu {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"lpu {args._command}: interrupted", file=sys.stderr)
+        print(f"lpu {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

@@ -10,7 +10,7 @@ executes it, its operands in assembly order, the streams it reads and writes, an
 its functional delay ``d``: the result of an instruction dispatched at cycle ``t``
 is written at cycle ``t + d`` (plus ``k`` on superlane ``k``). Delays of whole-vector
 operations depend on the number of superlanes ``S``. ``docs/isa.md`` is generated
-from this table (``python -m lpu.tools.isadoc``).
+from this table (``lpu isadoc``).
 """
 
 
@@ -26,6 +26,8 @@ from .errors import LpuError
 __all__ = [
     "ISA_VERSION", "Direction", "StreamRef", "Opcode", "Instruction", "Payload",
     "OpInfo", "Operand", "OPS", "BY_MNEMONIC", "Instr", "encode", "decode", "IsaError",
+    "make", "E", "W", "UNITS", "ICU_OPCODES", "opcodes_of", "VXM_OPCODES", "field_width",
+    "NOP_MAX", "REPEAT_N_MAX", "REPEAT_D_MAX", "REPEAT_STEP_MIN", "REPEAT_STEP_MAX",
 ]
 
 ISA_VERSION = (1, 0)
@@ -415,6 +417,46 @@ _op(Opcode.TRANSPOSE, "transpose", "sxm", "sxm",
     "VL). Width 0 in the table means VL streams.")
 
 BY_MNEMONIC: dict[str, OpInfo] = {info.mnemonic: info for info in OPS.values()}
+
+# -- facts derived from the table and the layouts (one definition each) ---------------------
+
+#: Stream directions as plain integers (the values of :class:`Direction`), as the golden
+#: model, the compiler and the program generators index them.
+E: int = Direction.EAST.value
+W: int = Direction.WEST.value
+
+#: Slice kinds that execute instructions, in floorplan order of first appearance.
+UNITS = ("icu", "mem", "vxm", "mxm", "sxm")
+
+
+def opcodes_of(unit: str) -> tuple[Opcode, ...]:
+    """The opcodes executed by slice kind `unit` (``"icu"`` ones run in every queue)."""
+    if unit not in UNITS:
+        raise ValueError(f"Unit must be one of {', '.join(UNITS)}, not {unit!r}")
+    return tuple(op for op, info in OPS.items() if info.unit == unit)
+
+
+#: ICU opcodes (valid in every queue) and VXM ALU opcodes.
+ICU_OPCODES: tuple[Opcode, ...] = opcodes_of("icu")
+VXM_OPCODES: tuple[Opcode, ...] = opcodes_of("vxm")
+
+
+def field_width(fmt: str, name: str) -> int:
+    """Width in bits of field `name` of payload format `fmt` (a :class:`Payload`
+    member such as ``"nop"``, ``"repeat"``, ``"mem"``)."""
+    layout = data.Layout.cast(Payload)
+    if fmt not in {n for n, _ in layout}:
+        raise ValueError(f"Payload format must be a member of Payload, not {fmt!r}")
+    sub = data.Layout.cast(layout[fmt].shape)
+    return sub[name].width
+
+
+#: Largest operands of the ICU instructions, from their fields' widths.
+NOP_MAX: int = (1 << field_width("nop", "n")) - 1
+REPEAT_N_MAX: int = (1 << field_width("repeat", "n")) - 1
+REPEAT_D_MAX: int = (1 << field_width("repeat", "d")) - 1
+REPEAT_STEP_MAX: int = (1 << (field_width("repeat", "step") - 1)) - 1  # a signed field
+REPEAT_STEP_MIN: int = -(1 << (field_width("repeat", "step") - 1))
 
 # The "count" operand of lw/SXM is stored minus one; these fields get that bias.
 _BIASED = {("lw", "count"), ("sxm", "count"), ("perm", "count"), ("mem", "count")}

@@ -1,6 +1,6 @@
 """Lockstep: run the golden model beside the RTL and stop at the first cycle that differs.
 
-Both sides report architectural events (:class:`lpu.golden.trace.Event`, docs/trace.md)
+Both sides report architectural events (:class:`lpu.trace.Event`, docs/trace.md)
 per real cycle. A :class:`Backend` turns ``(program, mem_init)`` into an iterator of
 ``(cycle, events)``, cycles increasing (a cycle without events may be left out or
 given with an empty list):
@@ -10,7 +10,7 @@ given with an empty list):
 * :class:`AmaranthBackend`: the chip top :class:`lpu.hdl.chip.Chip` with its trace
   port on Amaranth's simulator, SRAM preloaded, the program loaded and started
   through the host bus;
-* the cocotb backend over the generated Verilog (:mod:`lpu.sim.cocotb_chip`), which
+* the cocotb backend over the generated Verilog (:mod:`lpu.sim.cocotb_runner`), which
   runs inside the simulator process.
 
 :func:`compare` consumes two such iterators together, cycle by cycle. In each cycle it
@@ -57,11 +57,21 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from amaranth.sim import Simulator
+
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.errors import LpuError
-from lpu.golden.trace import KINDS, Event
+from lpu.golden.chip import Chip as GoldenChip
+from lpu.golden.schedule import effects
+from lpu.hdl.chip import Chip as HdlChip
+from lpu.hdl.host import RegisterMap
+from lpu.isa import IsaError, Opcode, decode
 from lpu.program import Program
+from lpu.sim.hostbus import SimBus
+from lpu.trace import KINDS, Event, from_json, to_json
+
+from .trace import TraceReader
 
 __all__ = ["Backend", "GoldenBackend", "AmaranthBackend", "Divergence", "LockstepResult",
            "LockstepError", "Comparator", "compare", "lockstep", "events_by_cycle"]
@@ -116,9 +126,7 @@ class GoldenBackend:
         self.chip = None
 
     def run(self, program, mem_init):
-        from lpu.golden.chip import Chip
-
-        chip = Chip(self.cfg)
+        chip = GoldenChip(self.cfg)
         for name, words in (mem_init or {}).items():
             chip.write_mem(name, 0, words)
         chip.load(program, check_first=self.check)
@@ -146,7 +154,7 @@ class AmaranthBackend:
     Each run builds a fresh simulator: the MEM slices are preloaded with `mem_init`
     (:meth:`lpu.hdl.mem.MemSlice.preload`), the program is written through the host bus,
     START is written, and from cycle 0 on the trace port is read every cycle
-    (:class:`lpu.hdl.chip.TraceReader`) until RUNNING falls. With ``vcd`` set, the
+    (:class:`lpu.sim.trace.TraceReader`) until RUNNING falls. With ``vcd`` set, the
     waveform of the whole run (up to where the comparison stopped it) is written
     there, with a GTKWave save file beside it (``.gtkw``).
 
@@ -167,12 +175,8 @@ class AmaranthBackend:
         self.build_seconds = None
 
     def build(self, mem_init):
-        from amaranth.sim import Simulator
-
-        from lpu.hdl.chip import Chip
-
         t0 = time.perf_counter()
-        dut = Chip(self.cfg, trace=True, fault=self.fault)
+        dut = HdlChip(self.cfg, trace=True, fault=self.fault)
         names = [q.name for q in self.cfg.queues if q.kind == "mem"]
         for name, sl in zip(names, dut.mem_slices, strict=True):
             if mem_init and name in mem_init:
@@ -183,9 +187,6 @@ class AmaranthBackend:
         return dut, sim
 
     def run(self, program, mem_init):
-        from lpu.hdl.chip import TraceReader
-        from lpu.hdl.host import RegisterMap, SimBus
-
         program.check_config(self.cfg)
         dut, sim = self.build(mem_init)
         regs = RegisterMap(self.cfg)
@@ -308,8 +309,6 @@ class Divergence:
 
     @classmethod
     def from_json(cls, obj: dict) -> Divergence:
-        from lpu.golden.trace import from_json
-
         kw = dict(obj)
         for k in ("expected", "actual"):
             kw[k] = None if kw[k] is None else bytes.fromhex(kw[k])
@@ -323,8 +322,6 @@ def _hex(b: bytes | None) -> str:
 
 
 def _ev_json(ev: Event) -> dict:
-    from lpu.golden.trace import to_json
-
     return to_json(ev)
 
 
@@ -368,7 +365,7 @@ class LockstepResult:
 # -- comparison ------------------------------------------------------------------------------------
 
 
-class _Side:
+class EventCursor:
     """One event stream, taken cycle by cycle."""
 
     def __init__(self, it):
@@ -451,9 +448,6 @@ class _Names:
 
 def _explains(cfg, ins, td, ev, tau) -> bool:
     """Does `ins`, dispatched at (skewed) td, cause event `ev` at skewed cycle tau?"""
-    from lpu.golden.schedule import effects
-    from lpu.isa import Opcode
-
     op = ins.op
     S = cfg.superlanes
     if ev.kind == "sr":
@@ -520,7 +514,7 @@ def compare(expected: Iterable, actual: Iterable, cfg: ChipConfig | str, *,
     """Compare two ``(cycle, events)`` streams cycle by cycle; stop at the first cycle
     that differs (both iterators are closed then). See the module docstring."""
     cmp = Comparator(cfg, program=program)
-    exp, act = _Side(expected), _Side(actual)
+    exp, act = EventCursor(expected), EventCursor(actual)
     try:
         while True:
             cands = [c for c in (exp.next_cycle, act.next_cycle) if c is not None]
@@ -538,8 +532,6 @@ def compare(expected: Iterable, actual: Iterable, cfg: ChipConfig | str, *,
 
 
 def _divergence(c, E, A, names: _Names, history, program) -> Divergence:
-    from lpu.isa import IsaError, decode
-
     cfg = names.cfg
     em, am = defaultdict(list), defaultdict(list)
     for ev in E:

@@ -54,10 +54,11 @@ from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.golden.chip import Chip, ChipError
 from lpu.golden.schedule import Dispatch, max_delay, timeline
-from lpu.golden.trace import Event
 from lpu.hdl.interface import ErrorCode
 from lpu.isa import encode
 from lpu.program import Program
+
+from .trace import sram_events
 
 __all__ = ["ExpectedError", "SliceMismatch", "SliceResult", "GoldenSlice", "golden_slice",
            "check_slice", "sram_trace_events", "RULE_CODES"]
@@ -214,32 +215,8 @@ def golden_slice(cfg: ChipConfig | str, program, position: str,
 def sram_trace_events(cfg: ChipConfig, port, unit: int) -> Callable:
     """A callback for :func:`check_slice` that turns a MEM slice's SRAM-write trace port
     (``[superlane][i] -> {we, addr, data}``, see :mod:`lpu.hdl.mem`) into ``sram``
-    events of MEM slice number `unit`."""
-    L = cfg.lanes
-    layout = port.shape()
-    S = layout.length
-    n = layout.elem_shape.length
-    fields = layout.elem_shape.elem_shape
-    we_off, we_w = fields["we"].offset, 1
-    a_off, a_w = fields["addr"].offset, fields["addr"].width
-    d_off, d_w = fields["data"].offset, fields["data"].width
-    size = fields.size
-    value = port.as_value()
-
-    def events(ctx, t):
-        bits = ctx.get(value)
-        out = []
-        for k in range(S):
-            for i in range(n):
-                base = (k * n + i) * size
-                if not (bits >> (base + we_off)) & ((1 << we_w) - 1):
-                    continue
-                addr = (bits >> (base + a_off)) & ((1 << a_w) - 1)
-                data = (bits >> (base + d_off)) & ((1 << d_w) - 1)
-                out.append(Event(t, "sram", unit, 0, addr, k, data.to_bytes(L, "little")))
-        return out
-
-    return events
+    events of MEM slice number `unit` (:func:`lpu.sim.trace.sram_events`)."""
+    return lambda ctx, t: sram_events(ctx, port, unit, t, cfg.lanes)
 
 
 def _lane_diff(cfg, key, want: bytes | None, have: bytes | None) -> str:

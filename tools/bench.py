@@ -1,4 +1,4 @@
-"""``lpu bench``: measure how fast the models simulate.
+"""Benchmarks: how fast the models simulate and how fast the chip decodes (``lpu bench``).
 
 ``lpu bench golden --config small`` builds a program that keeps every queue busy every
 cycle (MEM slices reading four words, every VXM ALU adding fp32 vectors, MXM planes
@@ -13,19 +13,25 @@ to finish) and in lockstep with the golden model (every cycle's events compared)
 
 from __future__ import annotations
 
-import json
 import os
 import platform
+import tempfile
 import time
 
 import numpy as np
 
-from lpu import config as cfgmod
 from lpu.errors import LpuError
-from lpu.isa import make
+from lpu.golden.chip import Chip
+from lpu.hdl.host import RegisterMap
+from lpu.isa import REPEAT_N_MAX, E, W, make
 from lpu.program import Program
+from lpu.sim import verilator as vl
+from lpu.sim.cocotb_runner import build_chip, lockstep_hdl_many
+from lpu.sim.hostbus import SimBus
+from lpu.sim.lockstep import AmaranthBackend, lockstep
+from lpu.tools.compiler.decode import decode
 
-E, W = 0, 1
+__all__ = ["busy_program", "bench_golden", "bench_decode", "bench_rtl"]
 
 
 def busy_program(cfg, cycles: int) -> Program:
@@ -42,7 +48,7 @@ def busy_program(cfg, cycles: int) -> Program:
         while left > 0:
             lst.append(ins)
             left -= 1
-            r = min(left, 4095)
+            r = min(left, REPEAT_N_MAX)
             if r:
                 lst.append(make("repeat", r, 1, 0))
                 left -= r
@@ -76,8 +82,6 @@ def busy_program(cfg, cycles: int) -> Program:
 
 
 def bench_golden(cfg, cycles: int) -> dict:
-    from lpu.golden.chip import Chip
-
     prog = busy_program(cfg, cycles)
     chip = Chip(cfg)
     rng = np.random.default_rng(0)
@@ -103,8 +107,6 @@ def bench_golden(cfg, cycles: int) -> dict:
 def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n") -> dict:
     """Decode the shipped model on the golden chip for `steps` steps: cycles per token
     against the analytic bound, and wall-clock time per token (compile and run)."""
-    from lpu.golden.decode import decode
-
     n = max(0, steps - len(prompt.encode()) + 1)
     prompt_b = prompt.encode()[:steps] if n == 0 else prompt.encode()
     t0 = time.perf_counter()
@@ -134,9 +136,6 @@ def _bench_mem(cfg, seed=0) -> dict:
 
 
 def _bench_amaranth(cfg, prog, mem) -> dict:
-    from lpu.hdl.host import RegisterMap, SimBus
-    from lpu.sim.lockstep import AmaranthBackend, lockstep
-
     be = AmaranthBackend(cfg)
     dut, sim = be.build(mem)
     build_s = be.build_seconds
@@ -166,12 +165,6 @@ def _bench_amaranth(cfg, prog, mem) -> dict:
 
 
 def _bench_cocotb(cfg, prog, mem, simulator, fresh) -> dict:
-    import os
-    import tempfile
-
-    from lpu.sim import verilator as vl
-    from lpu.sim.cocotb_chip import build_chip, lockstep_hdl_many
-
     ok, why = vl.available(simulator)
     if not ok:
         raise LpuError(why)
@@ -217,57 +210,3 @@ def bench_rtl(cfg, backend: str, cycles: int, fresh: bool = False) -> dict:
             **r, "python": platform.python_version(), "cpus": os.cpu_count()}
 
 
-def add_arguments(p):
-    p.add_argument("target", choices=["golden", "decode", "rtl"],
-                   help="golden: golden-model cycles/s on a busy program; decode: the "
-                        "shipped model on the golden chip (cycles/token, wall time); rtl: "
-                        "the busy program on the RTL (build time, free-running and "
-                        "lockstep cycles/s)")
-    p.add_argument("--backend", choices=["amaranth", "verilator", "icarus"],
-                   default="verilator", help="rtl: the simulator")
-    p.add_argument("--fresh", action="store_true",
-                   help="rtl: build in an empty cache (measures the build time)")
-    p.add_argument("--config", default="small", help="preset name or YAML file")
-    p.add_argument("--cycles", type=int, default=5000,
-                   help="program length in cycles (golden, rtl)")
-    p.add_argument("--steps", type=int, default=10, help="decode steps (decode)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def run(args) -> int:
-    cfg = cfgmod.load(args.config)
-    if args.target == "decode":
-        if args.steps < 1:
-            raise LpuError("--steps must be at least 1")
-        r = bench_decode(cfg, args.steps)
-        if args.json:
-            print(json.dumps(r, indent=2))
-        else:
-            print(f"decode on {r['config']}: {r['steps']} steps, {r['cycles_per_token']} "
-                  f"cycles/token, bound {r['bound_cycles_per_token']} ({r['ratio_to_bound']}x), "
-                  f"{r['tokens_per_s_at_clock']} tokens/s at {r['clock_mhz']:g} MHz; wall "
-                  f"{r['wall_s_per_token']} s/token (compile {r['compile_s_per_token']} s, "
-                  f"golden model {r['golden_run_s_per_token']} s)")
-        return 0
-    if args.cycles < 10:
-        raise LpuError("--cycles must be at least 10")
-    if args.target == "rtl":
-        r = bench_rtl(cfg, args.backend, args.cycles, args.fresh)
-        if args.json:
-            print(json.dumps(r, indent=2))
-        else:
-            cached = " (cached)" if r.get("build_cached") else ""
-            print(f"{r['model']} on {r['config']}: build {r['build_s']} s{cached}; free "
-                  f"running {r['free_cycles_per_s']} cycles/s ({r['free_cycles']} cycles); "
-                  f"lockstep {r['lockstep_cycles_per_s']} cycles/s ({r['lockstep_cycles']} "
-                  f"cycles, {r['lockstep_events']} events)")
-        return 0
-    r = bench_golden(cfg, args.cycles)
-    if args.json:
-        print(json.dumps(r, indent=2))
-    else:
-        print(f"golden model on {r['config']}: {r['cycles']} cycles, {r['instructions']} "
-              f"instructions ({r['queues_busy']}/{r['queues']} queues busy) in {r['run_s']} s: "
-              f"{r['cycles_per_s']} cycles/s, {r['instructions_per_s']} instructions/s "
-              f"(check and load {r['check_and_load_s']} s)")
-    return 0

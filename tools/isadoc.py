@@ -3,8 +3,8 @@
 Everything in the document is computed from the ISA definition: bit positions
 from the Amaranth layouts, the opcode tables from :data:`lpu.isa.OPS`. Run::
 
-    python -m lpu.tools.isadoc            # writes docs/isa.md
-    python -m lpu.tools.isadoc -o -       # prints it
+    lpu isadoc            # writes docs/isa.md
+    lpu isadoc -o -       # prints it
 
 ``tests/unit/test_isadoc.py`` fails when the committed file differs from
 :func:`render`.
@@ -12,8 +12,6 @@ from the Amaranth layouts, the opcode tables from :data:`lpu.isa.OPS`. Run::
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 from amaranth.hdl import Shape
@@ -22,10 +20,10 @@ from amaranth.lib import data, enum
 from lpu import isa
 from lpu.isa import OPS, Operand, OpInfo
 
-__all__ = ["render", "main", "DEFAULT_PATH"]
+__all__ = ["render", "DEFAULT_PATH", "REGENERATE"]
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "docs" / "isa.md"
-REGENERATE = "python -m lpu.tools.isadoc -o docs/isa.md"
+REGENERATE = "lpu isadoc -o docs/isa.md"
 
 _UNITS = [
     ("icu", "ICU", "Instruction dispatch; valid in every queue."),
@@ -180,7 +178,7 @@ def _syntax_section() -> list[str]:
     return [
         "## Assembly syntax",
         "",
-        "Read by `lpu asm` (`lpu.tools.asm`), written by `lpu disasm`:",
+        "Read by `lpu asm` (`lpu.asm`), written by `lpu disasm`:",
         "",
         "```",
         ".config tiny            ; optional: config name or hash; must match the target",
@@ -218,21 +216,3 @@ def render() -> str:
     lines += _unit_sections()
     lines += _syntax_section()
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lpu.tools.isadoc",
-                                description="Generate docs/isa.md from lpu/isa.py.")
-    p.add_argument("-o", "--output", default=str(DEFAULT_PATH),
-                   help="file to write, '-' for standard output (default: docs/isa.md)")
-    args = p.parse_args(argv)
-    text = render()
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.output).write_text(text)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

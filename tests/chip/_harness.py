@@ -5,10 +5,9 @@ import numpy as np
 
 from lpu import config
 from lpu.golden.chip import Chip
-from lpu.isa import BY_MNEMONIC
-from lpu.tools.builder import ProgramBuilder
+from lpu.isa import BY_MNEMONIC, E, W
+from lpu.program import ProgramBuilder
 
-E, W = 0, 1
 TINY = config.load("tiny")
 
 

@@ -1,17 +1,17 @@
-"""The directed programs (lpu.sim.directed): every opcode, checked on the golden model
+"""The directed programs (lpu.sim.programs.directed): every opcode, checked on the golden model
 against numpy, and run in lockstep on the RTL (Amaranth's simulator)."""
 
 import numpy as np
 import pytest
 
-from lpu import config
+from lpu import cli, config
+from lpu.asm import assemble_file
 from lpu.golden.check import check
 from lpu.golden.chip import Chip
 from lpu.isa import decode, encode, make
 from lpu.program import Program
-from lpu.sim.directed import all_mnemonics, directed_programs, main, opcodes_of
 from lpu.sim.lockstep import AmaranthBackend, lockstep
-from lpu.tools.asm import assemble_file
+from lpu.sim.programs.directed import all_mnemonics, directed_programs, opcodes_of
 
 pytestmark = [pytest.mark.chip]
 TINY = config.load("tiny")
@@ -90,13 +90,13 @@ def test_check_reads_a_dict_of_sram_images():
 
 
 def test_write_gives_assembly_and_sram_that_lpu_sim_takes(tmp_path, capsys):
-    assert main(["--config", "tiny", "--write", str(tmp_path), "mxm"]) == 0
+    assert cli.main(["directed", "--config", "tiny", "--write", str(tmp_path), "mxm"]) == 0
     d = next(p for p in directed_programs(TINY) if p.name == "mxm")
     assert assemble_file(tmp_path / "mxm.s", TINY).queues == d.program.queues
     with np.load(tmp_path / "mxm.npz") as mem:
         assert {k: mem[k].tolist() for k in mem.files} == \
             {k: v.tolist() for k, v in d.mem_init.items()}
-    assert main(["--config", "tiny", "--list"]) == 0
+    assert cli.main(["directed", "--config", "tiny", "--list"]) == 0
     assert "51 of 51 opcodes" in capsys.readouterr().out
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from _harness import TINY
 
+from lpu.asm import assemble_file
 from lpu.cli import main as lpu_main
 from lpu.golden.chip import Chip
-from lpu.golden.trace import read_jsonl
-from lpu.tools.asm import assemble_file
+from lpu.trace import read_jsonl
 
 pytestmark = [pytest.mark.chip]
 EX = Path(__file__).resolve().parents[2] / "examples"

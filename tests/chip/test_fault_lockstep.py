@@ -11,13 +11,12 @@ import pytest
 from lpu import config
 from lpu.golden.chip import Chip as GoldenChip
 from lpu.hdl.vxm import VxmFault
-from lpu.isa import OPS, Opcode
+from lpu.isa import OPS, E, Opcode, W
+from lpu.program import ProgramBuilder
 from lpu.sim.lockstep import AmaranthBackend, lockstep
-from lpu.tools.builder import ProgramBuilder
 
 pytestmark = [pytest.mark.chip, pytest.mark.slow]
 TINY = config.load("tiny")
-E, W = 0, 1
 T_ADD = 3  # dispatch cycle of the add on vxm1
 DST = 4  # its result goes to east streams 4..7
 

@@ -9,8 +9,7 @@ from lpu.golden.check import check
 from lpu.golden.chip import Chip, ChipError
 from lpu.golden.schedule import ScheduleError
 from lpu.isa import make
-from lpu.program import Program
-from lpu.tools.builder import ProgramBuilder
+from lpu.program import Program, ProgramBuilder
 
 pytestmark = [pytest.mark.chip]
 

@@ -7,7 +7,7 @@ from _harness import TINY, E, W
 
 from lpu.golden.chip import Chip
 from lpu.isa import encode, make
-from lpu.tools.builder import ProgramBuilder
+from lpu.program import ProgramBuilder
 
 pytestmark = [pytest.mark.chip]
 

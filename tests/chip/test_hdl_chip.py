@@ -12,7 +12,6 @@ building the simulator is the slow part:
 * an illegal program (a read of an empty stream): the sticky error registers name the
   cycle, code, position, superlane, unit and queue of the golden model's error.
 
-Examples that need a slice whose HDL does not exist yet are skipped.
 """
 
 from collections import defaultdict
@@ -23,12 +22,14 @@ import pytest
 from amaranth.sim import Simulator
 
 from lpu import config
+from lpu.asm import assemble, assemble_file
 from lpu.golden.chip import Chip as GoldenChip
 from lpu.golden.chip import ChipError
-from lpu.hdl.chip import Chip, TraceReader, build_top, port_description
-from lpu.hdl.host import Host, RegisterMap, SimBus, drain_cycles
+from lpu.hdl.chip import Chip, build_top, port_description
+from lpu.hdl.host import Host, RegisterMap, drain_cycles
 from lpu.hdl.interface import ErrorCode
-from lpu.tools.asm import assemble, assemble_file
+from lpu.sim.hostbus import SimBus
+from lpu.sim.trace import TraceReader
 
 pytestmark = pytest.mark.chip
 
@@ -79,18 +80,11 @@ def _golden(program, inputs):
 
 
 def _scenarios(dut):
-    """name -> (program, inputs as {(slice, addr): uint8 [n, VL]}, golden chip, result),
-    leaving out programs that use a slice the chip only has a stub for."""
+    """name -> (program, inputs as {(slice, addr): uint8 [n, VL]}, golden chip, result)."""
     out = {}
-    skipped = {}
-    kinds_stubbed = {TINY.position(p).kind for p in dut.stubs}
     for name, inputs in _inputs().items():
         prog = (assemble(ICU_MIX, TINY, "icu_mix") if name == "icu_mix"
                 else assemble_file(EX / name, TINY))
-        used = {TINY.queue(q).kind for q, words in prog.queues.items() if words}
-        if used & kinds_stubbed:
-            skipped[name] = sorted(used & kinds_stubbed)
-            continue
         gchip, res = _golden(prog, inputs)
         words = {}
         for (sl, addr), arr in inputs.items():
@@ -99,7 +93,7 @@ def _scenarios(dut):
             for i in range(n):
                 words[(sl, addr + i)] = bytes(g.read_mem(sl, addr + i)[0])
         out[name] = (prog, words, gchip, res)
-    return out, skipped
+    return out
 
 
 ILLEGAL = ".queue vxm1\n    nop 2\n    mov e0, e1\n"
@@ -111,8 +105,8 @@ def chip_runs():
     regs = RegisterMap(TINY)
     bus = SimBus(dut.bus, regs)
     reader = TraceReader(dut)
-    scenarios, skipped = _scenarios(dut)
-    results = {"skipped": skipped}
+    scenarios = _scenarios(dut)
+    results = {}
 
     async def run_program(ctx, prog, max_cycles=2000):
         await bus.load_program(ctx, prog)
@@ -172,8 +166,6 @@ def test_registers(chip_runs):
                                   "lane_sum.s", "icu_mix"])
 def test_program_through_the_bus(chip_runs, name):
     dut, scenarios, results = chip_runs
-    if name in results["skipped"]:
-        pytest.skip(f"no HDL yet for {', '.join(results['skipped'][name])}")
     prog, words, gchip, res = scenarios[name]
     got = results[name]
     assert got["status"] & RegisterMap.STATUS_DONE
@@ -229,11 +221,7 @@ def test_build_top_and_ports():
     assert names["bus__r_data"]["dir"] == "output"
     assert not any(n.startswith("trace") for n in names)
     assert desc["registers"]["IMEM"] == RegisterMap.IMEM
-    if top.stubs:
-        with pytest.raises(ValueError, match="stub"):
-            build_top(TINY)
-    else:
-        _never_elaborated(build_top(TINY))
+    _never_elaborated(build_top(TINY))
 
 
 def test_host_block_alone():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lpu import config
-from lpu.golden.runcmd import load_program
+from lpu.commands.run import load_program
 from lpu.sim import verilator as vl
 
 pytestmark = [pytest.mark.chip, pytest.mark.slow]
@@ -22,7 +22,7 @@ def test_examples_on_icarus(tmp_path):
     ok, why = vl.available("icarus")
     if not ok:
         pytest.skip(why)
-    from lpu.sim.cocotb_chip import lockstep_hdl_many
+    from lpu.sim.cocotb_runner import lockstep_hdl_many
 
     rng = np.random.default_rng(11)
     names = [q.name for q in TINY.queues if q.kind == "mem"]

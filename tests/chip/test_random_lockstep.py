@@ -9,7 +9,7 @@ import pytest
 
 from lpu import config
 from lpu.sim.lockstep import AmaranthBackend, lockstep
-from lpu.sim.randprog import generate
+from lpu.sim.programs.randprog import generate
 
 pytestmark = [pytest.mark.chip, pytest.mark.slow]
 TINY = config.load("tiny")

@@ -1,13 +1,13 @@
 """The chip's Verilog under cocotb on Verilator, in lockstep with the golden model.
 
 One build of the ``tiny`` chip (with its trace port) serves every test here
-(:func:`lpu.sim.cocotb_chip.build_chip`, cached by design hash under $LPU_BUILD_DIR or
+(:func:`lpu.sim.cocotb_runner.build_chip`, cached by design hash under $LPU_BUILD_DIR or
 <tmp>/lpu-build); each test runs its programs one after another in one simulator
-process (:func:`lpu.sim.cocotb_chip.lockstep_hdl_many`), every cycle's events compared.
+process (:func:`lpu.sim.cocotb_runner.lockstep_hdl_many`), every cycle's events compared.
 
 * every example program, with random SRAM contents;
-* the directed programs (:mod:`lpu.sim.directed`: every opcode on its edge values);
-* random legal programs (:mod:`lpu.sim.randprog`): a fixed set of seeds, and
+* the directed programs (:mod:`lpu.sim.programs.directed`: every opcode on its edge values);
+* random legal programs (:mod:`lpu.sim.programs.randprog`): a fixed set of seeds, and
   ``$LPU_RANDOM_PROGRAMS`` (default 200) programs from a fresh base seed per run,
   printed, so a failure can be replayed with
   ``lpu sim --random SEED --cycles 30 --config tiny --backend verilator``;
@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 from lpu import config
-from lpu.golden.runcmd import load_program
+from lpu.commands.run import load_program
 from lpu.sim import verilator as vl
-from lpu.sim.randprog import generate
+from lpu.sim.programs.randprog import generate
 
 pytestmark = [pytest.mark.chip, pytest.mark.slow]
 TINY = config.load("tiny")
@@ -40,7 +40,7 @@ def built():
     ok, why = vl.available("verilator")
     if not ok:
         pytest.skip(why)
-    from lpu.sim.cocotb_chip import build_chip
+    from lpu.sim.cocotb_runner import build_chip
 
     b = build_chip(TINY, "verilator")
     print(f"\nverilator build of tiny: {b.seconds:.0f} s{' (cached)' if b.cached else ''}")
@@ -48,7 +48,7 @@ def built():
 
 
 def _run(built, runs, tmp_path, **kw):
-    from lpu.sim.cocotb_chip import lockstep_hdl_many
+    from lpu.sim.cocotb_runner import lockstep_hdl_many
 
     return lockstep_hdl_many(TINY, runs, "verilator", built=built, workdir=tmp_path, **kw)
 
@@ -73,7 +73,7 @@ def test_examples(built, tmp_path):
 
 
 def test_directed_programs(built, tmp_path):
-    from lpu.sim.directed import all_mnemonics, directed_programs, opcodes_of
+    from lpu.sim.programs.directed import all_mnemonics, directed_programs, opcodes_of
 
     progs = directed_programs(TINY)
     assert set().union(*(opcodes_of(d.program) for d in progs)) == all_mnemonics()
@@ -125,7 +125,7 @@ def test_divergence_is_found_and_located(built, tmp_path):
     program reads: the first divergence is the stream write of that read, naming the
     MEM slice, the stream, the superlane and the lane of that byte."""
     from lpu.isa import OPS, Opcode
-    from lpu.tools.builder import ProgramBuilder, arrival
+    from lpu.program import ProgramBuilder, arrival
 
     d_read = OPS[Opcode.READ].d(TINY.superlanes)
     bld = ProgramBuilder(TINY)

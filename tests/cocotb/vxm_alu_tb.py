@@ -20,11 +20,10 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from lpu.golden import numerics as nm
-from lpu.isa import OPS, Opcode
+from lpu.isa import OPS, VXM_OPCODES, Opcode
 
 O = Opcode
 U32 = np.uint32
-VXM_OPCODES = tuple(op for op, info in OPS.items() if info.unit == "vxm")
 
 FP_SPECIALS = [0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00000,
                0x7F800001, 0x00000001, 0x807FFFFF, 0x00800000, 0x80800000, 0x7F7FFFFF,

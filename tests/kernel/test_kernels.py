@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from lpu import config
-from lpu.golden import lpu_exact as L
 from lpu.golden.chip import Chip
-from lpu.tools.chipops import ChipOps
+from lpu.golden.model import exact as L
+from lpu.tools.compiler.chipops import ChipOps
 
 pytestmark = [pytest.mark.kernel]
 
@@ -142,7 +142,7 @@ def test_rope():
     vl = cfg.vl
     rng = np.random.default_rng(5)
     t = f32(rng, 3, vl)
-    from lpu.golden.reference import LlamaConfig, apply_rope, rope_tables
+    from lpu.golden.model.reference import LlamaConfig, apply_rope, rope_tables
     mc = LlamaConfig(vocab_size=vl, hidden_size=vl, intermediate_size=vl, num_hidden_layers=1,
                      num_attention_heads=3, num_key_value_heads=3, head_dim=vl,
                      max_position_embeddings=64)
@@ -166,7 +166,7 @@ def test_attention_with_cache(n_heads, n_kv, steps):
     cfg = config.load("small")
     vl = cfg.vl
     rng = np.random.default_rng(steps)
-    from lpu.golden.reference import LlamaConfig
+    from lpu.golden.model.reference import LlamaConfig
     mc = LlamaConfig(vocab_size=vl, hidden_size=vl, intermediate_size=vl, num_hidden_layers=1,
                      num_attention_heads=n_heads, num_key_value_heads=n_kv, head_dim=vl,
                      max_position_embeddings=32)

@@ -10,10 +10,11 @@ import pytest
 
 from lpu import config
 from lpu.cli import main as lpu_main
-from lpu.golden import lpu_exact as L
-from lpu.golden.checkpoint import builtin_model_path, encode_bytes, load_builtin
-from lpu.golden.decode import decode
-from lpu.golden.reference import logits_sequence
+from lpu.golden.model import exact as L
+from lpu.golden.model.checkpoint import builtin_model_path, load_builtin
+from lpu.golden.model.reference import logits_sequence
+from lpu.golden.model.tokenizer import encode_bytes
+from lpu.tools.compiler.decode import decode
 
 pytestmark = [pytest.mark.model]
 

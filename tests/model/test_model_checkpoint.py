@@ -12,8 +12,8 @@ import safetensors.numpy
 
 from lpu import config as chip_config
 from lpu.errors import LpuError
-from lpu.golden import checkpoint, reference
-from lpu.golden.checkpoint import CheckpointError
+from lpu.golden.model import checkpoint, reference
+from lpu.golden.model.checkpoint import CheckpointError
 
 pytestmark = pytest.mark.model
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lpu import config as chip_config
-from lpu.golden import checkpoint, quant, reference
+from lpu.golden.model import checkpoint, quant, reference, tokenizer
 
 pytestmark = pytest.mark.model
 
@@ -83,7 +83,7 @@ def shipped():
     path = checkpoint.builtin_model_path()
     model = checkpoint.load_checkpoint(path)
     text = (path / "heldout.txt").read_text(encoding="utf-8")
-    tokens = checkpoint.encode_bytes(text)[:257]
+    tokens = tokenizer.encode_bytes(text)[:257]
     return model, quant.quantize_model(model), tokens
 
 
@@ -110,7 +110,7 @@ def test_shipped_model_predicts_held_out_text(shipped):
 
 def test_shipped_model_writes_recognisable_text(shipped):
     model, _, _ = shipped
-    out = checkpoint.decode_bytes(reference.generate(model, checkpoint.encode_bytes("ROMEO:\n"),
+    out = tokenizer.decode_bytes(reference.generate(model, tokenizer.encode_bytes("ROMEO:\n"),
                                                      120))
     words = out.lower().replace("\n", " ").split()
     common = {"the", "and", "i", "to", "of", "my", "you", "a", "that", "is", "not", "in",

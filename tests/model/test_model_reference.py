@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lpu.errors import LpuError
-from lpu.golden import checkpoint, reference
+from lpu.golden.model import checkpoint, reference
 
 pytestmark = pytest.mark.model
 

@@ -14,12 +14,12 @@ from amaranth.sim import Simulator
 from lpu import config
 from lpu.hdl.interface import ErrorCode
 from lpu.hdl.mem import MemSlice
+from lpu.isa import E, W
+from lpu.program import ProgramBuilder
 from lpu.sim.slice_harness import ExpectedError, SliceMismatch, check_slice, sram_trace_events
-from lpu.tools.builder import ProgramBuilder
 
 pytestmark = pytest.mark.slice
 
-E, W = 0, 1
 TINY = config.load("tiny")
 TALL = TINY.replace(superlanes=3, name="tiny3")
 CONFIGS = [pytest.param(TINY, id="tiny"), pytest.param(TALL, id="tiny-s3")]

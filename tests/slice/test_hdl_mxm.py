@@ -11,13 +11,14 @@ import pytest
 
 from lpu import config
 from lpu.hdl.interface import ErrorCode
-from lpu.hdl.mxm import MxmSlice, trace_events
+from lpu.hdl.mxm import MxmSlice
+from lpu.isa import E, W
+from lpu.program import ProgramBuilder
 from lpu.sim.slice_harness import ExpectedError, check_slice
-from lpu.tools.builder import ProgramBuilder
+from lpu.sim.trace import mxm_events
 
 pytestmark = pytest.mark.slice
 
-E, W = 0, 1
 TINY = config.load("tiny")
 
 #: (position name, first west stream) of the MEM slices that feed the west MXM: mem_w1
@@ -39,7 +40,7 @@ def feed(cfg, b, rng, cycles, words=64):
 def run(cfg, b, mem, **kw):
     dut = MxmSlice(cfg, "w")
     return check_slice(cfg, b, "mxm_w", dut, mem=mem,
-                       extra_events=lambda ctx, t: trace_events(ctx, cfg, dut, dut.unit_base, t),
+                       extra_events=lambda ctx, t: mxm_events(ctx, cfg, dut, dut.unit_base, t),
                        **kw)
 
 

@@ -13,12 +13,12 @@ import pytest
 from lpu import config
 from lpu.hdl.interface import ErrorCode
 from lpu.hdl.sxm import SxmSlice
+from lpu.isa import E, W
+from lpu.program import ProgramBuilder
 from lpu.sim.slice_harness import ExpectedError, check_slice
-from lpu.tools.builder import ProgramBuilder
 
 pytestmark = pytest.mark.slice
 
-E, W = 0, 1
 TINY = config.load("tiny")
 TALL = TINY.replace(superlanes=3, name="tiny3")
 CONFIGS = [pytest.param(TINY, id="tiny"), pytest.param(TALL, id="tiny-s3")]

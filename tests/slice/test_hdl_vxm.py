@@ -15,14 +15,12 @@ import pytest
 from lpu import config
 from lpu.hdl.interface import ErrorCode
 from lpu.hdl.vxm import VxmSlice
-from lpu.hdl.vxm_alu import VXM_OPCODES
-from lpu.isa import BY_MNEMONIC, OPS
+from lpu.isa import BY_MNEMONIC, OPS, VXM_OPCODES, E, W
+from lpu.program import ProgramBuilder
 from lpu.sim.slice_harness import ExpectedError, check_slice
-from lpu.tools.builder import ProgramBuilder
 
 pytestmark = pytest.mark.slice
 
-E, W = 0, 1
 U32 = np.uint32
 TINY = config.load("tiny")
 

@@ -11,8 +11,8 @@ from amaranth.sim import Simulator
 
 from lpu.golden import numerics as nm
 from lpu.hdl import vxm_alu
-from lpu.hdl.vxm_alu import VXM_OPCODES, VxmAlu
-from lpu.isa import OPS, Opcode
+from lpu.hdl.vxm_alu import VxmAlu
+from lpu.isa import OPS, VXM_OPCODES, Opcode
 
 pytestmark = pytest.mark.slice
 

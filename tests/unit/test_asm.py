@@ -1,4 +1,4 @@
-"""lpu.tools.asm: assembler and disassembler.
+"""lpu.asm: assembler and disassembler.
 
 Expected words come from lpu.isa.make/encode, expected texts from lpu.isa.format_instr,
 expected limits from the config: never from the assembler's own output.
@@ -12,15 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lpu import cli, config
-from lpu.isa import BY_MNEMONIC, OPS, encode, format_instr, make
+from lpu.asm import AsmError, assemble, assemble_file, disassemble
+from lpu.isa import BY_MNEMONIC, OPS, E, W, encode, format_instr, make
 from lpu.program import Program, ProgramError
-from lpu.tools.asm import AsmError, assemble, assemble_file, disassemble
 
 pytestmark = [pytest.mark.unit]
 
 TINY = config.load("tiny")
 SMALL = config.load("small")
-E, W = 0, 1
 
 
 # -- a generator of legal instructions, written from the ISA's rules -------------------

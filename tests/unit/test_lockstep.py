@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from lpu import config
+from lpu.asm import assemble_file
 from lpu.golden.chip import Chip
 from lpu.golden.schedule import effects
-from lpu.golden.trace import Event
 from lpu.isa import decode
 from lpu.sim.lockstep import (
     Divergence,
@@ -25,8 +25,8 @@ from lpu.sim.lockstep import (
     events_by_cycle,
     lockstep,
 )
-from lpu.sim.randprog import generate
-from lpu.tools.asm import assemble_file
+from lpu.sim.programs.randprog import generate
+from lpu.trace import Event
 
 pytestmark = pytest.mark.unit
 

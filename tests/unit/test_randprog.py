@@ -1,8 +1,8 @@
-"""lpu.sim.randprog: random programs are legal (static checker and golden model), cover
+"""lpu.sim.programs.randprog: random programs are legal (static checker and golden model), cover
 the whole ISA, are reproducible from their seed, and carry fp32 specials in SRAM.
 
 Every failure message names the config and the seed; replay one with
-``python -m lpu.sim.randprog --config CFG --seed N -o prog.s --mem-out mem.npz``.
+``lpu random --config CFG --seed N -o prog.s --mem-out mem.npz``.
 Set LPU_RANDPROG_SEEDS=N to run N fresh seeds on top of the fixed ones.
 """
 
@@ -13,11 +13,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from lpu import config
+from lpu import cli, config
 from lpu.golden.chip import Chip
 from lpu.isa import OPS, decode, encode
-from lpu.sim import randprog
-from lpu.sim.randprog import RandProgError, generate
+from lpu.loaders import load_mem_npz, load_program
+from lpu.sim.programs import randprog
+from lpu.sim.programs.randprog import RandProgError, generate
 
 pytestmark = pytest.mark.unit
 
@@ -62,7 +63,7 @@ def test_fixed_seeds_small_are_legal_and_run(seed):
 
 @pytest.mark.parametrize("seed", FRESH)
 def test_fresh_seeds(seed):
-    print(f"fresh seed {seed} (replay: python -m lpu.sim.randprog --config tiny --seed {seed} "
+    print(f"fresh seed {seed} (replay: lpu random --config tiny --seed {seed} "
           "-o prog.s --mem-out mem.npz)")
     run_golden(generate(TINY, seed))
     run_golden(generate(SMALL, seed, cycles=60))
@@ -154,11 +155,9 @@ def test_checker_rejection_names_the_seed(monkeypatch):
 
 
 def test_replay_command_writes_program_and_mem(tmp_path):
-    from lpu.golden.runcmd import load_mem_npz, load_program
-
     prog, mem = tmp_path / "p.s", tmp_path / "m.npz"
-    assert randprog.main(["--config", "tiny", "--seed", "9", "-o", str(prog),
-                          "--mem-out", str(mem)]) == 0
+    assert cli.main(["random", "--config", "tiny", "--seed", "9", "-o", str(prog),
+                     "--mem-out", str(mem)]) == 0
     rp = generate(TINY, 9)
     again = load_program(str(prog), TINY)
     assert again.queues == rp.program.queues

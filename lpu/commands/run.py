@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-import zipfile
-from pathlib import Path
 
 import numpy as np
 
 from lpu import config as cfgmod
 from lpu.errors import LpuError
-from lpu.program import Program
+from lpu.golden.chip import Chip
+from lpu.loaders import load_mem_npz, load_program
+from lpu.trace import write_jsonl
 
-__all__ = ["add_arguments", "run", "load_program", "load_mem_npz"]
+HELP = "run a program on the golden chip model"
 
 
 def add_arguments(p):
@@ -30,43 +30,7 @@ def add_arguments(p):
                    help="skip the static checker (the model still stops at an illegal cycle)")
 
 
-def load_program(path: str, cfg) -> Program:
-    p = Path(path)
-    if not p.is_file():
-        raise LpuError(f"{p}: no such file")
-    if p.suffix == ".bin":
-        prog = Program.load(p)
-    else:
-        from lpu.tools.asm import assemble_file
-        prog = assemble_file(p, cfg)
-    prog.check_config(cfg, str(p))
-    return prog
-
-
-def load_mem_npz(chip, path: str) -> None:
-    p = Path(path)
-    try:
-        data = np.load(p, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise LpuError(f"{p}: cannot read as .npz: {e}") from None
-    with data:
-        for key in data.files:
-            slice_name, _, addr = key.partition("@")
-            try:
-                a = int(addr) if addr else 0
-            except ValueError:
-                raise LpuError(f"{p}: array {key!r}: address {addr!r} is not a number") from None
-            arr = data[key]
-            try:
-                chip.write_tensor(slice_name, a, arr)
-            except LpuError as e:
-                raise LpuError(f"{p}: array {key!r}: {e}") from None
-
-
 def run(args) -> int:
-    from lpu.golden.chip import Chip
-    from lpu.golden.trace import write_jsonl
-
     cfg = cfgmod.load(args.config)
     chip = Chip(cfg)
     summary = {"program": args.program, "config": cfg.name, "config_hash": cfg.hash}

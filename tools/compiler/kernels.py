@@ -1,9 +1,10 @@
-"""Kernels: tensor operations lowered onto the chip through :class:`~lpu.tools.sched.Scheduler`.
+"""Kernels: tensor operations lowered onto the chip through the scheduler
+(:class:`~lpu.tools.compiler.sched.Scheduler`).
 
 A :class:`Tensor` is ``n`` vectors of VL lanes in one MEM slice: int8 tensors take one
 word per vector, int32/fp32 tensors four (byte planes, least significant first), as
 ``Chip.write_tensor`` lays them out. Every kernel here has an *LPU-exact* numpy
-reference (in :mod:`lpu.golden.lpu_exact`, same order of operations, same numerics)
+reference (in :mod:`lpu.golden.model.exact`, same order of operations, same numerics)
 that its tests compare with bit for bit.
 """
 
@@ -13,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lpu.isa import BY_MNEMONIC
+from lpu.isa import BY_MNEMONIC, E, W
 
-from .sched import E, SchedError, Scheduler, W
+from .sched import SchedError, Scheduler
 
 __all__ = ["Tensor", "MemAlloc", "elementwise", "WORDS"]
 

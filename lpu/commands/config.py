@@ -6,6 +6,8 @@ import json
 
 from lpu import config as cfgmod
 
+HELP = "show a chip configuration and its derived values"
+
 
 def add_arguments(p):
     p.add_argument("config", nargs="?", default="small", help="preset name or YAML file")

@@ -53,30 +53,42 @@ falls back to fresh sub-seeds, reporting it).
 
 Replaying a seed::
 
-    python -m lpu.sim.randprog --config tiny --seed 1234 -o prog.s --mem-out mem.npz
+    lpu random --config tiny --seed 1234 -o prog.s --mem-out mem.npz
     lpu run prog.s --config tiny --mem-in mem.npz --trace t.jsonl
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.errors import LpuError
-from lpu.isa import OPS, Instr, Opcode, make
+from lpu.golden import check as static_checker
+from lpu.golden.schedule import ScheduleError, effects
+from lpu.isa import (
+    BY_MNEMONIC,
+    NOP_MAX,
+    OPS,
+    REPEAT_STEP_MAX,
+    REPEAT_STEP_MIN,
+    VXM_OPCODES,
+    E,
+    Instr,
+    Opcode,
+    W,
+    make,
+)
 from lpu.program import Program
+from lpu.vectors import to_planes
 
 __all__ = ["RandomProgram", "RandProgError", "generate", "OPCODES", "RESERVED_WORDS"]
 
 O = Opcode
-EAST, WEST = 0, 1
 
 #: Every opcode a random program may contain (all of the ISA).
 OPCODES: tuple[Opcode, ...] = tuple(OPS)
@@ -88,8 +100,6 @@ RESERVED_WORDS = {
     0: "vl", 1: 1, 2: 4, 3: 1, 4: "vl", 5: 1, 6: 16, 7: "bank",
 }
 
-_VXM_OPS = tuple(op for op, info in OPS.items() if info.unit == "vxm")
-_NOP_MAX = (1 << 20) - 1
 
 
 class RandProgError(LpuError):
@@ -126,7 +136,7 @@ class RandomProgram:
 
     @property
     def replay(self) -> str:
-        return (f"python -m lpu.sim.randprog --config {self.cfg.name} --seed {self.seed} "
+        return (f"lpu random --config {self.cfg.name} --seed {self.seed} "
                 f"--cycles {self.cycles}")
 
 
@@ -169,13 +179,6 @@ def _rand_int32(rng, n):
     return v
 
 
-def _planes(v: np.ndarray) -> np.ndarray:
-    """[n, VL] uint32 -> [n, 4, VL] uint8 byte planes, least significant first."""
-    n, vl = v.shape
-    b = np.ascontiguousarray(v.astype("<u4")).view(np.uint8).reshape(n, vl, 4)
-    return b.transpose(0, 2, 1)
-
-
 def _bound(cfg: ChipConfig, what) -> int:
     if what == "vl":
         return min(cfg.vl, 256)
@@ -193,8 +196,8 @@ def initial_mem(cfg: ChipConfig, rng) -> tuple[dict[str, np.ndarray], dict[int, 
     mem = {}
     groups = cfg.mem_words // 4  # four words: one vector of 32-bit lanes (byte planes)
     for name in names:
-        fp = _planes(_rand_fp32(rng, groups * VL).reshape(groups, VL))
-        i32 = _planes(_rand_int32(rng, groups * VL).reshape(groups, VL))
+        fp = to_planes(_rand_fp32(rng, groups * VL).reshape(groups, VL))
+        i32 = to_planes(_rand_int32(rng, groups * VL).reshape(groups, VL))
         raw = rng.integers(0, 256, (groups, 4, VL), dtype=np.uint8)
         kind = rng.random(groups)[:, None, None]
         m = np.where(kind < 0.4, fp, np.where(kind < 0.75, i32, raw)).reshape(-1, VL)
@@ -277,7 +280,7 @@ class _Gen:
 
     @staticmethod
     def _diag(t, p, dr):
-        return t - p if dr == EAST else t + p
+        return t - p if dr == E else t + p
 
     def arriving(self, p, t, dr, s):
         """(tag, writer position) of the value arriving at position p in cycle t on
@@ -285,7 +288,7 @@ class _Gen:
         ws = self.diag.get((dr, s, self._diag(t, p, dr)))
         if not ws:
             return None
-        if dr == EAST:
+        if dr == E:
             up = [w for w in ws if w < p]
             if not up:
                 return None
@@ -304,7 +307,7 @@ class _Gen:
         if hit is not None:
             return hit
         out = {}
-        for dr in (EAST, WEST):
+        for dr in (E, W):
             for s in range(self.cfg.streams):
                 a = self.arriving(p, t, dr, s)
                 if a is not None:
@@ -320,8 +323,6 @@ class _Gen:
     def plan(self, qs: _Queue, ins: Instr, t: int, now: int):
         """The effects of `ins` dispatched by `qs` at `t`, or None if that would be
         illegal (given everything committed so far)."""
-        from lpu.golden.schedule import ScheduleError, effects
-
         cfg = self.cfg
         p = qs.q.position
         try:
@@ -356,7 +357,7 @@ class _Gen:
             if tag is None or tag > bound:
                 return None
             if t > now:  # keep the value intact on its way to p
-                lo, hi = (w, p) if dr == EAST else (p, w)
+                lo, hi = (w, p) if dr == E else (p, w)
                 dg = self._diag(t, p, dr)
                 pl.protect += [(dr, s, dg, x) for x in range(lo + 1, hi)]
         if op == O.WRITE:
@@ -396,7 +397,7 @@ class _Gen:
                 return False
         for x in pl.protect:
             dr, s, dg, pos = x
-            t = dg + pos if dr == EAST else dg - pos
+            t = dg + pos if dr == E else dg - pos
             if (t, dr, s, pos) in self.w_occ:
                 return False
         for tb, m, bank, _ in pl.banks:
@@ -447,7 +448,7 @@ class _Gen:
         gap = t - qs.free
         assert gap >= 0
         while gap > 0:
-            n = min(gap, _NOP_MAX)
+            n = min(gap, NOP_MAX)
             qs.words.append(make("nop", n))
             gap -= n
             qs.last = None
@@ -459,7 +460,7 @@ class _Gen:
         tags satisfy pred(tags)), or None."""
         streams = self.cfg.streams
         cands = []
-        for dr in (EAST, WEST):
+        for dr in (E, W):
             for s in range(streams - width + 1):
                 tags = []
                 for j in range(width):
@@ -476,7 +477,7 @@ class _Gen:
 
     def pick_dst(self, p, tw, width):
         streams = self.cfg.streams
-        cands = [(s, dr) for dr in (EAST, WEST) for s in range(streams - width + 1)
+        cands = [(s, dr) for dr in (E, W) for s in range(streams - width + 1)
                  if all(self.free_reg(p, tw, dr, s + j) for j in range(width))]
         if not cands:
             return None
@@ -489,7 +490,7 @@ class _Gen:
         if kind == "mem":
             menu = [("read", 0.45), ("write", 0.33), ("gather", 0.22)]
         elif kind == "vxm":
-            menu = [(OPS[o].mnemonic, 1.0) for o in _VXM_OPS]
+            menu = [(OPS[o].mnemonic, 1.0) for o in VXM_OPCODES]
         elif kind == "mxm":
             menu = [("lw", 0.35), ("iw", 0.12), ("mm", 0.25), ("mmacc", 0.28)]
         else:
@@ -636,7 +637,7 @@ class _Gen:
             if ins.op in (O.READ, O.WRITE) and step:
                 step = int(np.sign(step)) * max(abs(step), ins.count) if rng.random() < 0.5 \
                     else step
-            step = max(-32, min(31, step))
+            step = max(REPEAT_STEP_MIN, min(REPEAT_STEP_MAX, step))
             journal: list = []
             self._journal = journal
             ok = True
@@ -742,9 +743,9 @@ class _Gen:
         side = self.queues[[q.q.name for q in self.queues].index(str(rng.choice(["sxm_w",
                                                                                "sxm_e"])))]
         ps = side.q.position
-        dr = WEST if side.q.name == "sxm_w" else EAST
+        dr = W if side.q.name == "sxm_w" else E
         feeders = [q for q in self.queues if q.q.kind == "mem"
-                   and (q.q.position > ps if dr == WEST else q.q.position < ps)]
+                   and (q.q.position > ps if dr == W else q.q.position < ps)]
         rng.shuffle(feeders)
         need = -(-VL // 4)
         if len(feeders) < need:
@@ -800,8 +801,6 @@ class _Gen:
 
 
 def make_op(mnemonic: str) -> Opcode:
-    from lpu.isa import BY_MNEMONIC
-
     return BY_MNEMONIC[mnemonic].opcode
 
 
@@ -832,9 +831,6 @@ def generate(cfg: ChipConfig | str, seed: int, *, cycles: int | None = None,
     RandProgError
         Naming the seed, if the checker rejects the program.
     """
-    from lpu.golden.check import check as static_check
-    from lpu.golden.schedule import ScheduleError
-
     cfg = load_config(cfg)
     if cycles is None:
         cycles = 32 + 4 * len(cfg.queues)
@@ -850,50 +846,13 @@ def generate(cfg: ChipConfig | str, seed: int, *, cycles: int | None = None,
         if not check:
             return rp
         try:
-            static_check(cfg, program, name=f"random program (seed {seed})")
+            static_checker.check(cfg, program, name=f"random program (seed {seed})")
         except ScheduleError as e:
             errors.append(f"seed {sub}: {e}")
             continue
         if attempt:
-            print(f"lpu.sim.randprog: seed {seed} was rejected by the checker ({errors[0]}); "
-                  f"used sub-seed {sub}", file=sys.stderr)
+            print(f"lpu.sim.programs.randprog: seed {seed} was rejected by the checker "
+                  f"({errors[0]}); used sub-seed {sub}", file=sys.stderr)
         return rp
     raise RandProgError(f"config {cfg.name}, seed {seed}: the static checker rejected the "
-                        f"generated program (a bug in lpu.sim.randprog): {errors[0]}")
-
-
-# -- replay from the command line --------------------------------------------------------------
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lpu.sim.randprog",
-                                 description="Write the random program of one seed.")
-    ap.add_argument("--config", default="tiny")
-    ap.add_argument("--seed", type=int, required=True)
-    ap.add_argument("--cycles", type=int, default=None)
-    ap.add_argument("-o", "--output", metavar="PROG", required=True,
-                    help="program: .s (assembly) or .bin")
-    ap.add_argument("--mem-out", metavar="MEM.npz", help="initial SRAM for lpu run --mem-in")
-    args = ap.parse_args(argv)
-    try:
-        rp = generate(args.config, args.seed, cycles=args.cycles)
-    except LpuError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    out = Path(args.output)
-    if out.suffix == ".bin":
-        rp.program.save(out)
-    else:
-        from lpu.tools.asm import disassemble
-
-        out.write_text(f"; random program: config {rp.cfg.name}, seed {rp.seed}\n"
-                       + disassemble(rp.program, rp.cfg))
-    if args.mem_out:
-        rp.save_mem(args.mem_out)
-    print(f"seed {rp.seed}: {sum(rp.ops.values())} words in {len(rp.program.queues)} queues "
-          f"-> {out}" + (f", {args.mem_out}" if args.mem_out else ""))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+                        f"generated program (a bug in lpu.sim.programs.randprog): {errors[0]}")

@@ -1,9 +1,9 @@
 """The compiler: a Llama model lowered to one step program per token position.
 
-:func:`compile_step` runs the LPU-exact decode step (:func:`lpu.golden.lpu_exact.
-decode_step`) on :class:`~lpu.tools.chipops.ChipOps`, which places the weights, the KV
+:func:`compile_step` runs the LPU-exact decode step (:func:`lpu.golden.model.exact.
+decode_step`) on :class:`~lpu.tools.compiler.chipops.ChipOps`, which places the weights, the KV
 cache and every temporary in SRAM, routes every value on stream registers and
-schedules every instruction at an exact cycle (:mod:`lpu.tools.sched`). The result is
+schedules every instruction at an exact cycle (:mod:`lpu.tools.compiler.sched`). The result is
 a checked :class:`~lpu.program.Program` plus the SRAM image the host writes before the
 step (weights, constants, the step's inputs) and where the logits will be.
 
@@ -22,8 +22,9 @@ import numpy as np
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.errors import LpuError
-from lpu.golden import lpu_exact as LX
-from lpu.golden.checkpoint import CheckpointError
+from lpu.golden.chip import Chip
+from lpu.golden.model import exact as LX
+from lpu.golden.model.checkpoint import CheckpointError
 from lpu.program import Program
 
 from .chipops import ChipOps
@@ -129,8 +130,6 @@ class ChipDecoder:
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
-        from lpu.golden.chip import Chip
-
         self.chip_cfg = load_config(self.chip_cfg)
         self.context = self.context or self.model.config.max_position_embeddings
         check_model(self.model.config, self.chip_cfg, self.context)

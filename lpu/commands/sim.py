@@ -5,12 +5,12 @@
 
 Backends: ``amaranth`` (the chip top on Amaranth's simulator,
 :class:`lpu.sim.lockstep.AmaranthBackend`), ``verilator`` and ``icarus`` (the chip's
-Verilog under cocotb, :func:`lpu.sim.cocotb_chip.lockstep_hdl`; the first run for a
+Verilog under cocotb, :func:`lpu.sim.cocotb_runner.lockstep_hdl`; the first run for a
 config builds it, later runs reuse the build). Every cycle's events are compared; the
 exit status is 0 only when every cycle matched (and the chip raised no error flag).
 ``--json`` prints the cycles and events compared and the divergence report, if any
 (docs/verification.md explains it). ``--random SEED`` runs the random program of that
-seed (:mod:`lpu.sim.randprog`) with its SRAM contents instead of a file.
+seed (:mod:`lpu.sim.programs.randprog`) with its SRAM contents instead of a file.
 """
 
 from __future__ import annotations
@@ -20,8 +20,15 @@ import sys
 
 from lpu import config as cfgmod
 from lpu.errors import LpuError
+from lpu.golden.check import check
+from lpu.golden.chip import Chip
+from lpu.loaders import load_mem_npz, load_program
+from lpu.sim.cocotb_runner import lockstep_hdl
+from lpu.sim.lockstep import AmaranthBackend, lockstep
+from lpu.sim.programs.randprog import generate
+from lpu.sim.verilator import SimulatorError
 
-__all__ = ["add_arguments", "run", "BACKENDS"]
+HELP = "run a program on the RTL in lockstep with the golden model"
 
 BACKENDS = ("amaranth", "verilator", "icarus")
 
@@ -42,14 +49,9 @@ def add_arguments(p):
 
 
 def _inputs(args, cfg):
-    from lpu.golden.chip import Chip
-    from lpu.golden.runcmd import load_mem_npz, load_program
-
     if (args.program is None) == (args.random is None):
         raise LpuError("give a program file or --random SEED (one of them)")
     if args.random is not None:
-        from lpu.sim.randprog import generate
-
         rp = generate(cfg, args.random, cycles=args.cycles)
         return f"random seed {args.random} ({rp.cycles} cycles)", rp.program, rp.mem
     program = load_program(args.program, cfg)
@@ -62,23 +64,16 @@ def _inputs(args, cfg):
 
 
 def run(args) -> int:
-    from lpu.golden.check import check
-
     cfg = cfgmod.load(args.config)
     name, program, mem = _inputs(args, cfg)
     check(cfg, program, name=name)  # an illegal program is an error, not a divergence
     hdl = {}
     if args.backend == "amaranth":
-        from lpu.sim.lockstep import AmaranthBackend, lockstep
-
         be = AmaranthBackend(cfg, vcd=args.vcd, max_cycles=args.max_cycles)
         res = lockstep(cfg, program, mem, be)
         hdl = {"build_seconds": round(be.build_seconds or 0, 1), "status": be.status,
                "error": be.error}
     else:
-        from lpu.sim.cocotb_chip import lockstep_hdl
-        from lpu.sim.verilator import SimulatorError
-
         try:
             res = lockstep_hdl(cfg, program, mem, args.backend, vcd=args.vcd,
                                max_cycles=args.max_cycles)

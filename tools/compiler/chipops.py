@@ -1,7 +1,7 @@
-"""``ChipOps``: the LPU-exact algorithms (:mod:`lpu.golden.lpu_exact`) scheduled on the chip.
+"""``ChipOps``: the LPU-exact algorithms (:mod:`lpu.golden.model.exact`) scheduled on the chip.
 
 Each primitive call allocates its result in SRAM and schedules a kernel
-(:mod:`lpu.tools.kernels`); constants are collected into the initial SRAM image that
+(:mod:`lpu.tools.compiler.kernels`); constants are collected into the initial SRAM image that
 the host writes before running. Values are :class:`Val` handles; when a handle is
 garbage-collected its SRAM is returned to the allocator (the scheduler's read/write
 tracking keeps reuse safe).
@@ -15,7 +15,7 @@ import numpy as np
 
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
-from lpu.golden.lpu_exact import _f32_bits
+from lpu.golden.numerics import f32_bits
 
 from . import kernels as K
 from .sched import Scheduler
@@ -38,6 +38,38 @@ class Val:
     @property
     def n(self):
         return self.t.n
+
+
+class ChipCache:
+    """KV cache tensors in SRAM (zero at start; never part of the host image).
+
+    K block (layer, g, b): VL words spread over VL/4 MEM slices of one hemisphere, four
+    words each (so that a block can be read onto VL streams in one cycle for the
+    transposed load); V block: VL words in one slice; scales: [max_pos / VL] fp32."""
+
+    def __init__(self, ops: ChipOps, layers: int, kv_heads: int, max_pos: int):
+        vl = ops.vl
+        cfg = ops.cfg
+        nbmax = max_pos // vl
+        if cfg.mem_slices < vl // 4:
+            raise K.SchedError(f"the KV cache layout needs {vl // 4} MEM slices per "
+                               f"hemisphere, config {cfg.name} has {cfg.mem_slices}")
+        self.k: dict = {}
+        self.v: dict = {}
+        self.ks: dict = {}
+        self.vs: dict = {}
+        for li in range(layers):
+            for g in range(kv_heads):
+                hemi = "we"[(li * kv_heads + g) % 2]
+                for b in range(nbmax):
+                    parts = []
+                    for c in range(vl // 4):
+                        t = ops.alloc.alloc(4, "i8", slice=f"mem_{hemi}{c}", fresh=True)
+                        parts.append((t.slice, t.addr))
+                    self.k[(li, g, b)] = parts
+                    self.v[(li, g, b)] = ops.alloc.alloc(vl, "i8", fresh=True)
+                self.ks[(li, g)] = ops.alloc.alloc(nbmax, "f32", fresh=True)
+                self.vs[(li, g)] = ops.alloc.alloc(nbmax, "f32", fresh=True)
 
 
 class ChipOps:
@@ -159,7 +191,7 @@ class ChipOps:
         return out
 
     def const_f32(self, value: float) -> Val:
-        return self.const_bits(_f32_bits(value))
+        return self.const_bits(f32_bits(value))
 
     # -- primitives -----------------------------------------------------------------------
     def _t0(self, *vals) -> int:
@@ -242,40 +274,6 @@ class ChipOps:
             return chip.read_mem(t.slice, t.addr, t.n)
         return chip.read_tensor(t.slice, t.addr, t.n, np.uint32)
 
-
-class ChipCache:
-    """KV cache tensors in SRAM (zero at start; never part of the host image).
-
-    K block (layer, g, b): VL words spread over VL/4 MEM slices of one hemisphere, four
-    words each (so that a block can be read onto VL streams in one cycle for the
-    transposed load); V block: VL words in one slice; scales: [max_pos / VL] fp32."""
-
-    def __init__(self, ops: ChipOps, layers: int, kv_heads: int, max_pos: int):
-        vl = ops.vl
-        cfg = ops.cfg
-        nbmax = max_pos // vl
-        if cfg.mem_slices < vl // 4:
-            raise K.SchedError(f"the KV cache layout needs {vl // 4} MEM slices per "
-                               f"hemisphere, config {cfg.name} has {cfg.mem_slices}")
-        self.k: dict = {}
-        self.v: dict = {}
-        self.ks: dict = {}
-        self.vs: dict = {}
-        for li in range(layers):
-            for g in range(kv_heads):
-                hemi = "we"[(li * kv_heads + g) % 2]
-                for b in range(nbmax):
-                    parts = []
-                    for c in range(vl // 4):
-                        t = ops.alloc.alloc(4, "i8", slice=f"mem_{hemi}{c}", fresh=True)
-                        parts.append((t.slice, t.addr))
-                    self.k[(li, g, b)] = parts
-                    self.v[(li, g, b)] = ops.alloc.alloc(vl, "i8", fresh=True)
-                self.ks[(li, g)] = ops.alloc.alloc(nbmax, "f32", fresh=True)
-                self.vs[(li, g)] = ops.alloc.alloc(nbmax, "f32", fresh=True)
-
-
-def _add_cache_methods():
     def const_vec(self, bits) -> Val:
         arr = np.asarray(bits, dtype=np.uint32).reshape(-1, self.vl)
         return self._replicated(arr)
@@ -361,10 +359,3 @@ def _add_cache_methods():
     def scale_vecs(self, cache, which, layer, g, nb) -> Val:
         t = (cache.ks if which == "k" else cache.vs)[(layer, g)]
         return Val(self, K.Tensor(t.slice, t.addr, nb, "f32"), owned=False)
-
-    for f in (const_vec, select, rotate, part, stack, _copy, new_cache, kv_write, _copy_any,
-              scores, attend, scale_vecs, token):
-        setattr(ChipOps, f.__name__, f)
-
-
-_add_cache_methods()

@@ -12,7 +12,7 @@ of a model runs on int8 weights and int8 activations:
   ``acc = q_x @ q_w.T`` summed exactly in int32.
 
 :func:`forward_q` and :func:`logits_sequence_q` run the network of
-:mod:`lpu.golden.reference` with every linear layer (Q, K, V, O, gate, up, down and
+:mod:`lpu.golden.model.reference` with every linear layer (Q, K, V, O, gate, up, down and
 the LM head) computed that way; the embedding lookup reads the dequantized int8
 table (the chip holds only the int8 table, shared with a tied LM head). Norms,
 RoPE, attention and SiLU stay in float32. This is the *quantized float reference*:
@@ -138,7 +138,7 @@ def logits_sequence_q(qmodel: Model, tokens: Sequence[int]) -> np.ndarray:
 
 def generate_q(qmodel: Model, prompt_tokens: Sequence[int], n: int, temperature: float = 0.0,
                seed: int | None = None) -> list[int]:
-    """:func:`lpu.golden.reference.generate` with the quantized reference."""
+    """:func:`lpu.golden.model.reference.generate` with the quantized reference."""
     qmodel = _as_quantized(qmodel)
     return ref.generate(qmodel, prompt_tokens, n, temperature, seed,
                         step=lambda t, p, c: forward_q(qmodel, t, p, c))

@@ -1,11 +1,13 @@
-"""Token-by-token decoding: the Python API behind ``lpu decode``.
+"""The host decode loop: token-by-token decoding, the Python API behind ``lpu decode``.
 
-``backend="golden"`` compiles one step program per position (:mod:`lpu.tools.compiler`)
-and runs it on the golden chip model; ``backend="reference"`` runs the float32
-op-level model (:mod:`lpu.golden.reference`) with no chip limits; ``backend="exact"``
-runs the LPU-exact numpy evaluation of the same algorithm the chip runs.
+``backend="golden"`` compiles one step program per position (:mod:`lpu.tools.compiler.lower`)
+and runs it on the golden chip model (the host writes the token, runs the step, reads
+the logits and picks the next token); ``backend="reference"`` runs the float32
+op-level model (:mod:`lpu.golden.model.reference`) with no chip limits;
+``backend="exact"`` runs the LPU-exact numpy evaluation
+(:mod:`lpu.golden.model.exact`) of the same algorithm the chip runs.
 
->>> from lpu.golden.decode import decode
+>>> from lpu.tools.compiler.decode import decode
 >>> r = decode("builtin", prompt="ROMEO:", n=8, backend="reference")
 >>> print(r.text)
 """
@@ -20,11 +22,14 @@ import numpy as np
 
 from lpu.config import load as load_config
 from lpu.errors import LpuError
+from lpu.golden.model import exact as LX
+from lpu.golden.model.checkpoint import load_builtin, load_checkpoint
+from lpu.golden.model.reference import KVCache, forward
+from lpu.golden.model.tokenizer import decode_bytes, encode_bytes
 
-from .checkpoint import decode_bytes, encode_bytes, load_builtin, load_checkpoint
-from .reference import KVCache, forward
+from .lower import ChipDecoder
 
-__all__ = ["decode", "DecodeResult", "pick_token", "load_model"]
+__all__ = ["decode", "DecodeResult", "pick_token", "load_model", "BACKENDS"]
 
 BACKENDS = ("golden", "reference", "exact")
 
@@ -111,7 +116,6 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
         def step(tok, pos):
             return forward(m, tok, pos, cache), None
     elif backend == "exact":
-        from . import lpu_exact as LX
         cfg = load_config(config)
         ops = LX.NumpyOps(cfg.vl)
         prepared = LX.Prepared(ops, m, ctx)
@@ -119,7 +123,6 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
         def step(tok, pos):
             return LX.decode_step(ops, prepared, tok, pos).view(np.float32).reshape(-1), None
     else:
-        from lpu.tools.compiler import ChipDecoder
         cfg = load_config(config)
         dec = ChipDecoder(m, cfg, ctx)
 

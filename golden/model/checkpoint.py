@@ -44,7 +44,7 @@ from .reference import LayerWeights, LlamaConfig, Model
 __all__ = [
     "CheckpointError", "Footprint", "read_config", "load_checkpoint", "load_builtin",
     "save_checkpoint", "model_tensors", "tensor_shapes", "check_fits", "builtin_model_path",
-    "encode_bytes", "decode_bytes", "BUILTIN_MODEL",
+    "BUILTIN_MODEL",
 ]
 
 CONFIG_FILE = "config.json"
@@ -468,13 +468,3 @@ def builtin_model_path() -> Path:
 def load_builtin() -> Model:
     """Load the shipped byte-level model."""
     return load_checkpoint(builtin_model_path())
-
-
-def encode_bytes(text: str) -> list[int]:
-    """Tokens of the byte-level models: the UTF-8 bytes of ``text``."""
-    return list(text.encode("utf-8"))
-
-
-def decode_bytes(tokens) -> str:
-    """Text of byte tokens (invalid UTF-8 shown as U+FFFD)."""
-    return bytes(int(t) for t in tokens).decode("utf-8", errors="replace")

@@ -1,16 +1,16 @@
 """Draw a program's schedule as text: one row per queue, one column per span of cycles.
 
-``python -m lpu.tools.timeline --layer`` compiles one decode step of the shipped model
-and draws it. A column shows how busy the queue is in that span: ' ' idle, '.' up to a
+``lpu timeline`` compiles one decode step of the shipped model and draws it
+(:func:`render`). A column shows how busy the queue is in that span: ' ' idle, '.' up to a
 quarter, ':' up to half, '+' up to three quarters, '#' more.
 """
 
 from __future__ import annotations
 
-import argparse
-
 from lpu.config import ChipConfig
 from lpu.golden.schedule import timeline
+
+__all__ = ["render"]
 
 
 def render(cfg: ChipConfig, program, width: int = 96, start: int = 0,
@@ -29,25 +29,3 @@ def render(cfg: ChipConfig, program, width: int = 96, start: int = 0,
                         else "+" if c <= 3 * span / 4 else "#" for c in row)
         lines.append(f"{q.name:>7} |{chars}|")
     return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--config", default="small")
-    ap.add_argument("--pos", type=int, default=20, help="the step's position")
-    ap.add_argument("--width", type=int, default=96)
-    args = ap.parse_args(argv)
-    from lpu.config import load
-    from lpu.golden.checkpoint import load_builtin
-    from lpu.tools.compiler import compile_step
-
-    cfg = load(args.config)
-    cs = compile_step(load_builtin(), cfg, args.pos)
-    print(f"shipped model, one decode step at position {args.pos} on {cfg.name}: "
-          f"{cs.instructions} instructions")
-    print(render(cfg, cs.program, args.width))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

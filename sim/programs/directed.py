@@ -10,8 +10,8 @@ from its instruction words). The same programs run
 * in lockstep on the RTL: ``lockstep(cfg, d.program, d.mem_init, backend)``
   (:mod:`lpu.sim.lockstep`), or from files written by ``--write``::
 
-      python -m lpu.sim.directed --config tiny --list
-      python -m lpu.sim.directed --config tiny --write out/
+      lpu directed --config tiny --list
+      lpu directed --config tiny --write out/
       lpu sim out/vxm_fp.s --mem-in out/vxm_fp.npz --config tiny --backend amaranth
 
 The programs, and what they pin down:
@@ -47,15 +47,16 @@ The programs, and what they pin down:
     -> VXM ``add`` -> MEM, twice, one cycle apart; a MEM slice on the way stores every
     intermediate value too.
 
-Timing: the VXM operations are placed by a small list scheduler (:class:`_Plan`): an
-operation is put at the first cycle where its operand reads, its ALU, its result
-streams and the MEM slice that stores the result are free, trying every route, so
-both ALUs work most cycles and results of different delays interleave. Other programs
-are placed by hand with the same bookkeeping, which refuses a collision (two values on
-one stream register, two instructions in one queue cycle) before the static checker
+Timing: the VXM operations are placed by a small list scheduler over a
+:class:`~lpu.sim.programs.placer.Plan`: an operation is put at the first cycle where
+its operand reads, its ALU, its result streams and the MEM slice that stores the
+result are free, trying every route, so both ALUs work most cycles and results of
+different delays interleave. Other programs are placed by hand with the same
+bookkeeping, which refuses a collision (two values on one stream register, two
+instructions in one queue cycle) before the static checker
 (:func:`lpu.golden.check.check`) checks the whole program again.
 
-Expected values are computed here with numpy and Python integers, independently of
+Expected values come from :mod:`lpu.sim.programs.reference`, independently of
 :mod:`lpu.golden` (fp32 in float64, then rounded to binary32, which is exact for
 ``+ - *`` since 53 >= 2 * 24 + 2; subnormal inputs read as zero and results flushed to
 zero after rounding, NaN results canonical, as ``docs/numerics.md`` says).
@@ -63,487 +64,24 @@ zero after rounding, NaN results canonical, as ``docs/numerics.md`` says).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import itertools
-import math
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
-from lpu.errors import LpuError
-from lpu.isa import BY_MNEMONIC, OPS, Instr, decode, make
+from lpu.isa import BY_MNEMONIC, E, W
 from lpu.program import Program
-from lpu.tools.builder import ProgramBuilder
+from lpu.vectors import to_planes
+
+from .placer import Directed, DirectedError, Expect, Plan, Txn, all_mnemonics, opcodes_of
+from .reference import M32, reference
 
 __all__ = ["Directed", "Expect", "DirectedError", "directed_programs", "opcodes_of",
-           "all_mnemonics", "main"]
+           "all_mnemonics", "PROGRAM_NAMES"]
 
-E, W = 0, 1
-M32 = (1 << 32) - 1
-
-
-class DirectedError(LpuError):
-    """The directed programs cannot be built for this config (or a placement collided)."""
-
-
-# -- what a program must leave in SRAM --------------------------------------------------------
-
-
-@dataclass
-class Expect:
-    """Words a program must leave at ``mem[addr .. addr + n - 1]``.
-
-    ``words`` is uint8 [n, VL]. ``kind`` says how to read them in a message: ``u8`` /
-    ``i8`` (one word per vector), ``i32`` / ``f32`` (four words: byte planes of one
-    vector of 32-bit lanes). ``inputs`` are the operands, lane by lane, for the message
-    (name -> (kind, values [VL])).
-    """
-
-    mem: str
-    addr: int
-    words: np.ndarray
-    what: str
-    kind: str = "u8"
-    inputs: dict = field(default_factory=dict)
-
-
-@dataclass
-class Directed:
-    """One directed program: run ``program`` on SRAM ``mem_init``, then :meth:`check`."""
-
-    name: str
-    doc: str
-    program: Program
-    mem_init: dict[str, np.ndarray]  # MEM slice -> uint8 [mem_words, VL], from address 0
-    expected: list[Expect]
-    cycles: int = 0  # last dispatch cycle + 1 (skewed)
-
-    @property
-    def opcodes(self) -> set[str]:
-        return opcodes_of(self.program)
-
-    def check(self, chip) -> None:
-        """Compare the SRAM after the run with the expected words.
-
-        ``chip``: anything with ``read_mem(name, addr, n)`` (the golden
-        :class:`~lpu.golden.chip.Chip`), or a dict MEM slice -> uint8 [mem_words, VL].
-
-        Raises
-        ------
-        AssertionError
-            Naming the program, the instruction, the SRAM word and lane, the expected
-            and actual values and the operands of that lane.
-        """
-        if isinstance(chip, dict):
-            def read(name, addr, n):
-                return np.asarray(chip[name])[addr:addr + n]
-        else:
-            read = chip.read_mem
-        for ex in self.expected:
-            got = np.asarray(read(ex.mem, ex.addr, ex.words.shape[0]), dtype=np.uint8)
-            if np.array_equal(got, ex.words):
-                continue
-            raise AssertionError(f"directed program {self.name!r}: " + _mismatch(ex, got))
-
-
-def _mismatch(ex: Expect, got: np.ndarray) -> str:
-    n = ex.words.shape[0]
-    place = f"{ex.mem}[{ex.addr}..{ex.addr + n - 1}]" if n > 1 else f"{ex.mem}[{ex.addr}]"
-    head = f"{ex.what} -> {place}"
-    if ex.kind in ("i32", "f32"):
-        want, have = _from_planes(ex.words), _from_planes(got)
-        lane = int(np.argmax(want != have))
-        msg = (f"{head}, lane {lane}: expected {_show(ex.kind, want[lane])}, "
-               f"got {_show(ex.kind, have[lane])}")
-    else:
-        bad = np.argwhere(ex.words != got)[0]
-        w, lane = int(bad[0]), int(bad[1])
-        msg = (f"{head}, word {ex.addr + w} lane {lane}: expected "
-               f"{_show(ex.kind, ex.words[w, lane])}, got {_show(ex.kind, got[w, lane])}")
-    if ex.inputs:
-        msg += "; operands " + ", ".join(f"{k}={_show(kd, v[lane])}"
-                                         for k, (kd, v) in ex.inputs.items())
-    return msg
-
-
-def _show(kind: str, v) -> str:
-    v = int(v)
-    if kind == "f32":
-        return f"0x{v:08x} ({_bits_f32(v)!r})"
-    if kind == "i32":
-        return f"{v - (1 << 32) if v >= 1 << 31 else v} (0x{v:08x})"
-    if kind == "i8":
-        return f"{v - 256 if v >= 128 else v} (0x{v:02x})"
-    return f"0x{v:02x}"
-
-
-def _bits_f32(v: int) -> float:
-    return float(np.array([v], dtype=np.uint32).view(np.float32)[0])
-
-
-# -- which opcodes a program contains ---------------------------------------------------------
-
-
-def opcodes_of(program: Program) -> set[str]:
-    """Mnemonics of every instruction word in `program` (decoded from the words)."""
-    return {decode(w).info.mnemonic for words in program.queues.values() for w in words}
-
-
-def all_mnemonics() -> set[str]:
-    """Every mnemonic of the ISA (:data:`lpu.isa.OPS`)."""
-    return {info.mnemonic for info in OPS.values()}
-
-
-# -- the reference arithmetic (independent of lpu.golden) -------------------------------------
-
-
-def _s32(v: int) -> int:
-    v &= M32
-    return v - (1 << 32) if v >> 31 else v
-
-
-def _is_nan(b: int) -> bool:
-    return (b >> 23) & 0xFF == 0xFF and b & 0x7FFFFF != 0
-
-
-def _daz_bits(b: int) -> int:
-    """A subnormal input is read as zero of its sign."""
-    return b & 0x80000000 if (b >> 23) & 0xFF == 0 else b
-
-
-def _daz(b: int) -> float:
-    """The fp32 input `b` (bits) as a Python float, subnormals read as zero of their sign."""
-    return _bits_f32(_daz_bits(b))
-
-
-def _to_bits(x: float) -> int:
-    """Round a float64 to binary32 (nearest even, gradual underflow), then flush a
-    subnormal result to zero of its sign and make a NaN canonical."""
-    with np.errstate(all="ignore"):
-        b = int(np.array([x], dtype=np.float64).astype(np.float32).view(np.uint32)[0])
-    if _is_nan(b):
-        return 0x7FC00000
-    return _daz_bits(b)
-
-
-def _f_arith(fn):
-    def op(a, b):
-        if _is_nan(a) or _is_nan(b):
-            return 0x7FC00000
-        with np.errstate(all="ignore"):
-            return _to_bits(float(fn(np.float64(_daz(a)), np.float64(_daz(b)))))
-    return op
-
-
-def _fminmax(a: int, b: int, want_min: bool) -> int:
-    if _is_nan(a) or _is_nan(b):
-        return 0x7FC00000
-    a, b = _daz_bits(a), _daz_bits(b)
-    x, y = _bits_f32(a), _bits_f32(b)
-    if x == y == 0:  # -0 is below +0 here: min(-0, +0) = -0, max(-0, +0) = +0
-        signs = {math.copysign(1.0, x), math.copysign(1.0, y)}
-        if want_min:
-            return 0x80000000 if -1.0 in signs else 0
-        return 0 if 1.0 in signs else 0x80000000
-    if x == y:
-        return a
-    return a if (x < y) == want_min else b
-
-
-def _fcmp(fn):
-    def op(a, b):
-        if _is_nan(a) or _is_nan(b):
-            return 0
-        return M32 if fn(_daz(a), _daz(b)) else 0
-    return op
-
-
-def _round_sat(x: float, lo: int, hi: int) -> int:
-    """Round half to even and saturate; NaN gives 0."""
-    if math.isnan(x):
-        return 0
-    if math.isinf(x):
-        return hi if x > 0 else lo
-    return max(lo, min(hi, round(x)))  # Python's round() of a float: ties to even
-
-
-def _fneg(a: int) -> int:
-    return 0x7FC00000 if _is_nan(a) else _to_bits(-_daz(a))
-
-
-def _fabs(a: int) -> int:
-    return 0x7FC00000 if _is_nan(a) else _to_bits(abs(_daz(a)))
-
-
-_FMUL = _f_arith(lambda x, y: x * y)
-
-#: mnemonic -> per-lane function of Python ints (32-bit lanes as unsigned bits; one-byte
-#: lanes as 0..255); "imm" operands are passed last.
-REFERENCE: dict[str, Callable[..., int]] = {
-    "add": lambda a, b: (a + b) & M32,
-    "sub": lambda a, b: (a - b) & M32,
-    "mul": lambda a, b: (_s32(a) * _s32(b)) & M32,
-    "min": lambda a, b: min(_s32(a), _s32(b)) & M32,
-    "max": lambda a, b: max(_s32(a), _s32(b)) & M32,
-    "and": lambda a, b: a & b,
-    "or": lambda a, b: a | b,
-    "xor": lambda a, b: a ^ b,
-    "shl": lambda a, b: (a << (b & 31)) & M32,
-    "shr": lambda a, b: a >> (b & 31),
-    "sra": lambda a, b: (_s32(a) >> (b & 31)) & M32,
-    "shli": lambda a, i: (a << i) & M32,
-    "shri": lambda a, i: a >> i,
-    "srai": lambda a, i: (_s32(a) >> i) & M32,
-    "eq": lambda a, b: M32 if a == b else 0,
-    "lt": lambda a, b: M32 if _s32(a) < _s32(b) else 0,
-    "le": lambda a, b: M32 if _s32(a) <= _s32(b) else 0,
-    "sel": lambda a, b, c: a if c != 0 else b,
-    "fadd": _f_arith(lambda x, y: x + y),
-    "fsub": _f_arith(lambda x, y: x - y),
-    "fmul": _FMUL,
-    "fmin": lambda a, b: _fminmax(a, b, True),
-    "fmax": lambda a, b: _fminmax(a, b, False),
-    "feq": _fcmp(lambda x, y: x == y),
-    "flt": _fcmp(lambda x, y: x < y),
-    "fle": _fcmp(lambda x, y: x <= y),
-    "fneg": _fneg,
-    "fabs": _fabs,
-    "cvt.i8.i32": lambda a: (a - 256 if a >= 128 else a) & M32,
-    "cvt.i32.i8": lambda a: max(-128, min(127, _s32(a))) & 0xFF,
-    "cvt.i32.f32": lambda a: _to_bits(float(_s32(a))),
-    "cvt.f32.i32": lambda a: _round_sat(_daz(a), -(1 << 31), (1 << 31) - 1) & M32,
-    "cvt.f32.i8": lambda a, s: _round_sat(_daz(_FMUL(a, s)), -128, 127) & 0xFF,
-    "mov": lambda a: a,
-    "mov32": lambda a: a,
-}
-
-
-def reference(mnemonic: str, *operands, imm: int | None = None) -> np.ndarray:
-    """The expected result of a VXM operation, lane by lane (uint32, or uint8 for a
-    one-stream result), from operand arrays [VL] (uint32, or uint8 for one stream)."""
-    fn = REFERENCE[mnemonic]
-    cols = [np.asarray(o).astype(np.int64).tolist() for o in operands]
-    extra = () if imm is None else (imm,)
-    out = [fn(*(int(c) for c in lane), *extra) for lane in zip(*cols, strict=True)]
-    wide = BY_MNEMONIC[mnemonic].operands[0].width == 4
-    return np.array(out, dtype=np.uint32 if wide else np.uint8)
-
-
-def _to_planes(v: np.ndarray) -> np.ndarray:
-    """[VL] uint32 -> [4, VL] uint8 byte planes, least significant first."""
-    return np.ascontiguousarray(np.asarray(v, dtype="<u4").view(np.uint8).reshape(-1, 4).T)
-
-
-def _from_planes(w: np.ndarray) -> np.ndarray:
-    """[4, VL] uint8 -> [VL] uint32."""
-    return np.ascontiguousarray(np.asarray(w, dtype=np.uint8).T).view("<u4").reshape(-1)
-
-
-# -- placing instructions: queues, stream registers, SRAM -------------------------------------
-
-
-class _Txn:
-    """Instructions, stream-register claims and SRAM words that go in together or not at
-    all (the scheduler tries a placement and drops it if anything collides)."""
-
-    def __init__(self, plan: _Plan):
-        self.plan = plan
-        self.ins: list[tuple[str, int, Instr]] = []
-        self.busy: dict[tuple, str] = {}  # (queue, cycle), (queue, 'bank', bank, cycle)
-        self.claims: dict[tuple, tuple] = {}
-        self.data: dict[tuple, int] = {}
-        self.alloc: dict[tuple[str, int], int] = {}
-        self.expects: list[Expect] = []
-        self.problem: str | None = None
-
-    # instructions
-    def at(self, queue: str, cycle: int, mnemonic, *operands, **kw) -> Instr:
-        ins = mnemonic if isinstance(mnemonic, Instr) else make(mnemonic, *operands, **kw)
-        self._busy(queue, cycle, ins.text())
-        self._bank(queue, cycle, ins)
-        self.ins.append((queue, cycle, ins))
-        return ins
-
-    def repeat(self, queue: str, cycle: int, n: int, d: int, step: int = 1) -> None:
-        """`repeat n, d, step` after the instruction placed at `cycle`: copies at
-        cycle + d .. cycle + n*d, the queue busy until then."""
-        prev = next(ins for q, c, ins in self.ins if (q, c) == (queue, cycle))
-        field = {"read": "addr", "write": "addr", "gather": "base", "lw": "row"}.get(
-            prev.info.mnemonic)
-        for k in range(1, n + 1):
-            if field is not None:
-                self._bank(queue, cycle + k * d,
-                           prev.with_args(**{field: prev.args[field] + k * step}))
-        for c in range(cycle + 1, cycle + n * d + 1):
-            self._busy(queue, c, "repeat")
-        self.ins.append((queue, cycle + 1, make("repeat", n, d, step)))
-
-    def _bank(self, queue: str, cycle: int, ins: Instr) -> None:
-        """One access (read, write or a gather's read) per SRAM bank and cycle."""
-        m = ins.info.mnemonic
-        if m not in ("read", "write", "gather"):
-            return
-        addr = ins.args["base" if m == "gather" else "addr"]
-        key = (queue, "bank", addr // self.plan.cfg.bank_words, cycle + (m != "read"))
-        if key in self.busy or key in self.plan.busy:
-            self.problem = self.problem or (f"{queue}: bank {key[2]} is used in cycle "
-                                            f"{key[3]} ('{ins.text()}')")
-        self.busy[key] = ins.text()
-
-    def _busy(self, queue, cycle, text):
-        key = (queue, cycle)
-        if cycle < 0:
-            self.problem = self.problem or f"{queue}: '{text}' at negative cycle {cycle}"
-        if key in self.busy or key in self.plan.busy:
-            self.problem = self.problem or f"{queue} is busy at cycle {cycle} ('{text}')"
-        self.busy[key] = text
-
-    # stream registers
-    def flow(self, src: str, ref: tuple[int, int], width: int, t: int, dst: str) -> int:
-        """A value written by the slice at `src` on streams `ref` (`width` of them) at
-        cycle `t`, read by the slice at `dst`: claim every register it sits in on the
-        way (no other slice may write them then). Returns the cycle `dst` reads it."""
-        p, q = self.plan.pos[src], self.plan.pos[dst]
-        s0, dr = ref
-        step = 1 if dr == E else -1
-        if (q - p) * step <= 0:
-            raise DirectedError(f"{dst} is not downstream of {src} on {'ew'[dr]} streams")
-        token = (p, dr, t, s0)
-        for k, pp in enumerate(range(p, q, step)):
-            for s in range(s0, s0 + width):
-                key = (pp, dr, s, t + k)
-                old = self.claims.get(key, self.plan.claims.get(key))
-                if old is not None and old != token:
-                    self.problem = self.problem or (
-                        f"stream {'ew'[dr]}{s} at {self.plan.names[pp]} in cycle {t + k} is "
-                        "taken")
-                self.claims[key] = token
-        return t + abs(q - p)
-
-    def send(self, src: str, t: int, addr: int, ref: tuple[int, int], n: int, dst: str) -> int:
-        """`read addr, ref, n` on `src` at `t`, read by `dst`: the cycle it reads."""
-        self.at(src, t, "read", addr, ref, n)
-        return self.flow(src, ref, n, t + 1, dst)
-
-    # SRAM
-    def put(self, mem: str, words: np.ndarray, bank: int = 0) -> int:
-        """Place initial words (uint8 [n, VL]) in one bank of `mem`; equal words share."""
-        words = np.asarray(words, dtype=np.uint8).reshape(-1, self.plan.cfg.vl)
-        key = (mem, bank, words.tobytes())
-        if key in self.plan.data:
-            return self.plan.data[key]
-        if key in self.data:
-            return self.data[key]
-        addr = self.take(mem, words.shape[0], bank)
-        self.data[key] = addr
-        return addr
-
-    def take(self, mem: str, n: int, bank: int) -> int:
-        """Reserve `n` consecutive words in one bank."""
-        k = (mem, bank)
-        addr = self.plan.next[k] + self.alloc.get(k, 0)
-        if addr + n > (bank + 1) * self.plan.cfg.bank_words:
-            self.problem = self.problem or f"bank {bank} of {mem} is full"
-        self.alloc[k] = self.alloc.get(k, 0) + n
-        return addr
-
-    def expect(self, mem: str, addr: int, words, what: str, kind: str = "u8",
-               inputs: dict | None = None) -> None:
-        words = np.asarray(words, dtype=np.uint8).reshape(-1, self.plan.cfg.vl)
-        self.expects.append(Expect(mem, addr, words, what, kind, dict(inputs or {})))
-
-    def commit(self) -> None:
-        if self.problem:
-            raise DirectedError(f"directed program {self.plan.name!r}: {self.problem}")
-        self.plan._commit(self)
-
-
-class _Plan:
-    """A program being placed: queue cycles, stream claims, SRAM contents, expectations."""
-
-    def __init__(self, cfg: ChipConfig, name: str, doc: str):
-        self.cfg = cfg
-        self.name, self.doc = name, doc
-        self.pos = {p.name: p.index for p in cfg.positions}
-        self.pos.update({q.name: q.position for q in cfg.queues})
-        self.names = {p.index: p.name for p in cfg.positions}
-        self.busy: dict[tuple, str] = {}
-        self.claims: dict[tuple, tuple] = {}
-        self.data: dict[tuple, int] = {}
-        self.next = {(q.name, b): b * cfg.bank_words
-                     for q in cfg.queues if q.kind == "mem" for b in (0, 1)}
-        self.mem = {q.name: np.zeros((cfg.mem_words, cfg.vl), dtype=np.uint8)
-                    for q in cfg.queues if q.kind == "mem"}
-        self.ins: list[tuple[str, int, Instr]] = []
-        self.syncs: dict[str, list[tuple[int, int]]] = {}
-        self.expected: list[Expect] = []
-
-    def txn(self) -> _Txn:
-        return _Txn(self)
-
-    def _commit(self, tx: _Txn) -> None:
-        self.busy.update(tx.busy)
-        self.claims.update(tx.claims)
-        for (mem, bank, blob), addr in tx.data.items():
-            words = np.frombuffer(blob, dtype=np.uint8).reshape(-1, self.cfg.vl)
-            self.mem[mem][addr:addr + words.shape[0]] = words
-            self.data[(mem, bank, blob)] = addr
-        for k, n in tx.alloc.items():
-            self.next[k] += n
-        self.ins += tx.ins
-        self.expected += tx.expects
-
-    def place(self, fn: Callable[[_Txn, int], None], lo: int) -> int:
-        """Call ``fn(tx, t)`` for t = lo, lo + 1, .. and commit the first that fits."""
-        for t in range(lo, lo + 256):
-            tx = self.txn()
-            fn(tx, t)
-            if tx.problem is None:
-                tx.commit()
-                return t
-        raise DirectedError(f"directed program {self.name!r}: no room after cycle {lo}")
-
-    def one(self) -> _Txn:
-        """A transaction placed by hand: commit it with ``with``."""
-        return _Hand(self)
-
-    def sync(self, queue: str, cycle: int, resume: int) -> None:
-        """`queue` reaches a ``sync`` at `cycle` and resumes at `resume` (the cycle after
-        the releasing ``notify``)."""
-        if resume <= cycle:
-            raise DirectedError(f"{queue}: a sync at {cycle} cannot resume at {resume}")
-        with self.one() as tx:
-            for c in range(cycle, resume):
-                tx._busy(queue, c, "sync")
-            tx.ins.append((queue, cycle, make("sync")))
-        self.syncs.setdefault(queue, []).append((cycle, resume))
-
-    def build(self) -> Directed:
-        from lpu.golden.check import check
-
-        b = ProgramBuilder(self.cfg)
-        for queue, cycle, ins in sorted(self.ins, key=lambda x: (x[0], x[1])):
-            # after a sync, the builder's cycles run behind the real ones
-            lag = sum(r - c - 1 for c, r in self.syncs.get(queue, ()) if c < cycle)
-            b.at(queue, cycle - lag, ins)
-        program = b.program()
-        tl = check(self.cfg, program, name=f"directed program {self.name!r}").timeline
-        return Directed(self.name, self.doc, program, self.mem, self.expected, tl.end)
-
-
-class _Hand(_Txn):
-    def __enter__(self):
-        return self
-
-    def __exit__(self, et, ev, tb):
-        if et is None:
-            self.commit()
 
 
 # -- data helpers -----------------------------------------------------------------------------
@@ -661,7 +199,7 @@ _VXM_DSTS = [((4, E), "mem_e1"), ((4, W), "mem_w1"), ((0, E), "mem_e0"), ((0, W)
              ((0, E), "mem_e1"), ((0, W), "mem_w1"), ((4, E), "mem_e0"), ((4, W), "mem_w0")]
 
 
-def _place_vxm(plan: _Plan, op: _VxmOp, lo: int) -> int:
+def _place_vxm(plan: Plan, op: _VxmOp, lo: int) -> int:
     """Put `op` at the first cycle >= lo where some route is free; returns that cycle."""
     info = BY_MNEMONIC[op.mnemonic]
     reads = info.reads
@@ -683,12 +221,12 @@ def _place_vxm(plan: _Plan, op: _VxmOp, lo: int) -> int:
     raise AssertionError("unreachable")
 
 
-def _vxm_txn(plan, op, info, want, t, alu, route, dst, keeper) -> _Txn:
+def _vxm_txn(plan, op, info, want, t, alu, route, dst, keeper) -> Txn:
     tx = plan.txn()
     args = []
     names = []
     for o, val, (src, ref) in zip(info.reads, op.operands, route, strict=True):
-        words = _to_planes(val) if o.width == 4 else np.asarray(val, np.uint8)[None, :]
+        words = to_planes(val) if o.width == 4 else np.asarray(val, np.uint8)[None, :]
         addr = tx.put(src, words)
         dist = abs(plan.pos["vxm"] - plan.pos[src])
         tx.send(src, t - 1 - dist, addr, ref, o.width, "vxm")
@@ -706,7 +244,7 @@ def _vxm_txn(plan, op, info, want, t, alu, route, dst, keeper) -> _Txn:
     tx.at(keeper, t_keep, "write", out, dst, wd)
     rk = op.result_kind or op.kind
     if wd == 4:
-        tx.expect(keeper, out, _to_planes(want), f"'{ins.text()}' ({alu}, cycle {t})", rk,
+        tx.expect(keeper, out, to_planes(want), f"'{ins.text()}' ({alu}, cycle {t})", rk,
                   {n: (op.kind if o.width == 4 else "i8", v)
                    for n, o, v in zip(names, info.reads, op.operands, strict=True)})
     else:
@@ -717,7 +255,7 @@ def _vxm_txn(plan, op, info, want, t, alu, route, dst, keeper) -> _Txn:
 
 
 def _vxm_program(cfg: ChipConfig, name: str, doc: str, ops: list[_VxmOp]) -> Directed:
-    plan = _Plan(cfg, name, doc)
+    plan = Plan(cfg, name, doc)
     t = 4  # the farthest operand source reads at t - 3
     for op in ops:
         t = _place_vxm(plan, op, t)
@@ -772,7 +310,7 @@ def _vxm_fp(cfg: ChipConfig) -> Directed:
 
 
 def _mem(cfg: ChipConfig) -> Directed:
-    plan = _Plan(cfg, "mem", "read/write of 1-4 words, repeat, gather, sync/notify")
+    plan = Plan(cfg, "mem", "read/write of 1-4 words, repeat, gather, sync/notify")
     vl, bw = cfg.vl, cfg.bank_words
     rng = np.random.default_rng(11)
 
@@ -914,7 +452,7 @@ def _mem(cfg: ChipConfig) -> Directed:
 # -- MXM --------------------------------------------------------------------------------------
 
 
-def _load_weights(plan: _Plan, tx: _Txn, plane: str, mem: str, ref, w: np.ndarray, t0: int,
+def _load_weights(plan: Plan, tx: Txn, plane: str, mem: str, ref, w: np.ndarray, t0: int,
                   groups: list[tuple[int, int]]) -> int:
     """Weight rows `w` (int8 [VL, VL]) from `mem` onto streams `ref`, one read per group of
     rows on consecutive cycles from t0, each loaded by an ``lw`` of the MXM `plane` as it
@@ -943,7 +481,7 @@ def _load_weights(plan: _Plan, tx: _Txn, plane: str, mem: str, ref, w: np.ndarra
 
 
 def _mxm(cfg: ChipConfig) -> Directed:
-    plan = _Plan(cfg, "mxm", "lw/iw/mm/mmacc on both planes, double buffering")
+    plan = Plan(cfg, "mxm", "lw/iw/mm/mmacc on both planes, double buffering")
     vl, S = cfg.vl, cfg.superlanes
     rng = np.random.default_rng(5)
     if vl % 4:
@@ -972,7 +510,7 @@ def _mxm(cfg: ChipConfig) -> Directed:
             tk = tx.flow(plane, dst, 4, t + S + 2, keeper)
             o = tx.take(keeper, 4, 1)
             tx.at(keeper, tk, "write", o, dst, 4)
-            tx.expect(keeper, o, _to_planes(want), what, "i32", {"x": ("i8", x.view(np.uint8))})
+            tx.expect(keeper, o, to_planes(want), what, "i32", {"x": ("i8", x.view(np.uint8))})
 
     fours = [(r, 4) for r in range(0, vl, 4)]
     mixed = [(0, 3), (3, 1)] + [(r, 4) for r in range(4, vl, 4)]
@@ -1025,7 +563,7 @@ def _mxm(cfg: ChipConfig) -> Directed:
 
 
 def _sxm(cfg: ChipConfig) -> Directed:
-    plan = _Plan(cfg, "sxm", "shift/rot/bcast/perm/transpose on both SXM slices")
+    plan = Plan(cfg, "sxm", "shift/rot/bcast/perm/transpose on both SXM slices")
     vl, S, L = cfg.vl, cfg.superlanes, cfg.lanes
     rng = np.random.default_rng(9)
     sides = {  # SXM queue -> (its MEM slices, nearest first; stream direction in; out)
@@ -1128,7 +666,7 @@ def _sxm(cfg: ChipConfig) -> Directed:
 
 
 def _chain(cfg: ChipConfig) -> Directed:
-    plan = _Plan(cfg, "chain", "MEM -> SXM -> MXM -> VXM -> SXM -> VXM -> MXM -> VXM -> MEM, "
+    plan = Plan(cfg, "chain", "MEM -> SXM -> MXM -> VXM -> SXM -> VXM -> MXM -> VXM -> MEM, "
                                "twice, overlapped")
     vl, S = cfg.vl, cfg.superlanes
     rng = np.random.default_rng(3)
@@ -1149,7 +687,7 @@ def _chain(cfg: ChipConfig) -> Directed:
         tk = tx.flow(src, ref, width, t, mem)
         o = tx.take(mem, width, 1)
         tx.at(mem, tk, "write", o, ref, width)
-        words = _to_planes(want) if width == 4 else np.asarray(want, np.uint8)[None, :]
+        words = to_planes(want) if width == 4 else np.asarray(want, np.uint8)[None, :]
         tx.expect(mem, o, words, what, kind, inputs)
 
     for k in range(min(2, cfg.mxm_acc_slots)):
@@ -1186,7 +724,7 @@ def _chain(cfg: ChipConfig) -> Directed:
             tv2 = tx.flow("sxm_e", (4, W), 4, ts2 + S + 1, "vxm")
             keep(tx, "sxm_e", (4, W), 4, ts2 + S + 1, "mem_e1",
                  f"rot w4, e4, -1, 4 (sxm_e, cycle {ts2}) of fp32 lanes", f2, "f32")
-            a_s = tx.put("mem_w0", _to_planes(scale))
+            a_s = tx.put("mem_w0", to_planes(scale))
             tx.send("mem_w0", tv2 - 2, a_s, (0, E), 4, "vxm")
             tx.at(vxm[-1], tv2, "cvt.f32.i8", (2, E), (4, W), (0, E))
             tm2 = tx.flow("vxm", (2, E), 1, tv2 + 4, "mxm_e")
@@ -1199,7 +737,7 @@ def _chain(cfg: ChipConfig) -> Directed:
             tv3 = tx.flow("mxm_e", (0, W), 4, tm2 + S + 2, "vxm")
             keep(tx, "mxm_e", (0, W), 4, tm2 + S + 2, "mem_e1",
                  f"mm w0, e2, {k} (mxm_e0, cycle {tm2}) of the int8 vector", z, "i32")
-            a_b = tx.put("mem_w0", _to_planes(bias))
+            a_b = tx.put("mem_w0", to_planes(bias))
             tx.send("mem_w0", tv3 - 2, a_b, (4, E), 4, "vxm")
             tx.at(vxm[0], tv3, "add", (0, E), (0, W), (4, E))
             keep(tx, "vxm", (0, E), 4, tv3 + 1, "mem_e1",
@@ -1213,6 +751,8 @@ def _chain(cfg: ChipConfig) -> Directed:
 
 _BUILDERS = {"mem": _mem, "vxm_int": _vxm_int, "vxm_fp": _vxm_fp, "mxm": _mxm, "sxm": _sxm,
              "chain": _chain}
+#: The names of the directed programs, in order.
+PROGRAM_NAMES = tuple(_BUILDERS)
 
 
 def _usable(cfg: ChipConfig) -> None:
@@ -1242,75 +782,3 @@ def directed_programs(cfg: ChipConfig | str = "tiny") -> list[Directed]:
                                     dict(e.inputs)) for e in d.expected],
                             d.cycles))
     return out
-
-
-# -- command line -----------------------------------------------------------------------------
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m lpu.sim.directed",
-        description="The directed programs (every opcode): list them, write them as "
-                    "assembly and SRAM images, or run them on the golden model and check.")
-    ap.add_argument("--config", default="tiny")
-    ap.add_argument("--list", action="store_true", help="name, cycles, words, opcodes")
-    ap.add_argument("--write", metavar="DIR",
-                    help="write NAME.s and NAME.npz (initial SRAM, for --mem-in) per program")
-    ap.add_argument("--check", action="store_true",
-                    help="run each on the golden model and check the SRAM it leaves")
-    ap.add_argument("names", nargs="*", help="only these programs")
-    args = ap.parse_args(argv)
-    try:
-        cfg = load_config(args.config)
-        progs = [d for d in directed_programs(cfg) if not args.names or d.name in args.names]
-    except LpuError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    unknown = set(args.names) - {d.name for d in progs}
-    if unknown:
-        print(f"error: no directed program {', '.join(sorted(unknown))}; there are "
-              f"{', '.join(_BUILDERS)}", file=sys.stderr)
-        return 1
-    if args.list or not (args.write or args.check):
-        for d in progs:
-            words = sum(len(w) for w in d.program.queues.values())
-            print(f"{d.name:8} {d.cycles:4} cycles {words:4} words {len(d.expected):3} checks "
-                  f" {len(d.opcodes):2} opcodes: {' '.join(sorted(d.opcodes))}")
-        every = set().union(*(d.opcodes for d in progs)) if progs else set()
-        missing = all_mnemonics() - every
-        print(f"{len(every)} of {len(all_mnemonics())} opcodes"
-              + (f"; missing: {' '.join(sorted(missing))}" if missing else ""))
-    if args.write:
-        from lpu.tools.asm import disassemble
-
-        out = Path(args.write)
-        out.mkdir(parents=True, exist_ok=True)
-        for d in progs:
-            (out / f"{d.name}.s").write_text(
-                f"; directed program {d.name!r} ({d.doc}); config {cfg.name}\n"
-                f"; initial SRAM: {d.name}.npz (lpu run/sim --mem-in)\n"
-                + disassemble(d.program, cfg))
-            np.savez(out / f"{d.name}.npz", **d.mem_init)
-            print(f"{out / d.name}.s, .npz")
-    if args.check:
-        from lpu.golden.chip import Chip
-
-        bad = 0
-        for d in progs:
-            chip = Chip(cfg)
-            for name, words in d.mem_init.items():
-                chip.write_mem(name, 0, words)
-            chip.load(d.program)
-            chip.run()
-            try:
-                d.check(chip)
-                print(f"{d.name}: ok ({len(d.expected)} checks)")
-            except AssertionError as e:
-                bad += 1
-                print(f"{d.name}: FAILED: {e}")
-        return 1 if bad else 0
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

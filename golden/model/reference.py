@@ -25,7 +25,7 @@ Conventions (those of Hugging Face ``LlamaForCausalLM``):
 
 All arithmetic is numpy float32 except the rotary angles, which are computed in
 float64 and rounded once to float32 (cos/sin tables). The quantized references
-(:mod:`lpu.golden.quant`) reuse this module with another ``linear``.
+(:mod:`lpu.golden.model.quant`) reuse this module with another ``linear``.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class LlamaConfig:
 
 # -- weights ----------------------------------------------------------------------------
 
-# A weight is a float32 array, or (in lpu.golden.quant) a QuantizedTensor; the ops
+# A weight is a float32 array, or (in lpu.golden.model.quant) a QuantizedTensor; the ops
 # below only see it through the ``linear`` and ``embed`` functions they are given.
 Weight = Any
 

@@ -6,7 +6,9 @@ import json
 import sys
 
 from lpu.errors import LpuError
+from lpu.tools.compiler.decode import decode
 
+HELP = "generate text token by token on the golden chip model"
 DEFAULT_PROMPT = "ROMEO:\n"
 
 
@@ -36,8 +38,6 @@ def _tokens(text: str) -> list[int]:
 
 
 def run(args) -> int:
-    from lpu.golden.decode import decode
-
     tokens = _tokens(args.tokens) if args.tokens is not None else None
     prompt = None if tokens is not None else (args.prompt if args.prompt is not None
                                               else DEFAULT_PROMPT)

@@ -3,9 +3,10 @@
 Every algorithm here (exp, reciprocal, rsqrt, RMSNorm, softmax, SiLU, quantization)
 is a sequence of chip primitives called on an ``ops`` object:
 
+* :class:`Ops` is that object's interface, written down once;
 * :class:`NumpyOps` evaluates them with numpy, using exactly the chip's arithmetic
   (:mod:`lpu.golden.numerics`): this is the bit-exact expectation;
-* the compiler's ``ChipOps`` (:mod:`lpu.tools.chipops`) schedules the same calls as
+* the compiler's ``ChipOps`` (:mod:`lpu.tools.compiler.chipops`) schedules the same calls as
   kernels on the chip, which the golden chip model then runs.
 
 So the algorithm is the specification, numpy is one executor and the chip is the
@@ -19,14 +20,18 @@ Binary operations broadcast a one-vector operand ``[1, VL]`` over ``n``.
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 
-from . import numerics as nm
+from lpu.golden import numerics as nm
 
-__all__ = ["NumpyOps", "exp", "reciprocal", "rsqrt", "rmsnorm", "softmax", "silu",
-           "quantize", "linear", "rope", "attention", "swiglu", "Prepared", "decode_step",
-           "step_inputs", "LOG2E"]
+from .quant import quantize_weight
+from .reference import rope_tables
+
+__all__ = ["Ops", "NumpyOps", "NumpyCache", "exp", "reciprocal", "rsqrt", "rmsnorm",
+           "softmax", "silu", "quantize", "linear", "rope", "attention", "swiglu", "Prepared",
+           "decode_step", "step_inputs", "LOG2E"]
 
 LOG2E = 1.4426950408889634
 # 2^f on [-0.5, 0.5]: Taylor coefficients of e^(f ln 2), degree 7, highest first
@@ -36,19 +41,113 @@ RECIP_MAGIC = 0x7EF311C3
 NEWTON_STEPS = 3
 
 
-def _f32_bits(v: float) -> int:
-    return int(np.array(v, dtype=np.float32).view(np.uint32))
+class Ops(Protocol):
+    """The chip primitives the algorithms are written against, and the one interface the
+    two executors implement: :class:`NumpyOps` (numpy, bit-exact) and the compiler's
+    ``ChipOps`` (:mod:`lpu.tools.compiler.chipops`, which schedules each call on the chip).
+
+    A value ``V`` is whatever the executor uses for a vector set ``[n, VL]`` (uint32 bit
+    patterns for fp32/int32, uint8 for int8): numpy arrays, or tensors in SRAM.
+    """
+
+    vl: int  # the vector length VL
+
+    # constants and host data
+    def const_f32(self, value: float):
+        """One vector, every lane the binary32 of `value`."""
+
+    def const_bits(self, bits: int):
+        """One vector, every lane the 32-bit pattern `bits`."""
+
+    def const_vec(self, bits):
+        """Vectors of given per-lane 32-bit patterns (``[n * VL]`` values)."""
+
+    def token(self, token: int):
+        """The step's token, every lane equal (written by the host)."""
+
+    def weight_f32(self, array):
+        """fp32 data ``[n, VL]`` written by the host (norm weights, scales)."""
+
+    def weight_i8(self, w):
+        """An int8 weight matrix ``[K, N]`` for :meth:`matvec`."""
+
+    def weight_spread(self, w):
+        """An int8 matrix ``[K, N]`` for :meth:`matvec` and, transposed, :meth:`matvec_t`."""
+
+    # point-wise (VXM)
+    def binary(self, op: str, a, b):
+        """``op`` (fadd fsub fmul fmin fmax add sub min max eq and) lane by lane; a
+        one-vector operand is broadcast."""
+
+    def unary(self, op: str, a, imm: int | None = None):
+        """``op`` (fneg fabs conversions, shli shri srai with `imm`) lane by lane."""
+
+    def cvt_f32_i8(self, a, scale):
+        """fp32 to int8 with a scale (the ``cvt.f32.i8`` instruction)."""
+
+    def select(self, c, a, b):
+        """``a`` where ``c != 0``, else ``b``, lane by lane."""
+
+    # across lanes and vectors (SXM, VXM)
+    def lane_reduce(self, op: str, a):
+        """Each vector combined over its lanes by rotations 1, 2, 4, .., in every lane."""
+
+    def vec_reduce(self, op: str, a):
+        """The n vectors combined in order: ``((a0 op a1) op a2) ..``."""
+
+    def rotate(self, x, n: int):
+        """Every vector rotated by `n` lanes (``dst[i] = src[(i - n) mod VL]``)."""
+
+    def stack(self, vals):
+        """The vector sets of `vals` as one set, in order."""
+
+    def part(self, x, i: int):
+        """Vector `i` of `x`."""
+
+    # matrix products (MXM)
+    def matvec(self, x, w):
+        """int8 ``x`` ``[K/VL, VL]`` @ int8 ``W`` ``[K, N]`` -> int32 ``[N/VL, VL]``."""
+
+    def matvec_t(self, x, w):
+        """int8 ``x`` ``[N/VL, VL]`` @ ``W^T`` for ``W`` ``[K, N]`` -> int32 ``[K/VL, VL]``."""
+
+    # the KV cache
+    def new_cache(self, layers: int, kv_heads: int, max_pos: int):
+        """An empty int8 KV cache with per-position scales."""
+
+    def kv_write(self, cache, layer, g, pos, kq, ks, vq, vs, lane_mask):
+        """Store position `pos`'s int8 K and V of KV head `g` and their scales."""
+
+    def scores(self, cache, layer, g, nb, q8):
+        """int32 ``[nb, VL]``: ``q8 @ K^T`` over the first `nb` blocks of positions."""
+
+    def attend(self, cache, layer, g, nb, p8):
+        """int32 ``[1, VL]``: ``p8 [nb, VL] @ V`` over the first `nb` blocks."""
+
+    def scale_vecs(self, cache, which: str, layer, g, nb):
+        """The K (``which="k"``) or V scale vectors of the first `nb` blocks."""
+
+
+class NumpyCache:
+    """KV cache of the numpy executor: int8 K/V [layers, kv_heads, max_pos, hd] and
+    fp32 scale vectors [layers, kv_heads, max_pos / VL, VL] (bits)."""
+
+    def __init__(self, layers, kv_heads, max_pos, vl):
+        self.k = np.zeros((layers, kv_heads, max_pos, vl), dtype=np.uint8)
+        self.v = np.zeros((layers, kv_heads, max_pos, vl), dtype=np.uint8)
+        self.ks = np.zeros((layers, kv_heads, max_pos // vl, vl), dtype=np.uint32)
+        self.vs = np.zeros((layers, kv_heads, max_pos // vl, vl), dtype=np.uint32)
 
 
 class NumpyOps:
-    """Chip primitives on numpy arrays, bit-exact with the chip."""
+    """Chip primitives on numpy arrays, bit-exact with the chip (an :class:`Ops`)."""
 
     def __init__(self, vl: int):
         self.vl = vl
 
     # constants: one vector with every lane equal
     def const_f32(self, value: float):
-        return np.full((1, self.vl), _f32_bits(value), dtype=np.uint32)
+        return np.full((1, self.vl), nm.f32_bits(value), dtype=np.uint32)
 
     def const_bits(self, bits: int):
         return np.full((1, self.vl), bits & 0xFFFFFFFF, dtype=np.uint32)
@@ -99,6 +198,66 @@ class NumpyOps:
             cur = _BIN[op](cur, a[i:i + 1])
         return cur
 
+    def const_vec(self, bits):
+        return np.asarray(bits, dtype=np.uint32).reshape(-1, self.vl)
+
+    def select(self, c, a, b):
+        c, a, b = np.broadcast_arrays(np.asarray(c, np.uint32), np.asarray(a, np.uint32),
+                                      np.asarray(b, np.uint32))
+        return np.where(c != 0, a, b).astype(np.uint32)
+
+    def rotate(self, x, n):
+        return np.roll(np.asarray(x), n, axis=1)
+
+    def stack(self, vals):
+        return np.concatenate([np.asarray(v) for v in vals])
+
+    def part(self, x, i):
+        return np.asarray(x)[i:i + 1]
+
+    def new_cache(self, layers, kv_heads, max_pos):
+        return NumpyCache(layers, kv_heads, max_pos, self.vl)
+
+    def kv_write(self, cache, layer, g, pos, kq, ks, vq, vs, lane_mask):
+        b = pos // self.vl
+        cache.k[layer, g, pos] = np.asarray(kq)[0]
+        cache.v[layer, g, pos] = np.asarray(vq)[0]
+        cache.ks[layer, g, b] = self.select(lane_mask, ks, cache.ks[layer, g, b:b + 1])[0]
+        cache.vs[layer, g, b] = self.select(lane_mask, vs, cache.vs[layer, g, b:b + 1])[0]
+
+    def scores(self, cache, layer, g, nb, q8):
+        """int32 [nb, VL]: q8 @ K^T over the first nb blocks of positions."""
+        k = cache.k[layer, g, :nb * self.vl].view(np.int8).astype(np.int64)
+        y = k @ np.asarray(q8, np.uint8).view(np.int8).reshape(-1).astype(np.int64)
+        return (y & 0xFFFFFFFF).astype(np.uint32).reshape(nb, self.vl)
+
+    def attend(self, cache, layer, g, nb, p8):
+        """int32 [1, VL]: p8 [nb, VL] @ V over the first nb blocks."""
+        v = cache.v[layer, g, :nb * self.vl].view(np.int8).astype(np.int64)
+        y = np.asarray(p8, np.uint8).view(np.int8).reshape(-1).astype(np.int64) @ v
+        return (y & 0xFFFFFFFF).astype(np.uint32).reshape(1, self.vl)
+
+    def scale_vecs(self, cache, which, layer, g, nb):
+        return (cache.ks if which == "k" else cache.vs)[layer, g, :nb]
+
+    def token(self, token):
+        """The step's token as a vector with every lane = token (host input)."""
+        return self.const_bits(token)
+
+    def weight_i8(self, w):
+        """An int8 weight matrix [K, N] for matvec (the chip places it in SRAM now)."""
+        return np.asarray(w, dtype=np.int8)
+
+    def weight_spread(self, w):
+        """An int8 matrix [K, N] usable by matvec and, transposed, by matvec_t."""
+        return np.asarray(w, dtype=np.int8)
+
+    def matvec_t(self, x, w):
+        """int8 x [N/VL, VL] @ W^T for W [K, N] -> int32 bits [K/VL, VL]."""
+        xv = np.asarray(x, dtype=np.uint8).view(np.int8).reshape(-1).astype(np.int64)
+        y = np.asarray(w, dtype=np.int8).astype(np.int64) @ xv
+        return (y & 0xFFFFFFFF).astype(np.uint32).reshape(-1, self.vl)
+
 
 _BIN = {
     "fadd": nm.fadd, "fsub": nm.fsub, "fmul": nm.fmul, "fmin": nm.fmin, "fmax": nm.fmax,
@@ -106,6 +265,8 @@ _BIN = {
     "sub": lambda x, y: (x - y).astype(np.uint32),
     "max": lambda x, y: np.maximum(x.view(np.int32), y.view(np.int32)).view(np.uint32),
     "min": lambda x, y: np.minimum(x.view(np.int32), y.view(np.int32)).view(np.uint32),
+    "eq": lambda x, y: np.where(x == y, np.uint32(0xFFFFFFFF), np.uint32(0)),
+    "and": lambda x, y: x & y,
 }
 _UN = {
     "fneg": nm.fneg, "fabs": nm.fabs,
@@ -197,8 +358,8 @@ def linear(ops, x, w_q, w_scale):
 # -- the decoder ----------------------------------------------------------------------------
 #
 # One decode step of a Llama model, as the chip runs it. Requirements (checked by
-# lpu.tools.compiler): head_dim == VL; hidden, intermediate and vocab sizes multiples of
-# VL. Weights are int8 with per-output-channel scales (lpu.golden.quant); activations
+# lpu.tools.compiler.lower): head_dim == VL; hidden, intermediate and vocab sizes multiples of
+# VL. Weights are int8 with per-output-channel scales (lpu.golden.model.quant); activations
 # are quantized per token (per head for q, k, v and the attention probabilities). The
 # KV cache is int8, one scale per position; K blocks are read transposed.
 
@@ -207,94 +368,12 @@ def _f32(v):
     return np.asarray(v, dtype=np.float32)
 
 
-class NumpyCache:
-    """KV cache of the numpy executor: int8 K/V [layers, kv_heads, max_pos, hd] and
-    fp32 scale vectors [layers, kv_heads, max_pos / VL, VL] (bits)."""
-
-    def __init__(self, layers, kv_heads, max_pos, vl):
-        self.k = np.zeros((layers, kv_heads, max_pos, vl), dtype=np.uint8)
-        self.v = np.zeros((layers, kv_heads, max_pos, vl), dtype=np.uint8)
-        self.ks = np.zeros((layers, kv_heads, max_pos // vl, vl), dtype=np.uint32)
-        self.vs = np.zeros((layers, kv_heads, max_pos // vl, vl), dtype=np.uint32)
-
-
-def _numpy_methods():
-    def const_vec(self, bits):
-        return np.asarray(bits, dtype=np.uint32).reshape(-1, self.vl)
-
-    def select(self, c, a, b):
-        c, a, b = np.broadcast_arrays(np.asarray(c, np.uint32), np.asarray(a, np.uint32),
-                                      np.asarray(b, np.uint32))
-        return np.where(c != 0, a, b).astype(np.uint32)
-
-    def rotate(self, x, n):
-        return np.roll(np.asarray(x), n, axis=1)
-
-    def stack(self, vals):
-        return np.concatenate([np.asarray(v) for v in vals])
-
-    def part(self, x, i):
-        return np.asarray(x)[i:i + 1]
-
-    def new_cache(self, layers, kv_heads, max_pos):
-        return NumpyCache(layers, kv_heads, max_pos, self.vl)
-
-    def kv_write(self, cache, layer, g, pos, kq, ks, vq, vs, lane_mask):
-        b = pos // self.vl
-        cache.k[layer, g, pos] = np.asarray(kq)[0]
-        cache.v[layer, g, pos] = np.asarray(vq)[0]
-        cache.ks[layer, g, b] = self.select(lane_mask, ks, cache.ks[layer, g, b:b + 1])[0]
-        cache.vs[layer, g, b] = self.select(lane_mask, vs, cache.vs[layer, g, b:b + 1])[0]
-
-    def scores(self, cache, layer, g, nb, q8):
-        """int32 [nb, VL]: q8 @ K^T over the first nb blocks of positions."""
-        k = cache.k[layer, g, :nb * self.vl].view(np.int8).astype(np.int64)
-        y = k @ np.asarray(q8, np.uint8).view(np.int8).reshape(-1).astype(np.int64)
-        return (y & 0xFFFFFFFF).astype(np.uint32).reshape(nb, self.vl)
-
-    def attend(self, cache, layer, g, nb, p8):
-        """int32 [1, VL]: p8 [nb, VL] @ V over the first nb blocks."""
-        v = cache.v[layer, g, :nb * self.vl].view(np.int8).astype(np.int64)
-        y = np.asarray(p8, np.uint8).view(np.int8).reshape(-1).astype(np.int64) @ v
-        return (y & 0xFFFFFFFF).astype(np.uint32).reshape(1, self.vl)
-
-    def scale_vecs(self, cache, which, layer, g, nb):
-        return (cache.ks if which == "k" else cache.vs)[layer, g, :nb]
-
-    def token(self, token):
-        """The step's token as a vector with every lane = token (host input)."""
-        return self.const_bits(token)
-
-    def weight_i8(self, w):
-        """An int8 weight matrix [K, N] for matvec (the chip places it in SRAM now)."""
-        return np.asarray(w, dtype=np.int8)
-
-    def weight_spread(self, w):
-        """An int8 matrix [K, N] usable by matvec and, transposed, by matvec_t."""
-        return np.asarray(w, dtype=np.int8)
-
-    def matvec_t(self, x, w):
-        """int8 x [N/VL, VL] @ W^T for W [K, N] -> int32 bits [K/VL, VL]."""
-        xv = np.asarray(x, dtype=np.uint8).view(np.int8).reshape(-1).astype(np.int64)
-        y = np.asarray(w, dtype=np.int8).astype(np.int64) @ xv
-        return (y & 0xFFFFFFFF).astype(np.uint32).reshape(-1, self.vl)
-
-    for f in (const_vec, select, rotate, stack, part, new_cache, kv_write, scores, attend,
-              scale_vecs, token, weight_i8, weight_spread, matvec_t):
-        setattr(NumpyOps, f.__name__, f)
-
-
-_numpy_methods()
-_BIN["eq"] = lambda x, y: np.where(x == y, np.uint32(0xFFFFFFFF), np.uint32(0))
-_BIN["and"] = lambda x, y: x & y
 
 
 class Prepared:
     """A model's weights as handles of one executor (numpy arrays or chip tensors)."""
 
-    def __init__(self, ops, model, max_pos: int):
-        from .quant import quantize_weight
-
+    def __init__(self, ops: Ops, model, max_pos: int):
         cfg = model.config
         vl = ops.vl
         self.cfg, self.vl, self.max_pos = cfg, vl, max_pos
@@ -336,8 +415,6 @@ def step_inputs(cfg, pos: int, vl: int, theta: float):
     """Per-step host data: RoPE cos and signed sin vectors [1, VL] for `pos` (float32,
     computed as the reference does), the lane mask of `pos` in its block, and the
     validity mask of the last block of scores."""
-    from .reference import rope_tables
-
     cos, sin = rope_tables(np.array([pos]), cfg.head_dim, theta)
     cos = _f32(cos).reshape(1, -1)
     sin = _f32(sin).reshape(1, -1).copy()

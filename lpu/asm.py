@@ -38,7 +38,6 @@ so ``assemble(disassemble(p, cfg), cfg)`` gives back the same words.
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 from lpu import config as cfgmod
@@ -49,8 +48,8 @@ from lpu.isa import BY_MNEMONIC, Instr, IsaError, Operand, OpInfo, decode, encod
 from lpu.program import Program, ProgramError
 
 __all__ = [
-    "AsmError", "assemble", "assemble_file", "disassemble", "instr_problems",
-    "add_asm_arguments", "run_asm", "add_disasm_arguments", "run_disasm",
+    "AsmError", "assemble", "assemble_file", "disassemble", "instr_problems", "read_source",
+    "config_from_source",
 ]
 
 _STREAM_KINDS = ("sr", "sw", "sw?")
@@ -482,7 +481,7 @@ def assemble(text: str, cfg: ChipConfig | str, filename: str = "<string>") -> Pr
     return _Assembler(text, _load_cfg(cfg), filename).run()
 
 
-def _read_source(path) -> str:
+def read_source(path) -> str:
     p = Path(path)
     try:
         blob = p.read_bytes()
@@ -498,7 +497,7 @@ def _read_source(path) -> str:
 
 def assemble_file(path, cfg: ChipConfig | str) -> Program:
     """Assemble the file at `path` for `cfg` (see :func:`assemble`)."""
-    return assemble(_read_source(path), cfg, str(path))
+    return assemble(read_source(path), cfg, str(path))
 
 
 # -- the disassembler -----------------------------------------------------------------
@@ -551,10 +550,7 @@ def disassemble(program: Program, cfg: ChipConfig | str | None = None,
     return "\n".join(lines) + "\n"
 
 
-# -- command line ---------------------------------------------------------------------
-
-
-def _config_from_source(text: str, filename: str) -> ChipConfig:
+def config_from_source(text: str, filename: str) -> ChipConfig:
     """The preset a source's ``.config`` line names (by name or hash), else the default."""
     for lineno, raw in enumerate(_source_lines(text), start=1):
         words = _strip_comment(raw).split()
@@ -570,49 +566,3 @@ def _config_from_source(text: str, filename: str) -> ChipConfig:
                            f"expected --config PRESET_OR_YAML (presets: "
                            f"{', '.join(cfgmod.preset_names())})")
     return cfgmod.load(None)
-
-
-def add_asm_arguments(p):
-    p.add_argument("source", metavar="FILE.s", help="assembly source")
-    p.add_argument("--config", "-c", metavar="PRESET",
-                   help="preset name or YAML file (default: the preset the source's .config "
-                        "line names, else small)")
-    p.add_argument("-o", "--output", metavar="FILE.bin",
-                   help="program file to write (default: the source with suffix .bin)")
-
-
-def run_asm(args) -> int:
-    text = _read_source(args.source)
-    cfg = cfgmod.load(args.config) if args.config else _config_from_source(text, args.source)
-    prog = assemble(text, cfg, args.source)
-    out = Path(args.output) if args.output else Path(args.source).with_suffix(".bin")
-    try:
-        prog.save(out)
-    except OSError as e:
-        raise AsmError(str(out), 0, 0, f"cannot write: {e.strerror}") from None
-    n = sum(len(w) for w in prog.queues.values())
-    print(f"{out}: {n} instructions in {len(prog.queues)} queues for config {cfg.name} "
-          f"(hash {cfg.hash})")
-    return 0
-
-
-def add_disasm_arguments(p):
-    p.add_argument("program", metavar="FILE.bin", help="program file")
-    p.add_argument("--config", "-c", metavar="PRESET",
-                   help="preset name or YAML file to check the program against")
-    p.add_argument("-o", "--output", metavar="FILE.s",
-                   help="source file to write (default: standard output)")
-
-
-def run_disasm(args) -> int:
-    prog = Program.load(args.program)
-    cfg = cfgmod.load(args.config) if args.config else None
-    text = disassemble(prog, cfg, name=args.program)
-    if args.output:
-        try:
-            Path(args.output).write_text(text)
-        except OSError as e:
-            raise AsmError(args.output, 0, 0, f"cannot write: {e.strerror}") from None
-    else:
-        sys.stdout.write(text)
-    return 0

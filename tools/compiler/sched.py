@@ -25,14 +25,10 @@ from dataclasses import dataclass, field
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.errors import LpuError
-from lpu.isa import BY_MNEMONIC
-from lpu.program import Program
+from lpu.isa import BY_MNEMONIC, E, W
+from lpu.program import Program, ProgramBuilder
 
-from .builder import ProgramBuilder
-
-__all__ = ["Flow", "Scheduler", "SchedError", "E", "W"]
-
-E, W = 0, 1
+__all__ = ["Flow", "Scheduler", "SchedError"]
 
 
 class SchedError(LpuError):

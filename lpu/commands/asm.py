@@ -1,0 +1,34 @@
+"""``lpu asm``: assemble a source file into a program for one chip config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lpu import config as cfgmod
+from lpu.asm import AsmError, assemble, config_from_source, read_source
+
+HELP = "assemble a source file into a program for one chip config"
+
+
+def add_arguments(p):
+    p.add_argument("source", metavar="FILE.s", help="assembly source")
+    p.add_argument("--config", "-c", metavar="PRESET",
+                   help="preset name or YAML file (default: the preset the source's .config "
+                        "line names, else small)")
+    p.add_argument("-o", "--output", metavar="FILE.bin",
+                   help="program file to write (default: the source with suffix .bin)")
+
+
+def run(args) -> int:
+    text = read_source(args.source)
+    cfg = cfgmod.load(args.config) if args.config else config_from_source(text, args.source)
+    prog = assemble(text, cfg, args.source)
+    out = Path(args.output) if args.output else Path(args.source).with_suffix(".bin")
+    try:
+        prog.save(out)
+    except OSError as e:
+        raise AsmError(str(out), 0, 0, f"cannot write: {e.strerror}") from None
+    n = sum(len(w) for w in prog.queues.values())
+    print(f"{out}: {n} instructions in {len(prog.queues)} queues for config {cfg.name} "
+          f"(hash {cfg.hash})")
+    return 0

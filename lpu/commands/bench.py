@@ -1,0 +1,74 @@
+"""``lpu bench``: measure how fast the models simulate and how fast the chip decodes.
+
+    lpu bench golden --config small          # golden-model cycles/s on a busy program
+    lpu bench decode --config small          # cycles/token of the shipped model
+    lpu bench rtl --config tiny --backend verilator   # RTL build, free and lockstep speed
+
+The measurements are :mod:`lpu.tools.bench`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from lpu import config as cfgmod
+from lpu.errors import LpuError
+from lpu.tools.bench import bench_decode, bench_golden, bench_rtl
+
+HELP = "measure simulation speed"
+
+
+def add_arguments(p):
+    p.add_argument("target", choices=["golden", "decode", "rtl"],
+                   help="golden: golden-model cycles/s on a busy program; decode: the "
+                        "shipped model on the golden chip (cycles/token, wall time); rtl: "
+                        "the busy program on the RTL (build time, free-running and "
+                        "lockstep cycles/s)")
+    p.add_argument("--backend", choices=["amaranth", "verilator", "icarus"],
+                   default="verilator", help="rtl: the simulator")
+    p.add_argument("--fresh", action="store_true",
+                   help="rtl: build in an empty cache (measures the build time)")
+    p.add_argument("--config", default="small", help="preset name or YAML file")
+    p.add_argument("--cycles", type=int, default=5000,
+                   help="program length in cycles (golden, rtl)")
+    p.add_argument("--steps", type=int, default=10, help="decode steps (decode)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args) -> int:
+    cfg = cfgmod.load(args.config)
+    if args.target == "decode":
+        if args.steps < 1:
+            raise LpuError("--steps must be at least 1")
+        r = bench_decode(cfg, args.steps)
+        if args.json:
+            print(json.dumps(r, indent=2))
+        else:
+            print(f"decode on {r['config']}: {r['steps']} steps, {r['cycles_per_token']} "
+                  f"cycles/token, bound {r['bound_cycles_per_token']} ({r['ratio_to_bound']}x), "
+                  f"{r['tokens_per_s_at_clock']} tokens/s at {r['clock_mhz']:g} MHz; wall "
+                  f"{r['wall_s_per_token']} s/token (compile {r['compile_s_per_token']} s, "
+                  f"golden model {r['golden_run_s_per_token']} s)")
+        return 0
+    if args.cycles < 10:
+        raise LpuError("--cycles must be at least 10")
+    if args.target == "rtl":
+        r = bench_rtl(cfg, args.backend, args.cycles, args.fresh)
+        if args.json:
+            print(json.dumps(r, indent=2))
+        else:
+            cached = " (cached)" if r.get("build_cached") else ""
+            print(f"{r['model']} on {r['config']}: build {r['build_s']} s{cached}; free "
+                  f"running {r['free_cycles_per_s']} cycles/s ({r['free_cycles']} cycles); "
+                  f"lockstep {r['lockstep_cycles_per_s']} cycles/s ({r['lockstep_cycles']} "
+                  f"cycles, {r['lockstep_events']} events)")
+        return 0
+    r = bench_golden(cfg, args.cycles)
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(f"golden model on {r['config']}: {r['cycles']} cycles, {r['instructions']} "
+              f"instructions ({r['queues_busy']}/{r['queues']} queues busy) in {r['run_s']} s: "
+              f"{r['cycles_per_s']} cycles/s, {r['instructions_per_s']} instructions/s "
+              f"(check and load {r['check_and_load_s']} s)")
+    return 0

@@ -1,0 +1,53 @@
+"""``lpu synth``: synthesis and place-and-route for the ECP5 with the PyPI tools.
+
+    lpu synth --config fpga --device ecp5-85k [--freq 50] [--json] [-o DIR]
+
+The flow and its report are :func:`lpu.tools.synth.synth`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from lpu.tools.synth import DEVICES, synth
+
+HELP = "synthesize, place and route for the ECP5 (yowasp tools)"
+
+
+def add_arguments(p):
+    p.add_argument("--config", default="fpga", help="preset name or YAML file (default: fpga)")
+    p.add_argument("--device", default="ecp5-85k", choices=sorted(DEVICES))
+    p.add_argument("--package", help="FPGA package (default: the device's, e.g. CABGA381)")
+    p.add_argument("--freq", type=float, default=None,
+                   help="clock constraint in MHz (default: the config's clock_mhz)")
+    p.add_argument("--component", choices=["chip", "vxm_alu"], default="chip")
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="keep the RTLIL, netlist, logs and reports here (default: a temp dir)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+
+
+def run(args) -> int:
+    s = synth(args.config, device=args.device, package=args.package, freq=args.freq,
+              component=args.component, workdir=args.output, seed=args.seed)
+    status = 0 if s["fits"] else 1
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return status
+    print(f"{s['top']} ({s['config']}) on {s['device']} {s['package']}"
+          + ("" if s["fits"] else f": DOES NOT FIT ({s['error']})") + ":")
+    print(f"  LUT4        {s['luts']:>7} / {s['luts_available']}")
+    print(f"  flip-flops  {s['flip_flops']:>7} / {s['flip_flops_available']}"
+          + (f"  (pin wrapper: {s['pin_wrapper_flip_flops']})"
+             if s["pin_wrapper_flip_flops"] else ""))
+    print(f"  block RAMs  {s['block_rams']:>7} / {s['block_rams_available']}")
+    print(f"  DSPs        {s['dsps']:>7} / {s['dsps_available']}")
+    fm = s["fmax_mhz"]
+    verdict = "meets" if s["meets_target"] else "MISSES"
+    print(f"  Fmax        {fm if fm is not None else '?':>7} MHz ({verdict} {s['target_mhz']:g} "
+          "MHz)")
+    t = s["seconds"]
+    print(f"  time: convert {t['convert']} s, yosys {t['yosys']} s, nextpnr {t['nextpnr']} s; "
+          f"files in {s['workdir']}", file=sys.stderr)
+    return status

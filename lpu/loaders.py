@@ -1,0 +1,58 @@
+"""Loading user inputs: one path per input kind, each naming the file and the place.
+
+* :func:`load_program`: an assembly source (any suffix but ``.bin``) or an assembled
+  program (``.bin``), checked against the chip config it will run on.
+* :func:`load_mem_npz`: an SRAM image (``.npz``: arrays named ``SLICE`` or
+  ``SLICE@ADDR``) written into anything with ``write_tensor(slice, addr, array)``
+  (the golden chip, a host driver).
+
+Every problem is an :class:`~lpu.errors.LpuError` whose message starts with the
+file's path.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .asm import assemble_file
+from .config import ChipConfig
+from .errors import LpuError
+from .program import Program
+
+__all__ = ["load_program", "load_mem_npz"]
+
+
+def load_program(path, cfg: ChipConfig) -> Program:
+    """The program in the file at `path` (``.bin``: assembled; otherwise assembly
+    source), checked to be built for `cfg`."""
+    p = Path(path)
+    if not p.is_file():
+        raise LpuError(f"{p}: no such file")
+    prog = Program.load(p) if p.suffix == ".bin" else assemble_file(p, cfg)
+    prog.check_config(cfg, str(p))
+    return prog
+
+
+def load_mem_npz(target, path) -> None:
+    """Write every array of the ``.npz`` SRAM image at `path` into `target` (an object
+    with ``write_tensor(slice_name, address, array)``, such as the golden chip)."""
+    p = Path(path)
+    try:
+        data = np.load(p, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise LpuError(f"{p}: cannot read as .npz: {e}") from None
+    with data:
+        for key in data.files:
+            slice_name, _, addr = key.partition("@")
+            try:
+                a = int(addr) if addr else 0
+            except ValueError:
+                raise LpuError(f"{p}: array {key!r}: address {addr!r} is not a number") from None
+            arr = data[key]
+            try:
+                target.write_tensor(slice_name, a, arr)
+            except LpuError as e:
+                raise LpuError(f"{p}: array {key!r}: {e}") from None

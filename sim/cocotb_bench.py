@@ -1,0 +1,225 @@
+"""The cocotb bench of the chip top: the module cocotb loads inside the simulator.
+
+It reads the job file named by ``$LPU_LOCKSTEP_JOB`` (written by
+:func:`lpu.sim.cocotb_runner.lockstep_hdl_many`: config, programs, initial SRAM), and
+for each run resets the chip, loads through the host bus (:class:`HostBus`) the SRAM
+words the program can read and the program, writes START, and then either
+
+* samples ``trace_bits`` at the falling edge of every cycle, turns it into events
+  (:class:`lpu.sim.trace.TraceReader` over a :class:`lpu.sim.trace.PackedTrace`) and
+  feeds them beside the golden model's to a :class:`lpu.sim.lockstep.Comparator`,
+  stopping at the first divergence; or
+* (``free_run``) waits for RUNNING to fall, with no Python in the simulated cycles.
+
+The result goes back as JSON to the path the job names. Bus timing is that of
+:mod:`lpu.hdl.host`: inputs are set just after a rising edge and latched by the next;
+cycle 0 is the cycle after the START write.
+
+This module needs cocotb (the ``test`` extra); nothing outside the simulator imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from lpu.config import load as load_config
+from lpu.hdl.chip import Chip
+from lpu.hdl.host import RegisterMap
+from lpu.program import Program
+
+from .cocotb_runner import JOB_ENV, words_read, words_written
+from .lockstep import Comparator, EventCursor, GoldenBackend
+from .trace import PackedTrace, TraceReader
+
+
+class HostBus:
+    """The host bus from cocotb: one clock edge per access. Inputs are set just after a
+    rising edge (cocotb applies them after the edge's evaluation) and latched by the
+    next one."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.edge = RisingEdge(dut.clk)
+
+    async def write(self, addr, value):
+        dut = self.dut
+        dut.bus__addr.value = addr
+        dut.bus__w_data.value = value & 0xFFFFFFFF
+        dut.bus__w_en.value = 1
+        dut.bus__r_en.value = 0
+        await self.edge
+
+    def idle(self):
+        self.dut.bus__w_en.value = 0
+        self.dut.bus__r_en.value = 0
+
+    async def read(self, addr) -> int:
+        dut = self.dut
+        dut.bus__addr.value = addr
+        dut.bus__w_en.value = 0
+        dut.bus__r_en.value = 1
+        await self.edge
+        dut.bus__r_en.value = 0
+        await ReadOnly()
+        v = dut.bus__r_data.value
+        await self.edge  # leave the read-only phase at an edge, as the writes expect
+        return v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)
+
+
+async def _reset(dut, bus):
+    bus.idle()
+    dut.rst.value = 1
+    for _ in range(2):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+async def _load(bus, regs, cfg, program, mem, dirty):
+    """Write the SRAM words `program` reads (non-zero ones, and any an earlier run of the
+    batch left behind) and the program through the bus."""
+    names = [q.name for q in cfg.queues if q.kind == "mem"]
+    needed = words_read(cfg, program)
+    writes = 0
+    for i, name in enumerate(names):
+        words = np.asarray(mem.get(name, np.zeros((0, cfg.vl))), dtype=np.uint8)
+        done = dirty.setdefault(i, set())
+        for addr in sorted(needed.get(i, ())):
+            word = words[addr] if addr < len(words) else np.zeros(cfg.vl, np.uint8)
+            if not word.any() and addr not in done:
+                continue
+            for reg, value in regs.word_chunks(bytes(word)):
+                await bus.write(reg, value)
+            await bus.write(regs.SRAM_WRITE, regs.sram_target(i, addr))
+            writes += regs.chunks * cfg.superlanes + 1
+            done.add(addr)
+    for i, addrs in words_written(cfg, program).items():
+        dirty.setdefault(i, set()).update(addrs)
+    for q in cfg.queues:
+        words = program.queues.get(q.name, [])
+        for j, w in enumerate(words):
+            await bus.write(regs.imem(q.index, j), w)
+        await bus.write(regs.qlen(q.index), len(words))
+        writes += len(words) + 1
+    return writes
+
+
+async def _run_one(dut, cfg, chip, program, mem, dirty, limit, device, ref_mem=None) -> dict:
+    regs = RegisterMap(cfg)
+    bus = HostBus(dut)
+    ctx, reader = PackedTrace(chip), TraceReader(chip)
+    t0 = time.perf_counter()
+    await _reset(dut, bus)
+    writes = await _load(bus, regs, cfg, program, mem, dirty)
+    await bus.write(regs.CTRL, regs.CTRL_START)  # the cycle of this write is cycle -1
+    bus.idle()
+    load_seconds = time.perf_counter() - t0
+
+    golden = EventCursor(GoldenBackend(cfg).run(program, mem if ref_mem is None else ref_mem))
+    cmp = Comparator(cfg, program=program)
+    bits = dut.trace_bits
+    running_bit = ctx.running_mask()
+    fall = FallingEdge(dut.clk)
+    c = 0
+    t1 = time.perf_counter()
+    try:
+        while True:
+            # values of cycle c, settled: sampled at the falling edge inside it
+            await fall
+            v = bits.value
+            ctx.bits = v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)
+            if not ctx.bits & running_bit:
+                break
+            if cmp.feed(c, golden.take(c), reader.read(ctx, c)) is not None:
+                break
+            c += 1
+            if c > limit:
+                raise RuntimeError(f"the chip ran past {limit} cycles without finishing")
+        while cmp.divergence is None and golden.next_cycle is not None:
+            g = golden.next_cycle
+            cmp.feed(g, golden.take(g), [])
+    finally:
+        golden.close()
+    run_seconds = time.perf_counter() - t1
+    result = cmp.result("golden", device)
+    status = err = None
+    if cmp.divergence is None:
+        await bus.edge
+        status = await bus.read(regs.STATUS)
+        if status & regs.STATUS_ERROR:
+            err = {n: await bus.read(getattr(regs, "ERR_" + n.upper()))
+                   for n in ("cycle", "code", "position", "superlane", "unit", "queue")}
+    return {"lockstep": result.to_json(), "status": status, "error": err,
+            "seconds": {"load": round(load_seconds, 3), "run": round(run_seconds, 3)},
+            "bus_writes": writes, "rtl_cycles": c,
+            "cycles_per_second": round(c / run_seconds, 1) if run_seconds else 0}
+
+
+def _npz(path) -> dict:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+async def _free_run(dut, cfg, program, mem, dirty) -> dict:
+    regs = RegisterMap(cfg)
+    bus = HostBus(dut)
+    t0 = time.perf_counter()
+    await _reset(dut, bus)
+    await _load(bus, regs, cfg, program, mem, dirty)
+    await bus.write(regs.CTRL, regs.CTRL_START)
+    bus.idle()
+    t1 = time.perf_counter()
+    await FallingEdge(dut.trace__running)
+    t2 = time.perf_counter()
+    await bus.edge
+    cycles = await bus.read(regs.CYCLE)
+    status = await bus.read(regs.STATUS)
+    return {"rtl_cycles": cycles, "status": status,
+            "seconds": {"load": round(t1 - t0, 3), "run": round(t2 - t1, 3)},
+            "cycles_per_second": round(cycles / (t2 - t1), 1) if t2 > t1 else 0}
+
+
+async def _run_job(dut, job: dict) -> dict:
+    cfg = load_config(job["config"])
+    if cfg.hash != job["config_hash"]:
+        raise RuntimeError(f"config {job['config']} has hash {cfg.hash}, the job wants "
+                           f"{job['config_hash']}")
+    chip = Chip(cfg, trace=True)
+    for obj in (chip, chip.icu, chip.fabric, chip.host, *chip.slices):
+        obj._MustUse__silence = True  # used for its port objects only, never elaborated
+    Clock(dut.clk, 10, unit="ns").start()
+    limit = int(job.get("max_cycles", 200_000))
+    dirty: dict[int, set[int]] = {}
+    out = []
+    for item in job["runs"]:
+        program = Program.load(item["program"])
+        mem = _npz(item["mem"])
+        if job.get("free_run"):
+            out.append(await _free_run(dut, cfg, program, mem, dirty))
+            continue
+        ref = _npz(item["reference_mem"]) if "reference_mem" in item else None
+        r = await _run_one(dut, cfg, chip, program, mem, dirty, limit,
+                           job.get("device", "hdl"), ref)
+        out.append(r)
+        if job.get("stop_at_first") and (not r["lockstep"]["ok"] or r["error"]):
+            break
+    return {"runs": out}
+
+
+@cocotb.test()
+async def lockstep(dut):
+    """Run the job named by $LPU_LOCKSTEP_JOB in lockstep with the golden model."""
+    job = json.loads(Path(os.environ[JOB_ENV]).read_text())
+    out = await _run_job(dut, job)
+    Path(job["result"]).write_text(json.dumps(out, indent=2))
+    for n, r in enumerate(out["runs"]):
+        ok = r["lockstep"]["ok"] if "lockstep" in r else "free run"
+        dut._log.info(f"run {n}: ok={ok} rtl cycles={r['rtl_cycles']} "
+                      f"({r['cycles_per_second']} cycles/s)")
