@@ -64,6 +64,7 @@ def check(cfg: ChipConfig, program: Program, *, name: str = "program") -> CheckR
     writes: dict[tuple, tuple] = {}  # (t, dir, s, pos) -> (queue, where, text)
     upstream: dict[tuple, int] = {}  # (dir, s, diag) -> most-upstream writer position
     mem_use: dict[tuple, tuple] = {}  # (t, queue, bank) -> ("r"|"w", queue name, where, text)
+    held: dict[tuple, int] = {}  # (pos, dir, s) -> first cycle the slice at pos writes it
     n_w = n_r = 0
     for dsp in tl.dispatches:
         q = queues[dsp.queue]
@@ -89,6 +90,17 @@ def check(cfg: ChipConfig, program: Program, *, name: str = "program") -> CheckR
                             f"{cfg.positions[p].name} in this cycle (no slice upstream wrote "
                             "the value that would arrive)",
                             cycle=t, queue=q.name, where=where, instr=str(text), rule="empty-read")
+            elif ef.kind == "hrd":
+                n_r += 1
+                for s in range(ef.stream, ef.stream + ef.width):
+                    first = held.get((p, ef.dir, s))
+                    if first is None or first >= t:
+                        raise ScheduleError(
+                            f"reads the held value of stream {'ew'[ef.dir]}{s}, which the "
+                            f"{q.kind.upper()} has not written before this cycle (a held read "
+                            "takes what the VXM itself last wrote to that stream register, at "
+                            "least one cycle earlier)",
+                            cycle=t, queue=q.name, where=where, instr=str(text), rule="empty-read")
             elif ef.kind == "wr":
                 n_w += 1
                 diag = t - p if ef.dir == E else t + p
@@ -103,6 +115,8 @@ def check(cfg: ChipConfig, program: Program, *, name: str = "program") -> CheckR
                             cycle=dsp.t, queue=q.name, where=where, instr=str(text),
                             rule="two-writers")
                     writes[key] = (q.name, where, text)  # text: rendered only on error
+                    if held.get((p, ef.dir, s), t + 1) > t:
+                        held[(p, ef.dir, s)] = t
                     k2 = (ef.dir, s, diag)
                     up = upstream.get(k2)
                     if up is None or (p < up if ef.dir == E else p > up):

@@ -89,6 +89,11 @@ class Chip:
         self.shadow = np.zeros((n_mxm, VL, VL), dtype=np.int8)
         self.weights = np.zeros((n_mxm, VL, VL), dtype=np.int8)
         self.acc = np.zeros((n_mxm, cfg.mxm_acc_slots, VL), dtype=np.int32)
+        # VXM-held values (ISA 1.1): the last value the VXM wrote to each stream register
+        # at its position, [dir, stream, VL], and the skewed cycle of that write
+        self.vxm_pos = next(p.index for p in cfg.positions if p.kind == "vxm")
+        self.held = np.zeros((2, cfg.streams, VL), dtype=np.uint8)
+        self.held_at = np.full((2, cfg.streams), 1 << 60, dtype=np.int64)  # never
         self.program: Program | None = None
         self._tl = None
         self.cycle = 0  # next skewed cycle to simulate
@@ -166,6 +171,7 @@ class Chip:
         self.program = program
         self.cycle = 0
         self.stamp[:] = -(1 << 40)
+        self.held_at[:] = 1 << 60
         self._by_t: dict[int, list[Dispatch]] = defaultdict(list)
         for d in self._tl.dispatches:
             self._by_t[d.t].append(d)
@@ -363,12 +369,30 @@ class Chip:
         val = self.mem[m, addrs, np.arange(self.VL)]
         self._schedule(t + 1, ("sr", d, pos, d.instr.args["dst"], val[None, :].copy()))
 
+    def _read_held(self, d: Dispatch, ref, width, t):
+        """A VXM-held read (ISA 1.1) at skewed cycle `t`: what the VXM last wrote to the
+        streams before `t`."""
+        s, dr = ref
+        at = self.held_at[dr, s:s + width]
+        if not (at < t).all():
+            bad = s + int(np.argmax(at >= t))
+            raise self._err(f"reads the held value of stream {'ew'[dr]}{bad}, which the VXM "
+                            "has not written before this cycle", d, "empty-read", t)
+        return self.held[dr, s:s + width]
+
     def _vxm(self, d, t, pos, op, a):
         O = Opcode
         info = d.instr.info
+        flags = {o.name: o.held for o in info.operands if o.held}
+
+        def rd(name, width):
+            fl = flags.get(name)
+            if fl and a[fl]:
+                return self._read_held(d, a[name], width, t)
+            return self._read(d, a[name], width, t, pos)
 
         def r32(name):
-            return from_planes(self._read(d, a[name], 4, t, pos))
+            return from_planes(rd(name, 4))
 
         if op in _INT_BIN:
             x, y = r32("a"), r32("b")
@@ -392,7 +416,7 @@ class Chip:
         elif op == O.FABS:
             res = nm.fabs(r32("a"))
         elif op == O.CVT_I8_I32:
-            res = nm.cvt_i8_i32(self._read(d, a["a"], 1, t, pos)[0])
+            res = nm.cvt_i8_i32(rd("a", 1)[0])
         elif op == O.CVT_I32_I8:
             res8 = nm.cvt_i32_i8(r32("a"))
         elif op == O.CVT_I32_F32:
@@ -402,7 +426,7 @@ class Chip:
         elif op == O.CVT_F32_I8:
             res8 = nm.cvt_f32_i8(r32("a"), r32("scale"))
         elif op == O.MOV:
-            res8 = self._read(d, a["a"], 1, t, pos)[0].copy()
+            res8 = rd("a", 1)[0].copy()
         elif op == O.MOV32:
             res = r32("a").copy()
         else:  # pragma: no cover - every VXM opcode is handled above
@@ -447,6 +471,9 @@ class Chip:
                     seen[key] = d
                 self.sr[dr, s0:s0 + vals.shape[0], idx] = vals
                 self.stamp[dr, s0:s0 + vals.shape[0], idx] = diag
+                if pos == self.vxm_pos:
+                    self.held[dr, s0:s0 + vals.shape[0]] = vals
+                    self.held_at[dr, s0:s0 + vals.shape[0]] = t
                 if trace:
                     for j in range(vals.shape[0]):
                         for k in range(S):

@@ -183,8 +183,10 @@ def timeline(cfg: ChipConfig, program: Program, *, name: str = "program") -> Tim
 class Effect:
     """Something an instruction does to architectural state, `dt` cycles after dispatch.
 
-    kind: ``rd`` stream read / ``wr`` stream write (dir, stream, width);
-    ``mrd`` / ``mwr`` SRAM read / write (bank, addr; addr None if data-dependent).
+    kind: ``rd`` stream read / ``wr`` stream write (dir, stream, width); ``hrd`` a
+    VXM-held read (ISA 1.1: what the VXM last wrote to those streams before this
+    cycle); ``mrd`` / ``mwr`` SRAM read / write (bank, addr; addr None if
+    data-dependent).
     """
 
     dt: int
@@ -242,8 +244,10 @@ def _effects(cfg: ChipConfig, instr: Instr) -> list[Effect]:
                 raise ScheduleError(
                     f"operand {o.name}: streams {s}..{s + w - 1} run past the last stream "
                     f"{cfg.streams - 1}", rule="range")
-            out.append(Effect(0 if o.kind == "sr" else d, "rd" if o.kind == "sr" else "wr",
-                              dr, s, w))
+            kind = "rd" if o.kind == "sr" else "wr"
+            if o.held and instr.args.get(o.held):
+                kind = "hrd"
+            out.append(Effect(0 if o.kind == "sr" else d, kind, dr, s, w))
         elif o.kind == "addr":
             if not (0 <= v < cfg.mem_words):
                 raise ScheduleError(

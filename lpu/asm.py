@@ -12,7 +12,9 @@ the line. ::
     .queue mxm_e0
         mm -, w1, 0           ; '-' for an 'sw?' operand: no stream output
 
-* Stream operands are ``eN`` (east-flowing stream N) or ``wN`` (west-flowing).
+* Stream operands are ``eN`` (east-flowing stream N) or ``wN`` (west-flowing). The
+  ``a`` and ``b`` operands of a VXM instruction may be ``veN`` / ``vwN`` instead: a
+  *held* read of what the VXM itself last wrote to that stream register (ISA 1.1).
 * Integers are decimal or ``0x`` hex, with an optional sign.
 * Mnemonics are those of :data:`lpu.isa.OPS`; each must belong to the queue's
   slice kind, except the ICU instructions (``nop``, ``repeat``, ``sync``,
@@ -55,7 +57,7 @@ __all__ = [
 _STREAM_KINDS = ("sr", "sw", "sw?")
 _ICU = "icu"
 _INT_RE = re.compile(r"[+-]?(?:0[xX][0-9a-fA-F]+|[0-9]+)\Z")
-_STREAM_RE = re.compile(r"([eEwW])([0-9]+)\Z")
+_STREAM_RE = re.compile(r"([vV]?)([eEwW])([0-9]+)\Z")
 _WORD_RE = re.compile(r"\S+")
 
 
@@ -441,6 +443,8 @@ class _Assembler:
             tok, col = toks[i]
             cols[o.name] = col
             args[o.name] = self.parse_value(o, tok, col)
+            if o.held:
+                args[o.held] = int(tok[:1] in "vV")
         return args, cols
 
     def parse_value(self, o: Operand, tok: str, col: int):
@@ -448,11 +452,16 @@ class _Assembler:
             if tok == "-" and o.kind == "sw?":
                 return None
             m = _STREAM_RE.match(tok)
+            held = " or veN/vwN (the value the VXM last wrote there)" if o.held else ""
             if m is None:
                 alt = " or '-' for none" if o.kind == "sw?" else ""
                 self.error(col, f"operand {o.name!r} = {tok!r} is not a stream; expected eN or "
-                                f"wN (east/west stream N){alt}")
-            return int(m.group(2)), "ew".index(m.group(1).lower())
+                                f"wN (east/west stream N){held}{alt}")
+            if m.group(1) and not o.held:
+                self.error(col, f"operand {o.name!r} = {tok!r}: only the a and b operands of a "
+                                "VXM instruction can read a held value (veN/vwN); expected eN "
+                                "or wN")
+            return int(m.group(3)), "ew".index(m.group(2).lower())
         if not _INT_RE.match(tok):
             self.error(col, f"operand {o.name!r} = {tok!r} is not an integer; expected decimal "
                             "or 0x hex" + (", optionally negative" if o.kind == "s" else ""))

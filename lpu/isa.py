@@ -30,7 +30,7 @@ __all__ = [
     "NOP_MAX", "REPEAT_N_MAX", "REPEAT_D_MAX", "REPEAT_STEP_MIN", "REPEAT_STEP_MAX",
 ]
 
-ISA_VERSION = (1, 0)
+ISA_VERSION = (1, 1)
 WORD_BITS = 32
 
 
@@ -145,12 +145,15 @@ class AluFormat(data.Struct):
     a: StreamRef
     b: StreamRef
     c: StreamRef
+    la: 1  # a is VXM-held (ISA 1.1): the value the VXM last wrote to stream a
+    lb: 1  # b likewise
 
 
 class AluImmFormat(data.Struct):
     dst: StreamRef
     a: StreamRef
     imm: 8
+    la: 1  # a is VXM-held (ISA 1.1)
 
 
 class LwFormat(data.Struct):
@@ -214,7 +217,10 @@ class Operand:
     none, ``addr`` MEM address, ``row`` MXM weight row, ``u`` unsigned immediate,
     ``s`` signed immediate. ``width`` is the number of consecutive streams (1 or 4;
     0 means VL streams, for ``transpose``) for stream operands. ``field`` is the
-    payload field it fills.
+    payload field it fills. ``held``, for a VXM stream read, names the one-bit payload
+    field (and the instruction argument) that makes it a *held* read (ISA 1.1): the
+    value the VXM itself last wrote to those streams, written in assembly ``veN`` /
+    ``vwN`` instead of ``eN`` / ``wN``.
     """
 
     name: str
@@ -223,6 +229,7 @@ class Operand:
     width: int = 1
     default: int | None = None
     bits: int = 0
+    held: str | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +263,11 @@ class OpInfo:
     @property
     def writes(self) -> tuple[Operand, ...]:
         return tuple(o for o in self.operands if o.kind in ("sw", "sw?"))
+
+    @property
+    def held_flags(self) -> tuple[str, ...]:
+        """The held-read flag arguments of this opcode (``la``, ``lb``; ISA 1.1)."""
+        return tuple(o.held for o in self.operands if o.held)
 
 
 def _sr(name, fld, w=1):
@@ -308,7 +320,17 @@ _op(Opcode.GATHER, "gather", "mem", "gather",
     steps="addr")
 
 # VXM int32 (4-stream groups, byte planes least significant first)
-_I3 = lambda: [_sw("dst", "dst", 4), _sr("a", "a", 4), _sr("b", "b", 4)]  # noqa: E731
+def _ha(w=4):
+    """Operand a of a VXM ALU instruction: a stream group, or VXM-held (``la``)."""
+    return Operand("a", "sr", "a", w, held="la")
+
+
+def _hb(name="b", w=4):
+    """Operand b of a VXM ALU instruction (``lb``)."""
+    return Operand(name, "sr", "b", w, held="lb")
+
+
+_I3 = lambda: [_sw("dst", "dst", 4), _ha(), _hb()]  # noqa: E731
 for _opc, _m, _d, _doc in [
     (Opcode.ADD, "add", 1, "dst = a + b (int32, wrapping)"),
     (Opcode.SUB, "sub", 1, "dst = a - b (int32, wrapping)"),
@@ -332,10 +354,10 @@ for _opc, _m, _doc in [
     (Opcode.SRAI, "srai", "dst = a >> imm, arithmetic"),
 ]:
     _op(_opc, _m, "vxm", "alui",
-        [_sw("dst", "dst", 4), _sr("a", "a", 4), Operand("imm", "u", "imm", bits=5)], 1,
+        [_sw("dst", "dst", 4), _ha(), Operand("imm", "u", "imm", bits=5)], 1,
         _doc + " (imm 0..31)", dtype="i32")
 _op(Opcode.SEL, "sel", "vxm", "alu",
-    [_sw("dst", "dst", 4), _sr("a", "a", 4), _sr("b", "b", 4), _sr("c", "c", 4)], 1,
+    [_sw("dst", "dst", 4), _ha(), _hb(), _sr("c", "c", 4)], 1,
     "dst = a if c != 0 else b (32-bit lanes)", dtype="i32")
 
 # VXM fp32
@@ -351,28 +373,28 @@ for _opc, _m, _d, _doc in [
     (Opcode.FLE, "fle", 1, "dst = -1 if a <= b else 0 (int32; false on NaN)"),
 ]:
     _op(_opc, _m, "vxm", "alu", _I3(), _d, f"{_doc}. {_F}.", dtype="f32")
-_op(Opcode.FNEG, "fneg", "vxm", "alu", [_sw("dst", "dst", 4), _sr("a", "a", 4)], 1,
+_op(Opcode.FNEG, "fneg", "vxm", "alu", [_sw("dst", "dst", 4), _ha()], 1,
     f"dst = -a. {_F}.", dtype="f32")
-_op(Opcode.FABS, "fabs", "vxm", "alu", [_sw("dst", "dst", 4), _sr("a", "a", 4)], 1,
+_op(Opcode.FABS, "fabs", "vxm", "alu", [_sw("dst", "dst", 4), _ha()], 1,
     f"dst = |a|. {_F}.", dtype="f32")
 
 # VXM conversions and moves
-_op(Opcode.CVT_I8_I32, "cvt.i8.i32", "vxm", "alu", [_sw("dst", "dst", 4), _sr("a", "a", 1)],
+_op(Opcode.CVT_I8_I32, "cvt.i8.i32", "vxm", "alu", [_sw("dst", "dst", 4), _ha(1)],
     1, "int8 (one stream) to int32 (four streams), sign-extended.", dtype="i8")
-_op(Opcode.CVT_I32_I8, "cvt.i32.i8", "vxm", "alu", [_sw("dst", "dst", 1), _sr("a", "a", 4)],
+_op(Opcode.CVT_I32_I8, "cvt.i32.i8", "vxm", "alu", [_sw("dst", "dst", 1), _ha()],
     1, "int32 to int8, saturated to -128..127.", dtype="i32")
-_op(Opcode.CVT_I32_F32, "cvt.i32.f32", "vxm", "alu", [_sw("dst", "dst", 4), _sr("a", "a", 4)],
+_op(Opcode.CVT_I32_F32, "cvt.i32.f32", "vxm", "alu", [_sw("dst", "dst", 4), _ha()],
     2, "int32 to fp32, round to nearest even.", dtype="i32")
-_op(Opcode.CVT_F32_I32, "cvt.f32.i32", "vxm", "alu", [_sw("dst", "dst", 4), _sr("a", "a", 4)],
+_op(Opcode.CVT_F32_I32, "cvt.f32.i32", "vxm", "alu", [_sw("dst", "dst", 4), _ha()],
     2, "fp32 to int32, round to nearest even, saturated; NaN gives 0.", dtype="f32")
 _op(Opcode.CVT_F32_I8, "cvt.f32.i8", "vxm", "alu",
-    [_sw("dst", "dst", 1), _sr("a", "a", 4), _sr("scale", "b", 4)], 4,
+    [_sw("dst", "dst", 1), _ha(), _hb("scale")], 4,
     "fp32 to int8 with scale: fmul(a, scale) (as fmul), then round to nearest even, "
     "saturated to -128..127; NaN gives 0.", dtype="f32")
-_op(Opcode.MOV, "mov", "vxm", "alu", [_sw("dst", "dst", 1), _sr("a", "a", 1)], 1,
+_op(Opcode.MOV, "mov", "vxm", "alu", [_sw("dst", "dst", 1), _ha(1)], 1,
     "Copy one stream (for example, to turn a value around to the other direction).",
     dtype="i8")
-_op(Opcode.MOV32, "mov32", "vxm", "alu", [_sw("dst", "dst", 4), _sr("a", "a", 4)], 1,
+_op(Opcode.MOV32, "mov32", "vxm", "alu", [_sw("dst", "dst", 4), _ha()], 1,
     "Copy a group of four streams.", dtype="i32")
 
 # MXM (weights W[k][n], k = input lane, n = output lane; y[n] = sum_k x[k] * W[k][n])
@@ -417,6 +439,10 @@ _op(Opcode.TRANSPOSE, "transpose", "sxm", "sxm",
     "VL). Width 0 in the table means VL streams.")
 
 BY_MNEMONIC: dict[str, OpInfo] = {info.mnemonic: info for info in OPS.values()}
+
+#: opcode -> its held-read flag arguments (ISA 1.1), for the opcodes that have any.
+_HELD_FLAGS: dict[Opcode, tuple[str, ...]] = {op: info.held_flags for op, info in OPS.items()
+                                              if info.held_flags}
 
 # -- facts derived from the table and the layouts (one definition each) ---------------------
 
@@ -473,6 +499,11 @@ class Instr:
     op: Opcode
     args: dict = field(default_factory=dict, hash=False, compare=True)
 
+    def __post_init__(self):
+        flags = _HELD_FLAGS.get(self.op)
+        if flags and any(f not in self.args for f in flags):
+            object.__setattr__(self, "args", {**dict.fromkeys(flags, 0), **self.args})
+
     @property
     def info(self) -> OpInfo:
         return OPS[self.op]
@@ -493,11 +524,12 @@ class Instr:
         return f"Instr({self.text()!r})"
 
 
-def stream_text(ref) -> str:
+def stream_text(ref, held: bool = False) -> str:
+    """``eN`` / ``wN`` (``veN`` / ``vwN`` for a VXM-held read), ``-`` for no stream."""
     if ref is None:
         return "-"
     s, d = ref
-    return f"{'ew'[d]}{s}"
+    return f"{'v' if held else ''}{'ew'[d]}{s}"
 
 
 def format_instr(ins: Instr) -> str:
@@ -506,7 +538,7 @@ def format_instr(ins: Instr) -> str:
     for o in info.operands:
         v = ins.args[o.name]
         if o.kind in ("sr", "sw", "sw?"):
-            parts.append(stream_text(v))
+            parts.append(stream_text(v, bool(o.held and ins.args.get(o.held))))
         else:
             parts.append(str(v))
     return info.mnemonic + (" " + ", ".join(parts) if parts else "")
@@ -568,6 +600,12 @@ def encode(ins: Instr) -> int:
             word |= s << off
             off, w, _ = fm[(o.field, "dir")]
             word |= d << off
+            if o.held:
+                flag = ins.args.get(o.held, 0)
+                if flag not in (0, 1):
+                    raise IsaError(f"operand {o.name}: held flag {o.held} = {flag!r} is not 0 "
+                                   "or 1")
+                word |= flag << fm[o.held][0]
         else:
             if (info.fmt, o.field) in _BIASED:
                 if v < 1:
@@ -600,6 +638,8 @@ def _encode(ins: Instr) -> int:
             s, d = v
             _check_range(o, s, False, 5)
             fmt_fields[o.field] = {"stream": s, "dir": Direction(d)}
+            if o.held:
+                fmt_fields[o.held] = ins.args.get(o.held, 0)
         else:
             if (info.fmt, o.field) in _BIASED:
                 if v < 1:
@@ -641,6 +681,8 @@ def decode(word: int) -> "Instr":
             if o.kind == "sw?" and not get("emit"):
                 ref = None
             args[o.name] = ref
+            if o.held:
+                args[o.held] = get(o.held)
         else:
             v = get(o.field)
             if (info.fmt, o.field) in _BIASED:
@@ -669,6 +711,8 @@ def decode_via_layout(word: int) -> "Instr":
             if o.kind == "sw?" and not int(fmt.emit):
                 ref = None
             args[o.name] = ref
+            if o.held:
+                args[o.held] = int(getattr(fmt, o.held))
         else:
             v = int(raw)
             if (info.fmt, o.field) in _BIASED:
@@ -680,10 +724,12 @@ def decode_via_layout(word: int) -> "Instr":
 def make(mnemonic: str, *values, **kw) -> "Instr":
     """Build an instruction from Python values: ``make("read", 5, (0, 0))``.
 
-    Operands with defaults may be left out; keyword arguments name operands.
+    Operands with defaults may be left out; keyword arguments name operands. A VXM
+    operand is read from the VXM's held values with its flag: ``make("add", (4, 0),
+    (0, 0), (0, 1), la=1)`` is ``add e4, ve0, w0`` (ISA 1.1).
     """
     info = BY_MNEMONIC[mnemonic]
-    args = {}
+    args = {f: int(kw.pop(f, 0)) for f in info.held_flags}
     vals = list(values)
     for o in info.operands:
         if vals:

@@ -64,12 +64,31 @@ class Program:
         return f"{queue}[{index}]"
 
     def check_config(self, cfg: ChipConfig, name: str = "program") -> None:
-        """Refuse a program built for another ISA version or another config."""
-        if tuple(self.isa_version) != tuple(ISA_VERSION):
+        """Refuse a program built for another config, or for an ISA this one cannot run.
+
+        ISA versions: a program of the same major version and an older or equal minor
+        version runs unchanged (1.1 only added held reads, in bits 1.0 kept zero; a 1.0
+        program whose words set them is refused). Another major version, or a newer
+        minor one, is refused."""
+        major, minor = (int(v) for v in self.isa_version)
+        if major != ISA_VERSION[0] or minor > ISA_VERSION[1]:
             raise ProgramError(
-                f"{name}: built for ISA {self.isa_version[0]}.{self.isa_version[1]}, "
-                f"this is ISA {ISA_VERSION[0]}.{ISA_VERSION[1]}"
+                f"{name}: built for ISA {major}.{minor}, this is ISA "
+                f"{ISA_VERSION[0]}.{ISA_VERSION[1]} (it runs programs of ISA "
+                f"{ISA_VERSION[0]}.0 to {ISA_VERSION[0]}.{ISA_VERSION[1]})"
             )
+        if minor < 1:
+            for qname, words in self.queues.items():
+                for i, w in enumerate(words):
+                    try:
+                        ins = decode(w)
+                    except IsaError:
+                        continue  # reported where the words are decoded
+                    if any(ins.args.get(f) for f in ins.info.held_flags):
+                        raise ProgramError(
+                            f"{name}: queue {qname} word {i}: 0x{w:08x} sets a held-read "
+                            "flag, which ISA 1.0 does not have (its bits were zero); "
+                            "assemble the program again for ISA 1.1")
         if self.config_hash != cfg.hash:
             raise ProgramError(
                 f"{name}: built for config hash {self.config_hash}, but config "

@@ -29,7 +29,8 @@ _UNITS = [
     ("icu", "ICU", "Instruction dispatch; valid in every queue."),
     ("mem", "MEM", "SRAM slices: read, write and gather."),
     ("vxm", "VXM", "Vector ALUs, per lane; 32-bit values on four streams, least significant "
-                   "byte first."),
+                   "byte first. An operand marked `held` may be read from the VXM's held "
+                   "values instead of the arriving streams (ISA 1.1, see below)."),
     ("mxm", "MXM", "Weight-stationary int8 matrix unit with a shadow weight buffer and int32 "
                    "accumulators."),
     ("sxm", "SXM", "Whole-vector lane moves: shift, rotate, broadcast, permute."),
@@ -131,6 +132,8 @@ def _operand_text(info: OpInfo, o: Operand) -> str:
         t = f"{o.name}:{_lane_type(info, o)}x{width}"
         if o.kind == "sw?":
             t += "/-"
+        if o.held:
+            t += " held"
     elif (info.fmt, o.field) in isa._BIASED:
         t = f"{o.name}:1..{1 << o.bits}"
     else:
@@ -171,7 +174,44 @@ def _unit_sections() -> list[str]:
             out.append(f"| `{info.mnemonic}` | {info.opcode.value} | {operands} | "
                        f"{info.delay_text} | {reads} | {writes} | {_cell(doc)} |")
         out.append("")
+        if unit == "vxm":
+            out += _held_section()
     return out
+
+
+def _held_section() -> list[str]:
+    flags = sorted({(info.fmt, o.name, o.held) for info in OPS.values() for o in info.operands
+                    if o.held})
+    fields = ", ".join(f"`{fmt}.{flag}` for `{name}`" for fmt, name, flag in flags)
+    return [
+        "#### Held reads (VXM chaining, ISA 1.1)",
+        "",
+        "The VXM keeps, for every stream register at its position (each stream, each",
+        "direction, every lane), the last value it wrote there: its *held* value. An operand",
+        "marked `held` in the table is read from the held values instead of the streams",
+        "arriving at the VXM when its one-bit flag is set: " + fields + ". In assembly",
+        "the operand is written `veN` / `vwN` instead of `eN` / `wN`. So a result can feed",
+        "the next VXM instruction (of any VXM ALU) without leaving the VXM:",
+        "",
+        "```",
+        ".queue vxm0",
+        "    fmul e4, e0, w0       ; t: result written to e4..e7 at t+3",
+        "    nop 3",
+        "    fadd w8, ve4, e8      ; t+4: a = the held e4..e7, the product",
+        "```",
+        "",
+        "A held read in cycle `t` (on superlane `k`: `t + k`) sees every write of the VXM up",
+        "to cycle `t - 1`: the earliest held read of a result written at `t + d` is at",
+        "`t + d + 1`. It reads the held values of all the operand's streams (four for a",
+        "32-bit operand), which may come from different writes. A held read of a stream the",
+        "VXM has not written since the program started is an illegal schedule (rule",
+        "`empty-read`): refused by the static checker, an error at that cycle in the golden",
+        "model, and the sticky `EMPTY_READ` error in the HDL. Held values are not",
+        "architectural events of their own: they are the VXM's `sr` writes, kept.",
+        "A VXM write still goes out on its stream register as before; only the `c` operand",
+        "of `sel` has no held form.",
+        "",
+    ]
 
 
 def _syntax_section() -> list[str]:
@@ -190,8 +230,9 @@ def _syntax_section() -> list[str]:
         "```",
         "",
         "- `;` and `#` start comments; one instruction per line.",
-        "- Streams are `eN` (east-flowing) or `wN` (west-flowing); integers are decimal or",
-        "  `0x` hex, with a sign where the operand is signed.",
+        "- Streams are `eN` (east-flowing) or `wN` (west-flowing), and `veN` / `vwN` for a",
+        "  held read (VXM `a` and `b` only); integers are decimal or `0x` hex, with a sign",
+        "  where the operand is signed.",
         "- An instruction must belong to its queue's slice kind; the ICU instructions are",
         "  valid in every queue. Operand values are checked against the config (streams,",
         "  addresses, rows, slots, lanes), and errors are reported as `FILE:LINE:COL: ...`.",
