@@ -106,16 +106,26 @@ def bench_golden(cfg, cycles: int) -> dict:
 
 def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n") -> dict:
     """Decode the shipped model on the golden chip for `steps` steps: cycles per token
-    against the analytic bound, and wall-clock time per token (compile and run)."""
+    against every bound of the step (critical path, throughput per unit kind, bandwidth;
+    :func:`lpu.tools.compiler.graph.step_bounds`, the mean over the steps), the critical
+    path's split by algorithm (last step), and wall-clock time per token."""
     n = max(0, steps - len(prompt.encode()) + 1)
     prompt_b = prompt.encode()[:steps] if n == 0 else prompt.encode()
     t0 = time.perf_counter()
     r = decode("builtin", tokens=list(prompt_b), n=n, config=cfg, backend="golden")
     wall = time.perf_counter() - t0
     k = len(r.cycles)
+    names = r.bounds[0]["bounds"]
+    mean_bounds = {n: round(float(np.mean([b["bounds"][n] for b in r.bounds])), 1)
+                   for n in names}
+    limit = max(mean_bounds, key=mean_bounds.get)
     return {
         "model": "bytes-llama (builtin)", "config": cfg.name, "steps": k,
         "cycles_per_token": round(r.cycles_per_token, 1),
+        "bounds_cycles_per_token": mean_bounds,
+        "floor_cycles_per_token": mean_bounds[limit], "limited_by": limit,
+        "ratio_to_floor": round(r.cycles_per_token / mean_bounds[limit], 2),
+        "critical_path_breakdown": r.bounds[-1]["breakdown"],
         "bound_cycles_per_token": round(float(np.mean(r.bound_cycles)), 1),
         "ratio_to_bound": round(r.ratio_to_bound, 2),
         "tokens_per_s_at_clock": round(r.tokens_per_s, 1), "clock_mhz": cfg.clock_mhz,

@@ -31,14 +31,16 @@ from .reference import rope_tables
 
 __all__ = ["Ops", "NumpyOps", "NumpyCache", "exp", "reciprocal", "rsqrt", "rmsnorm",
            "softmax", "silu", "quantize", "linear", "rope", "attention", "swiglu", "Prepared",
-           "decode_step", "step_inputs", "LOG2E"]
+           "decode_step", "step_inputs", "pairwise", "LOG2E", "NEWTON_STEPS",
+           "QUANT_NEWTON_STEPS"]
 
 LOG2E = 1.4426950408889634
 # 2^f on [-0.5, 0.5]: Taylor coefficients of e^(f ln 2), degree 7, highest first
 _EXP2_COEFFS = [math.log(2) ** k / math.factorial(k) for k in range(7, -1, -1)]
 RSQRT_MAGIC = 0x5F3759DF
 RECIP_MAGIC = 0x7EF311C3
-NEWTON_STEPS = 3
+NEWTON_STEPS = 3  # reciprocal and rsqrt: relative error about 1.5e-7
+QUANT_NEWTON_STEPS = 2  # the reciprocal of a quantization scale: below 1e-5 (docs/numerics.md)
 
 
 class Ops(Protocol):
@@ -90,10 +92,12 @@ class Ops(Protocol):
 
     # across lanes and vectors (SXM, VXM)
     def lane_reduce(self, op: str, a):
-        """Each vector combined over its lanes by rotations 1, 2, 4, .., in every lane."""
+        """Each vector combined over its lanes, in every lane, in the butterfly order
+        ``cur = op(cur, rot(cur, 2^j))`` (an executor may compute the same operations
+        as rotations by 1 .. VL-1 combined as a pairwise tree: the same bits)."""
 
     def vec_reduce(self, op: str, a):
-        """The n vectors combined in order: ``((a0 op a1) op a2) ..``."""
+        """The n vectors combined as a pairwise tree (:func:`pairwise`)."""
 
     def rotate(self, x, n: int):
         """Every vector rotated by `n` lanes (``dst[i] = src[(i - n) mod VL]``)."""
@@ -191,12 +195,9 @@ class NumpyOps:
         return (y & 0xFFFFFFFF).astype(np.uint32).reshape(-1, self.vl)
 
     def vec_reduce(self, op: str, a):
-        """The n vectors combined in order: ((a0 op a1) op a2) ..."""
+        """The n vectors combined as a pairwise tree (:func:`pairwise`)."""
         a = np.asarray(a, dtype=np.uint32)
-        cur = a[:1]
-        for i in range(1, a.shape[0]):
-            cur = _BIN[op](cur, a[i:i + 1])
-        return cur
+        return pairwise(lambda x, y: _BIN[op](x, y), [a[i:i + 1] for i in range(a.shape[0])])
 
     def const_vec(self, bits):
         return np.asarray(bits, dtype=np.uint32).reshape(-1, self.vl)
@@ -291,11 +292,24 @@ def exp(ops, x):
     return ops.binary("fmul", p, scale)
 
 
-def reciprocal(ops, x):
-    """1/x for positive fp32 x: a bit-level first guess, then Newton: y = y (2 - x y)."""
+def pairwise(combine, items):
+    """Combine `items` as a pairwise tree: neighbours (0, 1), (2, 3), .. level by level,
+    an odd last item carried up unchanged: the fixed order of every vector reduction."""
+    items = list(items)
+    while len(items) > 1:
+        nxt = [combine(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
+        if len(items) % 2:
+            nxt.append(items[-1])
+        items = nxt
+    return items[0]
+
+
+def reciprocal(ops, x, steps: int = NEWTON_STEPS):
+    """1/x for positive fp32 x: a bit-level first guess, then `steps` Newton steps
+    y = y (2 - x y)."""
     y = ops.binary("sub", ops.const_bits(RECIP_MAGIC), x)
     two = ops.const_f32(2.0)
-    for _ in range(NEWTON_STEPS):
+    for _ in range(steps):
         y = ops.binary("fmul", y, ops.binary("fsub", two, ops.binary("fmul", x, y)))
     return y
 
@@ -341,16 +355,17 @@ def quantize(ops, x):
     amax = ops.lane_reduce("fmax", ops.vec_reduce("fmax", ops.unary("fabs", x)))
     scale = ops.binary("fmax", ops.binary("fmul", amax, ops.const_f32(1.0 / 127.0)),
                        ops.const_f32(1e-30))
-    q = ops.cvt_f32_i8(x, reciprocal(ops, scale))
+    q = ops.cvt_f32_i8(x, reciprocal(ops, scale, QUANT_NEWTON_STEPS))
     return q, scale
 
 
-def linear(ops, x, w_q, w_scale):
+def linear(ops, x, w_q, w_scale, quantized=None):
     """y = x @ W with int8 weights (per output channel scales) and per-token int8
     activations: y = (float(q @ Wq) * w_scale) * x_scale.
 
-    x: fp32 [K/VL, VL]; w_q: int8 [K, N]; w_scale: the handle of fp32 [N/VL, VL]."""
-    q, xs = quantize(ops, x)
+    x: fp32 [K/VL, VL]; w_q: int8 [K, N]; w_scale: the handle of fp32 [N/VL, VL].
+    `quantized`: ``quantize(ops, x)`` already computed (several linears of one input)."""
+    q, xs = quantized if quantized is not None else quantize(ops, x)
     acc = ops.matvec(q, w_q)
     return ops.binary("fmul", ops.binary("fmul", ops.unary("cvt.i32.f32", acc), w_scale), xs)
 
@@ -407,8 +422,8 @@ class Prepared:
         self.cache = ops.new_cache(cfg.num_hidden_layers, cfg.num_key_value_heads, max_pos)
 
 
-def _linear(ops, x, wl):
-    return linear(ops, x, wl[0], wl[1])
+def _linear(ops, x, wl, quantized=None):
+    return linear(ops, x, wl[0], wl[1], quantized)
 
 
 def step_inputs(cfg, pos: int, vl: int, theta: float):
@@ -467,8 +482,9 @@ def attention(ops, cache, layer, q, k, v, pos, lane_mask, valid, n_heads, n_kv_h
 def swiglu(ops, h, w_gate, w_up, w_down):
     """down(silu(gate(h)) * up(h)) with int8 linears; each w_* is (int8 [in, out],
     scales handle)."""
-    gate = silu(ops, _linear(ops, h, w_gate))
-    up = _linear(ops, h, w_up)
+    hq = quantize(ops, h)  # one quantization of h for both linears
+    gate = silu(ops, _linear(ops, h, w_gate, hq))
+    up = _linear(ops, h, w_up, hq)
     return _linear(ops, ops.binary("fmul", gate, up), w_down)
 
 
@@ -491,9 +507,10 @@ def decode_step(ops, P: Prepared, token: int, pos: int):
     x = ops.binary("fmul", ops.unary("cvt.i32.f32", row), s_tok)
     for li, L in enumerate(P.layers):
         h = rmsnorm(ops, x, L["attn_norm"], cfg.rms_norm_eps, cfg.hidden_size)
-        q = rope(ops, _linear(ops, h, L["wq"]), cos, sin)
-        k = rope(ops, _linear(ops, h, L["wk"]), cos, sin)
-        v = _linear(ops, h, L["wv"])
+        hq = quantize(ops, h)  # one quantization of h for q, k and v
+        q = rope(ops, _linear(ops, h, L["wq"], hq), cos, sin)
+        k = rope(ops, _linear(ops, h, L["wk"], hq), cos, sin)
+        v = _linear(ops, h, L["wv"], hq)
         att = attention(ops, P.cache, li, q, k, v, pos, lane_mask, valid,
                         cfg.num_attention_heads, cfg.num_key_value_heads)
         x = ops.binary("fadd", x, _linear(ops, att, L["wo"]))

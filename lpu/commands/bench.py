@@ -45,10 +45,15 @@ def run(args) -> int:
             print(json.dumps(r, indent=2))
         else:
             print(f"decode on {r['config']}: {r['steps']} steps, {r['cycles_per_token']} "
-                  f"cycles/token, bound {r['bound_cycles_per_token']} ({r['ratio_to_bound']}x), "
+                  f"cycles/token, {r['ratio_to_floor']}x the floor of "
+                  f"{r['floor_cycles_per_token']} ({r['limited_by']}); "
                   f"{r['tokens_per_s_at_clock']} tokens/s at {r['clock_mhz']:g} MHz; wall "
                   f"{r['wall_s_per_token']} s/token (compile {r['compile_s_per_token']} s, "
                   f"golden model {r['golden_run_s_per_token']} s)")
+            print("bounds (cycles/token): " + ", ".join(
+                f"{k} {v}" for k, v in r["bounds_cycles_per_token"].items()))
+            print("critical path by algorithm (cycles): " + ", ".join(
+                f"{k} {v}" for k, v in r["critical_path_breakdown"].items()))
         return 0
     if args.cycles < 10:
         raise LpuError("--cycles must be at least 10")

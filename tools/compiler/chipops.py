@@ -15,6 +15,7 @@ import numpy as np
 
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
+from lpu.golden.model.exact import pairwise
 from lpu.golden.numerics import f32_bits
 
 from . import kernels as K
@@ -244,17 +245,20 @@ class ChipOps:
 
     def vec_reduce(self, op: str, a: Val) -> Val:
         x = a.t
-        cur = Val(self, K.Tensor(x.slice, x.vec(0), 1, x.dtype), owned=False)
-        keep = [a]
-        for i in range(1, x.n):
-            nxt = Val(self, K.Tensor(x.slice, x.vec(i), 1, x.dtype), owned=False)
-            cur = self.binary(op, cur, nxt)
-            keep.append(cur)
         if x.n == 1:
             out = self._new(1, x.dtype)
             K.elementwise(self.sched, "mov32", out.t, x, t0=self._t0(a))
             return out
-        return cur
+        keep = [a]  # the parts below are views of a: keep it alive until they are read
+
+        def combine(u, v):
+            w = self.binary(op, u, v)
+            keep.append(w)
+            return w
+
+        parts = [Val(self, K.Tensor(x.slice, x.vec(i), 1, x.dtype), owned=False)
+                 for i in range(x.n)]
+        return pairwise(combine, parts)
 
     # -- running on the golden model --------------------------------------------------------
     def program(self):

@@ -27,6 +27,7 @@ from lpu.golden.model.checkpoint import load_builtin, load_checkpoint
 from lpu.golden.model.reference import KVCache, forward
 from lpu.golden.model.tokenizer import decode_bytes, encode_bytes
 
+from .graph import step_bounds
 from .lower import ChipDecoder
 
 __all__ = ["decode", "DecodeResult", "pick_token", "load_model", "BACKENDS"]
@@ -42,7 +43,8 @@ class DecodeResult:
     backend: str
     config: str | None
     cycles: list[int] = field(default_factory=list)  # per step (golden backend)
-    bound_cycles: list[float] = field(default_factory=list)
+    bound_cycles: list[float] = field(default_factory=list)  # the bandwidth bound, per step
+    bounds: list[dict] = field(default_factory=list, repr=False)  # graph.step_bounds, per step
     logits: list[np.ndarray] = field(default_factory=list, repr=False)  # per step
     compile_s: float = 0.0
     run_s: float = 0.0
@@ -59,9 +61,21 @@ class DecodeResult:
 
     @property
     def ratio_to_bound(self) -> float | None:
+        """Cycles per token over the bandwidth bound."""
         if not self.cycles:
             return None
         return float(np.mean(self.cycles) / np.mean(self.bound_cycles))
+
+    @property
+    def floor_cycles_per_token(self) -> float | None:
+        """The mean over steps of the largest bound (critical path, throughput per unit,
+        bandwidth): no schedule can beat it."""
+        return float(np.mean([b["floor"] for b in self.bounds])) if self.bounds else None
+
+    @property
+    def ratio_to_floor(self) -> float | None:
+        f = self.floor_cycles_per_token
+        return float(np.mean(self.cycles)) / f if self.cycles and f else None
 
 
 def load_model(spec):
@@ -140,6 +154,7 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
         if info is not None:
             res.cycles.append(info.cycles)
             res.bound_cycles.append(info.bound_cycles)
+            res.bounds.append(step_bounds(m, cfg, pos, ctx))
             res.compile_s += info.compile_s
             res.run_s += info.run_s
         if pos >= len(tokens) - 1:
