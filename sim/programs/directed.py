@@ -32,6 +32,15 @@ The programs, and what they pin down:
     negative NaNs, subnormal inputs (read as zero) and results (flushed, after
     rounding: one product rounds up to the smallest normal), overflow by rounding,
     ties to even, saturating conversions.
+``vxm_held``
+    VXM operations chained through held reads (ISA 1.1, ``veN`` / ``vwN``): every
+    VXM opcode with ``la`` and every one with a ``b`` (or ``scale``) with ``lb``,
+    each reading the result of the operation before (often in the very next cycle)
+    or the one before that, the ALUs reading each other's results; 32-bit held
+    operands whose byte planes come from different writes (a ``mov`` into one plane,
+    a ``cvt.i32.i8`` over the low plane), int8 held reads (``mov``, ``cvt.i8.i32``)
+    of one-stream results and of one plane of a 32-bit result. Every result is also
+    stored by a MEM slice.
 ``mxm``
     ``lw`` of 1, 3 and 4 rows (with ``repeat``), ``iw`` at the first cycle that sees
     the last row and once a cycle too early (the row loaded just before is not
@@ -51,7 +60,11 @@ Timing: the VXM operations are placed by a small list scheduler over a
 :class:`~lpu.sim.programs.placer.Plan`: an operation is put at the first cycle where
 its operand reads, its ALU, its result streams and the MEM slice that stores the
 result are free, trying every route, so both ALUs work most cycles and results of
-different delays interleave. Other programs are placed by hand with the same
+different delays interleave. In ``vxm_held`` an operation reading a held value is put
+at the first cycle after the write(s) it reads, preferably on the other ALU; the
+plan keeps the streams it reads from being written by the VXM in between, and its
+value (the expected words follow it plane by plane) is the VXM's last write to each
+stream, as the plan tracks. Other programs are placed by hand with the same
 bookkeeping, which refuses a collision (two values on one stream register, two
 instructions in one queue cycle) before the static checker
 (:func:`lpu.golden.check.check`) checks the whole program again.
@@ -74,7 +87,7 @@ from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.isa import BY_MNEMONIC, E, W
 from lpu.program import Program
-from lpu.vectors import to_planes
+from lpu.vectors import from_planes, to_planes
 
 from .placer import Directed, DirectedError, Expect, Plan, Txn, all_mnemonics, opcodes_of
 from .reference import M32, reference
@@ -304,6 +317,251 @@ def _vxm_fp(cfg: ChipConfig) -> Directed:
     ops.append(_VxmOp("mov", (raw,), kind="u8", result_kind="u8"))
     return _vxm_program(cfg, "vxm_fp",
                         "every fp32 VXM operation, conversion and move on fp32 specials", ops)
+
+
+# -- VXM chaining through held reads (ISA 1.1) ---------------------------------------------------
+
+
+@dataclass
+class _HStep:
+    """One operation of ``vxm_held``. ``srcs``: operand name -> ``("m", values)`` (sent
+    from a MEM slice) or ``("h", k)`` / ``("h", k, plane)`` (held: the streams step k
+    wrote, all of them or one plane). ``dst``: ``("of", k, plane)`` writes into that plane
+    of step k's streams (after step k's write); None: any free result streams."""
+
+    mnemonic: str
+    srcs: dict
+    imm: int | None = None
+    dst: tuple | None = None
+
+
+def _kind(mnemonic: str, width: int, result: bool) -> str:
+    """How to show a value of `mnemonic` in a message."""
+    if width == 1:
+        return "u8" if mnemonic == "mov" else "i8"
+    if result:
+        if mnemonic in ("feq", "flt", "fle", "cvt.f32.i32", "cvt.i8.i32"):
+            return "i32"
+        if mnemonic == "cvt.i32.f32":
+            return "f32"
+    return BY_MNEMONIC[mnemonic].dtype if BY_MNEMONIC[mnemonic].dtype != "i8" else "i32"
+
+
+def _held_steps(cfg: ChipConfig) -> list[_HStep]:
+    vl = cfg.vl
+    rng = np.random.default_rng(17)
+
+    def pool(values, dtype=np.uint32):
+        vecs = [v[0] for v in _vectors([list(values)], vl, dtype)]
+        return itertools.cycle(vecs)
+
+    ints = pool([a for a, _ in INT_PAIRS] + [b for _, b in INT_PAIRS][::-1])
+    amounts = pool([b for _, b in SHIFT_PAIRS])
+    conds = pool([c for _, _, c in SEL_TRIPLES])
+    fps = pool(_f(1.5, -2.25, 0.5, 3.0, -0.75, 1e-3, 100.0, -7.0, 0.0, -0.0, 2.0 ** 100)
+               + [PINF, QNAN, SUB_MIN, MAX_F, NMIN_N])
+    scales = pool(_f(2.0, 0.5, -1.0, 1 / 64, 3.0, 100.0, 1e-3, -0.25))
+    raw = pool(rng.integers(0, 256, 3 * vl).tolist(), np.uint8)
+    steps: list[_HStep] = []
+    chain = []  # step indices of the chain so far (prev = chain[-1], prev2 = chain[-2])
+
+    def st(mnemonic, srcs, imm=None, dst=None, link=True) -> int:
+        steps.append(_HStep(mnemonic, srcs, imm, dst))
+        if link:
+            chain.append(len(steps) - 1)
+        return len(steps) - 1
+
+    def H(k=None, plane=None):
+        k = chain[-1] if k is None else k
+        return ("h", k) if plane is None else ("h", k, plane)
+
+    def M(it):
+        return ("m", next(it))
+
+    ibin = ["add", "sub", "mul", "min", "max", "and", "or", "xor", "shl", "shr", "sra", "eq",
+            "lt", "le"]
+    fbin = ["fadd", "fsub", "fmul", "fmin", "fmax", "feq", "flt", "fle"]
+
+    def bin_pass(names, data, pas):
+        # patterns (a, b): held/MEM, MEM/held, held/held-before; shifted by one in the
+        # second pass, so that every opcode gets la and lb
+        for j, m in enumerate(names):
+            pat = (j + pas) % 3
+            src = amounts if m in ("shl", "shr", "sra") else data
+            a = H() if pat != 1 else M(data)
+            b = M(src) if pat == 0 else H() if pat == 1 else H(chain[-2])
+            st(m, {"a": a, "b": b})
+
+    st("mov32", {"a": M(ints)})
+    st("mov32", {"a": H()})  # the next cycle on the other ALU
+    bin_pass(ibin, ints, 0)
+    for m, imm in (("shli", 1), ("shri", 13), ("srai", 31)):
+        st(m, {"a": H()}, imm=imm)
+    st("cvt.i32.f32", {"a": H()})
+    bin_pass(fbin, fps, 0)
+    st("fneg", {"a": H()})
+    st("fabs", {"a": H()})
+    st("cvt.f32.i32", {"a": H()})
+    st("sel", {"a": H(), "b": H(chain[-2]), "c": M(conds)})
+    bin_pass(ibin, ints, 1)
+    st("sel", {"a": M(ints), "b": H(), "c": M(conds)})
+    st("cvt.i32.f32", {"a": H()})
+    bin_pass(fbin, fps, 1)
+    q8 = st("cvt.f32.i8", {"a": H(), "scale": M(scales)})  # one stream
+    st("cvt.i8.i32", {"a": H(q8)})  # int8 held read of a one-stream result
+    # 32-bit held operands with planes from different writes
+    g = st("add", {"a": H(), "b": M(ints)})
+    st("mov", {"a": H(q8)}, dst=("of", g, 2), link=False)  # plane 2 of g: q8
+    m = st("mul", {"a": H(g), "b": M(ints)})  # planes 0, 1, 3 of g, plane 2 of the mov
+    lo8 = st("cvt.i32.i8", {"a": H(m)}, dst=("of", m, 0), link=False)  # over m's plane 0
+    st("cvt.i8.i32", {"a": H(lo8)})
+    st("sub", {"a": M(ints), "b": H(m)})  # m with its low plane from cvt.i32.i8
+    f = st("cvt.i32.f32", {"a": H()})
+    st("cvt.f32.i8", {"a": M(fps), "scale": H(f)})
+    st("mov", {"a": H(f, 3)})  # int8 held read of one plane of a 32-bit result
+    st("mov", {"a": M(raw)}, link=False)
+    return steps
+
+
+def _vxm_held(cfg: ChipConfig) -> Directed:
+    plan = Plan(cfg, "vxm_held", "VXM operations chained through held reads (ISA 1.1)")
+    steps = _held_steps(cfg)
+    vxm = [q.name for q in cfg.queues if q.kind == "vxm"]
+    placed: dict[int, tuple] = {}  # step -> (alu, cycle, write cycle, dst, width)
+    by_token: dict[tuple, int] = {}  # (alu, cycle) -> step
+    over: dict[int, list] = {}  # step k -> [(step j, plane)]: j writes into plane of k
+    for j, stp in enumerate(steps):
+        if stp.dst is not None:
+            over.setdefault(stp.dst[1], []).append((j, stp.dst[2]))
+
+    def writers(c, ref, width):
+        """Per stream of held operand `ref` (`width` streams) of step c: the step whose
+        write it must read (step k, or a later step that wrote into that plane of k)."""
+        k, plane = ref[1], (ref[2] if len(ref) > 2 else 0)
+        out = []
+        for p in range(plane, plane + width):
+            who = k
+            for j, pl in over.get(k, ()):
+                if j < c and pl == p:
+                    who = j
+            out.append(who)
+        return out
+
+    def streams(ref):
+        """The first stream of held operand `ref` (its step placed)."""
+        s0, dr = placed[ref[1]][3]
+        return (s0 + (ref[2] if len(ref) > 2 else 0), dr)
+
+    for i, stp in enumerate(steps):
+        info = BY_MNEMONIC[stp.mnemonic]
+        d = info.d(cfg.superlanes)
+        wd = info.operands[0].width
+        plan.release(i)  # its own holds: it places exact ones
+        lo = 4
+        held_refs = [(o, stp.srcs[o.name]) for o in info.reads if stp.srcs[o.name][0] == "h"]
+        for o, ref in held_refs:
+            for who in writers(i, ref, o.width):
+                lo = max(lo, placed[who][2] + 1)
+        if stp.dst is not None:
+            lo = max(lo, placed[stp.dst[1]][2] - d + 1)
+        first = held_refs and placed[writers(i, held_refs[0][1], 1)[0]][0]
+        alus = [a for a in vxm if a != first] + [a for a in vxm if a == first]
+        if stp.dst is not None:
+            (s0, dr) = placed[stp.dst[1]][3]
+            ref = (s0 + stp.dst[2], dr)
+            keepers = ["mem_e0", "mem_e1"] if dr == E else ["mem_w0", "mem_w1"]
+            dsts = [(ref, kp) for kp in keepers]
+        else:
+            r = i % len(_VXM_DSTS)
+            dsts = _VXM_DSTS[r:] + _VXM_DSTS[:r]
+        n_mem = sum(1 for o in info.reads if stp.srcs[o.name][0] == "m")
+        done = None
+        for t in itertools.count(lo):
+            if t > lo + 64:
+                raise DirectedError(f"directed program 'vxm_held': no room for step {i} "
+                                    f"({stp.mnemonic}) after cycle {lo}")
+            for alu in alus:
+                if (alu, t) in plan.busy:
+                    continue
+                for route in itertools.permutations(_VXM_SRCS, n_mem):
+                    for dst, keeper in dsts:
+                        tx = _held_txn(plan, stp, t, alu, route, dst, keeper, d, wd, streams,
+                                       lambda ref, w, i=i: writers(i, ref, w), by_token)
+                        if tx.problem is None:
+                            done = (tx, alu, t, dst)
+                            break
+                    if done:
+                        break
+                if done:
+                    break
+            if done:
+                break
+        tx, alu, t, dst = done
+        tx.commit()
+        placed[i] = (alu, t, t + d, dst, wd)
+        by_token[(alu, t)] = i
+        # hold what later steps will read of this write until they are placed
+        for c in range(i + 1, len(steps)):
+            for o in BY_MNEMONIC[steps[c].mnemonic].reads:
+                ref = steps[c].srcs[o.name]
+                if ref[0] != "h" or ref[1] not in placed:
+                    continue
+                if ref[1] != i and i not in [j for j, _ in over.get(ref[1], ())]:
+                    continue
+                s, dr = streams(ref)
+                with plan.one() as hx:
+                    for off, who in enumerate(writers(c, ref, o.width)):
+                        if who == i:
+                            hx.hold((s + off, dr), 1, t + d + 1, c)
+    return plan.build()
+
+
+def _held_txn(plan, stp, t, alu, route, dst, keeper, d, wd, streams, writers,
+              by_token) -> Txn:
+    """One try at placing `stp` on `alu` at `t`: MEM operands on `route`, held operands
+    checked against the steps they must read, the result to `dst`, kept by `keeper`."""
+    info = BY_MNEMONIC[stp.mnemonic]
+    tx = plan.txn()
+    args, vals, flags, inputs = {}, [], {}, {}
+    mem_srcs = iter(route)
+    for o in info.reads:
+        spec = stp.srcs[o.name]
+        if spec[0] == "m":
+            src, ref = next(mem_srcs)
+            val = spec[1]
+            words = to_planes(val) if o.width == 4 else np.asarray(val, np.uint8)[None, :]
+            addr = tx.put(src, words)
+            dist = abs(plan.pos["vxm"] - plan.pos[src])
+            tx.send(src, t - 1 - dist, addr, ref, o.width, "vxm")
+        else:
+            ref = streams(spec)
+            got = tx.held(ref, o.width, t)
+            if tx.problem:
+                return tx
+            if [by_token.get(tok) for _, tok, _ in got] != writers(spec, o.width):
+                tx.problem = f"'{stp.mnemonic}': a held stream was written by another step"
+                return tx
+            planes = np.stack([v for _, _, v in got])
+            val = from_planes(planes) if o.width == 4 else planes[0]
+            flags[o.held] = 1
+        if tx.problem:
+            return tx
+        args[o.name] = ref
+        vals.append(val)
+        inputs[o.name] = (_kind(stp.mnemonic, o.width, False), val)
+    want = reference(stp.mnemonic, *vals, imm=stp.imm)
+    ops = [dst if o.name == "dst" else args[o.name] if o.kind == "sr" else stp.imm
+           for o in info.operands]
+    words = to_planes(want) if wd == 4 else want[None, :]
+    ins = tx.at(alu, t, stp.mnemonic, *ops, result=words, **flags)
+    if tx.problem:
+        return tx
+    t_keep = tx.flow("vxm", dst, wd, t + d, keeper)
+    out = tx.take(keeper, wd, 1)
+    tx.at(keeper, t_keep, "write", out, dst, wd)
+    tx.expect(keeper, out, words, f"'{ins.text()}' ({alu}, cycle {t})",
+              _kind(stp.mnemonic, wd, True), inputs)
+    return tx
 
 
 # -- MEM and the ICU --------------------------------------------------------------------------
@@ -749,8 +1007,8 @@ def _chain(cfg: ChipConfig) -> Directed:
 
 # -- the set ----------------------------------------------------------------------------------
 
-_BUILDERS = {"mem": _mem, "vxm_int": _vxm_int, "vxm_fp": _vxm_fp, "mxm": _mxm, "sxm": _sxm,
-             "chain": _chain}
+_BUILDERS = {"mem": _mem, "vxm_int": _vxm_int, "vxm_fp": _vxm_fp, "vxm_held": _vxm_held,
+             "mxm": _mxm, "sxm": _sxm, "chain": _chain}
 #: The names of the directed programs, in order.
 PROGRAM_NAMES = tuple(_BUILDERS)
 

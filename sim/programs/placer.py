@@ -8,6 +8,16 @@ program's claims (queues, stream registers per cycle and position, SRAM banks pe
 cycle) and refuses a collision before the static checker
 (:func:`lpu.golden.check.check`) checks the finished program; :class:`Hand` is a
 transaction used as a context manager for hand-placed instructions.
+
+Held reads (ISA 1.1, docs/isa.md "Held reads"): the plan keeps every write of the
+VXM per stream with its cycle and, where the caller gives it, its value. A VXM
+instruction with ``la`` / ``lb`` placed at ``t`` reads, per stream, the VXM's last
+write before ``t`` (:meth:`Txn.held` says which, and its value); placing it refuses a
+held read of a stream the VXM has not written before ``t`` and *holds* each stream
+from the cycle after that write to ``t - 1``: a VXM write into a held interval (it
+would replace the value before it is read) is refused. :meth:`Txn.hold` holds
+streams from a cycle on, open-ended, for a read not placed yet; :meth:`Plan.release`
+ends it.
 """
 
 from __future__ import annotations
@@ -155,14 +165,83 @@ class Txn:
         self.alloc: dict[tuple[str, int], int] = {}
         self.expects: list[Expect] = []
         self.problem: str | None = None
+        self.vxm_w: dict[tuple, dict] = {}  # (dir, s) -> {cycle: (token, uint8 [VL] | None)}
+        self.holds: dict[tuple, list] = {}  # (dir, s) -> [(lo, hi | None, owner)]
 
     # instructions
-    def at(self, queue: str, cycle: int, mnemonic, *operands, **kw) -> Instr:
+    def at(self, queue: str, cycle: int, mnemonic, *operands, result=None, **kw) -> Instr:
+        """Place an instruction. For a VXM instruction, `result` (uint8 [width, VL]) is the
+        value it writes, for later held reads; its held reads are checked and held."""
         ins = mnemonic if isinstance(mnemonic, Instr) else make(mnemonic, *operands, **kw)
         self._busy(queue, cycle, ins.text())
         self._bank(queue, cycle, ins)
+        if ins.info.unit == "vxm":
+            self._vxm(queue, cycle, ins, result)
         self.ins.append((queue, cycle, ins))
         return ins
+
+    # the VXM's writes and held reads (ISA 1.1)
+    def _vxm(self, queue: str, cycle: int, ins: Instr, result) -> None:
+        info = ins.info
+        for o in info.reads:
+            if o.held and ins.args.get(o.held):
+                writes = self.held(ins.args[o.name], o.width, cycle, what=ins.text())
+                for (s, dr), (tw, _, _) in zip(self._streams(ins.args[o.name], o.width), writes,
+                                               strict=True):
+                    if tw is not None and tw + 1 < cycle:
+                        self.holds.setdefault((dr, s), []).append(
+                            (tw + 1, cycle - 1, (queue, cycle)))
+        o = info.writes[0]
+        tw = cycle + info.d(self.plan.cfg.superlanes)
+        s0, dr = ins.args[o.name]
+        token = (self.plan.pos["vxm"], dr, tw, s0)
+        for j, (s, _) in enumerate(self._streams(ins.args[o.name], o.width)):
+            key = (dr, s)
+            if tw in self.vxm_w.get(key, {}) or tw in self.plan.vxm_w.get(key, {}):
+                self.problem = self.problem or (f"the VXM writes {'ew'[dr]}{s} twice in "
+                                                f"cycle {tw} ('{ins.text()}')")
+            for lo, hi, owner in self.holds.get(key, []) + self.plan.holds.get(key, []):
+                if lo <= tw and (hi is None or tw <= hi):
+                    self.problem = self.problem or (
+                        f"'{ins.text()}' ({queue}, cycle {cycle}) would overwrite "
+                        f"{'ew'[dr]}{s} in cycle {tw}, held for a read by {owner}")
+            creg = (self.plan.pos["vxm"], dr, s, tw)
+            old = self.claims.get(creg, self.plan.claims.get(creg))
+            if old is not None and old != token:
+                self.problem = self.problem or (f"stream {'ew'[dr]}{s} at vxm in cycle {tw} "
+                                                "is taken")
+            self.claims[creg] = token
+            val = None if result is None else np.asarray(result, np.uint8)[j].copy()
+            self.vxm_w.setdefault(key, {})[tw] = ((queue, cycle), val)
+
+    @staticmethod
+    def _streams(ref, width):
+        s0, dr = ref
+        return [(s, dr) for s in range(s0, s0 + width)]
+
+    def held(self, ref: tuple[int, int], width: int, t: int, what: str = "a held read"):
+        """What a VXM held read of streams `ref` (`width` of them) in cycle `t` takes: per
+        stream, (cycle of the write, token (queue, cycle) of the instruction, value
+        uint8 [VL] or None), the VXM's last write before `t`. A stream the VXM has not
+        written before `t` is a problem (and gives (None, None, None))."""
+        out = []
+        for s, dr in self._streams(ref, width):
+            ws = {**self.plan.vxm_w.get((dr, s), {}), **self.vxm_w.get((dr, s), {})}
+            before = [c for c in ws if c < t]
+            if not before:
+                self.problem = self.problem or (
+                    f"{what} in cycle {t}: the VXM has not written {'ew'[dr]}{s} before")
+                out.append((None, None, None))
+                continue
+            tw = max(before)
+            out.append((tw, *ws[tw]))
+        return out
+
+    def hold(self, ref: tuple[int, int], width: int, lo: int, owner) -> None:
+        """Keep the VXM from writing streams `ref` from cycle `lo` on, until
+        :meth:`Plan.release` of `owner` (a held read not placed yet)."""
+        for s, dr in self._streams(ref, width):
+            self.holds.setdefault((dr, s), []).append((lo, None, owner))
 
     def repeat(self, queue: str, cycle: int, n: int, d: int, step: int = 1) -> None:
         """`repeat n, d, step` after the instruction placed at `cycle`: copies at
@@ -277,13 +356,26 @@ class Plan:
         self.ins: list[tuple[str, int, Instr]] = []
         self.syncs: dict[str, list[tuple[int, int]]] = {}
         self.expected: list[Expect] = []
+        # the VXM's writes (dir, s) -> {cycle: (token, value | None)}, and the intervals
+        # (lo, hi | None for open, owner) in which it must not write (dir, s): held reads
+        self.vxm_w: dict[tuple, dict] = {}
+        self.holds: dict[tuple, list] = {}
 
     def txn(self) -> Txn:
         return Txn(self)
 
+    def release(self, owner) -> None:
+        """End the open-ended holds (:meth:`Txn.hold`) of `owner`."""
+        for key, hs in self.holds.items():
+            self.holds[key] = [h for h in hs if not (h[1] is None and h[2] == owner)]
+
     def _commit(self, tx: Txn) -> None:
         self.busy.update(tx.busy)
         self.claims.update(tx.claims)
+        for key, ws in tx.vxm_w.items():
+            self.vxm_w.setdefault(key, {}).update(ws)
+        for key, hs in tx.holds.items():
+            self.holds.setdefault(key, []).extend(hs)
         for (mem, bank, blob), addr in tx.data.items():
             words = np.frombuffer(blob, dtype=np.uint8).reshape(-1, self.cfg.vl)
             self.mem[mem][addr:addr + words.shape[0]] = words

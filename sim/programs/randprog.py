@@ -18,6 +18,12 @@ queue dispatch something. It keeps the state the checker's rules are about
   streams that some slice upstream wrote so that they arrive at its position in
   cycle ``t``. Everything that lands before ``t`` was placed earlier, so the set of
   readable registers at ``t`` is final when ``t`` is reached;
+* the VXM's own writes per ``(direction, stream)`` with their cycles, for *held
+  reads* (ISA 1.1, docs/isa.md "Held reads"): a VXM ``a`` or ``b`` operand (``la`` /
+  ``lb``, assembly ``veN`` / ``vwN``) is sometimes (``p_held``) the value the VXM
+  itself last wrote to those streams, and then only of streams that it writes in a
+  cycle strictly before the dispatch cycle (all four for a 32-bit operand; the
+  planes may come from different writes; rule ``empty-read``);
 * SRAM bank use per ``(cycle, slice, bank)``: at most one access (a read, a write,
   or a ``gather``'s SRAM read) of one bank in one cycle;
 * operand ranges: addresses, rows, slots, lanes, shifts from the config.
@@ -30,8 +36,12 @@ banks are reserved at once; a queue with such a reservation does not ``sync`` or
 ``repeat`` re-issues an instruction in the future, so its copies are placed only
 when their reads are already satisfied by values that are on their way (from writes
 placed earlier, such as a repeated MEM read), and their writes and bank uses are
-reserved at once. ``sync`` parks a queue until some other queue's ``notify``
-(the generator forces one after a few cycles, and at the end).
+reserved at once. A copy's held reads are legal too: it dispatches later than the
+original, whose held streams were written before it. VXM writes placed ahead by a
+``repeat`` count for held reads from the cycle after they happen; a ``repeat`` that
+does not fit is rolled back from its journal, the VXM's writes with the rest.
+``sync`` parks a queue until some other queue's ``notify`` (the generator forces one
+after a few cycles, and at the end).
 
 Data-dependent rules (a ``gather`` index outside the bank of its base, a ``perm``
 map entry not below VL) cannot be seen by the static checker. The generator tracks a
@@ -39,7 +49,8 @@ map entry not below VL) cannot be seen by the static checker. The generator trac
 of each bank, a few reserved words of small numbers (zeros, lanes below VL, indices
 below 4, 16, ...) that programs read but never overwrite; ``gather`` takes its
 indices and ``perm`` its map only from streams whose tag proves them in range, and
-a value's tag survives ``mov``, ``mov32`` and the SXM moves. When a repeated
+a value's tag survives ``mov``, ``mov32`` (also from a held read: the tag of the
+VXM's last write before the cycle) and the SXM moves. When a repeated
 ``gather`` or ``perm`` reads such a value in a later cycle, the registers it passes
 on the way are kept free of other writers.
 
@@ -242,7 +253,8 @@ class _Plan:
 
 
 class _Gen:
-    def __init__(self, cfg: ChipConfig, seed: int, cycles: int, *, p_idle: float):
+    def __init__(self, cfg: ChipConfig, seed: int, cycles: int, *, p_idle: float,
+                 p_held: float):
         if cfg.bank_words < 2 * len(RESERVED_WORDS):
             raise RandProgError(f"config {cfg.name!r}: random programs need at least "
                                 f"{2 * len(RESERVED_WORDS)} words per SRAM bank, not "
@@ -251,8 +263,10 @@ class _Gen:
         self.rng = np.random.default_rng(seed)
         self.cycles = cycles
         self.p_idle = p_idle
+        self.p_held = p_held
         self.S, self.VL, self.bw = cfg.superlanes, cfg.vl, cfg.bank_words
         self.P = len(cfg.positions)
+        self.vxm_pos = next(p.index for p in cfg.positions if p.kind == "vxm")
         self.n_mem = cfg.mem_slices
         self.mem, self.bounds = initial_mem(cfg, self.rng)
         self.R = len(RESERVED_WORDS)
@@ -268,6 +282,8 @@ class _Gen:
         self.protected: set = set()  # (dir, s, diag, pos)
         self.bank_use: dict = {}  # (t, mem, bank) -> set of "r"/"w"
         self.notifies: set = set()
+        # the VXM's own writes (ISA 1.1 held reads): (dir, s) -> cycles it writes there
+        self.vxm_w: dict = {}
         self.transposes = cfg.streams >= cfg.vl
         self.p_transpose = 0.04
         self._arr_cache: dict = {}
@@ -319,6 +335,27 @@ class _Gen:
         return ((t, dr, s, p) not in self.w_occ
                 and (dr, s, self._diag(t, p, dr), p) not in self.protected)
 
+    def held_ready(self, t, dr, s) -> bool:
+        """A held read of stream (dr, s) in cycle t is legal: the VXM writes it (in a
+        committed plan) at a cycle before t."""
+        ws = self.vxm_w.get((dr, s))
+        return bool(ws) and min(ws) < t
+
+    def held_tag(self, t, dr, s):
+        """The tag of the value a held read of (dr, s) in cycle t gets: that of the VXM's
+        last write before t. Only final for a read in the current cycle (every VXM
+        write before it has been placed); None otherwise."""
+        ws = [w for w in self.vxm_w.get((dr, s), ()) if w < t]
+        if not ws:
+            return None
+        tw = max(ws)
+        return self.diag[(dr, s, self._diag(tw, self.vxm_pos, dr))][self.vxm_pos]
+
+    def held_groups(self, t, width):
+        """Every (stream, dir) whose streams s..s+width-1 a held read in cycle t may take."""
+        return [(s, dr) for dr in (E, W) for s in range(self.cfg.streams - width + 1)
+                if all(self.held_ready(t, dr, s + j) for j in range(width))]
+
     # -- planning and committing -----------------------------------------------------------
     def plan(self, qs: _Queue, ins: Instr, t: int, now: int):
         """The effects of `ins` dispatched by `qs` at `t`, or None if that would be
@@ -341,6 +378,10 @@ class _Gen:
                         return None
                     read_tags[(ef.dir, s)] = arr
                     pl.reads.append((t, ef.dir, s))
+            elif ef.kind == "hrd":  # held read: the VXM wrote every stream before t
+                for s in range(ef.stream, ef.stream + ef.width):
+                    if not self.held_ready(t, ef.dir, s):
+                        return None
             elif ef.kind in ("mrd", "mwr"):
                 pl.banks.append((t + ef.dt, qs.mem, ef.bank, "r" if ef.kind == "mrd" else "w"))
         # data-dependent rules, proven by tags
@@ -377,7 +418,10 @@ class _Gen:
                     # a moved value keeps its tag (a copy read in a later cycle does not:
                     # the value it will read may still be overwritten on its way)
                     sa, da = a["a" if op in (O.MOV, O.MOV32) else "src"]
-                    tag = read_tags[(da, sa + j)][0]
+                    if a.get("la") and op in (O.MOV, O.MOV32):  # held: the VXM's own write
+                        tag = self.held_tag(t, da, sa + j)
+                    else:
+                        tag = read_tags[(da, sa + j)][0]
                 else:
                     tag = None
                 if not self.free_reg(p, tw, ef.dir, s):
@@ -408,6 +452,8 @@ class _Gen:
             self.w_occ.add((tw, dr, s, p))
             d = self.diag.setdefault((dr, s, self._diag(tw, p, dr)), {})
             d[p] = tag
+            if p == self.vxm_pos:
+                self.vxm_w.setdefault((dr, s), set()).add(tw)
             if j is not None:
                 j.append(("w", (tw, dr, s, p), (dr, s, self._diag(tw, p, dr)), p))
         for x in pl.protect:
@@ -435,6 +481,8 @@ class _Gen:
                     d.pop(p, None)
                     if not d:
                         del self.diag[dkey]
+                if p == self.vxm_pos:
+                    self.vxm_w[occ[1:3]].discard(occ[0])
             elif item[0] == "p":
                 self.protected.discard(item[1])
             else:
@@ -557,7 +605,16 @@ class _Gen:
         args = {}
         for o in info.operands:
             if o.kind == "sr":
-                g = self.pick_group(arr, o.width)
+                if o.held:  # a or b: sometimes held (what the VXM itself wrote before t)
+                    held = self.held_groups(t, o.width)
+                    g = self.pick_group(arr, o.width)
+                    if held and self.rng.random() < self.p_held:
+                        g = held[int(self.rng.integers(0, len(held)))]
+                        args[o.held] = 1
+                    else:
+                        args[o.held] = 0
+                else:
+                    g = self.pick_group(arr, o.width)
                 if g is None:
                     return None
                 args[o.name] = g
@@ -805,7 +862,7 @@ def make_op(mnemonic: str) -> Opcode:
 
 
 def generate(cfg: ChipConfig | str, seed: int, *, cycles: int | None = None,
-             p_idle: float = 0.06, retries: int = 0,
+             p_idle: float = 0.06, p_held: float = 0.2, retries: int = 0,
              check: bool = True) -> RandomProgram:
     """A random legal program for `cfg` and the SRAM it starts from.
 
@@ -820,6 +877,12 @@ def generate(cfg: ChipConfig | str, seed: int, *, cycles: int | None = None,
         dispatch up to it; the program then drains.
     p_idle
         Chance that a free queue idles in a cycle (turns into ``nop``).
+    p_held
+        Chance that a VXM ``a`` / ``b`` operand is a held read (ISA 1.1) when the VXM
+        has written a fitting stream group before the cycle. Held operands also let
+        VXM instructions through when nothing fitting arrives on the streams, so the
+        share in the program is higher: about 30% of ``a`` and 25% of ``b`` operands
+        on ``tiny`` at the default 0.2.
     retries
         Fallback only: if the checker rejects the program (a bug here), try up to this
         many derived seeds instead of raising.
@@ -837,7 +900,7 @@ def generate(cfg: ChipConfig | str, seed: int, *, cycles: int | None = None,
     errors = []
     for attempt in range(retries + 1):
         sub = seed if attempt == 0 else (seed * 1_000_003 + attempt) % (1 << 63)
-        gen = _Gen(cfg, sub, cycles, p_idle=p_idle)
+        gen = _Gen(cfg, sub, cycles, p_idle=p_idle, p_held=p_held)
         words = gen.run()
         program = Program.from_instrs(cfg, words)
         ops = Counter(ins.info.mnemonic for lst in words.values() for ins in lst)

@@ -8,7 +8,7 @@ from lpu import cli, config
 from lpu.asm import assemble_file
 from lpu.golden.check import check
 from lpu.golden.chip import Chip
-from lpu.isa import decode, encode, make
+from lpu.isa import OPS, decode, encode, make
 from lpu.program import Program
 from lpu.sim.lockstep import AmaranthBackend, lockstep
 from lpu.sim.programs.directed import all_mnemonics, directed_programs, opcodes_of
@@ -58,6 +58,82 @@ def test_golden_model_leaves_the_expected_sram(cfg_name, name):
     cfg = config.load(cfg_name)
     d = next(p for p in directed_programs(cfg) if p.name == name)
     d.check(run_golden(cfg, d))
+
+
+def _held_reads(cfg, program):
+    """Every held read of `program`: (cycle, queue, instruction, per stream (write cycle,
+    writing queue) of the VXM's last write before the cycle), from the checker's timeline."""
+    from lpu.golden.schedule import effects
+
+    vxm = next(p.index for p in cfg.positions if p.kind == "vxm")
+    writes: dict = {}
+    out = []
+    for dsp in check(cfg, program).timeline.dispatches:
+        q = cfg.queues[dsp.queue]
+        if q.position != vxm:
+            continue
+        for ef in effects(cfg, dsp.instr):
+            streams = [(ef.dir, s) for s in range(ef.stream, ef.stream + ef.width)]
+            if ef.kind == "hrd":
+                out.append((dsp.t, q.name, dsp.instr, [
+                    max(w for w in writes.get(k, ()) if w[0] < dsp.t) for k in streams]))
+            elif ef.kind == "wr":
+                for k in streams:
+                    writes.setdefault(k, []).append((dsp.t + ef.dt, q.name))
+    return out
+
+
+def test_vxm_held_chains_through_held_reads():
+    d = next(p for p in directed_programs(TINY) if p.name == "vxm_held")
+    reads = _held_reads(TINY, d.program)
+    flags = {(ins.info.mnemonic, f) for _, _, ins, _ in reads for f in ins.info.held_flags
+             if ins.args.get(f)}
+    assert {f for _, f in flags} == {"la", "lb"}  # both held flags are set
+    want = {(info.mnemonic, f) for info in OPS.values() for f in info.held_flags}
+    assert flags == want, sorted(want - flags)
+    # a held read in the cycle right after the write
+    assert any(max(c for c, _ in src) == t - 1 for t, _, _, src in reads)
+    # the two ALUs read each other's results
+    pairs = {(src[0][1], q) for _, q, _, src in reads}
+    assert {("vxm0", "vxm1"), ("vxm1", "vxm0")} <= pairs, pairs
+    # 32-bit held operands whose planes come from different writes
+    mixed = [ins.text() for _, _, ins, src in reads if len(src) == 4 and len(set(src)) > 1]
+    assert len(mixed) >= 2, mixed
+    # int8 held reads
+    int8 = {ins.info.mnemonic for _, _, ins, src in reads if len(src) == 1}
+    assert int8 == {"mov", "cvt.i8.i32"}, int8
+
+
+def test_the_placer_keeps_held_values_until_they_are_read():
+    from lpu.isa import E, W
+    from lpu.sim.programs.placer import Plan
+
+    plan = Plan(TINY, "held", "")
+    val = np.arange(4 * TINY.vl, dtype=np.uint8).reshape(4, TINY.vl)
+    with plan.one() as tx:
+        tx.at("vxm0", 4, "mov32", (4, E), (0, E), result=val)  # e4..e7 written at 5
+    tx = plan.txn()
+    tx.at("vxm1", 5, "mov32", (0, W), (4, E), la=1)  # in the write's cycle: refused
+    assert "has not written e4 before" in tx.problem
+    tx = plan.txn()
+    got = tx.held((4, E), 4, 8)
+    assert [(c, tok) for c, tok, _ in got] == [(5, ("vxm0", 4))] * 4
+    assert np.array_equal(np.stack([v for _, _, v in got]), val)
+    tx.at("vxm1", 8, "mov32", (0, W), (4, E), la=1)  # held from 6 to 7
+    tx.commit()
+    for cycle, ok in ((5, False), (6, False), (7, True)):  # writes e6 at cycle + 1
+        tx = plan.txn()
+        tx.at("vxm0", cycle, "mov", (6, E), (1, E))
+        assert (tx.problem is None) == ok, (cycle, tx.problem)
+    with plan.one() as tx:
+        tx.hold((6, E), 1, 20, "later")  # a read not placed yet
+    tx = plan.txn()
+    tx.at("vxm0", 30, "mov", (6, E), (1, E))
+    assert "held for a read by later" in tx.problem
+    plan.release("later")
+    tx = plan.txn()
+    tx.at("vxm0", 30, "mov", (6, E), (1, E))
+    assert tx.problem is None
 
 
 def test_check_fails_on_a_wrong_expected_value():

@@ -15,8 +15,9 @@ import pytest
 
 from lpu import cli, config
 from lpu.golden.chip import Chip
-from lpu.isa import OPS, decode, encode
+from lpu.isa import OPS, VXM_OPCODES, decode, encode
 from lpu.loaders import load_mem_npz, load_program
+from lpu.program import Program
 from lpu.sim.programs import randprog
 from lpu.sim.programs.randprog import RandProgError, generate
 
@@ -165,3 +166,107 @@ def test_replay_command_writes_program_and_mem(tmp_path):
     load_mem_npz(chip, str(mem))
     for name, words in rp.mem.items():
         assert np.array_equal(chip.read_mem(name, 0, TINY.mem_words), words)
+
+
+# -- held reads (ISA 1.1, VXM chaining) ---------------------------------------------------------
+
+HELD_SEEDS = range(100, 140)
+
+
+@pytest.fixture(scope="module")
+def held_programs():
+    return [generate(TINY, seed) for seed in HELD_SEEDS]
+
+
+def _held_reads(rp):
+    """(dispatch, the latest of the first VXM writes of its held streams) for every held
+    read in `rp`, from the checker's timeline (independent of the generator)."""
+    from lpu.golden.check import check
+    from lpu.golden.schedule import effects
+
+    cfg = rp.cfg
+    vxm_pos = next(p.index for p in cfg.positions if p.kind == "vxm")
+    tl = check(cfg, rp.program).timeline
+    first: dict = {}  # (dir, s) -> first cycle the VXM writes it
+    out = []
+    for d in tl.dispatches:
+        if cfg.queues[d.queue].position != vxm_pos:
+            continue
+        for ef in effects(cfg, d.instr):
+            if ef.kind == "hrd":
+                out.append((d, max(first.get((ef.dir, s), d.t)
+                                   for s in range(ef.stream, ef.stream + ef.width))))
+            elif ef.kind == "wr":
+                for s in range(ef.stream, ef.stream + ef.width):
+                    first[(ef.dir, s)] = min(first.get((ef.dir, s), 1 << 60), d.t + ef.dt)
+    return out
+
+
+def test_held_reads_on_every_held_capable_opcode(held_programs):
+    from lpu.golden.check import check
+
+    seen = Counter()
+    for rp in held_programs:
+        check(rp.cfg, rp.program, name=f"seed {rp.seed}")
+        run_golden(rp)
+        for words in rp.program.queues.values():
+            for w in words:
+                ins = decode(w)
+                for f in ins.info.held_flags:
+                    if ins.args.get(f):
+                        seen[(ins.info.mnemonic, f)] += 1
+    want = [(info.mnemonic, f) for info in OPS.values() for f in info.held_flags]
+    # la on every VXM opcode, lb on those with b (or scale)
+    assert [m for m, f in want if f == "la"] == [OPS[o].mnemonic for o in VXM_OPCODES]
+    assert len(want) == len(VXM_OPCODES) + 24
+    missing = [k for k in want if not seen[k]]
+    assert not missing, f"held flags never generated in seeds {list(HELD_SEEDS)}: {missing}"
+
+
+def test_held_reads_are_legal_by_a_cycle_and_one_earlier_is_refused(held_programs):
+    """Every held read is of streams the VXM wrote before its cycle; many are of a
+    write in the cycle just before, and moving such a read one cycle earlier (the nop
+    before it one shorter, one after it) makes the checker and the golden model refuse
+    the program as a held read of a stream not yet written."""
+    from lpu.golden.check import check
+    from lpu.golden.chip import ChipError
+    from lpu.golden.schedule import ScheduleError
+
+    tight = moved = held_refusals = 0
+    repeated = 0
+    for rp in held_programs:
+        for d, last_first in _held_reads(rp):
+            assert last_first < d.t, (rp.seed, d)
+            q = rp.cfg.queues[d.queue].name
+            words = rp.program.queues[q]
+            if decode(words[d.index]).info.mnemonic == "repeat":
+                repeated += 1  # a copy of a repeated held read
+                continue
+            if last_first != d.t - 1:
+                continue
+            tight += 1
+            i = d.index
+            before = decode(words[i - 1]) if i else None
+            if before is None or before.info.mnemonic != "nop":
+                continue
+            n = before.args["n"]
+            j = i + 2 if i + 1 < len(words) and \
+                decode(words[i + 1]).info.mnemonic == "repeat" else i + 1
+            new = (words[:i - 1] + ([encode(before.with_args(n=n - 1))] if n > 1 else [])
+                   + words[i:j] + [encode(decode(words[i - 1]).with_args(n=1))] + words[j:])
+            mutated = Program(rp.program.config_hash, {**rp.program.queues, q: new})
+            moved += 1
+            with pytest.raises(ScheduleError) as e:
+                check(rp.cfg, mutated)
+            if e.value.rule == "empty-read" and "held value" in str(e.value):
+                held_refusals += 1
+                assert e.value.cycle == d.t - 1, (rp.seed, q, i, str(e.value))
+                chip = Chip(rp.cfg)
+                rp.load_into(chip)
+                chip.load(mutated, check_first=False)
+                with pytest.raises(ChipError, match="held value") as ce:
+                    chip.run()
+                assert ce.value.rule == "empty-read" and ce.value.cycle == d.t - 1
+    # seeds 100..139: 57 reads one cycle after the write, 32 movable, 24 refused as held
+    assert tight >= 30 and moved >= 15 and held_refusals >= 10, (tight, moved, held_refusals)
+    assert repeated >= 20, f"only {repeated} held reads by copies of a repeat"
