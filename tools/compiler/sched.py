@@ -112,6 +112,8 @@ class Scheduler:
                 self.ready[key[0]] = key[1]
             elif kind == "lastread":
                 self.lastread[key[0]] = key[1]
+            elif kind == "undo":  # a caller's own bookkeeping
+                key()
         self.horizon = horizon
         if not self._marks:
             self._journal = None

@@ -1,0 +1,827 @@
+"""The step scheduler: the operation graph of a step list-scheduled onto the chip.
+
+Input: the :class:`~lpu.tools.compiler.graph.Graph` of one decode step (every chip
+operation, vector by vector). Output: a :class:`~lpu.program.Program` whose run on the
+golden chip leaves the LPU-exact logits in SRAM, plus the SRAM image the host writes
+first. Nodes are placed in priority order (the longest latency from a node to the end of
+the step first), each at the earliest cycle where everything it needs is free, so
+independent work (the heads of a layer, the two MXM planes, the SXMs) interleaves and the
+schedule follows the critical path.
+
+Where a value is
+----------------
+Every produced value is, from its result cycle on:
+
+* *held* at the VXM (VXM results, ISA 1.1): a later VXM operation reads it with a held
+  read while no VXM write lands on its streams in between. A value whose consumers are
+  all VXM operations keeps its held streams reserved until its last consumer is placed;
+* *flowing*: on its stream group, one position a cycle; a consumer downstream may read
+  it in exactly the cycle it arrives;
+* *in SRAM*: every value is also written by a MEM slice on its way (the slice next to the
+  producer, or the fixed address of the KV cache, the scales or the logits), so any
+  later consumer can read it: MEM read at ``t - 1 - distance``.
+
+The placement primitives (stream-register claims along every path, queue slots, SRAM
+banks, SRAM read/write order) are :class:`~lpu.tools.compiler.sched.Scheduler`'s; the
+static checker verifies the result.
+
+Persistent data
+---------------
+Weight blocks (``VL x VL`` int8) are spread four rows per MEM slice over ``VL/4`` slices
+of the hemisphere of the MXM plane that uses them, so one ``lw`` loads all ``VL`` rows in
+one cycle; the KV cache (K blocks read transposed through the SXM, V blocks as weights)
+likewise, in the hemisphere of its KV head; host vectors (constants, norm weights,
+scales) have a copy in both hemispheres.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lpu.config import ChipConfig
+from lpu.errors import LpuError
+from lpu.isa import BY_MNEMONIC, E, W, make
+
+from .graph import Graph, GraphOps, Latency, trace_step
+from .kernels import MemAlloc, Tensor
+from .sched import Flow, SchedError, Scheduler
+
+__all__ = ["ListScheduler", "ScheduledStep", "schedule_step"]
+
+_WIDTH = {"i8": 1, "i32": 4, "f32": 4}
+
+
+@dataclass
+class Avail:
+    """Where a value can be had (see the module docstring)."""
+
+    width: int
+    r: int = -1  # result cycle at the producer
+    held: tuple[int, int] | None = None  # (dir, first stream) at the VXM
+    reserved: bool = False  # held streams reserved until the last consumer is placed
+    sram: list = field(default_factory=list)  # [(slice, addr, first read cycle)]
+    flows: list = field(default_factory=list)  # [Flow]
+    last_read: int = -1  # latest cycle a placed consumer reads it
+    tensor: object = None  # the temporary SRAM words of the copy, freed after the last use
+
+
+@dataclass
+class ScheduledStep:
+    program: object
+    image: list  # [(Tensor, array)]
+    logits: Tensor
+    tokens: list  # [Tensor]: every copy of the token input the host writes
+    instructions: int
+    sram_words: int
+    seconds: float
+
+
+class _Held:
+    """The VXM's held values per stream: writes and reserved intervals."""
+
+    def __init__(self, streams: int):
+        self.writes: dict[tuple[int, int], list[int]] = {}
+        self.res: dict[tuple[int, int], list[list]] = {}  # (dir, s) -> [[lo, hi|None]]
+
+    def can_write(self, d, s, w, t) -> bool:
+        for k in range(s, s + w):
+            for lo, hi in self.res.get((d, k), ()):
+                if lo <= t and (hi is None or t <= hi):
+                    return False
+        return True
+
+    def clean_until(self, d, s, w, r, t) -> bool:
+        """No write to the streams in r+1 .. t-1 (a held read at t of a write at r)."""
+        for k in range(s, s + w):
+            for wt in self.writes.get((d, k), ()):
+                if r < wt < t:
+                    return False
+        return True
+
+
+class ListScheduler:
+    """Schedules one step graph (see the module docstring)."""
+
+    def __init__(self, cfg: ChipConfig, g: Graph, gops: GraphOps, *, max_wait: int = 3000):
+        self.cfg = cfg
+        self.g = g
+        self.gops = gops
+        self.vl = cfg.vl
+        self.S = cfg.superlanes
+        self.lat = Latency(cfg)
+        self.s = Scheduler(cfg)
+        self.alloc = MemAlloc(cfg)
+        self.alloc.free_at = self._free_at
+        self.image: list[tuple[Tensor, np.ndarray]] = []
+        self.max_wait = max_wait
+        self.vxm = cfg.position("vxm").index
+        self.alus = [q.name for q in cfg.queues if q.kind == "vxm"]
+        self.mem_names = [q.name for q in cfg.queues if q.kind == "mem"]
+        self.held = _Held(cfg.streams)
+        self.av: dict[int, Avail] = {}
+        self.consumers: dict[int, list[int]] = {n.id: [] for n in g.nodes}
+        for n in g.nodes:
+            for a in n.args:
+                self.consumers[a].append(n.id)
+        self.pending = {i: len(c) for i, c in self.consumers.items()}
+        self.home: dict[int, Tensor] = {}
+        self.token_tensor: Tensor | None = None
+        self.logits: Tensor | None = None
+        self.blocks: dict = {}  # block key -> [(slice, addr)] x VL/4
+        self.plane_free: dict[str, int] = {}
+        # held-only results: at most half the VXM's stream groups of each direction
+        # reserved at a time
+        self.open_holds = {E: 0, W: 0}
+        self.max_holds = max(1, cfg.streams // 8)
+
+    # -- persistent data ----------------------------------------------------------------
+    def _hemi_slices(self, h: str) -> list[str]:
+        return [m for m in self.mem_names if m.startswith(f"mem_{h}")]
+
+    def _place_block(self, key, rows: np.ndarray, hemi: str):
+        vl = self.vl
+        parts = []
+        for c in range(vl // 4):
+            t = self.alloc.alloc(4, "i8", slice=f"mem_{hemi}{c}", fresh=True)
+            parts.append((t.slice, t.addr))
+            if rows is not None:
+                self.image.append((Tensor(t.slice, t.addr, 4, "i8"), rows[4 * c:4 * c + 4]))
+            self.s.mark_ready(t.slice, t.addr, 4)
+        self.blocks[key] = (parts, hemi)
+
+    def _host_vec(self, vec: np.ndarray, dtype: str, slices) -> list:
+        out = []
+        for sl in slices:
+            t = self.alloc.alloc(1, dtype, slice=sl, fresh=True)
+            arr = np.asarray(vec).reshape(1, -1)
+            self.image.append((t, arr.astype(np.uint8) if dtype == "i8" else arr))
+            self.s.mark_ready(t.slice, t.addr, t.n * t.words)
+            out.append((t.slice, t.addr, 0))
+        return out
+
+    def place_data(self, model):
+        cfg, vl = self.cfg, self.vl
+        if cfg.mem_slices < vl // 4 or cfg.streams < vl:
+            raise SchedError(f"the step scheduler needs mem_slices >= VL/4 and streams >= VL "
+                             f"(config {cfg.name}: {cfg.mem_slices}, {cfg.streams}, VL {vl})")
+        mats = {k: (m, how) for k, (m, how) in self.gops._blocks.items()}
+        # weight blocks, in the hemisphere of their plane
+        for wid, (w, how) in mats.items():
+            K_, N_ = w.shape
+            for kt in range(K_ // vl):
+                for nt in range(N_ // vl):
+                    blk = w[kt * vl:(kt + 1) * vl, nt * vl:(nt + 1) * vl]
+                    hemi = "we"[(kt if how == "spread" else nt) % 2]
+                    self._place_block(("w", wid, kt, nt), blk.astype(np.int8).view(np.uint8),
+                                      hemi)
+        # the KV cache: blocks spread like weights, scales fp32 vectors
+        pc = self.gops.prepared.cache
+        nbmax = pc["max_pos"] // vl
+        self.scale_tensors = {}
+        for li in range(pc["layers"]):
+            for gi in range(pc["kv_heads"]):
+                hemi = "we"[(li * pc["kv_heads"] + gi) % 2]
+                for b in range(nbmax):
+                    self._place_block(("k", li, gi, b), None, hemi)
+                    self._place_block(("v", li, gi, b), None, hemi)
+                for which in ("ks", "vs"):
+                    t = self.alloc.alloc(nbmax, "f32", fresh=True)
+                    self.scale_tensors[(which, li, gi)] = t
+                    self.s.mark_ready(t.slice, t.addr, t.n * t.words)
+        # host vectors: a copy near the VXM in each hemisphere (rotating over the slices)
+        rr = 0
+        ws, es = self._hemi_slices("w"), self._hemi_slices("e")
+        for n in self.g.nodes:
+            if n.kind != "host":
+                continue
+            a = Avail(_WIDTH[n.dtype], r=0)
+            if n.op == "cache":
+                m = n.meta
+                t = self.scale_tensors[(m["cache"], m["layer"], m["g"])]
+                a.sram = [(t.slice, t.vec(m["block"]), 0)]
+            elif n.op == "token":  # the host writes it into two slices per hemisphere
+                a.sram = self._host_vec(self.g.host_data[n.id], "f32", ws[:2] + es[:2])
+                self.token_tensors = [Tensor(sl, addr, 1, "f32") for sl, addr, _ in a.sram]
+                self.token_tensor = self.token_tensors[0]
+            elif n.op == "const":  # used all over the step: a copy in each hemisphere
+                sl = [ws[rr % len(ws)], es[rr % len(es)]]
+                rr += 1
+                a.sram = self._host_vec(self.g.host_data[n.id], n.dtype, sl)
+            else:  # weights, scales, masks, RoPE tables: used once or twice
+                sl = [self.mem_names[rr % len(self.mem_names)]]
+                rr += 1
+                a.sram = self._host_vec(self.g.host_data[n.id], n.dtype, sl)
+            self.av[n.id] = a
+        # fixed homes: the scale vectors updated by kv_write, and the logits
+        for (which, li, gi, b), nid in pc["scales"].items():
+            if self.g.nodes[nid].kind == "vxm":
+                t = self.scale_tensors[(f"{which}s", li, gi)]
+                self.home[nid] = Tensor(t.slice, t.vec(b), 1, "f32")
+        out = self.g.output
+        self.logits = self.alloc.alloc(len(out), "f32", slice=ws[0], fresh=True)
+        for i, nid in enumerate(out):
+            self.home[nid] = Tensor(self.logits.slice, self.logits.vec(i), 1, "f32")
+
+    def _free_at(self, slice_name: str, addr: int, words: int) -> int:
+        s = self.s
+        t = 0
+        for a in range(addr, addr + words):
+            t = max(t, s.lastread.get((slice_name, a), -1) + 1, s.ready.get((slice_name, a), 0))
+        return t
+
+    # -- priorities ------------------------------------------------------------------------
+    def ranks(self) -> dict[int, int]:
+        lat = self.lat
+        rank: dict[int, int] = {}
+        unit = {"host": "mem", "vxm": "vxm", "sxm": "sxm", "mm": "mxm", "mmt": "mxm",
+                "store": "vxm"}
+        for n in reversed(self.g.nodes):
+            if n.kind == "vxm" or n.kind == "store":
+                d = lat.d(n.op if n.kind == "vxm" else "mov")
+            elif n.kind == "sxm":
+                d = lat.d("rot")
+            elif n.kind in ("mm", "mmt"):
+                d = lat.d("mm") + 3 * len(n.args)
+            else:
+                d = 0
+            best = 0
+            for c in self.consumers[n.id]:
+                m = self.g.nodes[c]
+                best = max(best, rank[c] + lat.hop(unit[n.kind], unit[m.kind]))
+            rank[n.id] = best + d
+        return rank
+
+    # -- operands ----------------------------------------------------------------------------
+    def earliest(self, a: int, pos: int) -> int:
+        """First cycle a consumer at `pos` could read value `a`."""
+        av = self.av[a]
+        best = 1 << 30
+        if av.held is not None and pos == self.vxm:
+            best = av.r + 1
+        for f in av.flows:
+            try:
+                best = min(best, f.arrives(pos))
+            except SchedError:
+                pass
+        for sl, _addr, ready in av.sram:
+            p = self.s.qpos[sl]
+            if p != pos:
+                best = min(best, ready + 1 + abs(pos - p))
+        return best
+
+    def deliver(self, a: int, pos: int, t: int, *, vxm: bool):
+        """Claim a way for value `a` to be read at `pos` in cycle `t`: ``("held", ref)``,
+        ``("stream", ref)``, or None. Call inside a transaction."""
+        av = self.av[a]
+        s = self.s
+        w = av.width
+        if vxm and av.held is not None and av.r < t:
+            d, s0 = av.held
+            if av.reserved:
+                self._set_last_read(av, t)
+                return "held", (s0, d)
+            if self.held.clean_until(d, s0, w, av.r, t):
+                self._reserve(d, s0, w, av.r + 1, t - 1)
+                return "held", (s0, d)
+        if av.reserved:
+            return None  # only held: wait for a cycle after the result
+        for f in av.flows:
+            try:
+                if f.arrives(pos) == t and s.extend(f, pos):
+                    return "stream", f.ref
+            except SchedError:
+                continue
+        # from SRAM: nearest copy first
+        for sl, addr, ready in sorted(av.sram, key=lambda c: abs(s.qpos[c[0]] - pos)):
+            p = s.qpos[sl]
+            if p == pos:
+                continue
+            tr = t - 1 - abs(pos - p)
+            if tr < ready or tr < 0:
+                continue
+            dirn = E if pos > p else W
+            grp = self._group(dirn, w, p, tr + 1, pos)
+            if grp is None:
+                continue
+            f = s.try_read(sl, addr, w, tr, dirn, grp, [pos])
+            if f is not None:
+                return "stream", f.ref
+        return None
+
+    def _unhold(self, d):
+        self.open_holds[d] -= 1
+
+    def _set_last_read(self, av: Avail, t: int):
+        old = av.last_read
+        if t > old:
+            av.last_read = t
+            self._undo(lambda: setattr(av, "last_read", old))
+
+    def _group(self, dirn, width, pos, t, far):
+        """A free stream group for a value written at (pos, t) read at `far`; for writes
+        at the VXM also free of held reservations."""
+        for s0 in range(0, self.cfg.streams - width + 1, 4 if width == 4 else 1):
+            if not self.s.path_free(dirn, s0, width, pos, t, far):
+                continue
+            if pos == self.vxm and not self.held.can_write(dirn, s0, width, t):
+                continue
+            return s0
+        return None
+
+    def _reserve(self, d, s0, w, lo, hi):
+        for k in range(s0, s0 + w):
+            iv = [lo, hi]
+            self.held.res.setdefault((d, k), []).append(iv)
+            self._undo(lambda k=k, iv=iv: self.held.res[(d, k)].remove(iv))
+
+    def _undo(self, fn):
+        if self.s._journal is not None:
+            self.s._journal.append(("undo", fn))
+
+    def _note_write(self, d, s0, w, t):
+        for k in range(s0, s0 + w):
+            lst = self.held.writes.setdefault((d, k), [])
+            lst.append(t)
+            self._undo(lambda lst=lst, t=t: lst.remove(t))
+
+    # -- results -------------------------------------------------------------------------------
+    def _store_targets(self, nid: int, pos: int, r: int):
+        """MEM slices that could store a result written at `pos` in cycle `r`: the fixed
+        home, or slices by distance (those toward the consumers' hemisphere first)."""
+        if nid in self.home:
+            return [self.home[nid]]
+        w = _WIDTH[self.g.nodes[nid].dtype]
+        if pos != self.vxm:  # an SXM or MXM result flows to the VXM: store it near there
+            on_path = [m for m in self.mem_names
+                       if min(pos, self.vxm) < self.s.qpos[m] < max(pos, self.vxm)]
+            return [(m, w) for m in sorted(on_path,
+                                           key=lambda m: abs(self.s.qpos[m] - self.vxm))]
+        want = self._want_hemi(nid)
+        cands = sorted(self.mem_names, key=lambda m: (
+            (want is not None and not m.startswith(f"mem_{want}")),
+            abs(self.s.qpos[m] - pos)))
+        return [(m, w) for m in cands]
+
+    def _want_hemi(self, nid: int) -> str | None:
+        for c in self.consumers[nid]:
+            h = self._unit_hemi(self.g.nodes[c])
+            if h is not None:
+                return h
+        return None
+
+    def _unit_hemi(self, n) -> str | None:
+        if n.kind in ("mm", "mmt"):
+            return self._plane_of(n)[-2]
+        if n.kind == "sxm":
+            return n.meta.get("hemi")
+        return None
+
+    def _vxm_only(self, nid: int) -> bool:
+        """Whether every consumer of the value is a VXM operation (a held read can serve
+        them all) and it has no fixed home in SRAM."""
+        if nid in self.home or not self.consumers[nid]:
+            return False
+        for c in self.consumers[nid]:
+            m = self.g.nodes[c]
+            if m.kind not in ("vxm", "store"):
+                return False
+            srcs = [o for o in BY_MNEMONIC[m.op if m.kind == "vxm" else "mov"].operands
+                    if o.kind == "sr"]
+            if any(a == nid and not o.held for o, a in zip(srcs, m.args, strict=True)):
+                return False  # read as an operand without a held form (sel's c)
+        return True
+
+    def _emit_held_only(self, nid: int, r: int):
+        """Write the result at the VXM only, on streams whose held value nothing will
+        overwrite: reserved from r+1 until the last consumer is placed. Returns (dir,
+        stream) or None (no such streams free)."""
+        w = _WIDTH[self.g.nodes[nid].dtype]
+        s = self.s
+        for dirn in sorted((E, W), key=lambda d: self.open_holds[d]):
+            if self.open_holds[dirn] >= self.max_holds:
+                continue  # keep streams free for results that go to SRAM
+            for s0 in range(0, self.cfg.streams - w + 1, 4 if w == 4 else 1):
+                keys = [(dirn, k, self.vxm, r) for k in range(s0, s0 + w)]
+                if not s._free(keys) or not self.held.can_write(dirn, s0, w, r):
+                    continue
+                if any(wt > r for k in range(s0, s0 + w)
+                       for wt in self.held.writes.get((dirn, k), ())):
+                    continue  # a later write is already placed: the hold could not last
+                if any(lo > r for k in range(s0, s0 + w)
+                       for lo, _ in self.held.res.get((dirn, k), ())):
+                    continue
+                s._claim(keys)
+                self._note_write(dirn, s0, w, r)
+                self._reserve(dirn, s0, w, r + 1, None)
+                self.open_holds[dirn] += 1
+                self._undo(lambda d=dirn: self._unhold(d))
+                return dirn, s0
+        return None
+
+    def _emit_result(self, nid: int, pos: int, r: int, *, dirs=(E, W)):
+        """Pick the result's stream group and the MEM slice that stores it; claims the
+        path and the write. Returns (dir, stream, Flow) or None."""
+        s = self.s
+        w = _WIDTH[self.g.nodes[nid].dtype]
+        for tgt in self._store_targets(nid, pos, r):
+            if isinstance(tgt, Tensor):
+                sl, n_words, addr = tgt.slice, tgt.words, tgt.addr
+            else:
+                sl, n_words = tgt
+                addr = None
+            p = s.qpos[sl]
+            dirn = E if p > pos else W
+            if dirn not in dirs:
+                continue
+            grp = self._group(dirn, w, pos, r, p)
+            if grp is None:
+                continue
+            s.begin()
+            flow = Flow(dirn, grp, w, pos, r)
+            s._claim(s._path(flow, p))
+            s._set_claimed(flow, p)
+            if addr is None:
+                t_arr = r + abs(p - pos)
+                try:
+                    tt = self.alloc.alloc(1, "i8" if w == 1 else "f32", slice=sl, when=t_arr)
+                except SchedError:  # this slice is full: try the next
+                    s.rollback()
+                    continue
+                addr = tt.addr
+                self._undo(lambda tt=tt: self.alloc.free(tt))
+            else:
+                tt = None
+            if s.try_write(sl, addr, flow):
+                s.commit()
+                return dirn, grp, flow, (sl, addr, r + abs(p - pos) + 2), tt
+            s.rollback()
+        return None
+
+    # -- placing nodes --------------------------------------------------------------------------
+    def place_vxm(self, n, mnemonic: str, args_in: list[int], imm=None):
+        info = BY_MNEMONIC[mnemonic]
+        d = info.d(self.S)
+        srcs = [o for o in info.operands if o.kind == "sr"]
+        t0 = max([self.earliest(a, self.vxm) for a in args_in] + [2])
+        s = self.s
+        for t in range(t0, t0 + self.max_wait):
+            alus = [q for q in self.alus if s.queue_free(q, t)]
+            if not alus:
+                continue
+            s.begin()
+            got = self._deliver_all(srcs, args_in, t)
+            ok = got is not None
+            if ok:
+                refs, flags = got
+            if ok and self._vxm_only(n.id):
+                held = self._emit_held_only(n.id, t + d)
+                if held is not None:
+                    dirn, grp = held
+                    ops = [(grp, dirn)] + refs + ([imm] if imm is not None else [])
+                    self._emit_held(alus[0], t, mnemonic, ops, flags)
+                    self.av[n.id] = Avail(_WIDTH[n.dtype], r=t + d, held=(dirn, grp),
+                                          reserved=True)
+                    s.commit()
+                    return t
+            if ok:
+                res = self._emit_result(n.id, self.vxm, t + d)
+                if res is not None:
+                    dirn, grp, flow, copy, tt = res
+                    ops = [(grp, dirn)] + refs + ([imm] if imm is not None else [])
+                    self._emit_held(alus[0], t, mnemonic, ops, flags)
+                    self._note_write(dirn, grp, _WIDTH[n.dtype], t + d)
+                    av = Avail(_WIDTH[n.dtype], r=t + d, held=(dirn, grp), sram=[copy],
+                               flows=[flow])
+                    av.tensor = tt
+                    self.av[n.id] = av
+                    s.commit()
+                    return t
+            s.rollback()
+        raise SchedError(f"could not place {mnemonic} (node {n.id}) within {self.max_wait} "
+                         "cycles")
+
+    def _deliver_all(self, srcs, args_in, t):
+        """Deliver every operand at the VXM in cycle t, trying the operands in every
+        order (two operands may have their SRAM copies in one slice), and else first
+        moving one operand into the VXM (:meth:`_premove`); returns (refs, held flags)
+        or None, claims kept only on success."""
+        s = self.s
+        k = len(srcs)
+        got = self._deliver_orders(srcs, args_in, t, range(k), [None] * k, {})
+        if got is not None:
+            return got
+        for i in range(k):
+            if not srcs[i].held or t < 4:
+                continue
+            s.begin()
+            pre = self._premove(args_in[i], t)
+            if pre is not None:
+                refs = [None] * k
+                refs[i] = pre
+                got = self._deliver_orders(srcs, args_in, t, [j for j in range(k) if j != i],
+                                           refs, {srcs[i].held: 1})
+                if got is not None:
+                    s.commit()
+                    return got
+            s.rollback()
+        return None
+
+    def _deliver_orders(self, srcs, args_in, t, which, refs, flags):
+        s = self.s
+        for order in itertools.permutations(which):
+            s.begin()
+            r, f = list(refs), dict(flags)
+            for i in order:
+                o, a = srcs[i], args_in[i]
+                got = self.deliver(a, self.vxm, t, vxm=o.held is not None)
+                if got is None:
+                    break
+                r[i] = got[1]
+                if o.held:
+                    f[o.held] = int(got[0] == "held")
+            else:
+                s.commit()
+                return r, f
+            s.rollback()
+        return None
+
+    def _premove(self, a: int, t: int):
+        """A ``mov32``/``mov`` of value `a` at t-2 whose result the VXM holds for a held
+        read at t. Returns the held stream ref or None."""
+        s = self.s
+        w = self.av[a].width
+        mn = "mov32" if w == 4 else "mov"
+        tm = t - 1 - BY_MNEMONIC[mn].d(self.S)
+        alus = [q for q in self.alus if s.queue_free(q, tm)]
+        if not alus or tm < 2:
+            return None
+        got = self.deliver(a, self.vxm, tm, vxm=False)
+        if got is None:
+            return None
+        r = tm + BY_MNEMONIC[mn].d(self.S)
+        for dirn in (E, W):
+            for s0 in range(0, self.cfg.streams - w + 1, 4 if w == 4 else 1):
+                keys = [(dirn, q, self.vxm, r) for q in range(s0, s0 + w)]
+                if not s._free(keys) or not self.held.can_write(dirn, s0, w, r):
+                    continue
+                s._claim(keys)
+                self._note_write(dirn, s0, w, r)
+                self._emit_held(alus[0], tm, mn, [(s0, dirn), got[1]], {})
+                return (s0, dirn)
+        return None
+
+    def _emit_held(self, queue, t, mnemonic, ops, flags):
+        s = self.s
+        ins = make(mnemonic, *ops, **flags)
+        s.b.at(queue, t, ins)
+        s.qbusy.add((queue, t))
+        if s._journal is not None:
+            s._journal.append(("q", (queue, t)))
+        s.horizon = max(s.horizon, t + ins.info.d(self.S) + 1)
+
+    def place_sxm(self, n):
+        a = n.args[0]
+        s = self.s
+        best = None
+        for hemi in ("w", "e"):
+            sxm = f"sxm_{hemi}"
+            p = s.qpos[sxm]
+            best = min(best or (1 << 30, sxm), (self.earliest(a, p), sxm))
+        t0 = best[0]
+        for t in range(t0, t0 + self.max_wait):
+            for hemi in ("w", "e"):
+                sxm = f"sxm_{hemi}"
+                p = s.qpos[sxm]
+                if not s.queue_free(sxm, t):
+                    continue
+                s.begin()
+                got = self.deliver(a, p, t, vxm=False)
+                if got is not None:
+                    d = BY_MNEMONIC["rot"].d(self.S)
+                    res = self._emit_result(n.id, p, t + d, dirs=(E,) if hemi == "w" else (W,))
+                    if res is not None:
+                        dirn, grp, flow, copy, tt = res
+                        w = _WIDTH[n.dtype]
+                        s._emit(sxm, t, "rot", (grp, dirn), got[1], n.imm, w)
+                        # the flow continues toward the VXM; claim nothing more now
+                        av = Avail(w, r=t + d, sram=[copy], flows=[flow])
+                        av.tensor = tt
+                        self.av[n.id] = av
+                        s.commit()
+                        return t
+                s.rollback()
+        raise SchedError(f"could not place rot (node {n.id})")
+
+    def _plane_of(self, n) -> str:
+        """The plane of an output tile: matvec tiles alternate hemispheres by output
+        tile, the transposed LM head's by its tile, KV products sit with their cache."""
+        m = n.meta
+        blk = m["blocks"][0]
+        if blk[0] != "w":
+            hemi = self.blocks[tuple(blk)][1]
+        elif n.kind == "mm":
+            hemi = "we"[m["nt"] % 2]
+        else:
+            hemi = "we"[m["kt"] % 2]
+        return f"mxm_{hemi}0"
+
+    def _block_parts(self, blk):
+        if blk[0] == "w":
+            return self.blocks[("w",) + tuple(blk[1:4])][0]
+        return self.blocks[tuple(blk)][0]
+
+    def _load_rows(self, plane: str, parts, tl: int) -> bool:
+        """lw of all VL rows at tl, read from the block's slices so they meet the plane."""
+        s = self.s
+        pm = s.qpos[plane]
+        flows = {}
+        for c, (sl, addr) in enumerate(parts):
+            p = s.qpos[sl]
+            tr = tl - 1 - abs(pm - p)
+            dirn = E if pm > p else W
+            f = None if tr < 0 else s.try_read(sl, addr, 4, tr, dirn, 4 * c, [pm])
+            if f is None:
+                return False
+            flows["src" if c == 0 else f"_p{c}"] = f
+        ok, _ = s.try_unit(plane, tl, "lw", flows, None, [], 0,
+                           fixed={"row": 0, "count": self.vl})
+        return ok
+
+    def _load_rows_t(self, plane: str, parts, tl: int) -> bool:
+        """The block read onto VL streams, transposed by the SXM next to the plane, and
+        loaded in one lw at tl."""
+        s = self.s
+        pm = s.qpos[plane]
+        sxm = "sxm_" + plane[4]
+        ps = s.qpos[sxm]
+        d_tr = BY_MNEMONIC["transpose"].d(self.S)
+        ts = tl - d_tr - abs(pm - ps)
+        if ts < 0 or not s.queue_free(sxm, ts):
+            return False
+        flows = {}
+        for c, (sl, addr) in enumerate(parts):
+            p = s.qpos[sl]
+            tr = ts - 1 - abs(ps - p)
+            dirn = E if ps > p else W
+            f = None if tr < 0 else s.try_read(sl, addr, 4, tr, dirn, 4 * c, [ps])
+            if f is None:
+                return False
+            flows["src" if c == 0 else f"_p{c}"] = f
+        ok, tf = s.try_unit(sxm, ts, "transpose", flows, E if pm > ps else W, [pm], self.vl)
+        if not ok:
+            return False
+        ok, _ = s.try_unit(plane, tl, "lw", {"src": tf}, None, [], 0,
+                           fixed={"row": 0, "count": self.vl})
+        return ok
+
+    def place_mm(self, n):
+        """One output tile: per block lw (all rows), iw, then mm / mmacc of its input."""
+        s = self.s
+        plane = self._plane_of(n)
+        pm = s.qpos[plane]
+        hemi = plane[4]
+        transposed = n.kind == "mmt"
+        blocks = n.meta["blocks"]
+        t = self.plane_free.get(plane, 0)
+        first_mm = None
+        for k, (a, blk) in enumerate(zip(n.args, blocks, strict=True)):
+            parts = self._block_parts(blk)
+            load = self._load_rows_t if transposed else self._load_rows
+            last = k == len(n.args) - 1
+            t_in = self.earliest(a, pm)
+            placed = False
+            for tl in range(t, t + self.max_wait):
+                if not s.queue_free(plane, tl):
+                    continue
+                s.begin()
+                if not load(plane, parts, tl):
+                    s.rollback()
+                    continue
+                ti = tl + 2
+                while not s.queue_free(plane, ti):
+                    ti += 1
+                s._emit(plane, ti, "iw")
+                done = False
+                for tm in range(max(ti + 1, t_in), max(ti + 1, t_in) + self.max_wait):
+                    if not s.queue_free(plane, tm):
+                        continue
+                    s.begin()
+                    got = self.deliver(a, pm, tm, vxm=False)
+                    res = None
+                    if got is not None:
+                        mn = "mm" if k == 0 else "mmacc"
+                        if last:
+                            d = BY_MNEMONIC["mm"].d(self.S)
+                            res = self._emit_result(n.id, pm, tm + d,
+                                                    dirs=(E,) if hemi == "w" else (W,))
+                            if res is not None:
+                                dirn, grp, flow, copy, tt = res
+                                s._emit(plane, tm, mn, (grp, dirn), got[1], 0)
+                        else:
+                            s._emit(plane, tm, mn, None, got[1], 0)
+                            res = True
+                    if res is not None:
+                        s.commit()
+                        if last:
+                            av = Avail(4, r=tm + BY_MNEMONIC["mm"].d(self.S), sram=[copy],
+                                       flows=[flow])
+                            av.tensor = tt
+                            self.av[n.id] = av
+                        if first_mm is None:
+                            first_mm = tm
+                        t = tm + 1
+                        done = True
+                        break
+                    s.rollback()
+                if done:
+                    s.commit()
+                    placed = True
+                    break
+                s.rollback()
+            if not placed:
+                raise SchedError(f"could not place block {k} of tile node {n.id}")
+        self.plane_free[plane] = t
+        return first_mm
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self):
+        rank = self.ranks()
+        indeg = {n.id: len(n.args) + len(n.deps) for n in self.g.nodes}
+        dependents: dict[int, list[int]] = {n.id: [] for n in self.g.nodes}
+        for n in self.g.nodes:
+            for a in n.args + n.deps:
+                dependents[a].append(n.id)
+        heap = []
+        for n in self.g.nodes:
+            if n.kind == "host":
+                for c in dependents[n.id]:
+                    indeg[c] -= 1
+        for n in self.g.nodes:
+            if n.kind != "host" and indeg[n.id] == 0:
+                heapq.heappush(heap, (-rank[n.id], n.id))
+        for n in self.g.nodes:  # SXM rotations: the hemisphere is decided when placed
+            n.meta.setdefault("hemi", None)
+        while heap:
+            _, nid = heapq.heappop(heap)
+            n = self.g.nodes[nid]
+            if n.kind == "vxm":
+                self.place_vxm(n, n.op, list(n.args), n.imm)
+            elif n.kind == "store":
+                self.place_store(n)
+            elif n.kind == "sxm":
+                self.place_sxm(n)
+            else:
+                self.place_mm(n)
+            for a in n.args:
+                self._consumed(a)
+            for c in dependents[nid]:
+                indeg[c] -= 1
+                if indeg[c] == 0:
+                    heapq.heappush(heap, (-rank[c], c))
+
+    def _consumed(self, a: int):
+        self.pending[a] -= 1
+        if self.pending[a] == 0:
+            av = self.av[a]
+            if av.tensor is not None:
+                self.alloc.free(av.tensor)
+            if av.reserved:  # the hold is needed only until the last read
+                d, s0 = av.held
+                self.open_holds[d] -= 1
+                for k in range(s0, s0 + av.width):
+                    for iv in self.held.res.get((d, k), ()):
+                        if iv[0] == av.r + 1 and iv[1] is None:
+                            iv[1] = av.last_read - 1
+                            break
+
+    def place_store(self, n):
+        """A KV-cache row: a mov of the value to its fixed address in the block."""
+        m = n.meta
+        vl = self.vl
+        b, j = divmod(m["pos"], vl)
+        parts, _ = self.blocks[(m["cache"], m["layer"], m["g"], b)]
+        sl, addr = parts[j // 4]
+        self.home[n.id] = Tensor(sl, addr + j % 4, 1, "i8")
+        self.place_vxm(n, "mov", list(n.args))
+        # readers of the block wait for the write (Scheduler.ready)
+
+
+def schedule_step(model, cfg: ChipConfig, pos: int, context: int | None = None):
+    """Trace and schedule the decode step at `pos`; returns a :class:`ScheduledStep`."""
+    t0 = time.perf_counter()
+    g, gops = trace_step(model, cfg.vl, pos, context)
+    ls = ListScheduler(cfg, g, gops)
+    ls.place_data(model)
+    ls.run()
+    prog = ls.s.program()
+    words = sum(nxt - (b * cfg.bank_words) for (_, b), nxt in ls.alloc.next.items())
+    if ls.token_tensor is None:
+        raise LpuError("the step has no token input")
+    return ScheduledStep(prog, ls.image, ls.logits, ls.token_tensors,
+                         sum(len(w) for w in prog.queues.values()), words,
+                         time.perf_counter() - t0)
