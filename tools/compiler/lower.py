@@ -27,6 +27,7 @@ from lpu.golden.model import exact as LX
 from lpu.golden.model.checkpoint import CheckpointError
 from lpu.program import Program
 
+from .cache import cached_compile
 from .chipops import ChipOps
 
 __all__ = ["CompiledStep", "compile_step", "ChipDecoder", "analytic_bound", "check_model"]
@@ -136,8 +137,9 @@ class ChipDecoder:
         self._chip = Chip(self.chip_cfg)
 
     def compiled(self, pos: int) -> CompiledStep:
-        if pos not in self._cache:
-            self._cache[pos] = compile_step(self.model, self.chip_cfg, pos, self.context)
+        if pos not in self._cache:  # from the disk cache (lpu.tools.compiler.cache) or compiled
+            self._cache[pos] = cached_compile(self.model, self.chip_cfg, pos, self.context,
+                                              compile=compile_step, step_type=CompiledStep)
         return self._cache[pos]
 
     def step(self, token: int, pos: int) -> StepResult:
