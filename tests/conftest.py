@@ -5,15 +5,31 @@ lockstep) take it from ``$LPU_FRESH_SEED``. When it is not set, it is drawn here
 per session, before pytest-xdist starts its workers (they inherit the environment),
 so every worker collects the same parametrized tests; the header line shows it, and
 ``LPU_FRESH_SEED=<n> pytest ...`` replays the run.
+
+Compiled step programs: the session uses a cache folder of its own (``$LPU_CACHE_DIR``,
+a temporary folder shared by the workers), so the tests neither read programs an older
+compiler left in the user's cache nor leave any there.
 """
 
 import os
 import random
+import shutil
+import tempfile
 
 
 def pytest_configure(config):
     if not hasattr(config, "workerinput") and "LPU_FRESH_SEED" not in os.environ:
         os.environ["LPU_FRESH_SEED"] = str(random.SystemRandom().randrange(1 << 30))
+    if not hasattr(config, "workerinput") and "LPU_CACHE_DIR" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="lpu-test-cache-")
+        os.environ["LPU_CACHE_DIR"] = folder
+        config._lpu_cache_dir = folder
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_lpu_cache_dir", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def pytest_report_header(config):

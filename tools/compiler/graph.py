@@ -39,11 +39,9 @@ from lpu.golden import numerics as nm
 from lpu.golden.model import exact as LX
 from lpu.isa import BY_MNEMONIC
 
-from .lower import analytic_bound
-
 __all__ = ["Node", "Graph", "GraphOps", "Latency", "trace_step", "evaluate", "bounds",
            "critical_path", "critical_chain", "critical_breakdown", "throughput",
-           "step_bounds", "ALGORITHMS"]
+           "step_bounds", "analytic_bound", "ALGORITHMS", "RADIX"]
 
 #: The algorithms of lpu.golden.model.exact a node can belong to, innermost first wins.
 ALGORITHMS = ("exp", "reciprocal", "rsqrt", "rmsnorm", "softmax", "silu", "quantize",
@@ -108,6 +106,9 @@ class _V:
         return self.ids[i if len(self.ids) > 1 else 0]
 
 
+#: Lane reductions: rotations per trip to the SXMs (a power of two; VL = one trip).
+RADIX = 4
+
 _DTYPE = {"cvt.f32.i32": "i32", "cvt.i32.f32": "f32", "cvt.i8.i32": "i32", "cvt.i32.i8": "i8",
           "cvt.f32.i8": "i8", "add": "i32", "sub": "i32", "and": "i32", "eq": "i32",
           "shli": "i32", "shri": "i32", "srai": "i32", "max": "i32", "min": "i32"}
@@ -128,8 +129,9 @@ def _algorithm() -> str:
 class GraphOps:
     """An :class:`~lpu.golden.model.exact.Ops` that records the step as a :class:`Graph`."""
 
-    def __init__(self, vl: int):
+    def __init__(self, vl: int, radix: int = RADIX):
         self.vl = vl
+        self.radix = radix
         self.g = Graph()
         self._consts: dict[int, int] = {}
         self._blocks: dict[int, tuple] = {}  # id(matrix) -> (matrix, tag)
@@ -209,9 +211,14 @@ class GraphOps:
         trip to the SXMs instead of log2(VL)."""
         out = []
         for i in range(a.n):
-            x = _V([a[i]])
-            rots = [x] + [self.rotate(x, r) for r in range(1, self.vl)]
-            out.append(LX.pairwise(lambda u, v: self.binary(op, u, v), rots)[0])
+            cur = _V([a[i]])
+            span = 1
+            while span < self.vl:  # a stage: rotations by span * (1 .. radix-1)
+                k = min(self.radix, self.vl // span)
+                rots = [cur] + [self.rotate(cur, span * r) for r in range(1, k)]
+                cur = LX.pairwise(lambda u, v: self.binary(op, u, v), rots)
+                span *= k
+            out.append(cur[0])
         return _V(out)
 
     def vec_reduce(self, op, a):
@@ -299,9 +306,10 @@ class GraphOps:
                               meta={"blocks": [("v", layer, g, b) for b in range(nb)]})])
 
 
-def trace_step(model, vl: int, pos: int, context: int | None = None) -> tuple[Graph, GraphOps]:
+def trace_step(model, vl: int, pos: int, context: int | None = None, *,
+               radix: int = RADIX) -> tuple[Graph, GraphOps]:
     """The graph of the decode step at `pos` (the token is a host input)."""
-    ops = GraphOps(vl)
+    ops = GraphOps(vl, radix)
     prepared = LX.Prepared(ops, model, context or model.config.max_position_embeddings)
     ops.prepared = prepared
     out = LX.decode_step(ops, prepared, 0, pos)
@@ -374,6 +382,30 @@ def _block_product(x, blk, mats, cache, vl) -> np.ndarray:
 
 
 # -- bounds -----------------------------------------------------------------------------------
+
+
+def analytic_bound(model_cfg, chip: ChipConfig, pos: int) -> dict:
+    """Cycles per token no schedule can beat on this chip: the bytes of weights and KV
+    cache read per token over the MEM read bandwidth (every slice reading four words a
+    cycle), and the weight rows over the MXM planes' load rate (one lw of up to
+    `streams` rows per plane per cycle)."""
+    vl = chip.vl
+    d, hdim, L = model_cfg.hidden_size, model_cfg.intermediate_size, model_cfg.num_hidden_layers
+    qd, kvd = model_cfg.q_dim, model_cfg.kv_dim
+    w_bytes = L * (d * qd + 2 * d * kvd + qd * d + 3 * d * hdim) + 2 * model_cfg.vocab_size * d
+    nb = pos // vl + 1
+    kv_bytes = L * model_cfg.num_key_value_heads * 2 * nb * vl * model_cfg.head_dim
+    slices = 2 * chip.mem_slices
+    mem_bw = slices * 4 * vl
+    planes = 2 * chip.mxm_planes
+    rows = (w_bytes + kv_bytes) // vl
+    mxm_rate = planes * min(32, chip.streams)
+    mem_cycles = (w_bytes + kv_bytes) / mem_bw
+    mxm_cycles = rows / mxm_rate
+    return {"weight_bytes": w_bytes, "kv_bytes": kv_bytes, "mem_bytes_per_cycle": mem_bw,
+            "mem_bound_cycles": mem_cycles, "mxm_rows_per_cycle": mxm_rate,
+            "mxm_bound_cycles": mxm_cycles, "bound_cycles": max(mem_cycles, mxm_cycles)}
+
 
 
 @dataclass(frozen=True)

@@ -134,10 +134,12 @@ class ListScheduler:
         self.logits: Tensor | None = None
         self.blocks: dict = {}  # block key -> [(slice, addr)] x VL/4
         self.plane_free: dict[str, int] = {}
+        self.why: dict | None = None  # node -> {reason: cycles lost}, when debugging
+        self.owner: dict[tuple[int, int], list] = {}  # (dir, s) -> [(write cycle, node)]
         # held-only results: at most half the VXM's stream groups of each direction
         # reserved at a time
         self.open_holds = {E: 0, W: 0}
-        self.max_holds = max(1, cfg.streams // 8)
+        self.max_holds = max(1, cfg.streams // 16)
 
     # -- persistent data ----------------------------------------------------------------
     def _hemi_slices(self, h: str) -> list[str]:
@@ -208,8 +210,11 @@ class ListScheduler:
                 a.sram = self._host_vec(self.g.host_data[n.id], "f32", ws[:2] + es[:2])
                 self.token_tensors = [Tensor(sl, addr, 1, "f32") for sl, addr, _ in a.sram]
                 self.token_tensor = self.token_tensors[0]
-            elif n.op == "const":  # used all over the step: a copy in each hemisphere
-                sl = [ws[rr % len(ws)], es[rr % len(es)]]
+            elif n.op == "const":  # used all over the step: copies in both hemispheres
+                uses = len(self.consumers[n.id])
+                k = 4 if uses >= 16 else 2
+                sl = [ws[(rr + i) % len(ws)] for i in range(k // 2)] + \
+                     [es[(rr + i) % len(es)] for i in range(k // 2)]
                 rr += 1
                 a.sram = self._host_vec(self.g.host_data[n.id], n.dtype, sl)
             else:  # weights, scales, masks, RoPE tables: used once or twice
@@ -325,13 +330,33 @@ class ListScheduler:
     def _group(self, dirn, width, pos, t, far):
         """A free stream group for a value written at (pos, t) read at `far`; for writes
         at the VXM also free of held reservations."""
+        best, best_cost = None, None
         for s0 in range(0, self.cfg.streams - width + 1, 4 if width == 4 else 1):
             if not self.s.path_free(dirn, s0, width, pos, t, far):
                 continue
-            if pos == self.vxm and not self.held.can_write(dirn, s0, width, t):
+            if pos != self.vxm:
+                return s0
+            if not self.held.can_write(dirn, s0, width, t):
                 continue
-            return s0
-        return None
+            cost = self._clobber_cost(dirn, s0, width, t)
+            if cost == 0:
+                return s0
+            if best is None or cost < best_cost:
+                best, best_cost = s0, cost
+        return best
+
+    def _clobber_cost(self, d, s0, w, t) -> int:
+        """How many streams of the group hold, at cycle t, a value with consumers still
+        to place (a write there would end its held life)."""
+        cost = 0
+        for k in range(s0, s0 + w):
+            own = None
+            for wt, nid in self.owner.get((d, k), ()):
+                if wt < t and (own is None or wt > own[0]):
+                    own = (wt, nid)
+            if own is not None and own[1] is not None and self.pending.get(own[1], 0) > 0:
+                cost += 1
+        return cost
 
     def _reserve(self, d, s0, w, lo, hi):
         for k in range(s0, s0 + w):
@@ -343,11 +368,15 @@ class ListScheduler:
         if self.s._journal is not None:
             self.s._journal.append(("undo", fn))
 
-    def _note_write(self, d, s0, w, t):
+    def _note_write(self, d, s0, w, t, nid=None):
         for k in range(s0, s0 + w):
             lst = self.held.writes.setdefault((d, k), [])
             lst.append(t)
             self._undo(lambda lst=lst, t=t: lst.remove(t))
+            own = self.owner.setdefault((d, k), [])
+            item = (t, nid)
+            own.append(item)
+            self._undo(lambda own=own, item=item: own.remove(item))
 
     # -- results -------------------------------------------------------------------------------
     def _store_targets(self, nid: int, pos: int, r: int):
@@ -356,15 +385,23 @@ class ListScheduler:
         if nid in self.home:
             return [self.home[nid]]
         w = _WIDTH[self.g.nodes[nid].dtype]
-        if pos != self.vxm:  # an SXM or MXM result flows to the VXM: store it near there
+        qb = self.s.qbusy
+
+        def load(m):  # the slice's busy dispatch slots around the cycles it would be used
+            p = self.s.qpos[m]
+            c = r + abs(p - pos)
+            return sum((m, x) in qb for x in range(c - 6, c + 7))
+
+        if pos != self.vxm:  # an SXM or MXM result flows to the VXM: store it on the way
             on_path = [m for m in self.mem_names
                        if min(pos, self.vxm) < self.s.qpos[m] < max(pos, self.vxm)]
-            return [(m, w) for m in sorted(on_path,
-                                           key=lambda m: abs(self.s.qpos[m] - self.vxm))]
+            return [(m, w) for m in sorted(
+                on_path, key=lambda m: load(m) + abs(self.s.qpos[m] - self.vxm))]
         want = self._want_hemi(nid)
+
         cands = sorted(self.mem_names, key=lambda m: (
             (want is not None and not m.startswith(f"mem_{want}")),
-            abs(self.s.qpos[m] - pos)))
+            load(m) + 2 * abs(self.s.qpos[m] - pos)))
         return [(m, w) for m in cands]
 
     def _want_hemi(self, nid: int) -> str | None:
@@ -416,7 +453,7 @@ class ListScheduler:
                        for lo, _ in self.held.res.get((dirn, k), ())):
                     continue
                 s._claim(keys)
-                self._note_write(dirn, s0, w, r)
+                self._note_write(dirn, s0, w, r, nid)
                 self._reserve(dirn, s0, w, r + 1, None)
                 self.open_holds[dirn] += 1
                 self._undo(lambda d=dirn: self._unhold(d))
@@ -469,13 +506,18 @@ class ListScheduler:
         srcs = [o for o in info.operands if o.kind == "sr"]
         t0 = max([self.earliest(a, self.vxm) for a in args_in] + [2])
         s = self.s
+        why = self.why.setdefault(n.id, {}) if self.why is not None else None
         for t in range(t0, t0 + self.max_wait):
             alus = [q for q in self.alus if s.queue_free(q, t)]
             if not alus:
+                if why is not None:
+                    why["alu"] = why.get("alu", 0) + 1
                 continue
             s.begin()
             got = self._deliver_all(srcs, args_in, t)
             ok = got is not None
+            if why is not None and not ok:
+                why["operands"] = why.get("operands", 0) + 1
             if ok:
                 refs, flags = got
             if ok and self._vxm_only(n.id):
@@ -494,13 +536,15 @@ class ListScheduler:
                     dirn, grp, flow, copy, tt = res
                     ops = [(grp, dirn)] + refs + ([imm] if imm is not None else [])
                     self._emit_held(alus[0], t, mnemonic, ops, flags)
-                    self._note_write(dirn, grp, _WIDTH[n.dtype], t + d)
+                    self._note_write(dirn, grp, _WIDTH[n.dtype], t + d, n.id)
                     av = Avail(_WIDTH[n.dtype], r=t + d, held=(dirn, grp), sram=[copy],
                                flows=[flow])
                     av.tensor = tt
                     self.av[n.id] = av
                     s.commit()
                     return t
+            if why is not None and ok:
+                why["result"] = why.get("result", 0) + 1
             s.rollback()
         raise SchedError(f"could not place {mnemonic} (node {n.id}) within {self.max_wait} "
                          "cycles")

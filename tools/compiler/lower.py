@@ -29,8 +29,11 @@ from lpu.program import Program
 
 from .cache import cached_compile
 from .chipops import ChipOps
+from .graph import analytic_bound
+from .listsched import schedule_step
 
-__all__ = ["CompiledStep", "compile_step", "ChipDecoder", "analytic_bound", "check_model"]
+__all__ = ["CompiledStep", "compile_step", "compile_step_by_kernels", "ChipDecoder",
+           "analytic_bound", "check_model"]
 
 
 @dataclass
@@ -39,7 +42,7 @@ class CompiledStep:
     program: Program
     image: list  # [(Tensor, array)] for the host to write
     logits: object  # Tensor of the logits (fp32 [vocab / VL, VL])
-    token: object  # Tensor where the host writes the token (every lane = token)
+    token: list  # Tensors where the host writes the token (every lane = token)
     compile_s: float
     instructions: int
     sram_words: int  # words allocated (weights, cache, constants, temporaries)
@@ -67,13 +70,28 @@ def check_model(model_cfg, chip: ChipConfig, context: int) -> None:
 
 def compile_step(model, chip: ChipConfig | str, pos: int, context: int | None = None
                  ) -> CompiledStep:
-    """The step program for the token at position `pos` (0-based)."""
+    """The step program for the token at position `pos` (0-based): the step's operation
+    graph list-scheduled onto the chip (:mod:`lpu.tools.compiler.listsched`)."""
     chip = load_config(chip)
     mc = model.config
     context = context or mc.max_position_embeddings
     check_model(mc, chip, context)
     if not 0 <= pos < context:
         raise LpuError(f"position {pos} is outside the context of {context} tokens")
+    st = schedule_step(model, chip, pos, context)
+    return CompiledStep(pos, st.program, st.image, st.logits, list(st.tokens), st.seconds,
+                        st.instructions, st.sram_words)
+
+
+def compile_step_by_kernels(model, chip: ChipConfig | str, pos: int,
+                            context: int | None = None) -> CompiledStep:
+    """The first compiler: the LPU-exact step run on :class:`ChipOps`, each primitive
+    placed as a kernel in program order with every value through SRAM. Kept as a second,
+    independent executor of the specification (the kernel tests use it)."""
+    chip = load_config(chip)
+    mc = model.config
+    context = context or mc.max_position_embeddings
+    check_model(mc, chip, context)
     t0 = time.perf_counter()
     ops = ChipOps(chip)
     prepared = LX.Prepared(ops, model, context)
@@ -81,32 +99,11 @@ def compile_step(model, chip: ChipConfig | str, pos: int, context: int | None = 
     logits = LX.decode_step(ops, prepared, 0, pos)
     prog = ops.program()
     words = sum(nxt - (b * chip.bank_words) for (_, b), nxt in ops.alloc.next.items())
-    return CompiledStep(pos, prog, ops.image, logits.t, ops.token_tensor,
+    return CompiledStep(pos, prog, ops.image, logits.t, [ops.token_tensor],
                         time.perf_counter() - t0, sum(len(w) for w in prog.queues.values()),
                         words)
 
 
-def analytic_bound(model_cfg, chip: ChipConfig, pos: int) -> dict:
-    """Cycles per token no schedule can beat on this chip: the bytes of weights and KV
-    cache read per token over the MEM read bandwidth (every slice reading four words a
-    cycle), and the weight rows over the MXM planes' load rate (one lw of up to
-    `streams` rows per plane per cycle)."""
-    vl = chip.vl
-    d, hdim, L = model_cfg.hidden_size, model_cfg.intermediate_size, model_cfg.num_hidden_layers
-    qd, kvd = model_cfg.q_dim, model_cfg.kv_dim
-    w_bytes = L * (d * qd + 2 * d * kvd + qd * d + 3 * d * hdim) + 2 * model_cfg.vocab_size * d
-    nb = pos // vl + 1
-    kv_bytes = L * model_cfg.num_key_value_heads * 2 * nb * vl * model_cfg.head_dim
-    slices = 2 * chip.mem_slices
-    mem_bw = slices * 4 * vl
-    planes = 2 * chip.mxm_planes
-    rows = (w_bytes + kv_bytes) // vl
-    mxm_rate = planes * min(32, chip.streams)
-    mem_cycles = (w_bytes + kv_bytes) / mem_bw
-    mxm_cycles = rows / mxm_rate
-    return {"weight_bytes": w_bytes, "kv_bytes": kv_bytes, "mem_bytes_per_cycle": mem_bw,
-            "mem_bound_cycles": mem_cycles, "mxm_rows_per_cycle": mxm_rate,
-            "mxm_bound_cycles": mxm_cycles, "bound_cycles": max(mem_cycles, mxm_cycles)}
 
 
 @dataclass
@@ -146,9 +143,10 @@ class ChipDecoder:
         cs = self.compiled(pos)
         chip = self._chip
         t0 = time.perf_counter()
+        tokens = cs.token if isinstance(cs.token, list) else [cs.token]
         for t, arr in cs.image:
             a = np.asarray(arr)
-            if t == cs.token:
+            if t in tokens:
                 a = np.full(a.shape, token, dtype=np.uint32)
             if t.dtype == "i8":
                 chip.write_mem(t.slice, t.addr, a.astype(np.uint8))
