@@ -36,6 +36,7 @@ scales) have a copy in both hemispheres.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import time
@@ -82,26 +83,55 @@ class ScheduledStep:
 
 
 class _Held:
-    """The VXM's held values per stream: writes and reserved intervals."""
+    """The VXM's held values per stream (dir, stream): the cycles the VXM writes it, which
+    value each write holds, and the cycles no write may land (a held value still to be
+    read; open while its last reader is not placed)."""
 
-    def __init__(self, streams: int):
-        self.writes: dict[tuple[int, int], list[int]] = {}
-        self.res: dict[tuple[int, int], list[list]] = {}  # (dir, s) -> [[lo, hi|None]]
+    def __init__(self):
+        self.writes: dict[tuple[int, int], list[int]] = {}  # sorted write cycles
+        self.owner: dict[tuple[int, int], list[tuple[int, int]]] = {}  # sorted (cycle, node)
+        self.prot: dict[tuple[int, int], dict[int, int]] = {}  # cycle -> reservations
+        self.open: dict[tuple[int, int], list[int]] = {}  # first cycles of open ones
+        self.last_prot: dict[tuple[int, int], int] = {}  # latest cycle ever protected
 
     def can_write(self, d, s, w, t) -> bool:
         for k in range(s, s + w):
-            for lo, hi in self.res.get((d, k), ()):
-                if lo <= t and (hi is None or t <= hi):
+            if self.prot.get((d, k), {}).get(t):
+                return False
+            for lo in self.open.get((d, k), ()):
+                if lo <= t:
                     return False
         return True
 
     def clean_until(self, d, s, w, r, t) -> bool:
         """No write to the streams in r+1 .. t-1 (a held read at t of a write at r)."""
         for k in range(s, s + w):
-            for wt in self.writes.get((d, k), ()):
-                if r < wt < t:
+            lst = self.writes.get((d, k))
+            if lst:
+                i = bisect.bisect_right(lst, r)
+                if i < len(lst) and lst[i] < t:
                     return False
         return True
+
+    def later(self, d, s, w, r) -> bool:
+        """Whether a write or a reservation is already placed after cycle r."""
+        for k in range(s, s + w):
+            lst = self.writes.get((d, k))
+            if lst and lst[-1] > r:
+                return True
+            if self.last_prot.get((d, k), -1) > r:
+                return True
+            if any(lo > r for lo in self.open.get((d, k), ())):
+                return True
+        return False
+
+    def owner_before(self, d, k, t):
+        """The node whose value stream (d, k) holds at cycle t (written before t)."""
+        lst = self.owner.get((d, k))
+        if not lst:
+            return None
+        i = bisect.bisect_left(lst, (t, -1)) - 1
+        return lst[i][1] if i >= 0 else None
 
 
 class ListScheduler:
@@ -122,7 +152,7 @@ class ListScheduler:
         self.vxm = cfg.position("vxm").index
         self.alus = [q.name for q in cfg.queues if q.kind == "vxm"]
         self.mem_names = [q.name for q in cfg.queues if q.kind == "mem"]
-        self.held = _Held(cfg.streams)
+        self.held = _Held()
         self.av: dict[int, Avail] = {}
         self.consumers: dict[int, list[int]] = {n.id: [] for n in g.nodes}
         for n in g.nodes:
@@ -135,7 +165,6 @@ class ListScheduler:
         self.blocks: dict = {}  # block key -> [(slice, addr)] x VL/4
         self.plane_free: dict[str, int] = {}
         self.why: dict | None = None  # node -> {reason: cycles lost}, when debugging
-        self.owner: dict[tuple[int, int], list] = {}  # (dir, s) -> [(write cycle, node)]
         # held-only results: at most half the VXM's stream groups of each direction
         # reserved at a time
         self.open_holds = {E: 0, W: 0}
@@ -350,19 +379,30 @@ class ListScheduler:
         to place (a write there would end its held life)."""
         cost = 0
         for k in range(s0, s0 + w):
-            own = None
-            for wt, nid in self.owner.get((d, k), ()):
-                if wt < t and (own is None or wt > own[0]):
-                    own = (wt, nid)
-            if own is not None and own[1] is not None and self.pending.get(own[1], 0) > 0:
+            own = self.held.owner_before(d, k, t)
+            if own is not None and own >= 0 and self.pending.get(own, 0) > 0:
                 cost += 1
         return cost
 
     def _reserve(self, d, s0, w, lo, hi):
+        """No VXM write to the streams in cycles lo..hi (hi None: until closed)."""
         for k in range(s0, s0 + w):
-            iv = [lo, hi]
-            self.held.res.setdefault((d, k), []).append(iv)
-            self._undo(lambda k=k, iv=iv: self.held.res[(d, k)].remove(iv))
+            if hi is None:
+                lst = self.held.open.setdefault((d, k), [])
+                lst.append(lo)
+                self._undo(lambda lst=lst, lo=lo: lst.remove(lo))
+            elif hi >= lo:
+                prot = self.held.prot.setdefault((d, k), {})
+                for c in range(lo, hi + 1):
+                    prot[c] = prot.get(c, 0) + 1
+                lp = self.held.last_prot  # conservative: not lowered by an undo
+                lp[(d, k)] = max(lp.get((d, k), -1), hi)
+                self._undo(lambda prot=prot, lo=lo, hi=hi: self._unprotect(prot, lo, hi))
+
+    @staticmethod
+    def _unprotect(prot, lo, hi):
+        for c in range(lo, hi + 1):
+            prot[c] -= 1
 
     def _undo(self, fn):
         if self.s._journal is not None:
@@ -371,11 +411,11 @@ class ListScheduler:
     def _note_write(self, d, s0, w, t, nid=None):
         for k in range(s0, s0 + w):
             lst = self.held.writes.setdefault((d, k), [])
-            lst.append(t)
+            bisect.insort(lst, t)
             self._undo(lambda lst=lst, t=t: lst.remove(t))
-            own = self.owner.setdefault((d, k), [])
-            item = (t, nid)
-            own.append(item)
+            own = self.held.owner.setdefault((d, k), [])
+            item = (t, -1 if nid is None else nid)
+            bisect.insort(own, item)
             self._undo(lambda own=own, item=item: own.remove(item))
 
     # -- results -------------------------------------------------------------------------------
@@ -446,12 +486,8 @@ class ListScheduler:
                 keys = [(dirn, k, self.vxm, r) for k in range(s0, s0 + w)]
                 if not s._free(keys) or not self.held.can_write(dirn, s0, w, r):
                     continue
-                if any(wt > r for k in range(s0, s0 + w)
-                       for wt in self.held.writes.get((dirn, k), ())):
+                if self.held.later(dirn, s0, w, r):
                     continue  # a later write is already placed: the hold could not last
-                if any(lo > r for k in range(s0, s0 + w)
-                       for lo, _ in self.held.res.get((dirn, k), ())):
-                    continue
                 s._claim(keys)
                 self._note_write(dirn, s0, w, r, nid)
                 self._reserve(dirn, s0, w, r + 1, None)
@@ -838,10 +874,8 @@ class ListScheduler:
                 d, s0 = av.held
                 self.open_holds[d] -= 1
                 for k in range(s0, s0 + av.width):
-                    for iv in self.held.res.get((d, k), ()):
-                        if iv[0] == av.r + 1 and iv[1] is None:
-                            iv[1] = av.last_read - 1
-                            break
+                    self.held.open[(d, k)].remove(av.r + 1)
+                self._reserve(d, s0, av.width, av.r + 1, av.last_read - 1)
 
     def place_store(self, n):
         """A KV-cache row: a mov of the value to its fixed address in the block."""
