@@ -767,7 +767,9 @@ class ListScheduler:
         hemi = plane[4]
         transposed = n.kind == "mmt"
         blocks = n.meta["blocks"]
-        t = self.plane_free.get(plane, 0)
+        # the plane's queue: lw of block k+1 may come right after the iw of block k (the
+        # shadow is free again), its iw after the mm of block k (the active weights)
+        lw_min, iw_min = self.plane_free.get(plane, (0, 0))
         first_mm = None
         for k, (a, blk) in enumerate(zip(n.args, blocks, strict=True)):
             parts = self._block_parts(blk)
@@ -775,14 +777,14 @@ class ListScheduler:
             last = k == len(n.args) - 1
             t_in = self.earliest(a, pm)
             placed = False
-            for tl in range(t, t + self.max_wait):
+            for tl in range(lw_min, lw_min + self.max_wait):
                 if not s.queue_free(plane, tl):
                     continue
                 s.begin()
                 if not load(plane, parts, tl):
                     s.rollback()
                     continue
-                ti = tl + 2
+                ti = max(tl + 2, iw_min)
                 while not s.queue_free(plane, ti):
                     ti += 1
                 s._emit(plane, ti, "iw")
@@ -814,7 +816,7 @@ class ListScheduler:
                             self.av[n.id] = av
                         if first_mm is None:
                             first_mm = tm
-                        t = tm + 1
+                        lw_min, iw_min = ti - 1, tm + 1
                         done = True
                         break
                     s.rollback()
@@ -825,7 +827,7 @@ class ListScheduler:
                 s.rollback()
             if not placed:
                 raise SchedError(f"could not place block {k} of tile node {n.id}")
-        self.plane_free[plane] = t
+        self.plane_free[plane] = (lw_min, iw_min)
         return first_mm
 
     # -- the loop ---------------------------------------------------------------------------------
