@@ -22,6 +22,7 @@ import numpy as np
 
 from lpu.errors import LpuError
 from lpu.golden.chip import Chip
+from lpu.golden.model.checkpoint import load_builtin
 from lpu.hdl.host import RegisterMap
 from lpu.isa import REPEAT_N_MAX, E, W, make
 from lpu.program import Program
@@ -30,6 +31,8 @@ from lpu.sim.cocotb_runner import build_chip, lockstep_hdl_many
 from lpu.sim.hostbus import SimBus
 from lpu.sim.lockstep import AmaranthBackend, lockstep
 from lpu.tools.compiler.decode import decode
+from lpu.tools.compiler.graph import schedule_gap
+from lpu.tools.compiler.listsched import schedule_step
 
 __all__ = ["busy_program", "bench_golden", "bench_decode", "bench_rtl"]
 
@@ -126,6 +129,7 @@ def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n") -> dict:
         "floor_cycles_per_token": mean_bounds[limit], "limited_by": limit,
         "ratio_to_floor": round(r.cycles_per_token / mean_bounds[limit], 2),
         "critical_path_breakdown": r.bounds[-1]["breakdown"],
+        "schedule_gap_breakdown": _gap(cfg, k - 1),
         "bound_cycles_per_token": round(float(np.mean(r.bound_cycles)), 1),
         "ratio_to_bound": round(r.ratio_to_bound, 2),
         "tokens_per_s_at_clock": round(r.tokens_per_s, 1), "clock_mhz": cfg.clock_mhz,
@@ -134,6 +138,12 @@ def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n") -> dict:
         "wall_s_per_token": round(wall / k, 3),
         "python": platform.python_version(), "numpy": np.__version__,
     }
+
+
+def _gap(cfg, pos: int) -> dict:
+    """Cycles the schedule of step `pos` loses against its critical path, by algorithm."""
+    st = schedule_step(load_builtin(), cfg, pos)
+    return schedule_gap(st.graph, cfg, st.result)
 
 
 def _bench_mem(cfg, seed=0) -> dict:

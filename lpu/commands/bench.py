@@ -54,6 +54,8 @@ def run(args) -> int:
                 f"{k} {v}" for k, v in r["bounds_cycles_per_token"].items()))
             print("critical path by algorithm (cycles): " + ", ".join(
                 f"{k} {v}" for k, v in r["critical_path_breakdown"].items()))
+            print("schedule minus critical path, by algorithm (cycles, last step): " +
+                  ", ".join(f"{k} {v}" for k, v in r["schedule_gap_breakdown"].items()))
         return 0
     if args.cycles < 10:
         raise LpuError("--cycles must be at least 10")

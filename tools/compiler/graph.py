@@ -41,7 +41,7 @@ from lpu.isa import BY_MNEMONIC
 
 __all__ = ["Node", "Graph", "GraphOps", "Latency", "trace_step", "evaluate", "bounds",
            "critical_path", "critical_chain", "critical_breakdown", "throughput",
-           "step_bounds", "analytic_bound", "ALGORITHMS", "RADIX"]
+           "step_bounds", "analytic_bound", "schedule_gap", "ALGORITHMS", "RADIX"]
 
 #: The algorithms of lpu.golden.model.exact a node can belong to, innermost first wins.
 ALGORITHMS = ("exp", "reciprocal", "rsqrt", "rmsnorm", "softmax", "silu", "quantize",
@@ -529,6 +529,22 @@ def critical_breakdown(g: Graph, cfg: ChipConfig) -> dict[str, int]:
         prev_t = res[nid]
     by_algo["decode_step"] += end - prev_t
     return dict(by_algo.most_common())
+
+
+def schedule_gap(g: Graph, cfg: ChipConfig, result: dict[int, int]) -> dict[str, int]:
+    """Where a schedule loses against the critical path: along the critical chain, the
+    growth of (scheduled result cycle - earliest result cycle), summed per algorithm.
+    `result`: node -> the cycle its result is written in the schedule."""
+    _, res, _ = critical_path(g, cfg)
+    out: Counter = Counter()
+    prev = 0
+    for nid in critical_chain(g, cfg):
+        if nid not in result:
+            continue
+        gap = result[nid] - res[nid]
+        out[g.nodes[nid].algo] += gap - prev
+        prev = gap
+    return dict(out.most_common())
 
 
 def throughput(g: Graph, cfg: ChipConfig) -> dict[str, float]:

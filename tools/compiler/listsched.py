@@ -80,6 +80,8 @@ class ScheduledStep:
     instructions: int
     sram_words: int
     seconds: float
+    result: dict = field(default_factory=dict, repr=False)  # node -> scheduled result cycle
+    graph: object = field(default=None, repr=False)
 
 
 class _Held:
@@ -904,4 +906,5 @@ def schedule_step(model, cfg: ChipConfig, pos: int, context: int | None = None):
         raise LpuError("the step has no token input")
     return ScheduledStep(prog, ls.image, ls.logits, ls.token_tensors,
                          sum(len(w) for w in prog.queues.values()), words,
-                         time.perf_counter() - t0)
+                         time.perf_counter() - t0,
+                         {i: a.r for i, a in ls.av.items() if g.nodes[i].kind != "host"}, g)
