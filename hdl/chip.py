@@ -14,7 +14,9 @@ Connections (all with :func:`amaranth.lib.wiring.connect`):
   (:mod:`lpu.hdl.icu`);
 * each slice's ``error`` to the host's ``errors[p]``; each MEM slice's ``host`` port
   to the host's ``mem[i]``; the host's ``imem`` to the ICU's ``load``
-  (:mod:`lpu.hdl.host`).
+  (:mod:`lpu.hdl.host`);
+* the host's ``start`` to the ICU's ``start`` and to the ``start`` input of every
+  slice that has one (the VXM: a program start clears its held values).
 
 Timing: the chip implements docs/timing.md. Cycle 0 is the cycle after the bus write
 of CTRL.START (see :mod:`lpu.hdl.host` for the register map).
@@ -193,6 +195,8 @@ class Chip(wiring.Component):
             wiring.connect(m, sl.error, host.errors[pos.index])
             for i, q in enumerate(_queues_at(cfg, pos.index)):
                 wiring.connect(m, icu.dispatch[q.index], sl.dispatch[i])
+            if "start" in sl.signature.members:  # the VXM forgets its held values
+                m.d.comb += sl.start.eq(host.start)
         for i, sl in enumerate(self.mem_slices):
             if "host" in sl.signature.members:
                 wiring.connect(m, host.mem[i], sl.host)

@@ -1,5 +1,5 @@
 """The VXM slice: ``vxm_alus`` vector ALUs at the centre position, every lane of every
-superlane.
+superlane, and the held values of its own stream writes (ISA 1.1 held reads).
 
 Timing contract (docs/timing.md)
 --------------------------------
@@ -15,12 +15,27 @@ Timing contract (docs/timing.md)
   scale of ``cvt.f32.i8``), ``c`` (``sel`` only) likewise, ``imm`` (low five bits) from
   the ``alui`` payload. Results go to four streams from ``dst`` in ``dst``'s direction,
   or to the one stream ``dst`` for int8 results (``cvt.i32.i8``, ``cvt.f32.i8``, ``mov``).
+* Held reads (ISA 1.1, docs/isa.md "Held reads"): every tile keeps, for each stream
+  register of both directions, the last value it drove on ``wr`` (write enable high)
+  and a *held valid* bit. With the flag ``la`` (``alu.la``, or ``alui.la`` for
+  ``shli``/``shri``/``srai``) of the instruction a tile is acting on, operand ``a`` is
+  taken from those held values instead of ``rd`` (same streams, same direction, same
+  width); ``lb`` (``alu.lb``) likewise for ``b`` (the scale of ``cvt.f32.i8``); ``c``
+  has no held form. The held registers are written at the edge that ends the write
+  cycle and read without a bypass, so a read in cycle ``t + k`` on tile ``k`` sees
+  the tile's writes up to cycle ``t + k - 1``: a result written in ``t + d`` can be read
+  held from ``t + d + 1`` on. A 32-bit operand reads four held streams, each the last
+  write to that stream (they may come from different writes). ``start`` high in a
+  cycle (the host's CTRL.START write, the cycle before cycle 0) clears every held valid
+  bit at the end of that cycle (reset clears them too; the held data are not reset).
 * Errors (:class:`~lpu.hdl.interface.SliceError`), in the cycle they happen:
-  ``EMPTY_READ`` when a tile reads an operand stream whose valid bit is low (``unit`` =
-  the ALU); ``TWO_WRITERS`` when two results (of different ALUs, or of one ALU with
-  different delays) write one stream register of one superlane in one cycle (``unit`` =
-  the ALU of the second writer). Two errors in one cycle: EMPTY_READ before TWO_WRITERS,
-  then the lowest superlane, then the lowest ALU.
+  ``EMPTY_READ`` when a tile reads an operand stream whose valid bit is low, or a held
+  stream whose held valid bit is low (not written since the program started, or only
+  in this very cycle) (``unit`` = the ALU); ``TWO_WRITERS`` when two results (of
+  different ALUs, or of one ALU with different delays) write one stream register of
+  one superlane in one cycle (``unit`` = the ALU of the second writer). Two errors in
+  one cycle: EMPTY_READ before TWO_WRITERS, then the lowest superlane, then the lowest
+  ALU.
 
 Datapath and area
 -----------------
@@ -36,7 +51,19 @@ of them can be shared. Everything else is shared per tile and ALU:
   chooses among streams ``i .. streams - 4 + i`` (the first plane of ``a``, which may
   be one int8 stream, among all). ``c`` is only ever tested against zero, so the tile
   first reduces every arriving byte to a "nonzero" bit and the ``c`` mux moves one bit
-  per lane and plane instead of eight;
+  per lane and plane instead of eight. For ``a`` and ``b`` a second such tree picks
+  the plane among the held registers, and one more 2:1 mux per plane (on ``la`` /
+  ``lb``) chooses between the two: per ALU and tile, eight more plane muxes of
+  ``lanes`` bytes (and of one bit for the valid bits);
+* held registers (per tile, shared by the ALUs): ``2 * streams`` registers of
+  ``8 * lanes`` bits, written from the tile's own merged stream writes (the values and
+  write enables it drives on ``wr``), and ``2 * streams`` held valid bits:
+  ``2 * streams * (8 * lanes + 1)`` flip-flops per tile (``tiny`` 528, ``fpga`` 1040,
+  ``small`` 2080; times ``superlanes`` for the slice), no multiplexers on the write
+  side beyond one enable per register. With the held operand trees above, the
+  ``fpga`` VXM slice grows by 1040 flip-flops and about 4.9k 2:1 muxes (Yosys generic
+  cells, +4.6 % of the slice's); the held data registers have no reset (only their
+  valid bits do);
 * result routing: each ALU lane has one result port per delay (results of different
   delays of one queue may land together); each such result is rotated once by
   ``dst mod 4`` bytes, so that stream ``s`` takes byte ``s mod 4`` of it, and each
@@ -48,6 +75,7 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 
 from lpu.config import ChipConfig
 from lpu.isa import OPS, VXM_OPCODES, Opcode
@@ -56,6 +84,20 @@ from .interface import SlicePorts, mux_tree, report_unit_errors
 from .vxm_alu import VxmAlu
 
 __all__ = ["VxmSlice"]
+
+
+def _held_table():
+    """opcode -> (payload format of ``la`` or None, of ``lb`` or None): the held-read
+    flags (ISA 1.1) of the operands a and b, as :data:`lpu.isa.OPS` gives them."""
+    table = {}
+    for op in VXM_OPCODES:
+        info = OPS[op]
+        flags = {o.held: o.field for o in info.operands if o.held}
+        for flag, fld in (("la", "a"), ("lb", "b")):
+            if flag in flags and flags[flag] != fld:
+                raise ValueError(f"VXM opcode {op.name}: flag {flag} must mark operand {fld}")
+        table[op] = tuple(info.fmt if f in flags else None for f in ("la", "lb"))
+    return table
 
 
 def _op_table(superlanes):
@@ -75,7 +117,7 @@ def _op_table(superlanes):
 class _Decoded:
     """The fields of one instruction stage that the tiles use."""
 
-    def __init__(self, m, valid, word, table, max_delay, name):
+    def __init__(self, m, valid, word, table, held, max_delay, name):
         op = word.opcode
         alu = word.payload.alu
         self.op = op
@@ -88,6 +130,8 @@ class _Decoded:
         self.reads_c = Signal(name=f"{name}_reads_c")
         self.dst_wide = Signal(name=f"{name}_dst_wide")
         self.delay = Signal(range(max_delay + 1), name=f"{name}_delay")
+        self.la = Signal(name=f"{name}_la")  # a is VXM-held (ISA 1.1)
+        self.lb = Signal(name=f"{name}_lb")  # b likewise
         is_vxm = Signal(name=f"{name}_is_vxm")
         with m.Switch(op):
             for opc, (ra, aw, rb, rc, dw, d) in table.items():
@@ -95,6 +139,10 @@ class _Decoded:
                     m.d.comb += [is_vxm.eq(1), self.reads_a.eq(ra), self.a_wide.eq(aw),
                                  self.reads_b.eq(rb), self.reads_c.eq(rc),
                                  self.dst_wide.eq(dw), self.delay.eq(d)]
+                    for flag, fld, fmt in ((self.la, "la", held[opc][0]),
+                                           (self.lb, "lb", held[opc][1])):
+                        if fmt is not None:  # the flag's bit in this opcode's format
+                            m.d.comb += flag.eq(getattr(getattr(word.payload, fmt), fld))
         m.d.comb += self.valid.eq(valid & is_vxm)
 
 
@@ -122,7 +170,9 @@ class VxmSlice(wiring.Component):
     -----
     The members of :func:`lpu.hdl.interface.SlicePorts` with ``cfg.vxm_alus`` dispatch
     inputs: ``rd`` (streams arriving at the VXM), ``wr`` (stream writes), ``dispatch``,
-    ``error``.
+    ``error``; and ``start`` : In(1), high in the cycle before a program's cycle 0 (the
+    chip top connects the host's start): clears the held values (ISA 1.1). Left low
+    (a slice tested alone), only reset clears them.
     """
 
     def __init__(self, cfg: ChipConfig, *, fault: VxmFault | None = None):
@@ -137,8 +187,9 @@ class VxmSlice(wiring.Component):
         self._cfg = cfg
         self._fault = fault
         self._table = _op_table(cfg.superlanes)
+        self._held = _held_table()
         self._max_delay = max(d for *_, d in self._table.values())
-        super().__init__(SlicePorts(cfg, cfg.vxm_alus))
+        super().__init__({**SlicePorts(cfg, cfg.vxm_alus), "start": In(1)})
 
     @property
     def cfg(self) -> ChipConfig:
@@ -155,13 +206,13 @@ class VxmSlice(wiring.Component):
         stages = []  # [q][i] -> _Decoded
         for q in range(Q):
             valid, word = self.dispatch[q].valid, self.dispatch[q].word
-            row = [_Decoded(m, valid, word, self._table, D, f"alu{q}_st0")]
+            row = [_Decoded(m, valid, word, self._table, self._held, D, f"alu{q}_st0")]
             for i in range(1, S + D):
                 v = Signal(name=f"alu{q}_st{i}_v")
                 w = Signal.like(self.dispatch[q].word, name=f"alu{q}_st{i}_word")
                 m.d.sync += [v.eq(valid), w.eq(word)]
                 valid, word = v, w
-                row.append(_Decoded(m, v, w, self._table, D, f"alu{q}_st{i}"))
+                row.append(_Decoded(m, v, w, self._table, self._held, D, f"alu{q}_st{i}"))
             stages.append(row)
 
         empty = [[Signal(name=f"empty_k{k}_alu{q}") for q in range(Q)] for k in range(S)]
@@ -181,15 +232,28 @@ class VxmSlice(wiring.Component):
                     nz = Signal(L, name=f"rd_k{k}_{'ew'[dr]}{j}_nonzero")
                     m.d.comb += nz.eq(Cat(*(v.word_select(i, 8) != 0 for i in range(L))))
                     nonzero[dr].append(nz)
+            # held values (ISA 1.1): what this tile last drove on each stream register,
+            # and whether it has since the program started
+            held = {dr: [Signal(B, name=f"held_k{k}_{'ew'[dr]}{j}", reset_less=True)
+                         for j in range(NS)] for dr in (0, 1)}
+            held_ok = {dr: [Signal(name=f"held_k{k}_{'ew'[dr]}{j}_valid") for j in range(NS)]
+                       for dr in (0, 1)}
 
-            def plane(ref, i, wide, entries, name, width):
+            def plane(ref, i, wide, entries, name, width, flag=None, held_entries=None):
                 """Stream ``ref.stream + i`` of ``ref``'s direction; a four-stream group
-                (``wide``) starts at most at stream NS - 4 (statically checked)."""
+                (``wide``) starts at most at stream NS - 4 (statically checked). With
+                `flag`: from `held_entries` instead of `entries` when it is high."""
                 n = NS - 3 if wide else NS
+
+                def pick(ent):
+                    return Mux(ref.dir.as_value(), mux_tree(ref.stream, ent[1][i:i + n]),
+                               mux_tree(ref.stream, ent[0][i:i + n]))
+
                 out = Signal(width, name=name)
-                m.d.comb += out.eq(Mux(ref.dir.as_value(),
-                                       mux_tree(ref.stream, entries[1][i:i + n]),
-                                       mux_tree(ref.stream, entries[0][i:i + n])))
+                if flag is None:
+                    m.d.comb += out.eq(pick(entries))
+                else:
+                    m.d.comb += out.eq(Mux(flag, pick(held_entries), pick(entries)))
                 return out
 
             # -- operands, ALUs ----------------------------------------------------------
@@ -197,12 +261,15 @@ class VxmSlice(wiring.Component):
             for q in range(Q):
                 st = stages[q][k]
                 pre = f"k{k}_alu{q}"
+                flags = {"a": st.la, "b": st.lb, "c": None}
                 planes = {n: [plane(getattr(st, n), i, n != "a" or i > 0, streams,
-                                    f"{pre}_{n}{i}", B) for i in range(4)] for n in "ab"}
+                                    f"{pre}_{n}{i}", B, flags[n], held)
+                              for i in range(4)] for n in "ab"}
                 c_nz = [plane(st.c, i, True, nonzero, f"{pre}_c{i}_nonzero", L)
                         for i in range(4)]
                 ok = {n: [plane(getattr(st, n), i, n != "a" or i > 0, valids,
-                                f"{pre}_{n}{i}_valid", 1) for i in range(4)] for n in "abc"}
+                                f"{pre}_{n}{i}_valid", 1, flags[n], held_ok)
+                          for i in range(4)] for n in "abc"}
                 m.d.comb += empty[k][q].eq(st.valid & (
                     (st.reads_a & ~Mux(st.a_wide, Cat(*ok["a"]).all(), ok["a"][0]))
                     | (st.reads_b & ~Cat(*ok["b"]).all()) | (st.reads_c & ~Cat(*ok["c"]).all())))
@@ -260,6 +327,14 @@ class VxmSlice(wiring.Component):
                     both = Signal(name=f"wr_k{k}_{'ew'[dr]}{s}_two")
                     m.d.comb += [out[k][s].eq(value), we[k][s].eq(hits.any()),
                                  both.eq((hits & (hits - 1)).any())]
+                    # the held register keeps what the tile drives (seen from the next
+                    # cycle on); a program start forgets every held value
+                    with m.If(we[k][s]):
+                        m.d.sync += held[dr][s].eq(out[k][s])
+                    with m.If(self.start):
+                        m.d.sync += held_ok[dr][s].eq(0)
+                    with m.Elif(we[k][s]):
+                        m.d.sync += held_ok[dr][s].eq(1)
                     collide = [c | (both & hits[j]) for j, c in enumerate(collide)]
             m.d.comb += two[k].eq(Cat(*collide).any())
             for j, (q, *_) in enumerate(writers):
