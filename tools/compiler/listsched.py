@@ -443,7 +443,7 @@ class ListScheduler:
 
         cands = sorted(self.mem_names, key=lambda m: (
             (want is not None and not m.startswith(f"mem_{want}")),
-            load(m) + 2 * abs(self.s.qpos[m] - pos)))
+            load(m) + 3 * abs(self.s.qpos[m] - pos)))
         return [(m, w) for m in cands]
 
     def _want_hemi(self, nid: int) -> str | None:
@@ -578,6 +578,11 @@ class ListScheduler:
                     av = Avail(_WIDTH[n.dtype], r=t + d, held=(dirn, grp), sram=[copy],
                                flows=[flow])
                     av.tensor = tt
+                    if len(alus) > 1 and self._rotated_both_ways(n.id):
+                        twin = self._twin(n.id, alus[1], t, t + d, 1 - dirn, mnemonic, refs,
+                                          imm, flags)
+                        if twin is not None:
+                            av.flows.append(twin)
                     self.av[n.id] = av
                     s.commit()
                     return t
@@ -586,6 +591,35 @@ class ListScheduler:
             s.rollback()
         raise SchedError(f"could not place {mnemonic} (node {n.id}) within {self.max_wait} "
                          "cycles")
+
+    def _rotated_both_ways(self, nid: int) -> bool:
+        """Whether two or more SXM rotations take the value (a lane-reduction stage)."""
+        return sum(self.g.nodes[c].kind == "sxm" for c in self.consumers[nid]) >= 2
+
+    def _twin(self, nid, alu, t, r, dirn, mnemonic, refs, imm, flags):
+        """The same instruction on a second ALU in the same cycle, its result written the
+        other way: both SXMs then see the value on their own flow. Returns the Flow or
+        None (nothing claimed)."""
+        s = self.s
+        w = _WIDTH[self.g.nodes[nid].dtype]
+        best = None
+        for s0 in range(0, self.cfg.streams - w + 1, 4 if w == 4 else 1):
+            keys = [(dirn, k, self.vxm, r) for k in range(s0, s0 + w)]
+            if not s._free(keys) or not self.held.can_write(dirn, s0, w, r):
+                continue
+            cost = self._clobber_cost(dirn, s0, w, r)
+            if best is None or cost < best[0]:
+                best = (cost, s0, keys)
+        if best is None:
+            return None
+        _, s0, keys = best
+        s._claim(keys)
+        flow = Flow(dirn, s0, w, self.vxm, r)
+        s._set_claimed(flow, self.vxm + (1 if dirn == E else -1))
+        self._note_write(dirn, s0, w, r, nid)
+        self._emit_held(alu, t, mnemonic, [(s0, dirn)] + refs +
+                        ([imm] if imm is not None else []), flags)
+        return flow
 
     def _deliver_all(self, srcs, args_in, t):
         """Deliver every operand at the VXM in cycle t, trying the operands in every
@@ -847,11 +881,12 @@ class ListScheduler:
                     indeg[c] -= 1
         for n in self.g.nodes:
             if n.kind != "host" and indeg[n.id] == 0:
-                heapq.heappush(heap, (-rank[n.id], n.id))
+                heapq.heappush(heap, (-rank[n.id], -n.id))
         for n in self.g.nodes:  # SXM rotations: the hemisphere is decided when placed
             n.meta.setdefault("hemi", None)
         while heap:
             _, nid = heapq.heappop(heap)
+            nid = -nid
             n = self.g.nodes[nid]
             if n.kind == "vxm":
                 self.place_vxm(n, n.op, list(n.args), n.imm)
@@ -866,7 +901,7 @@ class ListScheduler:
             for c in dependents[nid]:
                 indeg[c] -= 1
                 if indeg[c] == 0:
-                    heapq.heappush(heap, (-rank[c], c))
+                    heapq.heappush(heap, (-rank[c], -c))
 
     def _consumed(self, a: int):
         self.pending[a] -= 1
