@@ -252,6 +252,11 @@ def render() -> str:
         "dispatches at most one instruction per cycle. Programs carry the ISA version and",
         "the config hash and are refused on another config.",
         "",
+        "Versions: ISA 1.1 added held reads (the `la` / `lb` flags of the VXM formats,",
+        "bits that ISA 1.0 kept zero). A program built for ISA 1.0 runs unchanged; one",
+        "whose words set those bits while it says 1.0 is refused, and so is a program of",
+        "another major version or of a newer minor version.",
+        "",
     ]
     lines += _word_section()
     lines += _unit_sections()
