@@ -6,7 +6,9 @@
     lpu timeline --program examples/vector_add.s --config tiny --json add.json
 
 Without ``--program`` it compiles the step of the shipped model at one position
-(:func:`lpu.tools.compiler.lower.compile_step`); with it, it loads the program
+(:func:`lpu.tools.compiler.listsched.schedule_step`) and marks, in the JSON, the
+instructions of the step's critical path (:func:`lpu.tools.compiler.graph.critical_chain`);
+with it, it loads the program
 (:func:`lpu.loaders.load_program`). The drawing is
 :mod:`lpu.tools.compiler.timeline`'s (``render``, ``trace_events``, ``plot_png``).
 """
@@ -20,7 +22,8 @@ from lpu.config import load as load_config
 from lpu.errors import LpuError
 from lpu.golden.model.checkpoint import load_builtin
 from lpu.loaders import load_program
-from lpu.tools.compiler.lower import compile_step
+from lpu.tools.compiler.graph import critical_chain
+from lpu.tools.compiler.listsched import schedule_step
 from lpu.tools.compiler.timeline import plot_png, render, trace_events
 
 HELP = "draw a schedule (a compiled decode step or a program) as text, JSON trace or plot"
@@ -56,16 +59,18 @@ def run(args) -> int:
         if out is not None and not Path(out).parent.is_dir():  # before a long compile
             raise LpuError(f"{out}: cannot write: no such directory {Path(out).parent}")
     cfg = load_config(args.config)
+    critical = None
     if args.program:
         program = load_program(args.program, cfg)
         what = f"{args.program} on {cfg.name}"
     else:
-        cs = compile_step(load_builtin(), cfg, args.pos)
-        program = cs.program
+        st = schedule_step(load_builtin(), cfg, args.pos)
+        program = st.program
+        critical = {st.placed[n] for n in critical_chain(st.graph, cfg) if n in st.placed}
         what = (f"shipped model, one decode step at position {args.pos} on {cfg.name}: "
-                f"{cs.instructions} instructions")
+                f"{st.instructions} instructions")
     if args.json:
-        trace = trace_events(cfg, program)
+        trace = trace_events(cfg, program, critical=critical)
         _write(args.json, lambda p: Path(p).write_text(json.dumps(trace) + "\n"))
         n = sum(e["ph"] == "X" for e in trace["traceEvents"])
         print(f"{args.json}: {n} slices ({what}); open in ui.perfetto.dev or chrome://tracing")

@@ -97,3 +97,22 @@ def test_the_schedule_of_the_shipped_model_is_within_its_bounds():
     chip.load(st.program)
     res = chip.run()
     assert cp <= res.cycles
+
+
+def test_lpu_timeline_marks_the_critical_path(tmp_path):
+    """The trace-event JSON of a decode step marks exactly the instructions of the
+    critical chain's nodes (looked up independently in the schedule)."""
+    import json
+
+    from lpu import cli
+    from lpu.golden.model.checkpoint import load_builtin
+
+    out = tmp_path / "step.json"
+    assert cli.main(["timeline", "--config", "small", "--pos", "3", "--json", str(out)]) == 0
+    marked = {(e["tid"], e["ts"]) for e in json.loads(out.read_text())["traceEvents"]
+              if e.get("args", {}).get("critical")}
+    st = schedule_step(load_builtin(), SMALL, 3)
+    names = {q.name: q.index + 1 for q in SMALL.queues}
+    want = {(names[q], t) for n in G.critical_chain(st.graph, SMALL)
+            if n in st.placed for q, t in [st.placed[n]]}
+    assert marked == want and len(want) > 100

@@ -82,6 +82,7 @@ class ScheduledStep:
     seconds: float
     result: dict = field(default_factory=dict, repr=False)  # node -> scheduled result cycle
     graph: object = field(default=None, repr=False)
+    placed: dict = field(default_factory=dict, repr=False)  # node -> (queue, dispatch cycle)
 
 
 class _Held:
@@ -167,6 +168,7 @@ class ListScheduler:
         self.blocks: dict = {}  # block key -> [(slice, addr)] x VL/4
         self.plane_free: dict[str, int] = {}
         self.why: dict | None = None  # node -> {reason: cycles lost}, when debugging
+        self.placed: dict[int, tuple[str, int]] = {}  # node -> (queue, dispatch cycle)
         # held-only results: at most half the VXM's stream groups of each direction
         # reserved at a time
         self.open_holds = {E: 0, W: 0}
@@ -566,6 +568,7 @@ class ListScheduler:
                     self._emit_held(alus[0], t, mnemonic, ops, flags)
                     self.av[n.id] = Avail(_WIDTH[n.dtype], r=t + d, held=(dirn, grp),
                                           reserved=True)
+                    self.placed[n.id] = (alus[0], t)
                     s.commit()
                     return t
             if ok:
@@ -584,6 +587,7 @@ class ListScheduler:
                         if twin is not None:
                             av.flows.append(twin)
                     self.av[n.id] = av
+                    self.placed[n.id] = (alus[0], t)
                     s.commit()
                     return t
             if why is not None and ok:
@@ -728,6 +732,7 @@ class ListScheduler:
                         av = Avail(w, r=t + d, sram=[copy], flows=[flow])
                         av.tensor = tt
                         self.av[n.id] = av
+                        self.placed[n.id] = (sxm, t)
                         s.commit()
                         return t
                 s.rollback()
@@ -850,6 +855,7 @@ class ListScheduler:
                                        flows=[flow])
                             av.tensor = tt
                             self.av[n.id] = av
+                            self.placed[n.id] = (plane, tm)
                         if first_mm is None:
                             first_mm = tm
                         lw_min, iw_min = ti - 1, tm + 1
@@ -942,4 +948,5 @@ def schedule_step(model, cfg: ChipConfig, pos: int, context: int | None = None):
     return ScheduledStep(prog, ls.image, ls.logits, ls.token_tensors,
                          sum(len(w) for w in prog.queues.values()), words,
                          time.perf_counter() - t0,
-                         {i: a.r for i, a in ls.av.items() if g.nodes[i].kind != "host"}, g)
+                         {i: a.r for i, a in ls.av.items() if g.nodes[i].kind != "host"}, g,
+                         dict(ls.placed))
