@@ -56,25 +56,28 @@ def test_every_node_is_a_chip_operation(model):
 
 
 def test_lane_reduce_fan_out_has_the_butterflys_bits():
-    """Rotations by 1..VL-1 combined as a pairwise tree = the butterfly, bit for bit,
-    on values where the order of fp32 additions matters."""
+    """Radix-r stages (rotations by span x 1..r-1 combined as a pairwise tree) = the
+    butterfly, bit for bit, for r = 2, 4, 16 (one stage: every rotation by 1..VL-1), on
+    values where the order of fp32 additions matters."""
     rng = np.random.default_rng(5)
     vl = SMALL.vl
     x = (rng.standard_normal((6, vl)) * 10.0 ** rng.integers(-8, 8, (6, vl))).astype(np.float32)
     x[0, 3] = np.inf
     x[1, :] = [1e8, 1.0, -1e8, 1.0] * (vl // 4)
     bits = x.view(np.uint32)
-    for op in ("fadd", "fmax"):
-        want = LX.NumpyOps(vl).lane_reduce(op, bits)
-        gops = G.GraphOps(vl)
-        v = gops.weight_f32(x)
-        out = gops.lane_reduce(op, v)
-        gops.g.output = out.ids
-        gops.prepared = type("P", (), {"cache": gops.new_cache(1, 1, vl)})()
-        got = G.evaluate(gops.g, gops, 0)
-        assert np.array_equal(want, got), op
-        rots = sum(1 for n in gops.g.nodes if n.kind == "sxm")
-        assert rots == 6 * (vl - 1)
+    for radix in (2, 4, 16):
+        for op in ("fadd", "fmax"):
+            want = LX.NumpyOps(vl).lane_reduce(op, bits)
+            gops = G.GraphOps(vl, radix)
+            v = gops.weight_f32(x)
+            out = gops.lane_reduce(op, v)
+            gops.g.output = out.ids
+            gops.prepared = type("P", (), {"cache": gops.new_cache(1, 1, vl)})()
+            got = G.evaluate(gops.g, gops, 0)
+            assert np.array_equal(want, got), (radix, op)
+            rots = sum(1 for n in gops.g.nodes if n.kind == "sxm")
+            stages = round(np.log(vl) / np.log(radix))
+            assert rots == 6 * stages * (radix - 1)
 
 
 def test_vector_reductions_are_a_pairwise_tree():
@@ -154,3 +157,30 @@ def test_bounds_of_the_shipped_model_and_the_schedule_respects_them(model):
     dec = ChipDecoder(model, SMALL, 64)
     step = dec.step(ord("R"), 1)
     assert step.cycles >= G.step_bounds(model, SMALL, 1, 64)["floor"]
+
+
+def test_a_batch_graph_is_every_sequence_on_its_own(model):
+    """Three sequences in one graph (shared weights, own KV caches and tokens) give, for
+    three steps, each sequence's NumpyOps logits bit for bit; the weight tiles of the
+    sequences share keys (one load serves all)."""
+    ctx, B = 32, 3
+    seqs = [b"ROM", b"JUL", b"xyz"]
+    L = model.config.num_hidden_layers
+    ops = LX.NumpyOps(SMALL.vl)
+    refs = []
+    for _ in range(B):
+        p = LX.Prepared(ops, model, ctx)
+        refs.append(p)
+    cache = LX.NumpyCache(L * B, model.config.num_key_value_heads, ctx, SMALL.vl)
+    for pos in range(3):
+        g, gops = G.trace_step(model, SMALL.vl, pos, ctx, batch=B)
+        got = G.evaluate(g, gops, [s[pos] for s in seqs], cache)
+        n = len(g.outputs[0])
+        for b in range(B):
+            want = LX.decode_step(ops, refs[b], seqs[b][pos], pos)
+            assert np.array_equal(got[b * n:(b + 1) * n], want), (pos, b)
+    shares = {}
+    for nd in g.nodes:
+        if "share" in nd.meta:
+            shares.setdefault(nd.meta["share"], set()).add(nd.meta["seq"])
+    assert shares and all(v == set(range(B)) for v in shares.values())

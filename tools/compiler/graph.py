@@ -136,6 +136,8 @@ class GraphOps:
         self._consts: dict[int, int] = {}
         self._blocks: dict[int, tuple] = {}  # id(matrix) -> (matrix, tag)
         self.token_node: int | None = None
+        self.token_nodes: list[int] = []  # one per sequence of a batch
+        self.seq = 0  # the sequence being traced (batches)
 
     # -- recording helpers
     def _host(self, vec, op="input", dtype="f32") -> int:
@@ -164,6 +166,7 @@ class GraphOps:
     def token(self, token: int):
         v = self._host(np.full(self.vl, token, np.uint32), "token")
         self.token_node = v
+        self.token_nodes.append(v)
         return _V([v])
 
     def weight_f32(self, array):
@@ -244,7 +247,8 @@ class GraphOps:
         for nt, blocks in enumerate(self._blocks_of(w, False)):
             out.append(self.g.add("mm", "mm", tuple(x[kt] for kt in range(len(blocks))),
                                   dtype="i32", algo=_algorithm(),
-                                  meta={"blocks": blocks, "w": id(w), "nt": nt}))
+                                  meta={"blocks": blocks, "w": id(w), "nt": nt,
+                                        "share": ("mm", id(w), nt), "seq": self.seq}))
         return _V(out)
 
     def matvec_t(self, x, w):
@@ -255,7 +259,8 @@ class GraphOps:
             blocks = [("w", id(w), kt, nt, True) for nt in range(N_ // vl)]
             out.append(self.g.add("mmt", "mm", tuple(x[nt] for nt in range(N_ // vl)),
                                   dtype="i32", algo=_algorithm(),
-                                  meta={"blocks": blocks, "w": id(w), "kt": kt}))
+                                  meta={"blocks": blocks, "w": id(w), "kt": kt,
+                                        "share": ("mmt", id(w), kt), "seq": self.seq}))
         return _V(out)
 
     # -- the KV cache
@@ -264,6 +269,7 @@ class GraphOps:
                 "scales": {}}
 
     def kv_write(self, cache, layer, g, pos, kq, ks, vq, vs, lane_mask):
+        layer += cache.get("offset", 0)
         b = pos // self.vl
         for which, q8 in (("k", kq), ("v", vq)):
             cache["stores"][(which, layer, g, b)] = self.g.add(
@@ -287,9 +293,10 @@ class GraphOps:
         return out
 
     def scale_vecs(self, cache, which, layer, g, nb):
-        return _V(self._scales(cache, which, layer, g, nb))
+        return _V(self._scales(cache, which, layer + cache.get("offset", 0), g, nb))
 
     def scores(self, cache, layer, g, nb, q8):
+        layer += cache.get("offset", 0)
         out = []
         for b in range(nb):
             st = cache["stores"].get(("k", layer, g, b))
@@ -299,6 +306,7 @@ class GraphOps:
         return _V(out)
 
     def attend(self, cache, layer, g, nb, p8):
+        layer += cache.get("offset", 0)
         deps = tuple(s for b in range(nb)
                      if (s := cache["stores"].get(("v", layer, g, b))) is not None)
         return _V([self.g.add("mm", "mm", tuple(p8[b] for b in range(nb)), dtype="i32",
@@ -307,14 +315,31 @@ class GraphOps:
 
 
 def trace_step(model, vl: int, pos: int, context: int | None = None, *,
-               radix: int = RADIX) -> tuple[Graph, GraphOps]:
-    """The graph of the decode step at `pos` (the token is a host input)."""
+               radix: int = RADIX, batch: int = 1) -> tuple[Graph, GraphOps]:
+    """The graph of the decode step at `pos` (the tokens are host inputs) for `batch`
+    sequences at once: each has its own KV cache (its layers numbered
+    ``seq * layers + layer`` in one cache of ``batch * layers`` layers) and token input;
+    the weights are shared, and MXM tiles of one weight tile across the sequences carry
+    one ``meta["share"]`` key. ``g.output`` is every sequence's logits in turn
+    (``g.outputs[seq]`` each)."""
     ops = GraphOps(vl, radix)
-    prepared = LX.Prepared(ops, model, context or model.config.max_position_embeddings)
+    ctx = context or model.config.max_position_embeddings
+    prepared = LX.Prepared(ops, model, ctx)
+    L = model.config.num_hidden_layers
+    base = ops.new_cache(L * batch, model.config.num_key_value_heads, ctx)
+    prepared.cache = base
     ops.prepared = prepared
-    out = LX.decode_step(ops, prepared, 0, pos)
-    ops.g.output = list(out.ids)
-    return ops.g, ops
+    g = ops.g
+    g.outputs = []
+    for b in range(batch):
+        ops.seq = b
+        view = dict(base, offset=b * L)  # the same stores and scales, layers shifted
+        prepared.cache = view
+        out = LX.decode_step(ops, prepared, 0, pos)
+        g.outputs.append(list(out.ids))
+    prepared.cache = base
+    g.output = [i for o in g.outputs for i in o]
+    return g, ops
 
 
 # -- running a graph with numpy ---------------------------------------------------------------
@@ -322,7 +347,7 @@ def trace_step(model, vl: int, pos: int, context: int | None = None, *,
 
 def evaluate(g: Graph, ops: GraphOps, token: int, cache=None) -> np.ndarray:
     """The step's output (uint32 bits [n, VL]) computed node by node with numpy, on the
-    LPU-exact arithmetic; `cache` is a :class:`~lpu.golden.model.exact.NumpyCache` of
+    LPU-exact arithmetic; `token`: the token, or one per sequence of a batch; `cache` is a :class:`~lpu.golden.model.exact.NumpyCache` of
     earlier positions (updated in place), or None for an empty one."""
     vl = ops.vl
     pc = ops.prepared.cache
@@ -333,7 +358,9 @@ def evaluate(g: Graph, ops: GraphOps, token: int, cache=None) -> np.ndarray:
     for n in g.nodes:
         if n.kind == "host":
             if n.op == "token":
-                val[n.id] = np.full(vl, token, np.uint32)
+                tok = token[ops.token_nodes.index(n.id)] if isinstance(token, list | tuple) \
+                    else token
+                val[n.id] = np.full(vl, tok, np.uint32)
             elif n.op == "cache":
                 m = n.meta
                 arr = cache.ks if m["cache"] == "ks" else cache.vs

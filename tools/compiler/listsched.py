@@ -83,6 +83,17 @@ class ScheduledStep:
     result: dict = field(default_factory=dict, repr=False)  # node -> scheduled result cycle
     graph: object = field(default=None, repr=False)
     placed: dict = field(default_factory=dict, repr=False)  # node -> (queue, dispatch cycle)
+    logits_per_seq: list = field(default_factory=list)  # [Tensor] per sequence of a batch
+    token_groups: list = field(default_factory=list)  # [[Tensor]] per sequence
+
+
+def _sorted_remove(lst: list, x) -> None:
+    """Remove one `x` from the sorted list `lst` (bisect, not a linear search)."""
+    i = bisect.bisect_left(lst, x)
+    if i < len(lst) and lst[i] == x:
+        del lst[i]
+    else:  # pragma: no cover - the undo journal only removes what it added
+        lst.remove(x)
 
 
 class _Held:
@@ -164,6 +175,7 @@ class ListScheduler:
         self.pending = {i: len(c) for i, c in self.consumers.items()}
         self.home: dict[int, Tensor] = {}
         self.token_tensor: Tensor | None = None
+        self.token_groups: list[list[Tensor]] = []  # per sequence: the token's copies
         self.logits: Tensor | None = None
         self.blocks: dict = {}  # block key -> [(slice, addr)] x VL/4
         self.plane_free: dict[str, int] = {}
@@ -240,8 +252,12 @@ class ListScheduler:
                 t = self.scale_tensors[(m["cache"], m["layer"], m["g"])]
                 a.sram = [(t.slice, t.vec(m["block"]), 0)]
             elif n.op == "token":  # the host writes it into two slices per hemisphere
-                a.sram = self._host_vec(self.g.host_data[n.id], "f32", ws[:2] + es[:2])
-                self.token_tensors = [Tensor(sl, addr, 1, "f32") for sl, addr, _ in a.sram]
+                k = len(self.token_groups)
+                sl = [ws[(k + i) % len(ws)] for i in range(2)] + \
+                     [es[(k + i) % len(es)] for i in range(2)]
+                a.sram = self._host_vec(self.g.host_data[n.id], "f32", sl)
+                self.token_groups.append([Tensor(s_, addr, 1, "f32") for s_, addr, _ in a.sram])
+                self.token_tensors = [t_ for grp in self.token_groups for t_ in grp]
                 self.token_tensor = self.token_tensors[0]
             elif n.op == "const":  # used all over the step: copies in both hemispheres
                 uses = len(self.consumers[n.id])
@@ -260,10 +276,15 @@ class ListScheduler:
             if self.g.nodes[nid].kind == "vxm":
                 t = self.scale_tensors[(f"{which}s", li, gi)]
                 self.home[nid] = Tensor(t.slice, t.vec(b), 1, "f32")
-        out = self.g.output
-        self.logits = self.alloc.alloc(len(out), "f32", slice=ws[0], fresh=True)
-        for i, nid in enumerate(out):
-            self.home[nid] = Tensor(self.logits.slice, self.logits.vec(i), 1, "f32")
+        outs = getattr(self.g, "outputs", None) or [self.g.output]
+        self.logits_per_seq = []
+        for b, out in enumerate(outs):
+            lg = self.alloc.alloc(len(out), "f32", slice=self.mem_names[b % len(self.mem_names)],
+                                  fresh=True)
+            self.logits_per_seq.append(lg)
+            for i, nid in enumerate(out):
+                self.home[nid] = Tensor(lg.slice, lg.vec(i), 1, "f32")
+        self.logits = self.logits_per_seq[0]
 
     def _free_at(self, slice_name: str, addr: int, words: int) -> int:
         s = self.s
@@ -416,11 +437,11 @@ class ListScheduler:
         for k in range(s0, s0 + w):
             lst = self.held.writes.setdefault((d, k), [])
             bisect.insort(lst, t)
-            self._undo(lambda lst=lst, t=t: lst.remove(t))
+            self._undo(lambda lst=lst, t=t: _sorted_remove(lst, t))
             own = self.held.owner.setdefault((d, k), [])
             item = (t, -1 if nid is None else nid)
             bisect.insort(own, item)
-            self._undo(lambda own=own, item=item: own.remove(item))
+            self._undo(lambda own=own, item=item: _sorted_remove(own, item))
 
     # -- results -------------------------------------------------------------------------------
     def _store_targets(self, nid: int, pos: int, r: int):
@@ -802,21 +823,28 @@ class ListScheduler:
 
     def place_mm(self, n):
         """One output tile: per block lw (all rows), iw, then mm / mmacc of its input."""
+        return self.place_mm_group([n])
+
+    def place_mm_group(self, members):
+        """Output tiles of one weight tile (the sequences of a batch): per block one lw
+        of all rows and one iw, then an mm / mmacc of each member's input into its own
+        accumulator slot; the last block sends each member's result."""
         s = self.s
-        plane = self._plane_of(n)
+        n0 = members[0]
+        plane = self._plane_of(n0)
         pm = s.qpos[plane]
         hemi = plane[4]
-        transposed = n.kind == "mmt"
-        blocks = n.meta["blocks"]
+        transposed = n0.kind == "mmt"
+        blocks = n0.meta["blocks"]
+        d_mm = BY_MNEMONIC["mm"].d(self.S)
         # the plane's queue: lw of block k+1 may come right after the iw of block k (the
-        # shadow is free again), its iw after the mm of block k (the active weights)
+        # shadow is free again), its iw after the last mm of block k (the active weights)
         lw_min, iw_min = self.plane_free.get(plane, (0, 0))
         first_mm = None
-        for k, (a, blk) in enumerate(zip(n.args, blocks, strict=True)):
+        for k, blk in enumerate(blocks):
             parts = self._block_parts(blk)
             load = self._load_rows_t if transposed else self._load_rows
-            last = k == len(n.args) - 1
-            t_in = self.earliest(a, pm)
+            last = k == len(blocks) - 1
             placed = False
             for tl in range(lw_min, lw_min + self.max_wait):
                 if not s.queue_free(plane, tl):
@@ -829,48 +857,56 @@ class ListScheduler:
                 while not s.queue_free(plane, ti):
                     ti += 1
                 s._emit(plane, ti, "iw")
-                done = False
-                for tm in range(max(ti + 1, t_in), max(ti + 1, t_in) + self.max_wait):
-                    if not s.queue_free(plane, tm):
-                        continue
-                    s.begin()
-                    got = self.deliver(a, pm, tm, vxm=False)
-                    res = None
-                    if got is not None:
-                        mn = "mm" if k == 0 else "mmacc"
-                        if last:
-                            d = BY_MNEMONIC["mm"].d(self.S)
-                            res = self._emit_result(n.id, pm, tm + d,
-                                                    dirs=(E,) if hemi == "w" else (W,))
-                            if res is not None:
-                                dirn, grp, flow, copy, tt = res
-                                s._emit(plane, tm, mn, (grp, dirn), got[1], 0)
-                        else:
-                            s._emit(plane, tm, mn, None, got[1], 0)
-                            res = True
-                    if res is not None:
-                        s.commit()
-                        if last:
-                            av = Avail(4, r=tm + BY_MNEMONIC["mm"].d(self.S), sram=[copy],
-                                       flows=[flow])
-                            av.tensor = tt
-                            self.av[n.id] = av
-                            self.placed[n.id] = (plane, tm)
-                        if first_mm is None:
-                            first_mm = tm
-                        lw_min, iw_min = ti - 1, tm + 1
-                        done = True
+                tm = ti + 1
+                ok = True
+                for slot, m in enumerate(members):
+                    tm = self._place_member_mm(m, k, slot, plane, pm, hemi, last, tm, d_mm)
+                    if tm is None:
+                        ok = False
                         break
-                    s.rollback()
-                if done:
+                    if first_mm is None:
+                        first_mm = tm
+                    tm += 1
+                if ok:
                     s.commit()
+                    lw_min, iw_min = ti - 1, tm
                     placed = True
                     break
                 s.rollback()
             if not placed:
-                raise SchedError(f"could not place block {k} of tile node {n.id}")
+                raise SchedError(f"could not place block {k} of tile node {n0.id}")
         self.plane_free[plane] = (lw_min, iw_min)
         return first_mm
+
+    def _place_member_mm(self, m, k, slot, plane, pm, hemi, last, t_from, d_mm):
+        """The mm / mmacc of member `m`'s input `k` at the first cycle from `t_from` its
+        input reaches the plane; returns that cycle or None. Inside a transaction."""
+        s = self.s
+        a = m.args[k]
+        t0 = max(t_from, self.earliest(a, pm))
+        for tm in range(t0, t0 + self.max_wait):
+            if not s.queue_free(plane, tm):
+                continue
+            s.begin()
+            got = self.deliver(a, pm, tm, vxm=False)
+            if got is not None:
+                mn = "mm" if k == 0 else "mmacc"
+                if not last:
+                    s._emit(plane, tm, mn, None, got[1], slot)
+                    s.commit()
+                    return tm
+                res = self._emit_result(m.id, pm, tm + d_mm, dirs=(E,) if hemi == "w" else (W,))
+                if res is not None:
+                    dirn, grp, flow, copy, tt = res
+                    s._emit(plane, tm, mn, (grp, dirn), got[1], slot)
+                    av = Avail(4, r=tm + d_mm, sram=[copy], flows=[flow])
+                    av.tensor = tt
+                    self.av[m.id] = av
+                    self.placed[m.id] = (plane, tm)
+                    s.commit()
+                    return tm
+            s.rollback()
+        return None
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self):
@@ -890,24 +926,47 @@ class ListScheduler:
                 heapq.heappush(heap, (-rank[n.id], -n.id))
         for n in self.g.nodes:  # SXM rotations: the hemisphere is decided when placed
             n.meta.setdefault("hemi", None)
+        # MXM tiles of one weight tile across a batch: placed together (one load each
+        # block), in groups of at most mxm_acc_slots (one accumulator slot per member)
+        groups: dict = {}
+        for n in self.g.nodes:
+            key = n.meta.get("share") if n.kind in ("mm", "mmt") else None
+            if key is not None:
+                groups.setdefault(key, []).append(n.id)
+        group_of, waiting = {}, {}
+        k = self.cfg.mxm_acc_slots
+        for key, ids in groups.items():
+            for c in range(0, len(ids), k):
+                for i in ids[c:c + k]:
+                    group_of[i] = (key, c)
+        sizes = {gk: sum(1 for v in group_of.values() if v == gk) for gk in group_of.values()}
         while heap:
             _, nid = heapq.heappop(heap)
             nid = -nid
             n = self.g.nodes[nid]
+            done = [n]
             if n.kind == "vxm":
                 self.place_vxm(n, n.op, list(n.args), n.imm)
             elif n.kind == "store":
                 self.place_store(n)
             elif n.kind == "sxm":
                 self.place_sxm(n)
+            elif nid in group_of and sizes[group_of[nid]] > 1:
+                w = waiting.setdefault(group_of[nid], [])
+                w.append(n)
+                if len(w) < sizes[group_of[nid]]:
+                    continue  # wait for the other sequences' inputs
+                done = sorted(w, key=lambda m: m.meta.get("seq", 0))
+                self.place_mm_group(done)
             else:
                 self.place_mm(n)
-            for a in n.args:
-                self._consumed(a)
-            for c in dependents[nid]:
-                indeg[c] -= 1
-                if indeg[c] == 0:
-                    heapq.heappush(heap, (-rank[c], -c))
+            for m in done:
+                for a in m.args:
+                    self._consumed(a)
+                for c in dependents[m.id]:
+                    indeg[c] -= 1
+                    if indeg[c] == 0:
+                        heapq.heappush(heap, (-rank[c], -c))
 
     def _consumed(self, a: int):
         self.pending[a] -= 1
@@ -934,10 +993,12 @@ class ListScheduler:
         # readers of the block wait for the write (Scheduler.ready)
 
 
-def schedule_step(model, cfg: ChipConfig, pos: int, context: int | None = None):
-    """Trace and schedule the decode step at `pos`; returns a :class:`ScheduledStep`."""
+def schedule_step(model, cfg: ChipConfig, pos: int, context: int | None = None, *,
+                  batch: int = 1):
+    """Trace and schedule the decode step at `pos` of `batch` sequences; returns a
+    :class:`ScheduledStep` (``logits_per_seq`` / ``token_groups``: per sequence)."""
     t0 = time.perf_counter()
-    g, gops = trace_step(model, cfg.vl, pos, context)
+    g, gops = trace_step(model, cfg.vl, pos, context, batch=batch)
     ls = ListScheduler(cfg, g, gops)
     ls.place_data(model)
     ls.run()
@@ -945,8 +1006,11 @@ def schedule_step(model, cfg: ChipConfig, pos: int, context: int | None = None):
     words = sum(nxt - (b * cfg.bank_words) for (_, b), nxt in ls.alloc.next.items())
     if ls.token_tensor is None:
         raise LpuError("the step has no token input")
-    return ScheduledStep(prog, ls.image, ls.logits, ls.token_tensors,
-                         sum(len(w) for w in prog.queues.values()), words,
-                         time.perf_counter() - t0,
-                         {i: a.r for i, a in ls.av.items() if g.nodes[i].kind != "host"}, g,
-                         dict(ls.placed))
+    st = ScheduledStep(prog, ls.image, ls.logits, ls.token_tensors,
+                       sum(len(w) for w in prog.queues.values()), words,
+                       time.perf_counter() - t0,
+                       {i: a.r for i, a in ls.av.items() if g.nodes[i].kind != "host"}, g,
+                       dict(ls.placed))
+    st.logits_per_seq = list(ls.logits_per_seq)
+    st.token_groups = [list(grp) for grp in ls.token_groups]
+    return st
