@@ -107,29 +107,41 @@ def bench_golden(cfg, cycles: int) -> dict:
     }
 
 
-def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n") -> dict:
+def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n", batch: int = 1) -> dict:
     """Decode the shipped model on the golden chip for `steps` steps: cycles per token
     against every bound of the step (critical path, throughput per unit kind, bandwidth;
     :func:`lpu.tools.compiler.graph.step_bounds`, the mean over the steps), the critical
-    path's split by algorithm (last step), and wall-clock time per token."""
+    path's split by algorithm and the schedule's loss against it (last step), and
+    wall-clock time per token.
+
+    With ``batch > 1`` the step runs that many sequences (one program; the context the
+    smallest that holds the steps); cycles are reported per step and per token of one
+    sequence (step / batch), the bounds per step, and the ratio of the step to the
+    largest throughput bound of that batch."""
     n = max(0, steps - len(prompt.encode()) + 1)
     prompt_b = prompt.encode()[:steps] if n == 0 else prompt.encode()
     t0 = time.perf_counter()
-    r = decode("builtin", tokens=list(prompt_b), n=n, config=cfg, backend="golden")
+    r = decode("builtin", tokens=list(prompt_b), n=n, config=cfg, backend="golden",
+               batch=batch)
     wall = time.perf_counter() - t0
     k = len(r.cycles)
     names = r.bounds[0]["bounds"]
     mean_bounds = {n: round(float(np.mean([b["bounds"][n] for b in r.bounds])), 1)
                    for n in names}
     limit = max(mean_bounds, key=mean_bounds.get)
-    return {
-        "model": "bytes-llama (builtin)", "config": cfg.name, "steps": k,
+    tput = {k_: v for k_, v in mean_bounds.items() if k_.startswith("throughput")}
+    t_limit = max(tput, key=tput.get)
+    out = {
+        "model": "bytes-llama (builtin)", "config": cfg.name, "steps": k, "batch": batch,
+        "cycles_per_step": round(r.cycles_per_step, 1),
         "cycles_per_token": round(r.cycles_per_token, 1),
-        "bounds_cycles_per_token": mean_bounds,
-        "floor_cycles_per_token": mean_bounds[limit], "limited_by": limit,
-        "ratio_to_floor": round(r.cycles_per_token / mean_bounds[limit], 2),
+        "bounds_cycles_per_step": mean_bounds,
+        "floor_cycles_per_step": mean_bounds[limit], "limited_by": limit,
+        "ratio_to_floor": round(r.cycles_per_step / mean_bounds[limit], 2),
+        "largest_throughput_bound": t_limit,
+        "ratio_to_throughput": round(r.cycles_per_step / tput[t_limit], 2),
         "critical_path_breakdown": r.bounds[-1]["breakdown"],
-        "schedule_gap_breakdown": _gap(cfg, k - 1),
+        "schedule_gap_breakdown": _gap(cfg, k - 1) if batch == 1 else None,
         "bound_cycles_per_token": round(float(np.mean(r.bound_cycles)), 1),
         "ratio_to_bound": round(r.ratio_to_bound, 2),
         "tokens_per_s_at_clock": round(r.tokens_per_s, 1), "clock_mhz": cfg.clock_mhz,
@@ -138,6 +150,7 @@ def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n") -> dict:
         "wall_s_per_token": round(wall / k, 3),
         "python": platform.python_version(), "numpy": np.__version__,
     }
+    return out
 
 
 def _gap(cfg, pos: int) -> dict:

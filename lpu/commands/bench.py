@@ -32,6 +32,8 @@ def add_arguments(p):
     p.add_argument("--cycles", type=int, default=5000,
                    help="program length in cycles (golden, rtl)")
     p.add_argument("--steps", type=int, default=10, help="decode steps (decode)")
+    p.add_argument("--batch", type=int, default=1,
+                   help="decode: sequences in one step program (default 1)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -40,22 +42,29 @@ def run(args) -> int:
     if args.target == "decode":
         if args.steps < 1:
             raise LpuError("--steps must be at least 1")
-        r = bench_decode(cfg, args.steps)
+        if args.batch < 1:
+            raise LpuError(f"--batch must be at least 1, not {args.batch}")
+        r = bench_decode(cfg, args.steps, batch=args.batch)
         if args.json:
             print(json.dumps(r, indent=2))
         else:
-            print(f"decode on {r['config']}: {r['steps']} steps, {r['cycles_per_token']} "
-                  f"cycles/token, {r['ratio_to_floor']}x the floor of "
-                  f"{r['floor_cycles_per_token']} ({r['limited_by']}); "
+            per = (f"{r['cycles_per_step']} cycles/step for {r['batch']} sequences, "
+                   if r["batch"] > 1 else "")
+            print(f"decode on {r['config']}: {r['steps']} steps, {per}"
+                  f"{r['cycles_per_token']} cycles/token, {r['ratio_to_floor']}x the step's "
+                  f"floor of {r['floor_cycles_per_step']} ({r['limited_by']}), "
+                  f"{r['ratio_to_throughput']}x its largest throughput bound "
+                  f"({r['largest_throughput_bound']}); "
                   f"{r['tokens_per_s_at_clock']} tokens/s at {r['clock_mhz']:g} MHz; wall "
-                  f"{r['wall_s_per_token']} s/token (compile {r['compile_s_per_token']} s, "
+                  f"{r['wall_s_per_token']} s/step (compile {r['compile_s_per_token']} s, "
                   f"golden model {r['golden_run_s_per_token']} s)")
-            print("bounds (cycles/token): " + ", ".join(
-                f"{k} {v}" for k, v in r["bounds_cycles_per_token"].items()))
+            print("bounds (cycles/step): " + ", ".join(
+                f"{k} {v}" for k, v in r["bounds_cycles_per_step"].items()))
             print("critical path by algorithm (cycles): " + ", ".join(
                 f"{k} {v}" for k, v in r["critical_path_breakdown"].items()))
-            print("schedule minus critical path, by algorithm (cycles, last step): " +
-                  ", ".join(f"{k} {v}" for k, v in r["schedule_gap_breakdown"].items()))
+            if r["schedule_gap_breakdown"] is not None:
+                print("schedule minus critical path, by algorithm (cycles, last step): " +
+                      ", ".join(f"{k} {v}" for k, v in r["schedule_gap_breakdown"].items()))
         return 0
     if args.cycles < 10:
         raise LpuError("--cycles must be at least 10")

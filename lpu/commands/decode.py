@@ -27,6 +27,9 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=None, help="sampling seed")
     p.add_argument("--context", type=int, default=None,
                    help="KV cache positions (default: the model's max_position_embeddings)")
+    p.add_argument("--batch", type=int, default=1,
+                   help="sequences of the prompt decoded together (golden: one step program "
+                        "runs them all; sampling uses a generator per sequence)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -50,13 +53,15 @@ def run(args) -> int:
 
     r = decode(args.model, prompt=prompt, tokens=tokens, n=args.n, config=args.config,
                backend=args.backend, temperature=args.temperature, seed=args.seed,
-               context=args.context, progress=progress)
+               context=args.context, batch=args.batch, progress=progress)
     if show:
         print(file=sys.stderr)
     summary = {
         "backend": r.backend, "config": r.config, "prompt_tokens": r.prompt,
         "tokens": r.tokens, "text": r.text,
         "cycles": r.cycles, "cycles_per_token": r.cycles_per_token,
+        "batch": r.batch, "cycles_per_step": r.cycles_per_step,
+        "batch_tokens": r.batch_tokens, "batch_texts": r.batch_texts,
         "bound_cycles_per_token": (sum(r.bound_cycles) / len(r.bound_cycles)
                                    if r.bound_cycles else None),
         "ratio_to_bound": r.ratio_to_bound,
@@ -68,13 +73,19 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(r.text)
+    if r.batch == 1:
+        print(r.text)
+    else:
+        for b, text in enumerate(r.batch_texts):
+            print(f"[{b}] {text}")
     print()
     if r.cycles:
-        print(f"{len(r.cycles)} steps on {r.config} ({r.backend}): "
+        per = (f"{r.cycles_per_step:.0f} cycles/step for {r.batch} sequences, "
+               if r.batch > 1 else "")
+        print(f"{len(r.cycles)} steps on {r.config} ({r.backend}): {per}"
               f"{r.cycles_per_token:.0f} cycles/token, "
               f"{r.tokens_per_s:,.0f} tokens/s at {r.clock_mhz:g} MHz, "
-              f"{r.ratio_to_floor:.2f}x the floor of {r.floor_cycles_per_token:.0f} "
+              f"{r.ratio_to_floor:.2f}x the step's floor of {r.floor_cycles_per_token:.0f} "
               f"(critical path, units, bandwidth: lpu bench decode); "
               f"compile {r.compile_s:.1f} s, golden model {r.run_s:.1f} s")
     else:

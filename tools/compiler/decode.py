@@ -49,10 +49,19 @@ class DecodeResult:
     compile_s: float = 0.0
     run_s: float = 0.0
     clock_mhz: float | None = None
+    batch: int = 1  # sequences decoded together; cycles are per step (all of them)
+    batch_tokens: list[list[int]] = field(default_factory=list)  # generated, per sequence
+    batch_texts: list[str] = field(default_factory=list)
+
+    @property
+    def cycles_per_step(self) -> float | None:
+        """Mean cycles of a step (one token of every sequence of the batch)."""
+        return float(np.mean(self.cycles)) if self.cycles else None
 
     @property
     def cycles_per_token(self) -> float | None:
-        return float(np.mean(self.cycles)) if self.cycles else None
+        """Mean cycles of a step over the batch: the chip's cost of one token."""
+        return float(np.mean(self.cycles)) / self.batch if self.cycles else None
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -64,7 +73,7 @@ class DecodeResult:
         """Cycles per token over the bandwidth bound."""
         if not self.cycles:
             return None
-        return float(np.mean(self.cycles) / np.mean(self.bound_cycles))
+        return float(np.mean(self.cycles) / np.mean(self.bound_cycles))  # per step
 
     @property
     def floor_cycles_per_token(self) -> float | None:
@@ -99,11 +108,23 @@ def pick_token(logits: np.ndarray, temperature: float, rng: np.random.Generator)
 
 def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] | None = None,
            n: int = 16, config="small", backend: str = "golden", temperature: float = 0.0,
-           seed: int | None = None, context: int | None = None,
+           seed: int | None = None, context: int | None = None, batch: int = 1,
            progress: Callable[[int, int], None] | None = None) -> DecodeResult:
-    """Decode `n` tokens after the prompt; every prompt token is one step too."""
+    """Decode `n` tokens after the prompt; every prompt token is one step too.
+
+    With ``batch > 1``, that many sequences of the same prompt decode together: on the
+    golden backend one step program runs them all (weights loaded once for every
+    sequence), on the others each runs alone. Sequence ``b`` samples with its own
+    generator (seeded ``seed`` for the first, ``(seed, b)`` for the others), so greedy
+    sequences are identical to decoding one alone. The result's ``tokens`` / ``text`` /
+    ``logits`` are the first sequence's; ``batch_tokens`` / ``batch_texts`` every
+    sequence's. Without `context`, a batch uses the smallest multiple of the vector
+    length that holds the prompt and the new tokens (every sequence has its own KV
+    cache in SRAM)."""
     if backend not in BACKENDS:
         raise LpuError(f"unknown backend {backend!r}; backends are: {', '.join(BACKENDS)}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise LpuError(f"--batch must be a whole number of at least 1, not {batch!r}")
     m = load_model(model)
     if tokens is None:
         tokens = encode_bytes(prompt if prompt is not None else "")
@@ -117,53 +138,64 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
     if n < 0:
         raise LpuError(f"-n must be at least 0, not {n}")
     total = len(tokens) + n
+    if context is None and batch > 1:
+        vl = load_config(config).vl
+        context = min(m.config.max_position_embeddings, -(-total // vl) * vl)
     ctx = context or m.config.max_position_embeddings
     if total > ctx:
         raise LpuError(f"prompt ({len(tokens)} tokens) + {n} new tokens exceed the context "
                        f"of {ctx} tokens")
-    rng = np.random.default_rng(seed)
+    rngs = [np.random.default_rng(seed if b == 0 or seed is None else (seed, b))
+            for b in range(batch)]
     cfg = None
     res = DecodeResult(tokens, [], "", backend, None)
+    res.batch = batch
     if backend == "reference":
-        cache = KVCache.for_config(m.config, ctx)
+        caches = [KVCache.for_config(m.config, ctx) for _ in range(batch)]
 
-        def step(tok, pos):
-            return forward(m, tok, pos, cache), None
+        def step(toks, pos):
+            return [forward(m, tk, pos, caches[b]) for b, tk in enumerate(toks)], None
     elif backend == "exact":
         cfg = load_config(config)
         ops = LX.NumpyOps(cfg.vl)
-        prepared = LX.Prepared(ops, m, ctx)
+        prepared = [LX.Prepared(ops, m, ctx) for _ in range(batch)]
 
-        def step(tok, pos):
-            return LX.decode_step(ops, prepared, tok, pos).view(np.float32).reshape(-1), None
+        def step(toks, pos):
+            return [LX.decode_step(ops, prepared[b], tk, pos).view(np.float32).reshape(-1)
+                    for b, tk in enumerate(toks)], None
     else:
         cfg = load_config(config)
-        dec = ChipDecoder(m, cfg, ctx)
+        dec = ChipDecoder(m, cfg, ctx, batch=batch)
 
-        def step(tok, pos):
-            r = dec.step(tok, pos)
-            return r.logits, r
+        def step(toks, pos):
+            r = dec.step(toks if batch > 1 else toks[0], pos)
+            return (r.logits if batch > 1 else [r.logits]), r
 
     if cfg is not None:
         res.config, res.clock_mhz = cfg.name, cfg.clock_mhz
-    seq = list(tokens)
+    seqs = [list(tokens) for _ in range(batch)]
+    steps = total - 1 if n else len(tokens)
     t0 = time.perf_counter()
-    for pos in range(total - 1 if n else len(tokens)):
-        logits, info = step(seq[pos], pos)
-        res.logits.append(np.asarray(logits, dtype=np.float32))
+    info = None
+    for pos in range(steps):
+        logits, info = step([s[pos] for s in seqs], pos)
+        res.logits.append(np.asarray(logits[0], dtype=np.float32))
         if info is not None:
             res.cycles.append(info.cycles)
             res.bound_cycles.append(info.bound_cycles)
-            res.bounds.append(step_bounds(m, cfg, pos, ctx))
+            res.bounds.append(step_bounds(m, cfg, pos, ctx, batch))
             res.compile_s += info.compile_s
             res.run_s += info.run_s
         if pos >= len(tokens) - 1:
-            nxt = pick_token(np.asarray(logits), temperature, rng)
-            seq.append(nxt)
-            res.tokens.append(nxt)
+            for b in range(batch):
+                nxt = pick_token(np.asarray(logits[b]), temperature, rngs[b])
+                seqs[b].append(nxt)
         if progress:
-            progress(pos + 1, total - 1 if n else len(tokens))
+            progress(pos + 1, steps)
     if info is None:
         res.run_s = time.perf_counter() - t0
-    res.text = decode_bytes(seq)
+    res.tokens = seqs[0][len(tokens):]
+    res.text = decode_bytes(seqs[0])
+    res.batch_tokens = [s[len(tokens):] for s in seqs]
+    res.batch_texts = [decode_bytes(s) for s in seqs]
     return res

@@ -347,8 +347,9 @@ def trace_step(model, vl: int, pos: int, context: int | None = None, *,
 
 def evaluate(g: Graph, ops: GraphOps, token: int, cache=None) -> np.ndarray:
     """The step's output (uint32 bits [n, VL]) computed node by node with numpy, on the
-    LPU-exact arithmetic; `token`: the token, or one per sequence of a batch; `cache` is a :class:`~lpu.golden.model.exact.NumpyCache` of
-    earlier positions (updated in place), or None for an empty one."""
+    LPU-exact arithmetic; `token`: the token, or one per sequence of a batch; `cache`: a
+    :class:`~lpu.golden.model.exact.NumpyCache` of earlier positions (updated in place),
+    or None for an empty one."""
     vl = ops.vl
     pc = ops.prepared.cache
     if cache is None:
@@ -411,7 +412,7 @@ def _block_product(x, blk, mats, cache, vl) -> np.ndarray:
 # -- bounds -----------------------------------------------------------------------------------
 
 
-def analytic_bound(model_cfg, chip: ChipConfig, pos: int) -> dict:
+def analytic_bound(model_cfg, chip: ChipConfig, pos: int, batch: int = 1) -> dict:
     """Cycles per token no schedule can beat on this chip: the bytes of weights and KV
     cache read per token over the MEM read bandwidth (every slice reading four words a
     cycle), and the weight rows over the MXM planes' load rate (one lw of up to
@@ -421,7 +422,7 @@ def analytic_bound(model_cfg, chip: ChipConfig, pos: int) -> dict:
     qd, kvd = model_cfg.q_dim, model_cfg.kv_dim
     w_bytes = L * (d * qd + 2 * d * kvd + qd * d + 3 * d * hdim) + 2 * model_cfg.vocab_size * d
     nb = pos // vl + 1
-    kv_bytes = L * model_cfg.num_key_value_heads * 2 * nb * vl * model_cfg.head_dim
+    kv_bytes = batch * L * model_cfg.num_key_value_heads * 2 * nb * vl * model_cfg.head_dim
     slices = 2 * chip.mem_slices
     mem_bw = slices * 4 * vl
     planes = 2 * chip.mxm_planes
@@ -579,6 +580,7 @@ def throughput(g: Graph, cfg: ChipConfig) -> dict[str, float]:
     vl = cfg.vl
     c = Counter()
     lw_per_block = max(1, math.ceil(vl / min(cfg.streams, 32)))
+    seen: dict = {}
     for n in g.nodes:
         if n.kind == "vxm":
             c["vxm"] += 1
@@ -586,7 +588,12 @@ def throughput(g: Graph, cfg: ChipConfig) -> dict[str, float]:
             c["sxm"] += 1
         elif n.kind in ("mm", "mmt"):
             blocks = len(n.args) if n.kind == "mm" else max(len(n.args), 1)
-            c["mxm"] += blocks * (lw_per_block + 2)
+            share = n.meta.get("share")
+            # a block's lw and iw serve every sequence of a shared tile group
+            first = share is None or share not in seen or seen[share] % cfg.mxm_acc_slots == 0
+            if share is not None:
+                seen[share] = seen.get(share, 0) + 1
+            c["mxm"] += blocks * ((lw_per_block + 1) * first + 1)
             c["mem_words"] += blocks * vl
             if n.kind == "mmt":
                 c["sxm"] += blocks  # the transpose
@@ -614,11 +621,12 @@ def bounds(g: Graph, cfg: ChipConfig, bandwidth_cycles: float) -> dict:
             "counts": dict(g.count())}
 
 
-def step_bounds(model, cfg: ChipConfig, pos: int, context: int | None = None) -> dict:
+def step_bounds(model, cfg: ChipConfig, pos: int, context: int | None = None,
+                batch: int = 1) -> dict:
     """:func:`bounds` of the decode step at `pos`, with the bandwidth bound of
     :func:`lpu.tools.compiler.lower.analytic_bound` (every weight and KV byte read once),
     and the critical path's split by algorithm (``breakdown``)."""
-    g, _ = trace_step(model, cfg.vl, pos, context)
-    out = bounds(g, cfg, analytic_bound(model.config, cfg, pos)["bound_cycles"])
+    g, _ = trace_step(model, cfg.vl, pos, context, batch=batch)
+    out = bounds(g, cfg, analytic_bound(model.config, cfg, pos, batch)["bound_cycles"])
     out["breakdown"] = critical_breakdown(g, cfg)
     return out

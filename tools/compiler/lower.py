@@ -14,6 +14,7 @@ in SRAM between steps.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from .cache import cached_compile
 from .chipops import ChipOps
 from .graph import analytic_bound
 from .listsched import schedule_step
+from .sched import SchedError
 
 __all__ = ["CompiledStep", "compile_step", "compile_step_by_kernels", "ChipDecoder",
            "analytic_bound", "check_model"]
@@ -68,18 +70,28 @@ def check_model(model_cfg, chip: ChipConfig, context: int) -> None:
                               f"({chip.streams} < {vl})")
 
 
-def compile_step(model, chip: ChipConfig | str, pos: int, context: int | None = None
-                 ) -> CompiledStep:
-    """The step program for the token at position `pos` (0-based): the step's operation
-    graph list-scheduled onto the chip (:mod:`lpu.tools.compiler.listsched`)."""
+def compile_step(model, chip: ChipConfig | str, pos: int, context: int | None = None, *,
+                 batch: int = 1) -> CompiledStep:
+    """The step program for the token at position `pos` (0-based) of `batch` sequences:
+    the step's operation graph list-scheduled onto the chip
+    (:mod:`lpu.tools.compiler.listsched`). With a batch, ``logits`` is one Tensor per
+    sequence and ``token`` every sequence's token copies in turn (as many each)."""
     chip = load_config(chip)
     mc = model.config
     context = context or mc.max_position_embeddings
     check_model(mc, chip, context)
     if not 0 <= pos < context:
         raise LpuError(f"position {pos} is outside the context of {context} tokens")
-    st = schedule_step(model, chip, pos, context)
-    return CompiledStep(pos, st.program, st.image, st.logits, list(st.tokens), st.seconds,
+    if batch < 1:
+        raise LpuError(f"the batch must be at least 1, not {batch}")
+    try:
+        st = schedule_step(model, chip, pos, context, batch=batch)
+    except SchedError as e:
+        raise LpuError(f"cannot compile the step of position {pos} for a batch of {batch} "
+                       f"with a context of {context} on {chip.name}: {e} (a smaller --context "
+                       "or --batch needs less SRAM)") from None
+    logits = st.logits if batch == 1 else list(st.logits_per_seq)
+    return CompiledStep(pos, st.program, st.image, logits, list(st.tokens), st.seconds,
                         st.instructions, st.sram_words)
 
 
@@ -119,11 +131,13 @@ class StepResult:
 
 @dataclass
 class ChipDecoder:
-    """Token-by-token decoding on the golden chip model."""
+    """Token-by-token decoding on the golden chip model, of `batch` sequences at once
+    (one step program runs them all)."""
 
     model: object
     chip_cfg: ChipConfig
     context: int | None = None
+    batch: int = 1
     _chip: object = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -135,26 +149,38 @@ class ChipDecoder:
 
     def compiled(self, pos: int) -> CompiledStep:
         if pos not in self._cache:  # from the disk cache (lpu.tools.compiler.cache) or compiled
-            self._cache[pos] = cached_compile(self.model, self.chip_cfg, pos, self.context,
-                                              compile=compile_step, step_type=CompiledStep)
+            self._cache[pos] = cached_compile(
+                self.model, self.chip_cfg, pos, self.context,
+                compile=functools.partial(compile_step, batch=self.batch),
+                step_type=CompiledStep, batch=self.batch)
         return self._cache[pos]
 
-    def step(self, token: int, pos: int) -> StepResult:
+    def step(self, token, pos: int) -> StepResult:
+        """Run the step at `pos` for `token` (one per sequence with a batch): writes the
+        token copies, runs, reads the logits (float32 [vocab], a list with a batch)."""
+        tokens = list(token) if isinstance(token, list | tuple) else [token]
+        if len(tokens) != self.batch:
+            raise LpuError(f"step needs {self.batch} tokens (one per sequence), got "
+                           f"{len(tokens)}")
         cs = self.compiled(pos)
         chip = self._chip
         t0 = time.perf_counter()
-        tokens = cs.token if isinstance(cs.token, list) else [cs.token]
+        copies = cs.token if isinstance(cs.token, list) else [cs.token]
+        per = len(copies) // self.batch
+        value = {t: tokens[i // per] for i, t in enumerate(copies)}
         for t, arr in cs.image:
             a = np.asarray(arr)
-            if t in tokens:
-                a = np.full(a.shape, token, dtype=np.uint32)
+            if t in value:
+                a = np.full(a.shape, value[t], dtype=np.uint32)
             if t.dtype == "i8":
                 chip.write_mem(t.slice, t.addr, a.astype(np.uint8))
             else:
                 chip.write_tensor(t.slice, t.addr, a.astype(np.uint32))
         chip.load(cs.program, name=f"step {pos}")
         res = chip.run()
-        lg = chip.read_tensor(cs.logits.slice, cs.logits.addr, cs.logits.n, np.float32)
-        bound = analytic_bound(self.model.config, self.chip_cfg, pos)["bound_cycles"]
-        return StepResult(token, pos, lg.reshape(-1).copy(), res.cycles, cs.compile_s,
-                          time.perf_counter() - t0, bound)
+        outs = cs.logits if isinstance(cs.logits, list) else [cs.logits]
+        lgs = [chip.read_tensor(o.slice, o.addr, o.n, np.float32).reshape(-1).copy()
+               for o in outs]
+        bound = analytic_bound(self.model.config, self.chip_cfg, pos, self.batch)["bound_cycles"]
+        return StepResult(token, pos, lgs[0] if self.batch == 1 else lgs, res.cycles,
+                          cs.compile_s, time.perf_counter() - t0, bound)
