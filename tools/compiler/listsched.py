@@ -574,6 +574,15 @@ class ListScheduler:
                 if why is not None:
                     why["alu"] = why.get("alu", 0) + 1
                 continue
+            if t >= 4 and not all(self._may_deliver(a, self.vxm, t, o.held is not None)
+                                  for o, a in zip(srcs, args_in, strict=True)):
+                # (before cycle 4 no operand can be moved in first; from then on an
+                # operand with no way in may still come through a premove: check that)
+                if not any(o.held and self._may_deliver(a, self.vxm, t - 2, False)
+                           for o, a in zip(srcs, args_in, strict=True)):
+                    if why is not None:
+                        why["operands"] = why.get("operands", 0) + 1
+                    continue
             s.begin()
             got = self._deliver_all(srcs, args_in, t)
             ok = got is not None
@@ -645,6 +654,32 @@ class ListScheduler:
         self._emit_held(alu, t, mnemonic, [(s0, dirn)] + refs +
                         ([imm] if imm is not None else []), flags)
         return flow
+
+    def _may_deliver(self, a: int, pos: int, t: int, vxm: bool) -> bool:
+        """A quick necessary condition for :meth:`deliver` (nothing claimed): some way
+        to have `a` at `pos` in cycle t is not obviously taken."""
+        av = self.av[a]
+        s = self.s
+        if vxm and av.held is not None and av.r < t:
+            d, s0 = av.held
+            if av.reserved or self.held.clean_until(d, s0, av.width, av.r, t):
+                return True
+        if av.reserved:
+            return False
+        for f in av.flows:
+            try:
+                if f.arrives(pos) == t:
+                    return True
+            except SchedError:
+                continue
+        bw = self.cfg.bank_words
+        for sl, addr, ready in av.sram:
+            p = s.qpos[sl]
+            tr = t - 1 - abs(pos - p)
+            if p != pos and tr >= ready and s.queue_free(sl, tr) and \
+                    s.bank_ok(sl, addr // bw, tr, "r"):
+                return True
+        return False
 
     def _deliver_all(self, srcs, args_in, t):
         """Deliver every operand at the VXM in cycle t, trying the operands in every
