@@ -97,3 +97,8 @@ def test_bad_checkpoint_cli(tmp_path):
                         "--backend", "reference"], capture_output=True, text=True)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "config.json" in r.stderr
+
+
+def test_decode_n_0_runs_the_prompt_and_generates_nothing():
+    r = decode("builtin", prompt="ROMEO:", n=0, backend="exact")
+    assert r.tokens == [] and r.text == "ROMEO:" and len(r.logits) == len("ROMEO:")

@@ -186,7 +186,7 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
             res.bounds.append(step_bounds(m, cfg, pos, ctx, batch))
             res.compile_s += info.compile_s
             res.run_s += info.run_s
-        if pos >= len(tokens) - 1:
+        if n and pos >= len(tokens) - 1:  # -n 0: only the prompt's steps (a prefill)
             for b in range(batch):
                 nxt = pick_token(np.asarray(logits[b]), temperature, rngs[b])
                 seqs[b].append(nxt)
