@@ -270,3 +270,29 @@ def test_verilator_divergence_is_found_and_located(built, tmp_path):
     res = _run(built, [(program, mem)], tmp_path, reference_mem=[ref])[0]
     assert not res.ok
     _check_sram_divergence(res.divergence, read_cycle=2)
+
+
+# -- Icarus ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def built_icarus():
+    ok, why = vl.available("icarus")
+    if not ok:
+        pytest.skip(why)
+    from lpu.sim.cocotb_runner import build_chip
+
+    return build_chip(TINY, "icarus")
+
+
+@pytest.mark.slow
+def test_icarus_lockstep(built_icarus, tmp_path):
+    """The held-read programs on the chip's Verilog under Icarus, in lockstep."""
+    from lpu.sim.cocotb_runner import lockstep_hdl_many
+
+    names = sorted(PROGRAMS)
+    results = lockstep_hdl_many(TINY, [(PROGRAMS[n], _mem(i)) for i, n in enumerate(names)],
+                                "icarus", built=built_icarus, workdir=tmp_path)
+    for n, res in zip(names, results, strict=True):
+        assert res.ok, f"{n}: {res.text()}"
+        assert res.hdl["error"] is None and res.hdl["status"] & 2, (n, res.hdl)

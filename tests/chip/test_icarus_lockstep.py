@@ -1,7 +1,7 @@
 """The chip's Verilog under cocotb on Icarus Verilog, in lockstep with the golden model:
-every example program (random SRAM contents), in one simulator process. Icarus is
-slow on the whole chip (tens of cycles per second), so the random and directed
-programs run on Verilator only (test_verilator_lockstep.py). Skipped, with the
+every example program (random SRAM contents) and the directed programs, in one
+simulator process each. Icarus is slow on the whole chip (tens of cycles per second),
+so the random programs run on Verilator only (test_verilator_lockstep.py). Skipped, with the
 reason, where ``iverilog`` is not installed (Debian: ``apt-get install iverilog``)."""
 
 from pathlib import Path
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lpu import config
-from lpu.commands.run import load_program
+from lpu.loaders import load_program
 from lpu.sim import verilator as vl
 
 pytestmark = [pytest.mark.chip, pytest.mark.slow]
@@ -36,3 +36,19 @@ def test_examples_on_icarus(tmp_path):
     for f, res in zip(files, results, strict=True):
         assert res.ok, f"{f.name}: {res.text()}"
         assert res.events > 0 and res.hdl["error"] is None
+
+
+def test_directed_programs_on_icarus(tmp_path):
+    """The directed programs (every opcode, held reads included: vxm_held) on Icarus."""
+    ok, why = vl.available("icarus")
+    if not ok:
+        pytest.skip(why)
+    from lpu.sim.cocotb_runner import lockstep_hdl_many
+    from lpu.sim.programs.directed import directed_programs
+
+    progs = directed_programs(TINY)
+    results = lockstep_hdl_many(TINY, [(d.program, d.mem_init) for d in progs], "icarus",
+                                workdir=tmp_path)
+    for d, res in zip(progs, results, strict=True):
+        assert res.ok, f"{d.name}: {res.text()}"
+        assert res.hdl["error"] is None

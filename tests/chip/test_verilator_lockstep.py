@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from lpu import config
-from lpu.commands.run import load_program
+from lpu.loaders import load_program
 from lpu.sim import verilator as vl
 from lpu.sim.programs.randprog import generate
 
