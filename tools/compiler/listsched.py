@@ -617,6 +617,10 @@ class ListScheduler:
                         if twin is not None:
                             av.flows.append(twin)
                     self.av[n.id] = av
+                    if len(av.flows) == 2 and self._rotations(n.id) >= 3:
+                        late = self._late_twin(n.id, t + 1, d, mnemonic, srcs, args_in, imm)
+                        if late is not None:
+                            av.flows.append(late)
                     self.placed[n.id] = (alus[0], t)
                     s.commit()
                     return t
@@ -626,9 +630,47 @@ class ListScheduler:
         raise SchedError(f"could not place {mnemonic} (node {n.id}) within {self.max_wait} "
                          "cycles")
 
+    def _rotations(self, nid: int) -> int:
+        return sum(self.g.nodes[c].kind == "sxm" for c in self.consumers[nid])
+
     def _rotated_both_ways(self, nid: int) -> bool:
         """Whether two or more SXM rotations take the value (a lane-reduction stage)."""
-        return sum(self.g.nodes[c].kind == "sxm" for c in self.consumers[nid]) >= 2
+        return self._rotations(nid) >= 2
+
+    def _late_twin(self, nid, t, d, mnemonic, srcs, args_in, imm):
+        """A radix-4 stage rotates its value three ways, two SXMs take two at once: the
+        same instruction once more a cycle later (its operands delivered again), its
+        result flowing toward an SXM one cycle behind the first, so the third rotation
+        need not wait for the SRAM copy. Returns the Flow or None (nothing claimed)."""
+        s = self.s
+        w = _WIDTH[self.g.nodes[nid].dtype]
+        alus = [q for q in self.alus if s.queue_free(q, t)]
+        if not alus:
+            return None
+        s.begin()
+        got = self._deliver_orders(srcs, args_in, t, range(len(srcs)), [None] * len(srcs), {})
+        if got is None:
+            s.rollback()
+            return None
+        refs, flags = got
+        r = t + d
+        for dirn in (W, E):
+            for s0 in range(0, self.cfg.streams - w + 1, 4 if w == 4 else 1):
+                keys = [(dirn, k, self.vxm, r) for k in range(s0, s0 + w)]
+                if not s._free(keys) or not self.held.can_write(dirn, s0, w, r):
+                    continue
+                if self._clobber_cost(dirn, s0, w, r):
+                    continue
+                s._claim(keys)
+                flow = Flow(dirn, s0, w, self.vxm, r)
+                s._set_claimed(flow, self.vxm + (1 if dirn == E else -1))
+                self._note_write(dirn, s0, w, r, nid)
+                self._emit_held(alus[0], t, mnemonic, [(s0, dirn)] + refs +
+                                ([imm] if imm is not None else []), flags)
+                s.commit()
+                return flow
+        s.rollback()
+        return None
 
     def _twin(self, nid, alu, t, r, dirn, mnemonic, refs, imm, flags):
         """The same instruction on a second ALU in the same cycle, its result written the
