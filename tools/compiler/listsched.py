@@ -69,6 +69,7 @@ class Avail:
     flows: list = field(default_factory=list)  # [Flow]
     last_read: int = -1  # latest cycle a placed consumer reads it
     tensor: object = None  # the temporary SRAM words of the copy, freed after the last use
+    extra: list = field(default_factory=list)  # the words of further copies, likewise
 
 
 @dataclass
@@ -151,6 +152,9 @@ class _Held:
 class ListScheduler:
     """Schedules one step graph (see the module docstring)."""
 
+    SHARE_COST = 4
+    DUP = True
+
     def __init__(self, cfg: ChipConfig, g: Graph, gops: GraphOps, *, max_wait: int = 3000):
         self.cfg = cfg
         self.g = g
@@ -166,6 +170,7 @@ class ListScheduler:
         self.vxm = cfg.position("vxm").index
         self.alus = [q.name for q in cfg.queues if q.kind == "vxm"]
         self.mem_names = [q.name for q in cfg.queues if q.kind == "mem"]
+        self._slice_at = {q.position: q.name for q in cfg.queues if q.kind == "mem"}
         self.held = _Held()
         self.av: dict[int, Avail] = {}
         self.consumers: dict[int, list[int]] = {n.id: [] for n in g.nodes}
@@ -463,10 +468,16 @@ class ListScheduler:
             return [(m, w) for m in sorted(
                 on_path, key=lambda m: load(m) + abs(self.s.qpos[m] - self.vxm))]
         want = self._want_hemi(nid)
+        # slices holding the other operands of its consumers: one read a cycle there
+        taken = set()
+        for c in self.consumers[nid]:
+            for a in self.g.nodes[c].args:
+                if a != nid and a in self.av and self.g.nodes[a].kind != "host":
+                    taken.update(sl for sl, _, _ in self.av[a].sram)
 
         cands = sorted(self.mem_names, key=lambda m: (
             (want is not None and not m.startswith(f"mem_{want}")),
-            load(m) + 3 * abs(self.s.qpos[m] - pos)))
+            load(m) + 3 * abs(self.s.qpos[m] - pos) + self.SHARE_COST * (m in taken)))
         return [(m, w) for m in cands]
 
     def _want_hemi(self, nid: int) -> str | None:
@@ -560,6 +571,33 @@ class ListScheduler:
             s.rollback()
         return None
 
+    def _dup_wanted(self, nid: int) -> bool:
+        return sum(self.g.nodes[c].kind in ("vxm", "store") for c in self.consumers[nid]) >= 3
+
+    def _second_copy(self, nid: int, flow: Flow, sl: str):
+        """A second SRAM copy of a VXM result, written by the next slice its flow passes
+        (a consumer whose other operand sits in the first slice reads this one).
+        Returns ((slice, addr, first read), tensor) or None (nothing claimed)."""
+        s = self.s
+        p = s.qpos[sl] + (1 if flow.dir == E else -1)
+        sl2 = self._slice_at.get(p)
+        if sl2 is None:
+            return None
+        w = flow.width
+        t_arr = flow.arrives(p)
+        s.begin()
+        try:
+            tt = self.alloc.alloc(1, "i8" if w == 1 else "f32", slice=sl2, when=t_arr)
+        except SchedError:
+            s.rollback()
+            return None
+        self._undo(lambda tt=tt: self.alloc.free(tt))
+        if s.try_write(sl2, tt.addr, flow):
+            s.commit()
+            return (sl2, tt.addr, t_arr + 2), tt
+        s.rollback()
+        return None
+
     # -- placing nodes --------------------------------------------------------------------------
     def place_vxm(self, n, mnemonic: str, args_in: list[int], imm=None):
         info = BY_MNEMONIC[mnemonic]
@@ -611,6 +649,11 @@ class ListScheduler:
                     av = Avail(_WIDTH[n.dtype], r=t + d, held=(dirn, grp), sram=[copy],
                                flows=[flow])
                     av.tensor = tt
+                    if tt is not None and self.DUP and self._dup_wanted(n.id):
+                        more = self._second_copy(n.id, flow, copy[0])
+                        if more is not None:
+                            av.sram.append(more[0])
+                            av.extra.append(more[1])
                     if len(alus) > 1 and self._rotated_both_ways(n.id):
                         twin = self._twin(n.id, alus[1], t, t + d, 1 - dirn, mnemonic, refs,
                                           imm, flags)
@@ -1051,6 +1094,8 @@ class ListScheduler:
             av = self.av[a]
             if av.tensor is not None:
                 self.alloc.free(av.tensor)
+            for tt in av.extra:
+                self.alloc.free(tt)
             if av.reserved:  # the hold is needed only until the last read
                 d, s0 = av.held
                 self.open_holds[d] -= 1
