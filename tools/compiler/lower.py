@@ -151,7 +151,8 @@ class ChipDecoder:
         if pos not in self._cache:  # from the disk cache (lpu.tools.compiler.cache) or compiled
             self._cache[pos] = cached_compile(
                 self.model, self.chip_cfg, pos, self.context,
-                compile=functools.partial(compile_step, batch=self.batch),
+                compile=(compile_step if self.batch == 1
+                         else functools.partial(compile_step, batch=self.batch)),
                 step_type=CompiledStep, batch=self.batch)
         return self._cache[pos]
 
