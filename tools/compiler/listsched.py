@@ -477,7 +477,7 @@ class ListScheduler:
 
         cands = sorted(self.mem_names, key=lambda m: (
             (want is not None and not m.startswith(f"mem_{want}")),
-            load(m) + 3 * abs(self.s.qpos[m] - pos) + self.SHARE_COST * (m in taken)))
+            load(m) + abs(self.s.qpos[m] - pos) + self.SHARE_COST * (m in taken)))
         return [(m, w) for m in cands]
 
     def _want_hemi(self, nid: int) -> str | None:
@@ -1031,6 +1031,11 @@ class ListScheduler:
     # -- the loop ---------------------------------------------------------------------------------
     def run(self):
         rank = self.ranks()
+        # MXM tiles first once ready: a plane is used in placement order, and its loads
+        # need every slice of the hemisphere at once (VXM stores placed before it fill them)
+        for n in self.g.nodes:
+            if n.kind in ("mm", "mmt"):
+                rank[n.id] += 1 << 20
         indeg = {n.id: len(n.args) + len(n.deps) for n in self.g.nodes}
         dependents: dict[int, list[int]] = {n.id: [] for n in self.g.nodes}
         for n in self.g.nodes:
