@@ -51,6 +51,7 @@ the device under test, a :class:`LockstepResult` with the cycles and events comp
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
@@ -176,6 +177,11 @@ class AmaranthBackend:
 
     def build(self, mem_init):
         t0 = time.perf_counter()
+        # Amaranth's simulator writes every signal's mask into the Python code it
+        # generates as a decimal literal; on configs beyond tiny the widest signals (the
+        # trace port) pass Python's default limit of 4300 digits for that conversion
+        if 0 < sys.get_int_max_str_digits() < 1 << 20:
+            sys.set_int_max_str_digits(0)
         dut = HdlChip(self.cfg, trace=True, fault=self.fault)
         names = [q.name for q in self.cfg.queues if q.kind == "mem"]
         for name, sl in zip(names, dut.mem_slices, strict=True):
