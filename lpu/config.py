@@ -202,9 +202,45 @@ def preset_names() -> list[str]:
     return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps
+    the last silently)."""
+
+
+def _no_duplicates(loader, node, deep=False):
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice (first on line {seen[key]})", mark)
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def _read_text(path: Path) -> str:
+    """A config file's text; unreadable or non-UTF-8 files are a located ConfigError."""
+    try:
+        blob = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = blob[:e.start].count(b"\n") + 1
+        col = e.start - (blob.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ConfigError(f"{path}:{line}:{col}: not UTF-8 text; a config is a YAML file "
+                          "in UTF-8") from None
+    return text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is allowed
+
+
 def _read_yaml(text: str, source: str) -> dict:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -293,7 +329,7 @@ def load(spec: str | Path | ChipConfig | None = None) -> ChipConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     source = str(path)
-    raw = _read_yaml(path.read_text(), source)
+    raw = _read_yaml(_read_text(path), source)
     values: dict = {}
     name = path.stem
     if "base" in raw:

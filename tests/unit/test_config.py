@@ -80,3 +80,24 @@ def test_cli_exit_status_and_message(tmp_path, capsys):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "unknown preset 'nosuchpreset'" in r.stderr
     assert lpu_main(["config", "tiny", "--json"]) == 0
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
+    p = tmp_path / "dup.yaml"
+    p.write_text("base: tiny\nstreams: 8\nstreams: 12\n")
+    with pytest.raises(config.ConfigError, match=r"dup.yaml:3:1: .*'streams' is given twice "
+                                                 r"\(first on line 2\)"):
+        config.load(str(p))
+
+
+def test_a_config_that_is_not_utf8_is_refused_with_its_place(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_bytes(b"base: tiny\nname: \xff\xfe\n")
+    with pytest.raises(config.ConfigError, match=r"bad.yaml:2:7: not UTF-8"):
+        config.load(str(p))
+
+
+def test_a_utf8_byte_order_mark_is_read(tmp_path):
+    p = tmp_path / "bom.yaml"
+    p.write_bytes(b"\xef\xbb\xbfbase: tiny\nstreams: 12\n")
+    assert config.load(str(p)).streams == 12
