@@ -70,6 +70,8 @@ class Avail:
     last_read: int = -1  # latest cycle a placed consumer reads it
     tensor: object = None  # the temporary SRAM words of the copy, freed after the last use
     extra: list = field(default_factory=list)  # the words of further copies, likewise
+    used: bool = False  # a consumer took it from a stream or SRAM (not a held read)
+    store: tuple | None = None  # (slice, addr, Flow) of the SRAM write of a VXM result
 
 
 @dataclass
@@ -153,6 +155,7 @@ class ListScheduler:
     """Schedules one step graph (see the module docstring)."""
 
     SHARE_COST = 4
+    RELEASE = True
     DUP = True
 
     def __init__(self, cfg: ChipConfig, g: Graph, gops: GraphOps, *, max_wait: int = 3000):
@@ -357,6 +360,7 @@ class ListScheduler:
         for f in av.flows:
             try:
                 if f.arrives(pos) == t and s.extend(f, pos):
+                    self._set_used(av)
                     return "stream", f.ref
             except SchedError:
                 continue
@@ -374,8 +378,14 @@ class ListScheduler:
                 continue
             f = s.try_read(sl, addr, w, tr, dirn, grp, [pos])
             if f is not None:
+                self._set_used(av)
                 return "stream", f.ref
         return None
+
+    def _set_used(self, av: Avail):
+        if not av.used:
+            av.used = True
+            self._undo(lambda: setattr(av, "used", False))
 
     def _unhold(self, d):
         self.open_holds[d] -= 1
@@ -649,6 +659,8 @@ class ListScheduler:
                     av = Avail(_WIDTH[n.dtype], r=t + d, held=(dirn, grp), sram=[copy],
                                flows=[flow])
                     av.tensor = tt
+                    if tt is not None:
+                        av.store = (copy[0], copy[1], flow)
                     if tt is not None and self.DUP and self._dup_wanted(n.id):
                         more = self._second_copy(n.id, flow, copy[0])
                         if more is not None:
@@ -1097,6 +1109,8 @@ class ListScheduler:
         self.pending[a] -= 1
         if self.pending[a] == 0:
             av = self.av[a]
+            if av.store is not None and not av.used and self.RELEASE:
+                self._release_store(av)
             if av.tensor is not None:
                 self.alloc.free(av.tensor)
             for tt in av.extra:
@@ -1107,6 +1121,25 @@ class ListScheduler:
                 for k in range(s0, s0 + av.width):
                     self.held.open[(d, k)].remove(av.r + 1)
                 self._reserve(d, s0, av.width, av.r + 1, av.last_read - 1)
+
+    def _release_store(self, av: Avail):
+        """Every consumer read the value held: take back its SRAM write (the queue slot,
+        the bank cycle, the stream registers from the VXM to the slice) for nodes placed
+        later. Outside any transaction."""
+        sl, addr, flow = av.store
+        s = self.s
+        p = s.qpos[sl]
+        if flow.claimed_to != p or s._journal is not None:
+            return  # the flow goes on to another reader
+        tw = flow.arrives(p)
+        s.b._q[sl].pop(tw, None)
+        s.qbusy.discard((sl, tw))
+        s.bank.pop((sl, addr // self.cfg.bank_words, tw + 1), None)
+        for key in s._path(flow, p):
+            if key[2] != self.vxm:
+                s.claims.discard(key)
+        av.sram = [c for c in av.sram if c[0] != sl or c[1] != addr]
+        av.store = None
 
     def place_store(self, n):
         """A KV-cache row: a mov of the value to its fixed address in the block."""
