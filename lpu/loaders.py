@@ -5,6 +5,9 @@
 * :func:`load_mem_npz`: an SRAM image (``.npz``: arrays named ``SLICE`` or
   ``SLICE@ADDR``) written into anything with ``write_tensor(slice, addr, array)``
   (the golden chip, a host driver).
+* :func:`output_path` / :func:`write_output`: a file a command will write, checked
+  before any work starts (its folder exists, it is not a folder, its suffix), and the
+  write itself, every failure naming the path.
 
 Every problem is an :class:`~lpu.errors.LpuError` whose message starts with the
 file's path.
@@ -22,7 +25,7 @@ from .config import ChipConfig
 from .errors import LpuError
 from .program import Program
 
-__all__ = ["load_program", "load_mem_npz"]
+__all__ = ["load_program", "load_mem_npz", "output_path", "write_output"]
 
 
 def load_program(path, cfg: ChipConfig) -> Program:
@@ -56,3 +59,25 @@ def load_mem_npz(target, path) -> None:
                 target.write_tensor(slice_name, a, arr)
             except LpuError as e:
                 raise LpuError(f"{p}: array {key!r}: {e}") from None
+
+
+def output_path(path, *, suffix: str | None = None, what: str = "output") -> Path:
+    """Check, before anything runs, that `path` can be a file to write: its folder
+    exists, it is not a folder, and it ends in `suffix` when one is required."""
+    p = Path(path)
+    if p.is_dir():
+        raise LpuError(f"{p}: is a folder; expected a file name for the {what}")
+    if not p.parent.is_dir():
+        raise LpuError(f"{p}: cannot write the {what}: no such folder {p.parent}")
+    if suffix is not None and p.suffix != suffix:
+        raise LpuError(f"{p}: the {what} must be a {suffix} file (got {p.suffix or 'none'})")
+    return p
+
+
+def write_output(path, write, *, what: str = "output") -> None:
+    """Call ``write(path)``; an OSError (a full device, no permission) becomes an
+    LpuError naming the path."""
+    try:
+        write(path)
+    except OSError as e:
+        raise LpuError(f"{path}: cannot write the {what}: {e.strerror or e}") from None

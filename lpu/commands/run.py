@@ -10,7 +10,7 @@ import numpy as np
 from lpu import config as cfgmod
 from lpu.errors import LpuError
 from lpu.golden.chip import Chip
-from lpu.loaders import load_mem_npz, load_program
+from lpu.loaders import load_mem_npz, load_program, output_path, write_output
 from lpu.trace import write_jsonl
 
 HELP = "run a program on the golden chip model"
@@ -31,6 +31,10 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    if args.trace:
+        output_path(args.trace, what="trace")
+    if args.mem_out:
+        output_path(args.mem_out, suffix=".npz", what="SRAM image")
     cfg = cfgmod.load(args.config)
     chip = Chip(cfg)
     summary = {"program": args.program, "config": cfg.name, "config_hash": cfg.hash}
@@ -47,9 +51,10 @@ def run(args) -> int:
             return 1
         raise
     if args.trace:
-        write_jsonl(res.events, args.trace)
+        write_output(args.trace, lambda p: write_jsonl(res.events, p), what="trace")
     if args.mem_out:
-        np.savez(args.mem_out, **{n: chip.read_mem(n, 0, cfg.mem_words) for n in chip.mem_names})
+        mem = {n: chip.read_mem(n, 0, cfg.mem_words) for n in chip.mem_names}
+        write_output(args.mem_out, lambda p: np.savez(p, **mem), what="SRAM image")
     summary.update(ok=True, cycles=res.cycles, dispatched=res.dispatched,
                    instructions=sum(res.dispatched.values()), errors=[])
     if args.json:

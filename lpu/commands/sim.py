@@ -64,6 +64,10 @@ def _inputs(args, cfg):
 
 
 def run(args) -> int:
+    if args.cycles is not None and args.cycles < 1:
+        raise LpuError(f"--cycles must be at least 1, not {args.cycles}")
+    if args.max_cycles < 1:
+        raise LpuError(f"--max-cycles must be at least 1, not {args.max_cycles}")
     cfg = cfgmod.load(args.config)
     name, program, mem = _inputs(args, cfg)
     check(cfg, program, name=name)  # an illegal program is an error, not a divergence

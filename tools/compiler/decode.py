@@ -14,6 +14,7 @@ op-level model (:mod:`lpu.golden.model.reference`) with no chip limits;
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from lpu.golden.model.reference import KVCache, forward
 from lpu.golden.model.tokenizer import decode_bytes, encode_bytes
 
 from .graph import step_bounds
-from .lower import ChipDecoder
+from .lower import ChipDecoder, check_model
 
 __all__ = ["decode", "DecodeResult", "pick_token", "load_model", "BACKENDS"]
 
@@ -125,6 +126,12 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
         raise LpuError(f"unknown backend {backend!r}; backends are: {', '.join(BACKENDS)}")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise LpuError(f"--batch must be a whole number of at least 1, not {batch!r}")
+    if not (isinstance(temperature, int | float) and math.isfinite(temperature)
+            and temperature >= 0):
+        raise LpuError(f"--temperature must be a finite number of at least 0, not "
+                       f"{temperature!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise LpuError(f"--seed must be a whole number of at least 0, not {seed!r}")
     m = load_model(model)
     if tokens is None:
         tokens = encode_bytes(prompt if prompt is not None else "")
@@ -141,6 +148,9 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
     if context is None and batch > 1:
         vl = load_config(config).vl
         context = min(m.config.max_position_embeddings, -(-total // vl) * vl)
+    if context is not None and not 1 <= context <= m.config.max_position_embeddings:
+        raise LpuError(f"--context {context} is outside 1..{m.config.max_position_embeddings} "
+                       "(the model's max_position_embeddings)")
     ctx = context or m.config.max_position_embeddings
     if total > ctx:
         raise LpuError(f"prompt ({len(tokens)} tokens) + {n} new tokens exceed the context "
@@ -157,6 +167,7 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
             return [forward(m, tk, pos, caches[b]) for b, tk in enumerate(toks)], None
     elif backend == "exact":
         cfg = load_config(config)
+        check_model(m.config, cfg, ctx)  # the chip's shapes: head_dim = VL, ..
         ops = LX.NumpyOps(cfg.vl)
         prepared = [LX.Prepared(ops, m, ctx) for _ in range(batch)]
 
