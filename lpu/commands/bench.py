@@ -17,6 +17,9 @@ from lpu.tools.bench import bench_decode, bench_golden, bench_rtl
 
 HELP = "measure simulation speed"
 
+#: The longest busy program `lpu bench golden/rtl` builds.
+MAX_CYCLES = 1_000_000
+
 
 def add_arguments(p):
     p.add_argument("target", choices=["golden", "decode", "rtl"],
@@ -66,8 +69,9 @@ def run(args) -> int:
                 print("schedule minus critical path, by algorithm (cycles, last step): " +
                       ", ".join(f"{k} {v}" for k, v in r["schedule_gap_breakdown"].items()))
         return 0
-    if args.cycles < 10:
-        raise LpuError("--cycles must be at least 10")
+    if not 10 <= args.cycles <= MAX_CYCLES:
+        raise LpuError(f"--cycles must be in 10..{MAX_CYCLES:,} (a longer program takes "
+                       f"hours to simulate), not {args.cycles}")
     if args.target == "rtl":
         r = bench_rtl(cfg, args.backend, args.cycles, args.fresh)
         if args.json:

@@ -10,12 +10,14 @@ The work is :mod:`lpu.tools.verilog`; lint is :func:`lpu.sim.verilator.lint`.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
 
 from lpu import config as cfgmod
 from lpu.errors import LpuError
+from lpu.loaders import write_output
 from lpu.sim.verilator import WAIVERS, SimulatorError, lint
 from lpu.tools.verilog import COMPONENTS, generate
 
@@ -35,17 +37,38 @@ def add_arguments(p):
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
 
 
+#: A Verilog module name: what Verilog accepts as a simple identifier.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
+#: The largest chip (positions x streams x VL bytes of stream registers) converted:
+#: beyond it the conversion takes hours (the groq preset is an analytic model only).
+MAX_FABRIC_BYTES = 1 << 16
+
+
 def run(args) -> int:
+    if args.name is not None and not _NAME.match(args.name):
+        raise LpuError(f"--name {args.name!r} is not a Verilog module name (a letter or _, "
+                       "then letters, digits, _ or $)")
     cfg = cfgmod.load(args.config)
+    size = len(cfg.positions) * 2 * cfg.streams * cfg.vl
+    if args.component == "chip" and size > MAX_FABRIC_BYTES:
+        raise LpuError(f"config {cfg.name} is too large to convert to Verilog ({size:,} bytes "
+                       f"of stream registers, limit {MAX_FABRIC_BYTES:,}); convert one block "
+                       "with --component vxm_alu, or a smaller config")
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise LpuError(f"{out}: is a file; -o names the output folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LpuError(f"{out}: cannot create the output folder: {e.strerror or e}") from None
     t0 = time.perf_counter()
     text, desc = generate(cfg, args.component, name=args.name, trace=args.trace)
     seconds = time.perf_counter() - t0
     name = desc["top"]
     vpath, jpath = out / f"{name}.v", out / f"{name}.json"
-    vpath.write_text(text)
-    jpath.write_text(json.dumps(desc, indent=2) + "\n")
+    write_output(vpath, lambda p: p.write_text(text), what="Verilog")
+    write_output(jpath, lambda p: p.write_text(json.dumps(desc, indent=2) + "\n"),
+                 what="port description")
     summary = {"config": cfg.name, "config_hash": cfg.hash, "component": args.component,
                "top": name, "verilog": str(vpath), "ports_json": str(jpath),
                "ports": len(desc["ports"]), "verilog_bytes": len(text),

@@ -56,3 +56,22 @@ def test_sim_cycle_counts_are_checked(capsys):
     _fails(capsys, ["sim", "--random", "3", "--cycles", "-5"], "--cycles must be at least 1")
     _fails(capsys, ["sim", "--random", "3", "--max-cycles", "0"],
            "--max-cycles must be at least 1")
+
+
+@pytest.mark.parametrize("name", ["../x", "a b", "9top", "top;"])
+def test_verilog_module_names_are_checked(tmp_path, capsys, name):
+    _fails(capsys, ["verilog", "--config", "tiny", "-o", str(tmp_path), "--name", name],
+           "is not a Verilog module name")
+    assert not any(tmp_path.parent.glob("x.v"))
+
+
+def test_verilog_refuses_a_file_as_its_folder_and_a_chip_too_large(tmp_path, capsys):
+    f = tmp_path / "f"
+    f.write_text("")
+    _fails(capsys, ["verilog", "--config", "tiny", "-o", str(f)], "is a file")
+    _fails(capsys, ["verilog", "--config", "groq", "-o", str(tmp_path)], "too large")
+
+
+def test_bench_cycles_are_bounded(capsys):
+    _fails(capsys, ["bench", "golden", "--config", "tiny", "--cycles", "100000000"],
+           "--cycles must be in 10..1,000,000")
