@@ -155,7 +155,6 @@ class ListScheduler:
     """Schedules one step graph (see the module docstring)."""
 
     SHARE_COST = 4
-    RELEASE = True
     DUP = True
 
     def __init__(self, cfg: ChipConfig, g: Graph, gops: GraphOps, *, max_wait: int = 3000):
@@ -189,10 +188,11 @@ class ListScheduler:
         self.plane_free: dict[str, int] = {}
         self.why: dict | None = None  # node -> {reason: cycles lost}, when debugging
         self.placed: dict[int, tuple[str, int]] = {}  # node -> (queue, dispatch cycle)
-        # held-only results: at most half the VXM's stream groups of each direction
-        # reserved at a time
+        # held-only results (streams reserved until the last consumer is placed): off,
+        # the reservations cost more than they save now that a result read only held
+        # gives its SRAM write back (_release_store); at most this many per direction
         self.open_holds = {E: 0, W: 0}
-        self.max_holds = max(1, cfg.streams // 16)
+        self.max_holds = 0
 
     # -- persistent data ----------------------------------------------------------------
     def _hemi_slices(self, h: str) -> list[str]:
@@ -638,7 +638,7 @@ class ListScheduler:
                 why["operands"] = why.get("operands", 0) + 1
             if ok:
                 refs, flags = got
-            if ok and self._vxm_only(n.id):
+            if ok and self.max_holds and self._vxm_only(n.id):
                 held = self._emit_held_only(n.id, t + d)
                 if held is not None:
                     dirn, grp = held
@@ -1109,7 +1109,7 @@ class ListScheduler:
         self.pending[a] -= 1
         if self.pending[a] == 0:
             av = self.av[a]
-            if av.store is not None and not av.used and self.RELEASE:
+            if av.store is not None and not av.used:
                 self._release_store(av)
             if av.tensor is not None:
                 self.alloc.free(av.tensor)
