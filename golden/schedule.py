@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from lpu.config import ChipConfig
 from lpu.errors import LpuError
-from lpu.isa import OPS, Instr, IsaError, Opcode, decode
+from lpu.isa import OPS, Instr, IsaError, Opcode, decode, encode
 from lpu.program import Program
 
 __all__ = ["Dispatch", "Effect", "ScheduleError", "timeline", "effects", "Timeline"]
@@ -76,6 +76,13 @@ def _step_operand(instr: Instr) -> str | None:
     return None
 
 
+def _word_place(program: Program, name: str, queue: str, index: int) -> str:
+    """``file:line`` of an assembled word, else the program's name, queue and index."""
+    if program.source.get(queue):
+        return program.where(queue, index)
+    return f"{name}: {queue} word {index}"
+
+
 def timeline(cfg: ChipConfig, program: Program, *, name: str = "program") -> Timeline:
     """Expand every queue of `program` into its dispatches, in cycle order."""
     queues = cfg.queues
@@ -85,12 +92,25 @@ def timeline(cfg: ChipConfig, program: Program, *, name: str = "program") -> Tim
         if qname not in qindex:
             raise ScheduleError(f"queue {qname!r} does not exist on config {cfg.name!r}")
         qi = qindex[qname]
+        kind = queues[qi].kind
         out = []
         for i, w in enumerate(words):
+            where = _word_place(program, name, qname, i)
             try:
-                out.append(decode(w))
+                ins = decode(w)
             except IsaError as e:
-                raise ScheduleError(str(e), queue=qname, where=program.where(qname, i)) from None
+                raise ScheduleError(str(e), queue=qname, where=where) from None
+            if encode(ins) != w:  # as strict as the disassembler
+                raise ScheduleError(
+                    f"word 0x{w:08x} ({ins.text()}) has bits set outside its fields "
+                    f"(0x{w ^ encode(ins):08x})", queue=qname, where=where, rule="encoding")
+            unit = ins.info.unit
+            if unit != "icu" and unit != kind:
+                raise ScheduleError(
+                    f"'{ins.text()}' is a {unit.upper()} instruction; queue {qname} feeds "
+                    f"a {kind.upper()} slice", queue=qname, where=where, instr=ins.text(),
+                    rule="unit")
+            out.append(ins)
         decoded[qi] = out
 
     dispatches: list[Dispatch] = []

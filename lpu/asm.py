@@ -466,6 +466,9 @@ class _Assembler:
             self.error(col, f"operand {o.name!r} = {tok!r} is not an integer; expected decimal "
                             "or 0x hex" + (", optionally negative" if o.kind == "s" else ""))
         digits = tok.lstrip("+-")
+        if len(digits) > 40:  # far past any field; also past Python's int-from-text limit
+            self.error(col, f"operand {o.name!r} = {tok[:24]}... ({len(digits)} digits) is "
+                            "out of range for any field")
         v = int(digits[2:], 16) if digits[:2].lower() == "0x" else int(digits, 10)
         return -v if tok.startswith("-") else v
 

@@ -27,6 +27,9 @@ from .program import Program
 
 __all__ = ["load_program", "load_mem_npz", "output_path", "write_output"]
 
+#: The dtypes an SRAM image may hold: one word per vector (8 bits) or four (32 bits).
+_MEM_DTYPES = tuple(np.dtype(d) for d in ("int8", "uint8", "int32", "uint32", "float32"))
+
 
 def load_program(path, cfg: ChipConfig) -> Program:
     """The program in the file at `path` (``.bin``: assembled; otherwise assembly
@@ -43,6 +46,9 @@ def load_mem_npz(target, path) -> None:
     """Write every array of the ``.npz`` SRAM image at `path` into `target` (an object
     with ``write_tensor(slice_name, address, array)``, such as the golden chip)."""
     p = Path(path)
+    if p.suffix != ".npz":
+        raise LpuError(f"{p}: an SRAM image must be a .npz file (np.savez), not "
+                       f"{p.suffix or 'a file without a suffix'}")
     try:
         data = np.load(p, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as e:
@@ -54,7 +60,19 @@ def load_mem_npz(target, path) -> None:
                 a = int(addr) if addr else 0
             except ValueError:
                 raise LpuError(f"{p}: array {key!r}: address {addr!r} is not a number") from None
-            arr = data[key]
+            try:
+                arr = data[key]
+            except ValueError as e:  # object arrays (pickles) are refused
+                raise LpuError(f"{p}: array {key!r}: cannot be read ({e})") from None
+            if arr.dtype not in _MEM_DTYPES:
+                raise LpuError(f"{p}: array {key!r}: dtype {arr.dtype} is not one of "
+                               f"{', '.join(sorted(str(np.dtype(d)) for d in _MEM_DTYPES))}")
+            vl = getattr(getattr(target, "cfg", None), "vl", None)
+            if arr.ndim != 2 or (vl is not None and arr.shape[1] != vl):
+                raise LpuError(f"{p}: array {key!r}: shape {arr.shape} is not [n, VL]"
+                               + (f" with VL = {vl}" if vl is not None else ""))
+            if a < 0:
+                raise LpuError(f"{p}: array {key!r}: address {a} is negative")
             try:
                 target.write_tensor(slice_name, a, arr)
             except LpuError as e:

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from lpu import cli
+from lpu import cli, config
+from lpu.isa import encode, make
+from lpu.program import Program
 
 pytestmark = [pytest.mark.unit]
+TINY = config.load("tiny")
 
 EX = Path(__file__).resolve().parents[2] / "examples"
 
@@ -75,3 +78,47 @@ def test_verilog_refuses_a_file_as_its_folder_and_a_chip_too_large(tmp_path, cap
 def test_bench_cycles_are_bounded(capsys):
     _fails(capsys, ["bench", "golden", "--config", "tiny", "--cycles", "100000000"],
            "--cycles must be in 10..1,000,000")
+
+
+def test_a_huge_integer_in_assembly_is_located(tmp_path, capsys):
+    src = tmp_path / "big.s"
+    src.write_text(".queue mem_w0\n    nop " + "9" * 100_000 + "\n")
+    _fails(capsys, ["asm", str(src), "--config", "tiny"], "big.s:2:9:", "out of range")
+
+
+@pytest.mark.parametrize("queue, ins, needle", [
+    ("mxm_w0", make("read", 0, (0, 0)), "is a MEM instruction; queue mxm_w0 feeds a MXM slice"),
+    ("sxm_w", make("iw"), "is a MXM instruction; queue sxm_w feeds a SXM slice"),
+    ("mem_w0", make("iw"), "is a MXM instruction; queue mem_w0 feeds a MEM slice"),
+    ("mem_w0", make("add", (0, 0), (0, 0), (0, 1)), "is a VXM instruction; queue mem_w0"),
+])
+def test_a_binary_with_an_instruction_of_another_slice_is_refused(tmp_path, capsys, queue,
+                                                                 ins, needle):
+    path = tmp_path / "p.bin"
+    Program(TINY.hash, {queue: [encode(ins)]}).save(path)
+    for extra in ([], ["--no-check"]):  # the checker and the model both refuse it
+        _fails(capsys, ["run", str(path), "--config", "tiny", *extra], "p.bin", needle)
+
+
+def test_a_binary_with_bits_outside_the_fields_is_refused(tmp_path, capsys):
+    path = tmp_path / "p.bin"
+    Program(TINY.hash, {"mem_w0": [encode(make("nop", 3)) | 1 << 31]}).save(path)
+    _fails(capsys, ["run", str(path), "--config", "tiny"], "has bits set outside its fields")
+
+
+def test_sram_images_are_checked(tmp_path, capsys):
+    import numpy as np
+
+    prog = str(EX / "vector_add.s")
+    cases = {
+        "wrong.npz": ({"mem_w0": np.zeros((2, 5), np.int32)}, "is not [n, VL] with VL = 8"),
+        "f64.npz": ({"mem_w0": np.zeros((1, 8), np.float64)}, "dtype float64 is not one of"),
+        "obj.npz": ({"mem_w0": np.array([None, 1], dtype=object)}, "cannot be read"),
+    }
+    for name, (arrays, needle) in cases.items():
+        np.savez(tmp_path / name, **arrays)
+        _fails(capsys, ["run", prog, "--config", "tiny", "--mem-in", str(tmp_path / name)],
+               name, needle)
+    np.save(tmp_path / "a.npy", np.zeros((1, 8), np.uint8))
+    _fails(capsys, ["run", prog, "--config", "tiny", "--mem-in", str(tmp_path / "a.npy")],
+           "a.npy", "must be a .npz file")
