@@ -71,6 +71,11 @@ def run(args) -> int:
     cfg = cfgmod.load(args.config)
     name, program, mem = _inputs(args, cfg)
     check(cfg, program, name=name)  # an illegal program is an error, not a divergence
+    for q, words in program.queues.items():
+        if len(words) > cfg.imem_words:
+            raise LpuError(f"{name}: queue {q} has {len(words)} instructions; the RTL's "
+                           f"instruction memory holds {cfg.imem_words} per queue "
+                           f"(imem_words of config {cfg.name})")
     hdl = {}
     if args.backend == "amaranth":
         be = AmaranthBackend(cfg, vcd=args.vcd, max_cycles=args.max_cycles)

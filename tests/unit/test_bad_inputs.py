@@ -122,3 +122,11 @@ def test_sram_images_are_checked(tmp_path, capsys):
     np.save(tmp_path / "a.npy", np.zeros((1, 8), np.uint8))
     _fails(capsys, ["run", prog, "--config", "tiny", "--mem-in", str(tmp_path / "a.npy")],
            "a.npy", "must be a .npz file")
+
+
+def test_sim_refuses_a_queue_longer_than_the_instruction_memory(tmp_path, capsys):
+    path = tmp_path / "long.bin"
+    words = [encode(make("nop", 1))] * (TINY.imem_words + 1)
+    Program(TINY.hash, {"mem_w0": words}).save(path)
+    _fails(capsys, ["sim", str(path), "--config", "tiny"], "long.bin",
+           f"instruction memory holds {TINY.imem_words}")
