@@ -399,20 +399,25 @@ class ListScheduler:
     def _group(self, dirn, width, pos, t, far):
         """A free stream group for a value written at (pos, t) read at `far`; for writes
         at the VXM also free of held reservations."""
-        best, best_cost = None, None
+        return self._group_cost(dirn, width, pos, t, far)[0]
+
+    def _group_cost(self, dirn, width, pos, t, far):
+        """(group, how many of its streams hold a value still to be read) or (None, 0);
+        the cheapest group."""
+        best, best_cost = None, 0
         for s0 in range(0, self.cfg.streams - width + 1, 4 if width == 4 else 1):
             if not self.s.path_free(dirn, s0, width, pos, t, far):
                 continue
             if pos != self.vxm:
-                return s0
+                return s0, 0
             if not self.held.can_write(dirn, s0, width, t):
                 continue
             cost = self._clobber_cost(dirn, s0, width, t)
             if cost == 0:
-                return s0
+                return s0, 0
             if best is None or cost < best_cost:
                 best, best_cost = s0, cost
-        return best
+        return best, best_cost
 
     def _clobber_cost(self, d, s0, w, t) -> int:
         """How many streams of the group hold, at cycle t, a value with consumers still
@@ -547,19 +552,26 @@ class ListScheduler:
         path and the write. Returns (dir, stream, Flow) or None."""
         s = self.s
         w = _WIDTH[self.g.nodes[nid].dtype]
-        for tgt in self._store_targets(nid, pos, r):
-            if isinstance(tgt, Tensor):
-                sl, n_words, addr = tgt.slice, tgt.words, tgt.addr
-            else:
-                sl, n_words = tgt
-                addr = None
-            p = s.qpos[sl]
-            dirn = E if p > pos else W
-            if dirn not in dirs:
-                continue
-            grp = self._group(dirn, w, pos, r, p)
-            if grp is None:
-                continue
+
+        def candidates():  # targets whose stream group ends no held value still to be
+            later = []  # read first, then the others
+            for tgt in self._store_targets(nid, pos, r):
+                sl = tgt.slice if isinstance(tgt, Tensor) else tgt[0]
+                p = s.qpos[sl]
+                dirn = E if p > pos else W
+                if dirn not in dirs:
+                    continue
+                grp, cost = self._group_cost(dirn, w, pos, r, p)
+                if grp is None:
+                    continue
+                if cost:
+                    later.append((tgt, sl, p, dirn, grp))
+                else:
+                    yield tgt, sl, p, dirn, grp
+            yield from later
+
+        for tgt, sl, p, dirn, grp in candidates():
+            addr = tgt.addr if isinstance(tgt, Tensor) else None
             s.begin()
             flow = Flow(dirn, grp, w, pos, r)
             s._claim(s._path(flow, p))
