@@ -30,8 +30,9 @@ Persistent data
 Weight blocks (``VL x VL`` int8) are spread four rows per MEM slice over ``VL/4`` slices
 of the hemisphere of the MXM plane that uses them, so one ``lw`` loads all ``VL`` rows in
 one cycle; the KV cache (K blocks read transposed through the SXM, V blocks as weights)
-likewise, in the hemisphere of its KV head; host vectors (constants, norm weights,
-scales) have a copy in both hemispheres.
+likewise, the K blocks of a KV head alternating hemispheres block by block, its V blocks
+in one hemisphere; host vectors (constants, norm weights, scales) have a copy in both
+hemispheres.
 """
 
 from __future__ import annotations
@@ -238,12 +239,15 @@ class ListScheduler:
         pc = self.gops.prepared.cache
         nbmax = pc["max_pos"] // vl
         self.scale_tensors = {}
+        # (K blocks alternate hemispheres, so a head's scores use both planes and both
+        # SXMs transpose; the V blocks of a KV head, one chain of products, sit together
+        # in the other hemisphere: a head's products overlap the next head's scores)
         for li in range(pc["layers"]):
             for gi in range(pc["kv_heads"]):
-                hemi = "we"[(li * pc["kv_heads"] + gi) % 2]
+                h = li * pc["kv_heads"] + gi
                 for b in range(nbmax):
-                    self._place_block(("k", li, gi, b), None, hemi)
-                    self._place_block(("v", li, gi, b), None, hemi)
+                    self._place_block(("k", li, gi, b), None, "we"[(h + b) % 2])
+                    self._place_block(("v", li, gi, b), None, "we"[(h + 1) % 2])
                 for which in ("ks", "vs"):
                     t = self.alloc.alloc(nbmax, "f32", fresh=True)
                     self.scale_tensors[(which, li, gi)] = t
