@@ -500,7 +500,7 @@ def read_source(path) -> str:
     except OSError as e:
         raise AsmError(str(p), 0, 0, f"cannot read: {e.strerror}") from None
     try:
-        return blob.decode("utf-8")
+        return blob.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark is allowed
     except UnicodeDecodeError as e:
         line = blob[:e.start].count(b"\n") + 1
         col = e.start - (blob.rfind(b"\n", 0, e.start) + 1) + 1

@@ -23,7 +23,7 @@ import numpy as np
 from .asm import assemble_file
 from .config import ChipConfig
 from .errors import LpuError
-from .program import Program
+from .program import MAGIC, Program
 
 __all__ = ["load_program", "load_mem_npz", "output_path", "write_output"]
 
@@ -32,12 +32,20 @@ _MEM_DTYPES = tuple(np.dtype(d) for d in ("int8", "uint8", "int32", "uint32", "f
 
 
 def load_program(path, cfg: ChipConfig) -> Program:
-    """The program in the file at `path` (``.bin``: assembled; otherwise assembly
-    source), checked to be built for `cfg`."""
+    """The program in the file at `path` (an assembled program, recognised by its magic
+    bytes whatever its name; otherwise assembly source), checked to be built for `cfg`."""
     p = Path(path)
     if not p.is_file():
         raise LpuError(f"{p}: no such file")
-    prog = Program.load(p) if p.suffix == ".bin" else assemble_file(p, cfg)
+    try:
+        with open(p, "rb") as f:
+            binary = f.read(len(MAGIC)) == MAGIC
+    except OSError as e:
+        raise LpuError(f"{p}: cannot read: {e.strerror or e}") from None
+    if p.suffix == ".bin" and not binary:
+        raise LpuError(f"{p}: not a program file (it does not start with {MAGIC!r}; an "
+                       "assembly source should not be named .bin)")
+    prog = Program.load(p) if binary else assemble_file(p, cfg)
     prog.check_config(cfg, str(p))
     return prog
 

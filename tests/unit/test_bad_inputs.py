@@ -130,3 +130,20 @@ def test_sim_refuses_a_queue_longer_than_the_instruction_memory(tmp_path, capsys
     Program(TINY.hash, {"mem_w0": words}).save(path)
     _fails(capsys, ["sim", str(path), "--config", "tiny"], "long.bin",
            f"instruction memory holds {TINY.imem_words}")
+
+
+def test_programs_are_recognised_by_content_and_sources_may_have_crlf_and_a_bom(tmp_path,
+                                                                              capsys):
+    src = tmp_path / "crlf.s"
+    src.write_bytes(b"\xef\xbb\xbf.queue mem_w0\r\n    nop 2\r\n")
+    out = tmp_path / "prog.dat"  # an assembled program under another suffix
+    assert cli.main(["asm", str(src), "--config", "tiny", "-o", str(out)]) == 0
+    assert cli.main(["run", str(out), "--config", "tiny"]) == 0
+    fake = tmp_path / "src.bin"
+    fake.write_text(".queue mem_w0\n    nop 1\n")
+    _fails(capsys, ["run", str(fake), "--config", "tiny"], "src.bin", "not a program file")
+
+
+def test_the_shipped_model_is_found_by_its_name(capsys):
+    assert cli.main(["decode", "--model", "bytes-llama", "-n", "1", "--backend",
+                     "exact"]) == 0

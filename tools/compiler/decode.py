@@ -18,13 +18,14 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from lpu.config import load as load_config
 from lpu.errors import LpuError
 from lpu.golden.model import exact as LX
-from lpu.golden.model.checkpoint import load_builtin, load_checkpoint
+from lpu.golden.model.checkpoint import BUILTIN_MODEL, load_builtin, load_checkpoint
 from lpu.golden.model.reference import KVCache, forward
 from lpu.golden.model.tokenizer import decode_bytes, encode_bytes
 
@@ -89,8 +90,9 @@ class DecodeResult:
 
 
 def load_model(spec):
-    """'builtin', a checkpoint folder, or a Model."""
-    if spec is None or spec == "builtin":
+    """'builtin' (or the shipped model's name, ``bytes-llama``), a checkpoint folder, or
+    a Model. A folder of that name, if there is one, wins over the shipped model."""
+    if spec is None or spec == "builtin" or (spec == BUILTIN_MODEL and not Path(spec).exists()):
         return load_builtin()
     if isinstance(spec, str) or hasattr(spec, "__fspath__"):
         return load_checkpoint(spec)
