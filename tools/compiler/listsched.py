@@ -557,6 +557,27 @@ class ListScheduler:
         s = self.s
         w = _WIDTH[self.g.nodes[nid].dtype]
 
+        at_vxm = pos == self.vxm
+        groups = {}  # dir -> [(group, clobber cost)] writable at the VXM, in stream order
+
+        def group_cost(dirn, p):  # = self._group_cost(dirn, w, pos, r, p)
+            if not at_vxm:
+                return self._group_cost(dirn, w, pos, r, p)
+            if dirn not in groups:
+                groups[dirn] = [(s0, self._clobber_cost(dirn, s0, w, r))
+                                for s0 in range(0, self.cfg.streams - w + 1,
+                                                4 if w == 4 else 1)
+                                if self.held.can_write(dirn, s0, w, r)]
+            best, best_cost = None, 0
+            for s0, cost in groups[dirn]:
+                if (best is not None and cost >= best_cost) or \
+                        not s.path_free(dirn, s0, w, pos, r, p):
+                    continue
+                if cost == 0:
+                    return s0, 0
+                best, best_cost = s0, cost
+            return best, best_cost
+
         def candidates():  # targets whose stream group ends no held value still to be
             later = []  # read first, then the others
             for tgt in self._store_targets(nid, pos, r):
@@ -565,7 +586,7 @@ class ListScheduler:
                 dirn = E if p > pos else W
                 if dirn not in dirs:
                     continue
-                grp, cost = self._group_cost(dirn, w, pos, r, p)
+                grp, cost = group_cost(dirn, p)
                 if grp is None:
                     continue
                 if cost:
