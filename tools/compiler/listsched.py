@@ -13,13 +13,15 @@ Where a value is
 Every produced value is, from its result cycle on:
 
 * *held* at the VXM (VXM results, ISA 1.1): a later VXM operation reads it with a held
-  read while no VXM write lands on its streams in between. A value whose consumers are
-  all VXM operations keeps its held streams reserved until its last consumer is placed;
+  read while no VXM write lands on its streams in between (a new result's streams are
+  chosen to end no held value still to be read, where it can be);
 * *flowing*: on its stream group, one position a cycle; a consumer downstream may read
-  it in exactly the cycle it arrives;
-* *in SRAM*: every value is also written by a MEM slice on its way (the slice next to the
-  producer, or the fixed address of the KV cache, the scales or the logits), so any
-  later consumer can read it: MEM read at ``t - 1 - distance``.
+  it in exactly the cycle it arrives (a value rotated three ways in a lane-reduction
+  stage is computed twice more: a twin flowing the other way, and a third a cycle later);
+* *in SRAM*: every value is also written by a MEM slice on its way (the least busy slice,
+  or the fixed address of the KV cache, the scales or the logits), so any later consumer
+  can read it: MEM read at ``t - 1 - distance``. A VXM result that every consumer read
+  held gives that write back once its last consumer is placed.
 
 The placement primitives (stream-register claims along every path, queue slots, SRAM
 banks, SRAM read/write order) are :class:`~lpu.tools.compiler.sched.Scheduler`'s; the
