@@ -13,6 +13,7 @@ from lpu.golden.model.checkpoint import load_checkpoint
 from lpu.isa import decode
 from lpu.tools.compiler import graph as G
 from lpu.tools.compiler.decode import decode as decode_text
+from lpu.tools.compiler.kernels import write_image
 from lpu.tools.compiler.listsched import schedule_step
 
 pytestmark = [pytest.mark.model]
@@ -65,14 +66,7 @@ def test_the_token_copies_are_all_written_and_the_program_does_not_depend_on_it(
     outs = []
     for tok in (0, 7):
         chip = Chip(SMALL)
-        for t, arr in st.image:
-            a = np.asarray(arr)
-            if t in st.tokens:
-                a = np.full(a.shape, tok, dtype=np.uint32)
-            if t.dtype == "i8":
-                chip.write_mem(t.slice, t.addr, a.astype(np.uint8))
-            else:
-                chip.write_tensor(t.slice, t.addr, a.astype(np.uint32))
+        write_image(chip, st.image, {t: tok for t in st.tokens})
         chip.load(st.program)
         chip.run()
         outs.append(chip.read_tensor(st.logits.slice, st.logits.addr, st.logits.n,
@@ -88,12 +82,7 @@ def test_the_schedule_of_the_shipped_model_is_within_its_bounds():
     g, _ = G.trace_step(m, SMALL.vl, 20, 256)
     cp, _, _ = G.critical_path(g, SMALL)
     chip = Chip(SMALL)
-    for t, arr in st.image:
-        a = np.asarray(arr)
-        if t.dtype == "i8":
-            chip.write_mem(t.slice, t.addr, a.astype(np.uint8))
-        else:
-            chip.write_tensor(t.slice, t.addr, a.astype(np.uint32))
+    write_image(chip, st.image)
     chip.load(st.program)
     res = chip.run()
     assert cp <= res.cycles

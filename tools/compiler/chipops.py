@@ -265,12 +265,7 @@ class ChipOps:
         return self.sched.program()
 
     def load_image(self, chip) -> None:
-        for t, arr in self.image:
-            a = np.asarray(arr)
-            if t.dtype == "i8":
-                chip.write_mem(t.slice, t.addr, a.astype(np.uint8))
-            else:
-                chip.write_tensor(t.slice, t.addr, a.astype(np.uint32))
+        K.write_image(chip, self.image)
 
     def read(self, chip, v: Val) -> np.ndarray:
         t = v.t

@@ -18,7 +18,7 @@ from lpu.isa import BY_MNEMONIC, E, W
 
 from .sched import SchedError, Scheduler
 
-__all__ = ["Tensor", "MemAlloc", "elementwise", "WORDS"]
+__all__ = ["Tensor", "MemAlloc", "elementwise", "write_image", "WORDS"]
 
 WORDS = {"i8": 1, "i32": 4, "f32": 4}
 
@@ -37,6 +37,21 @@ class Tensor:
     def vec(self, i: int) -> int:
         """Address of vector i."""
         return self.addr + i * self.words
+
+
+def write_image(chip, image, fill: dict | None = None) -> None:
+    """Write an SRAM image ``[(Tensor, array)]`` into a golden ``Chip`` as the host
+    would; a tensor in ``fill`` is written as that one value in every lane instead
+    (the per-token copies of a compiled step)."""
+    fill = fill or {}
+    for t, arr in image:
+        a = np.asarray(arr)
+        if t in fill:
+            a = np.full(a.shape, fill[t], dtype=np.uint32)
+        if t.dtype == "i8":
+            chip.write_mem(t.slice, t.addr, a.astype(np.uint8))
+        else:
+            chip.write_tensor(t.slice, t.addr, a.astype(np.uint32))
 
 
 class MemAlloc:

@@ -948,19 +948,28 @@ class ListScheduler:
             return self.blocks[("w",) + tuple(blk[1:4])][0]
         return self.blocks[tuple(blk)][0]
 
+    def _read_parts(self, parts, dest: int, t: int):
+        """Read a block's 4-word parts onto streams 4c.. so they reach queue position
+        ``dest`` at cycle ``t``; the flows by operand name, or None if a read does not fit."""
+        s = self.s
+        flows = {}
+        for c, (sl, addr) in enumerate(parts):
+            p = s.qpos[sl]
+            tr = t - 1 - abs(dest - p)
+            f = None if tr < 0 else s.try_read(sl, addr, 4, tr, E if dest > p else W,
+                                                4 * c, [dest])
+            if f is None:
+                return None
+            flows["src" if c == 0 else f"_p{c}"] = f
+        return flows
+
     def _load_rows(self, plane: str, parts, tl: int) -> bool:
         """lw of all VL rows at tl, read from the block's slices so they meet the plane."""
         s = self.s
         pm = s.qpos[plane]
-        flows = {}
-        for c, (sl, addr) in enumerate(parts):
-            p = s.qpos[sl]
-            tr = tl - 1 - abs(pm - p)
-            dirn = E if pm > p else W
-            f = None if tr < 0 else s.try_read(sl, addr, 4, tr, dirn, 4 * c, [pm])
-            if f is None:
-                return False
-            flows["src" if c == 0 else f"_p{c}"] = f
+        flows = self._read_parts(parts, pm, tl)
+        if flows is None:
+            return False
         ok, _ = s.try_unit(plane, tl, "lw", flows, None, [], 0,
                            fixed={"row": 0, "count": self.vl})
         return ok
@@ -976,15 +985,9 @@ class ListScheduler:
         ts = tl - d_tr - abs(pm - ps)
         if ts < 0 or not s.queue_free(sxm, ts):
             return False
-        flows = {}
-        for c, (sl, addr) in enumerate(parts):
-            p = s.qpos[sl]
-            tr = ts - 1 - abs(ps - p)
-            dirn = E if ps > p else W
-            f = None if tr < 0 else s.try_read(sl, addr, 4, tr, dirn, 4 * c, [ps])
-            if f is None:
-                return False
-            flows["src" if c == 0 else f"_p{c}"] = f
+        flows = self._read_parts(parts, ps, ts)
+        if flows is None:
+            return False
         ok, tf = s.try_unit(sxm, ts, "transpose", flows, E if pm > ps else W, [pm], self.vl)
         if not ok:
             return False

@@ -31,6 +31,7 @@ from lpu.program import Program
 from .cache import cached_compile
 from .chipops import ChipOps
 from .graph import analytic_bound
+from .kernels import write_image
 from .listsched import schedule_step
 from .sched import SchedError
 
@@ -169,14 +170,7 @@ class ChipDecoder:
         copies = cs.token if isinstance(cs.token, list) else [cs.token]
         per = len(copies) // self.batch
         value = {t: tokens[i // per] for i, t in enumerate(copies)}
-        for t, arr in cs.image:
-            a = np.asarray(arr)
-            if t in value:
-                a = np.full(a.shape, value[t], dtype=np.uint32)
-            if t.dtype == "i8":
-                chip.write_mem(t.slice, t.addr, a.astype(np.uint8))
-            else:
-                chip.write_tensor(t.slice, t.addr, a.astype(np.uint32))
+        write_image(chip, cs.image, value)
         chip.load(cs.program, name=f"step {pos}")
         res = chip.run()
         outs = cs.logits if isinstance(cs.logits, list) else [cs.logits]
