@@ -9,6 +9,11 @@ program on the RTL: the time to build the simulation (Verilog conversion and sim
 build for Verilator and Icarus; ``--fresh`` builds in an empty cache to measure it),
 cycles per second running free (no comparison: the program is loaded, started and left
 to finish) and in lockstep with the golden model (every cycle's events compared).
+
+``lpu bench accuracy`` measures the numerics (docs/numerics.md): the shipped model,
+teacher-forced over the first positions of its held-out text, evaluated LPU-exact (the
+numpy evaluation the golden chip equals bit for bit) against the float32 reference:
+top-1 agreement and the largest logit difference.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import numpy as np
 
 from lpu.errors import LpuError
 from lpu.golden.chip import Chip
-from lpu.golden.model.checkpoint import load_builtin
+from lpu.golden.model import exact as lx
+from lpu.golden.model.checkpoint import builtin_model_path, check_fits, load_builtin
+from lpu.golden.model.reference import logits_sequence
 from lpu.hdl.host import RegisterMap
 from lpu.isa import REPEAT_N_MAX, E, W, make
 from lpu.program import Program
@@ -34,7 +41,7 @@ from lpu.tools.compiler.decode import decode
 from lpu.tools.compiler.graph import schedule_gap
 from lpu.tools.compiler.listsched import schedule_step
 
-__all__ = ["busy_program", "bench_golden", "bench_decode", "bench_rtl"]
+__all__ = ["busy_program", "bench_golden", "bench_decode", "bench_rtl", "bench_accuracy"]
 
 
 def busy_program(cfg, cycles: int) -> Program:
@@ -105,6 +112,34 @@ def bench_golden(cfg, cycles: int) -> dict:
         "instructions_per_s": round(n_ins / (t2 - t1)),
         "python": platform.python_version(), "numpy": np.__version__,
     }
+
+
+def bench_accuracy(cfg, positions: int = 256) -> dict:
+    """Teacher-forced over the first `positions` bytes of the shipped model's held-out
+    text: how often the LPU-exact logits (vector length of `cfg`) pick the float32
+    reference's top-1 byte, and the largest absolute logit difference."""
+    model = load_builtin()
+    text = (builtin_model_path() / "heldout.txt").read_bytes()
+    if not 1 <= positions <= min(len(text), model.config.max_position_embeddings):
+        raise LpuError(f"--positions must be between 1 and "
+                       f"{min(len(text), model.config.max_position_embeddings)}, "
+                       f"not {positions}")
+    check_fits(model.config, cfg, positions)  # the layout rules of the step (head_dim == VL)
+    toks = list(text[:positions])
+    t0 = time.perf_counter()
+    ref = logits_sequence(model, toks)
+    ops = lx.NumpyOps(cfg.vl)
+    prep = lx.Prepared(ops, model, -(-positions // cfg.vl) * cfg.vl)  # whole KV blocks
+    agree, worst = 0, 0.0
+    for pos, t in enumerate(toks):
+        lg = lx.decode_step(ops, prep, t, pos).view(np.float32).reshape(-1)
+        agree += int(lg.argmax() == ref[pos].argmax())
+        worst = max(worst, float(np.abs(lg.astype(np.float64) - ref[pos]).max()))
+    return {"model": "bytes-llama (builtin)", "config": cfg.name, "positions": positions,
+            "top1_agreement": round(agree / positions, 4), "top1_same": agree,
+            "max_logit_diff": round(worst, 4),
+            "logit_span": round(float(np.abs(ref).max()), 2),
+            "wall_s": round(time.perf_counter() - t0, 3)}
 
 
 def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n", batch: int = 1) -> dict:

@@ -32,15 +32,25 @@ from .reference import rope_tables
 __all__ = ["Ops", "NumpyOps", "NumpyCache", "exp", "reciprocal", "rsqrt", "rmsnorm",
            "softmax", "silu", "quantize", "linear", "rope", "attention", "swiglu", "Prepared",
            "decode_step", "step_inputs", "pairwise", "LOG2E", "NEWTON_STEPS",
-           "QUANT_NEWTON_STEPS"]
+           "DECODE_NEWTON_STEPS", "EXP2_COEFFS"]
 
 LOG2E = 1.4426950408889634
-# 2^f on [-0.5, 0.5]: Taylor coefficients of e^(f ln 2), degree 7, highest first
-_EXP2_COEFFS = [math.log(2) ** k / math.factorial(k) for k in range(7, -1, -1)]
+# 2^f for |f| <= 1/2: a degree-5 polynomial, highest power first, evaluated by Horner's
+# rule in fp32. Fitted for the least maximum relative error (weighted least squares,
+# reweighted until the error equi-oscillates), then moved by single ulps against the
+# fp32 evaluation: relative error below 2e-7 (docs/numerics.md). Written as fp32
+# values in hex so that every machine evaluates the same numbers.
+EXP2_COEFFS = tuple(float.fromhex(h) for h in (
+    "0x1.5c08e4p-10", "0x1.3d0c52p-7", "0x1.c6b6e4p-5", "0x1.ebf912p-3", "0x1.62e42ap-1",
+    "0x1.000002p+0"))
 RSQRT_MAGIC = 0x5F3759DF
 RECIP_MAGIC = 0x7EF311C3
-NEWTON_STEPS = 3  # reciprocal and rsqrt: relative error about 1.5e-7
-QUANT_NEWTON_STEPS = 2  # the reciprocal of a quantization scale: below 1e-5 (docs/numerics.md)
+NEWTON_STEPS = 3  # reciprocal and rsqrt by default: relative error about 1.5e-7
+# Inside a decode step every 1/x and 1/sqrt(x) scales a whole vector that is then
+# quantized to int8 (quantize, RMSNorm, softmax) or multiplied into an int8-quantized
+# product (SiLU): two steps, relative error below 1e-5, far below the int8 rounding
+# (1/254 of the largest value) they feed (docs/numerics.md).
+DECODE_NEWTON_STEPS = 2
 
 
 class Ops(Protocol):
@@ -285,8 +295,8 @@ def exp(ops, x):
     t = ops.binary("fmin", t, ops.const_f32(127.0))
     n = ops.unary("cvt.f32.i32", t)
     f = ops.binary("fsub", t, ops.unary("cvt.i32.f32", n))
-    p = ops.const_f32(_EXP2_COEFFS[0])
-    for c in _EXP2_COEFFS[1:]:
+    p = ops.const_f32(EXP2_COEFFS[0])
+    for c in EXP2_COEFFS[1:]:
         p = ops.binary("fadd", ops.binary("fmul", p, f), ops.const_f32(c))
     scale = ops.unary("shli", ops.binary("add", n, ops.const_bits(127)), imm=23)
     return ops.binary("fmul", p, scale)
@@ -314,12 +324,13 @@ def reciprocal(ops, x, steps: int = NEWTON_STEPS):
     return y
 
 
-def rsqrt(ops, x):
-    """1/sqrt(x) for positive fp32 x: the bit-level guess, then y = y (1.5 - x/2 y^2)."""
+def rsqrt(ops, x, steps: int = NEWTON_STEPS):
+    """1/sqrt(x) for positive fp32 x: the bit-level guess, then `steps` Newton steps
+    y = y (1.5 - x/2 y^2)."""
     y = ops.binary("sub", ops.const_bits(RSQRT_MAGIC), ops.unary("shri", x, imm=1))
     half_x = ops.binary("fmul", x, ops.const_f32(0.5))
     three_halves = ops.const_f32(1.5)
-    for _ in range(NEWTON_STEPS):
+    for _ in range(steps):
         y2 = ops.binary("fmul", y, y)
         y = ops.binary("fmul", y, ops.binary("fsub", three_halves,
                                              ops.binary("fmul", half_x, y2)))
@@ -330,7 +341,7 @@ def rmsnorm(ops, x, weight, eps: float, dim: int):
     """x * rsqrt(mean(x^2) + eps) * weight; x, weight: [dim / VL, VL] fp32."""
     ss = ops.lane_reduce("fadd", ops.vec_reduce("fadd", ops.binary("fmul", x, x)))
     mean = ops.binary("fmul", ss, ops.const_f32(1.0 / dim))
-    r = rsqrt(ops, ops.binary("fadd", mean, ops.const_f32(eps)))
+    r = rsqrt(ops, ops.binary("fadd", mean, ops.const_f32(eps)), DECODE_NEWTON_STEPS)
     return ops.binary("fmul", ops.binary("fmul", x, r), weight)
 
 
@@ -339,13 +350,13 @@ def softmax(ops, x):
     m = ops.lane_reduce("fmax", ops.vec_reduce("fmax", x))
     e = exp(ops, ops.binary("fsub", x, m))
     s = ops.lane_reduce("fadd", ops.vec_reduce("fadd", e))
-    return ops.binary("fmul", e, reciprocal(ops, s))
+    return ops.binary("fmul", e, reciprocal(ops, s, DECODE_NEWTON_STEPS))
 
 
 def silu(ops, x):
     """x * sigmoid(x) = x / (1 + e^-x)."""
     d = ops.binary("fadd", exp(ops, ops.unary("fneg", x)), ops.const_f32(1.0))
-    return ops.binary("fmul", x, reciprocal(ops, d))
+    return ops.binary("fmul", x, reciprocal(ops, d, DECODE_NEWTON_STEPS))
 
 
 def quantize(ops, x):
@@ -355,7 +366,7 @@ def quantize(ops, x):
     amax = ops.lane_reduce("fmax", ops.vec_reduce("fmax", ops.unary("fabs", x)))
     scale = ops.binary("fmax", ops.binary("fmul", amax, ops.const_f32(1.0 / 127.0)),
                        ops.const_f32(1e-30))
-    q = ops.cvt_f32_i8(x, reciprocal(ops, scale, QUANT_NEWTON_STEPS))
+    q = ops.cvt_f32_i8(x, reciprocal(ops, scale, DECODE_NEWTON_STEPS))
     return q, scale
 
 

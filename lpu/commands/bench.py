@@ -3,6 +3,7 @@
     lpu bench golden --config small          # golden-model cycles/s on a busy program
     lpu bench decode --config small          # cycles/token of the shipped model
     lpu bench rtl --config tiny --backend verilator   # RTL build, free and lockstep speed
+    lpu bench accuracy                       # LPU-exact numerics against float32
 
 The measurements are :mod:`lpu.tools.bench`.
 """
@@ -13,7 +14,7 @@ import json
 
 from lpu import config as cfgmod
 from lpu.errors import LpuError
-from lpu.tools.bench import bench_decode, bench_golden, bench_rtl
+from lpu.tools.bench import bench_accuracy, bench_decode, bench_golden, bench_rtl
 
 HELP = "measure simulation speed"
 
@@ -22,11 +23,12 @@ MAX_CYCLES = 1_000_000
 
 
 def add_arguments(p):
-    p.add_argument("target", choices=["golden", "decode", "rtl"],
+    p.add_argument("target", choices=["golden", "decode", "rtl", "accuracy"],
                    help="golden: golden-model cycles/s on a busy program; decode: the "
                         "shipped model on the golden chip (cycles/token, wall time); rtl: "
                         "the busy program on the RTL (build time, free-running and "
-                        "lockstep cycles/s)")
+                        "lockstep cycles/s); accuracy: the shipped model's LPU-exact "
+                        "logits against float32 on held-out text (top-1 agreement)")
     p.add_argument("--backend", choices=["amaranth", "verilator", "icarus"],
                    default="verilator", help="rtl: the simulator")
     p.add_argument("--fresh", action="store_true",
@@ -37,11 +39,24 @@ def add_arguments(p):
     p.add_argument("--steps", type=int, default=10, help="decode steps (decode)")
     p.add_argument("--batch", type=int, default=1,
                    help="decode: sequences in one step program (default 1)")
+    p.add_argument("--positions", type=int, default=256,
+                   help="accuracy: teacher-forced positions of held-out text (default 256)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args) -> int:
     cfg = cfgmod.load(args.config)
+    if args.target == "accuracy":
+        r = bench_accuracy(cfg, args.positions)
+        if args.json:
+            print(json.dumps(r, indent=2))
+        else:
+            print(f"accuracy on {r['config']}: {r['model']}, {r['positions']} teacher-forced "
+                  f"held-out positions, LPU-exact vs float32: top-1 agreement "
+                  f"{100 * r['top1_agreement']:.1f}% ({r['top1_same']}/{r['positions']}), "
+                  f"largest logit difference {r['max_logit_diff']} (logits within "
+                  f"+-{r['logit_span']}); {r['wall_s']} s")
+        return 0
     if args.target == "decode":
         if args.steps < 1:
             raise LpuError("--steps must be at least 1")

@@ -57,6 +57,26 @@ def test_lpu_exact_agrees_with_float32(model, capsys):
     assert rate >= 0.95
 
 
+def test_bench_accuracy_counts_what_the_numpy_evaluation_gives(model, capsys):
+    """`lpu bench accuracy` over 20 positions: the agreement and largest difference of
+    the LPU-exact logits counted here position by position; bad counts refused."""
+    n = 20
+    toks = list((builtin_model_path() / "heldout.txt").read_bytes()[:n])
+    ref = logits_sequence(model, toks)
+    ops = L.NumpyOps(config.load("small").vl)
+    P = L.Prepared(ops, model, 32)
+    lg = [L.decode_step(ops, P, t, p).view(np.float32).reshape(-1) for p, t in enumerate(toks)]
+    same = sum(int(a.argmax() == r.argmax()) for a, r in zip(lg, ref, strict=True))
+    worst = max(float(np.abs(a.astype(np.float64) - r).max()) for a, r in zip(lg, ref, strict=True))
+    assert lpu_main(["bench", "accuracy", "--positions", str(n), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["positions"] == n and out["top1_same"] == same
+    assert out["max_logit_diff"] == pytest.approx(worst, abs=1e-4)
+    for bad in ("0", "100000"):
+        assert lpu_main(["bench", "accuracy", "--positions", bad]) != 0
+        assert "--positions must be between 1 and" in capsys.readouterr().err
+
+
 def test_decode_reference_backend_cli(capsys):
     assert lpu_main(["decode", "--backend", "reference", "--prompt", "ROMEO:", "-n", "12",
                      "--json"]) == 0

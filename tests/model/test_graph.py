@@ -90,14 +90,42 @@ def test_vector_reductions_are_a_pairwise_tree():
     assert np.array_equal(got, want)
 
 
-def test_quantization_reciprocal_error_is_below_the_documented_bound():
-    """docs/numerics.md: two Newton steps, relative error below 1e-5."""
+def _numpy_eval(fn, x):
+    """fn over fp32 x on the numpy executor, as float64."""
+    y = fn(LX.NumpyOps(16), x.astype(np.float32).view(np.uint32).reshape(-1, 16))
+    return y.view(np.float32).reshape(-1).astype(np.float64)
+
+
+def test_decode_reciprocals_are_within_the_documented_bounds():
+    """docs/numerics.md: two Newton steps inside a decode step (relative error below
+    1e-5), three by default (below 2e-7), for 1/x and 1/sqrt(x), against float64."""
     x = np.geomspace(1e-30, 1e30, 160_000).astype(np.float32)
-    ops = LX.NumpyOps(16)
-    y = LX.reciprocal(ops, x.view(np.uint32).reshape(-1, 16), LX.QUANT_NEWTON_STEPS)
-    err = np.abs(y.view(np.float32).reshape(-1).astype(np.float64) * x - 1.0)
-    assert err.max() < 1e-5
-    assert LX.QUANT_NEWTON_STEPS == 2
+    x64 = x.astype(np.float64)
+    for steps, bound in ((LX.DECODE_NEWTON_STEPS, 1e-5), (LX.NEWTON_STEPS, 2e-7)):
+        y = _numpy_eval(lambda o, v: LX.reciprocal(o, v, steps), x)
+        assert np.abs(y * x64 - 1.0).max() < bound
+        y = _numpy_eval(lambda o, v: LX.rsqrt(o, v, steps), x)
+        assert np.abs(y * np.sqrt(x64) - 1.0).max() < bound
+    assert (LX.DECODE_NEWTON_STEPS, LX.NEWTON_STEPS) == (2, 3)
+
+
+def test_exp_is_within_the_documented_bounds():
+    """docs/numerics.md: the degree-5 polynomial of 2^f below 2e-7 on |f| <= 1/2; exp
+    below 1e-6 for |x| <= 10 and below 4e-6 for |x| <= 80, against float64."""
+    assert len(LX.EXP2_COEFFS) == 6
+    f = np.linspace(-0.5, 0.5, 160_000).astype(np.float32)
+
+    def poly(o, v):
+        p = o.const_f32(LX.EXP2_COEFFS[0])
+        for c in LX.EXP2_COEFFS[1:]:
+            p = o.binary("fadd", o.binary("fmul", p, v), o.const_f32(c))
+        return p
+
+    assert np.abs(_numpy_eval(poly, f) / np.exp2(f.astype(np.float64)) - 1).max() < 2e-7
+    for lim, bound in ((10, 1e-6), (80, 4e-6)):
+        x = np.linspace(-lim, lim, 160_000).astype(np.float32)
+        y = _numpy_eval(LX.exp, x)
+        assert np.abs(y / np.exp(x.astype(np.float64)) - 1).max() < bound
 
 
 def _chain_graph(vl: int, mnemonics: list[str]):
