@@ -115,10 +115,12 @@ class _Held:
         self.last_prot: dict[tuple[int, int], int] = {}  # latest cycle ever protected
 
     def can_write(self, d, s, w, t) -> bool:
+        prot, open_ = self.prot, self.open
         for k in range(s, s + w):
-            if self.prot.get((d, k), {}).get(t):
+            pk = prot.get((d, k))
+            if pk and pk.get(t):
                 return False
-            for lo in self.open.get((d, k), ()):
+            for lo in open_.get((d, k), ()):
                 if lo <= t:
                     return False
         return True
@@ -560,24 +562,27 @@ class ListScheduler:
         w = _WIDTH[self.g.nodes[nid].dtype]
 
         at_vxm = pos == self.vxm
-        groups = {}  # dir -> [(group, clobber cost)] writable at the VXM, in stream order
+        groups = {}  # dir -> stream groups writable at the VXM, in stream order
+        costs = {}  # (dir, group) -> clobber cost, computed when first needed
+        step = 4 if w == 4 else 1
 
         def group_cost(dirn, p):  # = self._group_cost(dirn, w, pos, r, p)
             if not at_vxm:
                 return self._group_cost(dirn, w, pos, r, p)
             if dirn not in groups:
-                groups[dirn] = [(s0, self._clobber_cost(dirn, s0, w, r))
-                                for s0 in range(0, self.cfg.streams - w + 1,
-                                                4 if w == 4 else 1)
+                groups[dirn] = [s0 for s0 in range(0, self.cfg.streams - w + 1, step)
                                 if self.held.can_write(dirn, s0, w, r)]
             best, best_cost = None, 0
-            for s0, cost in groups[dirn]:
-                if (best is not None and cost >= best_cost) or \
-                        not s.path_free(dirn, s0, w, pos, r, p):
+            for s0 in groups[dirn]:
+                if not s.path_free(dirn, s0, w, pos, r, p):
                     continue
+                cost = costs.get((dirn, s0))
+                if cost is None:
+                    cost = costs[(dirn, s0)] = self._clobber_cost(dirn, s0, w, r)
                 if cost == 0:
                     return s0, 0
-                best, best_cost = s0, cost
+                if best is None or cost < best_cost:
+                    best, best_cost = s0, cost
             return best, best_cost
 
         def candidates():  # targets whose stream group ends no held value still to be
