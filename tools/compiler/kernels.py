@@ -55,32 +55,61 @@ def write_image(chip, image, fill: dict | None = None) -> None:
 
 
 class MemAlloc:
-    """Bump allocation of words per MEM slice and bank."""
+    """Bump allocation of words per MEM slice and bank, reusing freed words (holes).
+
+    Holes are kept in the order they were made (a hole cut from the front keeps its
+    place, a merged one goes last): among equally good holes the oldest is taken. They
+    are indexed by slice and by both ends, so freeing merges with the neighbours in one
+    lookup each; no two holes of one bank ever touch."""
 
     def __init__(self, cfg):
         self.cfg = cfg
+        self.bank_words = cfg.bank_words
         self.mem = [q.name for q in cfg.queues if q.kind == "mem"]
         self.next = {(m, b): b * cfg.bank_words for m in self.mem for b in (0, 1)}
         self._rr = 0
-
-        self.holes: list[tuple[str, int, int]] = []  # (slice, addr, words) freed
+        self._id = 0  # the next hole's number: hole dicts iterate in the order made
+        self._holes: dict[int, tuple[str, int, int]] = {}  # id -> (slice, addr, words)
+        self._by_slice: dict[str, dict[int, None]] = {m: {} for m in self.mem}
+        self._starts: dict[tuple[str, int], int] = {}  # (slice, first address) -> id
+        self._ends: dict[tuple[str, int], int] = {}  # (slice, last address + 1) -> id
         self.free_at = None  # callback: (slice, addr, words) -> cycle the words are free
         self.high = 0  # most words ever in use
 
+    @property
+    def holes(self) -> list[tuple[str, int, int]]:
+        """The freed words not yet reused: (slice, addr, words), oldest first."""
+        return list(self._holes.values())
+
+    def _add_hole(self, m: str, a: int, w: int) -> None:
+        k = self._id
+        self._id += 1
+        self._holes[k] = (m, a, w)
+        self._by_slice[m][k] = None
+        self._starts[(m, a)] = k
+        self._ends[(m, a + w)] = k
+
+    def _drop_hole(self, k: int) -> None:
+        m, a, w = self._holes.pop(k)
+        del self._by_slice[m][k]
+        del self._starts[(m, a)]
+        del self._ends[(m, a + w)]
+
     def free(self, t: Tensor) -> None:
-        """Return words to the allocator, merging with adjacent free words."""
+        """Return words to the allocator, merging with adjacent free words of its bank."""
         m, a, w = t.slice, t.addr, t.n * t.words
-        merged = True
-        while merged:
-            merged = False
-            for k, (hm, ha, hw) in enumerate(self.holes):
-                same_bank = ha // self.cfg.bank_words == a // self.cfg.bank_words
-                if hm == m and same_bank and (ha + hw == a or a + w == ha):
-                    del self.holes[k]
-                    a, w = min(a, ha), w + hw
-                    merged = True
-                    break
-        self.holes.append((m, a, w))
+        bank = a // self.bank_words
+        left = self._ends.get((m, a))
+        if left is not None and self._holes[left][1] // self.bank_words == bank:
+            la = self._holes[left][1]
+            self._drop_hole(left)
+            a, w = la, w + (a - la)
+        right = self._starts.get((m, a + w))
+        if right is not None and (a + w) // self.bank_words == bank:
+            rw = self._holes[right][2]
+            self._drop_hole(right)
+            w += rw
+        self._add_hole(m, a, w)
 
     def alloc(self, n: int, dtype: str, slice: str | None = None, bank: int | None = None,
               hemisphere: str | None = None, fresh: bool = False, exclude=(),
@@ -90,24 +119,38 @@ class MemAlloc:
         `when`: the cycle the value will be written from, to prefer words free by then
         (through the `free_at(slice, addr, words)` callback, when set)."""
         words = n * WORDS[dtype]
+        bw = self.bank_words
         cands = [m for m in self.mem if slice in (None, m) and m not in exclude
                  and (hemisphere is None or m.startswith(f"mem_{hemisphere}"))]
         banks = (0, 1) if bank is None else (bank,)
         order = cands[self._rr % len(cands):] + cands[:self._rr % len(cands)] if cands else []
-        fits = [(k, m, a, w) for k, (m, a, w) in enumerate([] if fresh else self.holes)
-                if w >= words and m in order and a // self.cfg.bank_words in banks]
+        if fresh or not cands:
+            keys = ()
+        elif slice is not None:
+            keys = self._by_slice[slice]
+        else:
+            keys = self._holes
+        holes = self._holes
+        fits = []  # (hole id, slice, addr, words), oldest first
+        for k in keys:
+            m, a, w = holes[k]
+            if w >= words and m in order and a // bw in banks:
+                fits.append((k, m, a, w))
         best = None
         late = None
         if fits and when is not None and self.free_at is not None:
             # reusing words that an op scheduled later still reads would make this
-            # value wait for it: prefer words free by `when`, else fresh words
-            timed = [(self.free_at(m, a, words), w, k, m, a) for k, m, a, w in fits]
-            early = [x for x in timed if x[0] <= when]
-            if early:
-                _, w, k, m, a = min(early, key=lambda x: x[1])
-                best = (k, m, a, w)
+            # value wait for it: prefer the smallest (then oldest) hole free by `when`,
+            # else fresh words, else the hole free first
+            timed = []
+            for i, (k, m, a, w) in sorted(enumerate(fits), key=lambda x: x[1][3]):
+                ft = self.free_at(m, a, words)
+                if ft <= when:
+                    best = (k, m, a, w)
+                    break
+                timed.append((ft, w, i, k, m, a))
             else:
-                _, w, k, m, a = min(timed)
+                _, w, _, k, m, a = min(timed)
                 late = (k, m, a, w)
         elif fits:
             k, m, a, w = min(fits, key=lambda x: x[3])
@@ -117,7 +160,7 @@ class MemAlloc:
         for m in order:
             for b in banks:
                 start = self.next[(m, b)]
-                if start + words <= (b + 1) * self.cfg.bank_words:
+                if start + words <= (b + 1) * bw:
                     self.next[(m, b)] = start + words
                     self._rr += 1
                     return Tensor(m, start, n, dtype)
@@ -128,17 +171,23 @@ class MemAlloc:
                          f"{self.free_words()} words free in all")
 
     def _take(self, hole, words, n, dtype) -> Tensor:
+        """The first `words` of a hole; the rest stays a hole in the same place."""
         k, m, a, w = hole
+        del self._starts[(m, a)]
         if w == words:
-            del self.holes[k]
+            del self._ends[(m, a + w)]
+            del self._holes[k]
+            del self._by_slice[m][k]
         else:
-            self.holes[k] = (m, a + words, w - words)
+            self._holes[k] = (m, a + words, w - words)
+            self._starts[(m, a + words)] = k
         self._rr += 1
         return Tensor(m, a, n, dtype)
 
     def free_words(self) -> int:
-        used = sum(nxt - b * self.cfg.bank_words for (_, b), nxt in self.next.items())
-        return len(self.mem) * self.cfg.mem_words - used + sum(w for _, _, w in self.holes)
+        used = sum(nxt - b * self.bank_words for (_, b), nxt in self.next.items())
+        return (len(self.mem) * self.cfg.mem_words - used
+                + sum(w for _, _, w in self._holes.values()))
 
 
 def earliest_write(sched: Scheduler, x: Tensor, i: int) -> int:

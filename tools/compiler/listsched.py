@@ -478,12 +478,11 @@ class ListScheduler:
         if nid in self.home:
             return [self.home[nid]]
         w = _WIDTH[self.g.nodes[nid].dtype]
-        qb = self.s.qbusy
+        slots_taken = self.s.slots_taken
 
         def load(m):  # the slice's busy dispatch slots around the cycles it would be used
-            p = self.s.qpos[m]
-            c = r + abs(p - pos)
-            return sum((m, x) in qb for x in range(c - 6, c + 7))
+            c = r + abs(self.s.qpos[m] - pos)
+            return slots_taken(m, c - 6, c + 6)
 
         if pos != self.vxm:  # an SXM or MXM result flows to the VXM: store it on the way
             on_path = [m for m in self.mem_names
@@ -896,9 +895,7 @@ class ListScheduler:
         s = self.s
         ins = make(mnemonic, *ops, **flags)
         s.b.at(queue, t, ins)
-        s.qbusy.add((queue, t))
-        if s._journal is not None:
-            s._journal.append(("q", (queue, t)))
+        s.take_slot(queue, t)
         s.horizon = max(s.horizon, t + ins.info.d(self.S) + 1)
 
     def place_sxm(self, n):
@@ -1180,7 +1177,7 @@ class ListScheduler:
             return  # the flow goes on to another reader
         tw = flow.arrives(p)
         s.b._q[sl].pop(tw, None)
-        s.qbusy.discard((sl, tw))
+        s.release_slot(sl, tw)
         s.bank.pop((sl, addr // self.cfg.bank_words, tw + 1), None)
         for key in s._path(flow, p):
             if key[2] != self.vxm:

@@ -20,6 +20,7 @@ whole machine runs the same schedule shifted by the superlane index, so it suffi
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 from lpu.config import ChipConfig
@@ -69,7 +70,8 @@ class Scheduler:
         self.posi = {p.name: p.index for p in self.cfg.positions}
         self.qpos = {q.name: q.position for q in self.cfg.queues}
         self.claims: set[tuple[int, int, int, int]] = set()  # (dir, stream, pos, cycle)
-        self.qbusy: set[tuple[str, int]] = set()
+        self.qbusy: set[tuple[str, int]] = set()  # (queue, cycle) dispatch slots taken
+        self.qtimes: dict[str, list[int]] = {q.name: [] for q in self.cfg.queues}  # sorted
         self.bank: dict[tuple[str, int, int], str] = {}  # (queue, bank, cycle) -> "r"/"w"
         self.horizon = 0  # last cycle anything was scheduled at (dispatch + delay)
         self._journal: list | None = None
@@ -102,7 +104,7 @@ class Scheduler:
             if kind == "claim":
                 self.claims.discard(key)
             elif kind == "q":
-                self.qbusy.discard(key)
+                self.release_slot(*key)
                 self.b._q[key[0]].pop(key[1], None)
             elif kind == "bank":
                 self.bank.pop(key, None)
@@ -201,6 +203,25 @@ class Scheduler:
     def queue_free(self, queue: str, t: int) -> bool:
         return t >= 0 and (queue, t) not in self.qbusy
 
+    def take_slot(self, queue: str, t: int) -> None:
+        """Mark the dispatch slot taken (journaled inside a transaction)."""
+        if (queue, t) not in self.qbusy:
+            self.qbusy.add((queue, t))
+            bisect.insort(self.qtimes[queue], t)
+        if self._journal is not None:
+            self._journal.append(("q", (queue, t)))
+
+    def release_slot(self, queue: str, t: int) -> None:
+        if (queue, t) in self.qbusy:
+            self.qbusy.discard((queue, t))
+            lst = self.qtimes[queue]
+            del lst[bisect.bisect_left(lst, t)]
+
+    def slots_taken(self, queue: str, lo: int, hi: int) -> int:
+        """How many dispatch slots of `queue` in cycles lo..hi are taken."""
+        lst = self.qtimes[queue]
+        return bisect.bisect_right(lst, hi) - bisect.bisect_left(lst, lo)
+
     def bank_ok(self, queue: str, bank: int, t: int, kind: str) -> bool:
         other = self.bank.get((queue, bank, t))
         return other is None or other == kind
@@ -208,9 +229,7 @@ class Scheduler:
     # -- operations ---------------------------------------------------------------------
     def _emit(self, queue: str, t: int, mnemonic: str, *operands, extra_delay: int = 0):
         self.b.at(queue, t, mnemonic, *operands)
-        self.qbusy.add((queue, t))
-        if self._journal is not None:
-            self._journal.append(("q", (queue, t)))
+        self.take_slot(queue, t)
         d = BY_MNEMONIC[mnemonic].d(self.cfg.superlanes)
         self.horizon = max(self.horizon, t + d + extra_delay + 1)
 
