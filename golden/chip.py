@@ -34,7 +34,7 @@ import numpy as np
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.errors import LpuError
-from lpu.isa import E, Opcode, encode
+from lpu.isa import E, Opcode, drain_cycles, encode
 from lpu.program import Program
 from lpu.trace import Event
 from lpu.vectors import from_planes, from_words, to_planes, to_words
@@ -62,6 +62,9 @@ class RunResult:
     dispatched: dict[str, int]  # slice instructions per queue
     events: list[Event] = field(default_factory=list)  # sorted by cycle, if traced
     arrivals: dict = field(default_factory=dict)  # see Chip.run(arrivals=...)
+    # the run's last cycle: what the host's CYCLE register reads after DONE (docs/timing.md,
+    # "The end of a run"): every queue finished, then the drain
+    end_cycle: int = 0
 
 
 class Chip:
@@ -185,6 +188,13 @@ class Chip:
     def done(self) -> bool:
         return self.cycle > self._last_t and not self._pending and not self._deferred
 
+    @property
+    def end_cycle(self) -> int:
+        """The loaded program's last cycle of the run (RunResult.end_cycle)."""
+        if self._tl is None:
+            raise LpuError("no program loaded")
+        return self._tl.all_finished + drain_cycles(self.cfg.superlanes)
+
     def run(self, *, trace: bool = False, max_cycles: int | None = None,
             arrivals: tuple[int, ...] = ()) -> RunResult:
         """Run the loaded program to completion (or max_cycles skewed cycles).
@@ -208,7 +218,7 @@ class Chip:
             self._record_arrivals(rec)
         events = sorted(self._events, key=Event.sort_key) if trace else []
         cycles = self._last_event + 1 if self._last_event >= 0 else 0
-        res = RunResult(cycles, dict(self._tl.per_queue), events)
+        res = RunResult(cycles, dict(self._tl.per_queue), events, end_cycle=self.end_cycle)
         res.arrivals = {p: (np.stack([r[0] for r in v]), np.stack([r[1] for r in v]))
                         for p, v in rec.items()}
         return res

@@ -19,7 +19,7 @@ effect ``k`` cycles later.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lpu.config import ChipConfig
 from lpu.errors import LpuError
@@ -64,6 +64,15 @@ class Timeline:
     dispatches: list[Dispatch]  # sorted by (t, queue)
     per_queue: dict[str, int]  # slice instructions dispatched per queue
     end: int  # first cycle after the last dispatch (skewed)
+    # the cycle from which each queue is finished (docs/timing.md, "The end of a run"):
+    # the cycle after it reached its last word (a final repeat: after its last copy);
+    # 0 for an empty queue
+    finished: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def all_finished(self) -> int:
+        """The first cycle in which every queue is finished."""
+        return max(self.finished.values(), default=0)
 
 
 def _step_operand(instr: Instr) -> str | None:
@@ -120,6 +129,7 @@ def timeline(cfg: ChipConfig, program: Program, *, name: str = "program") -> Tim
     heap = [(0, qi) for qi in sorted(decoded) if decoded[qi]]
     heapq.heapify(heap)
     parked: dict[int, int] = {}  # queue -> cycle it reached sync
+    finished = {q.name: 0 for q in queues}
     end = 0
     while heap:
         t = heap[0][0]
@@ -178,6 +188,8 @@ def timeline(cfg: ChipConfig, program: Program, *, name: str = "program") -> Tim
                 last[qi] = (ins, t, i)
                 nxt = t + 1
                 end = max(end, t + 1)
+            if pc[qi] == len(prog):  # the last word: finished after it (a repeat: its copies)
+                finished[qname] = nxt if op == Opcode.REPEAT else t + 1
             if nxt is not None and pc[qi] < len(prog):
                 heapq.heappush(heap, (nxt, qi))
         if notified:
@@ -193,7 +205,7 @@ def timeline(cfg: ChipConfig, program: Program, *, name: str = "program") -> Tim
                 cycle=t, queue=qname, where=program.where(qname, pc[qi] - 1), instr="sync",
                 rule="sync")
     dispatches.sort(key=lambda d: (d.t, d.queue))
-    return Timeline(dispatches, per_queue, end)
+    return Timeline(dispatches, per_queue, end, finished)
 
 
 # -- effects -----------------------------------------------------------------------------

@@ -60,9 +60,10 @@ Errors: the first cycle in which any slice raises ``SliceError`` is recorded (th
 lowest position wins within a cycle), with the slice's code, superlane and unit; later
 errors are ignored until START or CLEAR.
 
-Run control: START pulses every dispatcher's ``start``; RUNNING stays high until every
-queue is done and ``drain`` more cycles (the longest functional delay plus the
-superlane stagger) have passed, when DONE rises.
+Run control (docs/timing.md, "The end of a run"): START pulses every dispatcher's
+``start``; RUNNING stays high from cycle 0 until every queue is finished (cycle ``F``)
+and :func:`lpu.isa.drain_cycles` more cycles have passed: high in cycles
+``0 .. F + drain``, DONE from the cycle after, CYCLE then reading ``F + drain``.
 """
 
 from __future__ import annotations
@@ -72,13 +73,13 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from lpu.config import ChipConfig
-from lpu.isa import ISA_VERSION, OPS
+from lpu.isa import ISA_VERSION, drain_cycles
 
 from .icu import ImemLoad
 from .interface import SliceError
 from .mem import HostPort
 
-__all__ = ["Bus", "RegisterMap", "Host", "drain_cycles"]
+__all__ = ["Bus", "RegisterMap", "Host"]
 
 
 class Bus(wiring.Signature):
@@ -100,11 +101,6 @@ class Bus(wiring.Signature):
             "w_en": Out(1), "w_data": Out(32),
             "r_en": Out(1), "r_data": In(32),
         })
-
-
-def drain_cycles(cfg: ChipConfig) -> int:
-    """Cycles after the last dispatch until every effect is written on every superlane."""
-    return max(info.d(cfg.superlanes) for info in OPS.values()) + cfg.superlanes + 1
 
 
 class RegisterMap:
@@ -253,9 +249,9 @@ class Host(wiring.Component):
         m.d.comb += self.start.eq(start)
         running, done = Signal(), Signal()
         cycle = Signal(32)
-        drain = Signal(range(drain_cycles(cfg) + 1))
+        drain = Signal(range(drain_cycles(cfg.superlanes) + 1))
         with m.If(start):
-            m.d.sync += [running.eq(1), done.eq(0), cycle.eq(0), drain.eq(drain_cycles(cfg))]
+            m.d.sync += [running.eq(1), done.eq(0), cycle.eq(0), drain.eq(drain_cycles(cfg.superlanes))]
         with m.Elif(running):
             with m.If(self.icu_done & (drain == 0)):
                 m.d.sync += [running.eq(0), done.eq(1)]

@@ -28,6 +28,7 @@ __all__ = [
     "OpInfo", "Operand", "OPS", "BY_MNEMONIC", "Instr", "encode", "decode", "IsaError",
     "make", "E", "W", "UNITS", "ICU_OPCODES", "opcodes_of", "VXM_OPCODES", "field_width",
     "NOP_MAX", "REPEAT_N_MAX", "REPEAT_D_MAX", "REPEAT_STEP_MIN", "REPEAT_STEP_MAX",
+    "drain_cycles",
 ]
 
 ISA_VERSION = (1, 1)
@@ -465,6 +466,13 @@ def opcodes_of(unit: str) -> tuple[Opcode, ...]:
 #: ICU opcodes (valid in every queue) and VXM ALU opcodes.
 ICU_OPCODES: tuple[Opcode, ...] = opcodes_of("icu")
 VXM_OPCODES: tuple[Opcode, ...] = opcodes_of("vxm")
+
+
+def drain_cycles(superlanes: int) -> int:
+    """The run's drain (docs/timing.md, "The end of a run"): cycles after every queue has
+    finished until the run ends, enough for the longest delay of the ISA table plus the
+    superlane stagger, so every effect is written on every superlane."""
+    return max(info.d(superlanes) for info in OPS.values()) + superlanes + 1
 
 
 def field_width(fmt: str, name: str) -> int:

@@ -122,7 +122,8 @@ async def _run_one(dut, cfg, chip, program, mem, dirty, limit, device, ref_mem=N
     bus.idle()
     load_seconds = time.perf_counter() - t0
 
-    golden = EventCursor(GoldenBackend(cfg).run(program, mem if ref_mem is None else ref_mem))
+    gb = GoldenBackend(cfg)
+    golden = EventCursor(gb.run(program, mem if ref_mem is None else ref_mem))
     cmp = Comparator(cfg, program=program)
     bits = dut.trace_bits
     running_bit = ctx.running_mask()
@@ -148,14 +149,15 @@ async def _run_one(dut, cfg, chip, program, mem, dirty, limit, device, ref_mem=N
     finally:
         golden.close()
     run_seconds = time.perf_counter() - t1
-    result = cmp.result("golden", device)
     status = err = None
     if cmp.divergence is None:
         await bus.edge
         status = await bus.read(regs.STATUS)
+        cmp.finish(gb.end_cycle, await bus.read(regs.CYCLE))  # the run ends alike
         if status & regs.STATUS_ERROR:
             err = {n: await bus.read(getattr(regs, "ERR_" + n.upper()))
                    for n in ("cycle", "code", "position", "superlane", "unit", "queue")}
+    result = cmp.result("golden", device)
     return {"lockstep": result.to_json(), "status": status, "error": err,
             "seconds": {"load": round(load_seconds, 3), "run": round(run_seconds, 3)},
             "bus_writes": writes, "rtl_cycles": c,

@@ -44,6 +44,13 @@ the first cycle with a difference it stops both sides and returns a
     and operands match), or else the most recent one. ``where`` is its source line
     when the program carries one.
 
+After the last event both sides must also end the run in the same cycle
+(docs/timing.md, "The end of a run"): a backend that knows it sets ``end_cycle`` when
+its stream is exhausted (the golden model from its dispatch timeline, the RTL backends
+from the host's CYCLE register after DONE). A difference is a :class:`Divergence` with
+``reason`` ``end`` (``kind`` ``run``): both last cycles, and the queue that finishes
+last on the reference side with its last instruction.
+
 :func:`lockstep` wires it together: golden model as the reference, any backend as
 the device under test, a :class:`LockstepResult` with the cycles and events compared.
 """
@@ -64,7 +71,7 @@ from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.errors import LpuError
 from lpu.golden.chip import Chip as GoldenChip
-from lpu.golden.schedule import effects
+from lpu.golden.schedule import effects, timeline
 from lpu.hdl.chip import Chip as HdlChip
 from lpu.hdl.host import RegisterMap
 from lpu.isa import IsaError, Opcode, decode
@@ -125,8 +132,10 @@ class GoldenBackend:
         self.cfg = load_config(cfg)
         self.check = check
         self.chip = None
+        self.end_cycle = None  # set when the stream is exhausted
 
     def run(self, program, mem_init):
+        self.end_cycle = None
         chip = GoldenChip(self.cfg)
         for name, words in (mem_init or {}).items():
             chip.write_mem(name, 0, words)
@@ -147,6 +156,7 @@ class GoldenBackend:
                 nxt += 1
             yield c, pending.pop(c)
             nxt = c + 1
+        self.end_cycle = chip.end_cycle
 
 
 class AmaranthBackend:
@@ -160,7 +170,8 @@ class AmaranthBackend:
     there, with a GTKWave save file beside it (``.gtkw``).
 
     After the run, :attr:`status` and :attr:`error` hold the host's STATUS register and
-    the sticky error registers (None if no error).
+    the sticky error registers (None if no error), :attr:`end_cycle` its CYCLE register
+    (the run's last cycle).
     """
 
     name = "amaranth"
@@ -173,6 +184,7 @@ class AmaranthBackend:
         self.max_cycles = max_cycles
         self.status = None
         self.error = None
+        self.end_cycle = None
         self.build_seconds = None
 
     def build(self, mem_init):
@@ -194,6 +206,7 @@ class AmaranthBackend:
 
     def run(self, program, mem_init):
         program.check_config(self.cfg)
+        self.status = self.error = self.end_cycle = None
         dut, sim = self.build(mem_init)
         regs = RegisterMap(self.cfg)
         bus = SimBus(dut.bus, regs)
@@ -212,6 +225,7 @@ class AmaranthBackend:
                 if c > limit:
                     raise LockstepError(f"the RTL ran past {limit} cycles without finishing")
             self.status = await bus.status(ctx)
+            self.end_cycle = await bus.read(ctx, regs.CYCLE)
             self.error = await bus.error(ctx)
 
         sim.add_testbench(testbench)
@@ -269,6 +283,15 @@ class Divergence:
         return f"{loc} {self.what}" if self.what else loc
 
     def text(self) -> str:
+        if self.reason == "end":
+            e, a = (int.from_bytes(x, "little") for x in (self.expected, self.actual))
+            lines = [f"first divergence at cycle {self.cycle}: the run ends in cycle {e} "
+                     f"on the reference, {a} on the device (the host's CYCLE after DONE)"]
+            if self.queue is not None:
+                src = f" ({self.where})" if self.where else ""
+                lines.append(f"  the last queue to finish: {self.queue}, after its word "
+                             f"{self.instr_index} '{self.instr}'{src}")
+            return "\n".join(lines)
         head = (f"first divergence at cycle {self.cycle}, superlane {self.superlane}"
                 + (f", lane {self.lane}" if self.lane is not None else "")
                 + f": {self.location}")
@@ -342,18 +365,21 @@ class LockstepResult:
     reference: str = "golden"
     device: str = ""
     seconds: float = 0.0
+    end_cycle: int | None = None  # the run's last cycle on both sides, when compared
 
     def text(self) -> str:
         if self.ok:
+            end = (f", the run ends in cycle {self.end_cycle} on both"
+                   if self.end_cycle is not None else "")
             return (f"lockstep {self.reference} vs {self.device}: {self.cycles} cycles, "
-                    f"{self.events} events, identical")
+                    f"{self.events} events, identical{end}")
         return (f"lockstep {self.reference} vs {self.device}: DIVERGED after {self.cycles} "
                 f"cycles\n{self.divergence.text()}")
 
     def to_json(self) -> dict:
         return {"ok": self.ok, "reference": self.reference, "device": self.device,
                 "cycles": self.cycles, "events": self.events,
-                "seconds": round(self.seconds, 3),
+                "seconds": round(self.seconds, 3), "end_cycle": self.end_cycle,
                 "divergence": None if self.divergence is None else self.divergence.to_json()}
 
     def dumps(self) -> str:
@@ -365,7 +391,7 @@ class LockstepResult:
         return cls(bool(obj["ok"]), int(obj["cycles"]), int(obj["events"]),
                    None if div is None else Divergence.from_json(div),
                    obj.get("reference", "golden"), obj.get("device", ""),
-                   float(obj.get("seconds", 0.0)))
+                   float(obj.get("seconds", 0.0)), obj.get("end_cycle"))
 
 
 # -- comparison ------------------------------------------------------------------------------------
@@ -489,6 +515,7 @@ class Comparator:
         self.cycles = 0
         self.events = 0
         self.divergence: Divergence | None = None
+        self.end_cycle: int | None = None
         self._t0 = time.perf_counter()
 
     def feed(self, cycle: int, expected: list[Event], actual: list[Event]) -> Divergence | None:
@@ -508,17 +535,51 @@ class Comparator:
                                           self.program)
         return self.divergence
 
+    def finish(self, expected_end: int | None, actual_end: int | None) -> Divergence | None:
+        """After the last event: compare the run's last cycle on both sides (None: not
+        known on that side, nothing compared)."""
+        if self.divergence is not None or expected_end is None or actual_end is None:
+            return self.divergence
+        if expected_end == actual_end:
+            self.end_cycle = expected_end
+            return None
+        d = Divergence(
+            cycle=min(expected_end, actual_end) + 1, reason="end", kind="run", unit=0,
+            unit_name="host", dir=0, index=0, what="end of the run", superlane=0, lane=None,
+            byte=None, expected=expected_end.to_bytes(4, "little"),
+            actual=actual_end.to_bytes(4, "little"))
+        if self.program is not None:  # the queue that finishes last, and its last word
+            tl = timeline(self.cfg, self.program)
+            if tl.finished and tl.all_finished > 0:
+                q = max(tl.finished, key=lambda n: tl.finished[n])
+                words = self.program.queues.get(q, [])
+                if words:
+                    i = len(words) - 1
+                    d.queue, d.instr_index = q, i
+                    d.dispatch_cycle = tl.finished[q] - 1
+                    try:
+                        d.instr = decode(words[i]).text()
+                    except IsaError:
+                        d.instr = f"0x{words[i]:08x}"
+                    if self.program.source.get(q):
+                        d.where = self.program.where(q, i)
+        self.divergence = d
+        return d
+
     def result(self, reference: str = "golden", device: str = "device") -> LockstepResult:
         return LockstepResult(self.divergence is None, self.cycles, self.events,
                               self.divergence, reference, device,
-                              time.perf_counter() - self._t0)
+                              time.perf_counter() - self._t0, self.end_cycle)
 
 
 def compare(expected: Iterable, actual: Iterable, cfg: ChipConfig | str, *,
             program: Program | None = None, max_cycles: int | None = None,
-            reference: str = "golden", device: str = "device") -> LockstepResult:
+            reference: str = "golden", device: str = "device",
+            ends=None) -> LockstepResult:
     """Compare two ``(cycle, events)`` streams cycle by cycle; stop at the first cycle
-    that differs (both iterators are closed then). See the module docstring."""
+    that differs (both iterators are closed then). See the module docstring. `ends`: a
+    callable returning ``(expected, actual)`` last cycles of the run, called once both
+    streams are exhausted without a difference (a side's None: not compared)."""
     cmp = Comparator(cfg, program=program)
     exp, act = EventCursor(expected), EventCursor(actual)
     try:
@@ -534,6 +595,8 @@ def compare(expected: Iterable, actual: Iterable, cfg: ChipConfig | str, *,
     finally:
         exp.close()
         act.close()
+    if ends is not None and cmp.divergence is None and exp.done and act.done:
+        cmp.finish(*ends())
     return cmp.result(reference, device)
 
 
@@ -624,4 +687,6 @@ def lockstep(cfg: ChipConfig | str, program: Program, mem_init: dict | None,
     return compare(reference.run(program, mem_init), device.run(program, mem_init), cfg,
                    program=program, max_cycles=max_cycles,
                    reference=getattr(reference, "name", "reference"),
-                   device=getattr(device, "name", "device"))
+                   device=getattr(device, "name", "device"),
+                   ends=lambda: (getattr(reference, "end_cycle", None),
+                                 getattr(device, "end_cycle", None)))

@@ -55,13 +55,15 @@ def run(args) -> int:
     if args.mem_out:
         mem = {n: chip.read_mem(n, 0, cfg.mem_words) for n in chip.mem_names}
         write_output(args.mem_out, lambda p: np.savez(p, **mem), what="SRAM image")
-    summary.update(ok=True, cycles=res.cycles, dispatched=res.dispatched,
+    summary.update(ok=True, cycles=res.cycles, end_cycle=res.end_cycle,
+                   dispatched=res.dispatched,
                    instructions=sum(res.dispatched.values()), errors=[])
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         busy = ", ".join(f"{q} {n}" for q, n in res.dispatched.items() if n)
-        print(f"{args.program}: {res.cycles} cycles on {cfg.name}; dispatched: {busy or 'none'}")
+        print(f"{args.program}: {res.cycles} cycles on {cfg.name} (the run ends in cycle "
+              f"{res.end_cycle}); dispatched: {busy or 'none'}")
         if args.trace:
             print(f"trace: {len(res.events)} events in {args.trace}", file=sys.stderr)
     return 0

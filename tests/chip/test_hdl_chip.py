@@ -26,8 +26,9 @@ from lpu.asm import assemble, assemble_file
 from lpu.golden.chip import Chip as GoldenChip
 from lpu.golden.chip import ChipError
 from lpu.hdl.chip import Chip, build_top, port_description
-from lpu.hdl.host import Host, RegisterMap, drain_cycles
+from lpu.hdl.host import Host, RegisterMap
 from lpu.hdl.interface import ErrorCode
+from lpu.isa import drain_cycles
 from lpu.sim.hostbus import SimBus
 from lpu.sim.trace import TraceReader
 
@@ -284,7 +285,7 @@ def test_host_block_alone():
         ctx.set(dut.errors[vxm].valid, 0)
         ctx.set(dut.icu_done, 1)  # cycle 4
         status = []
-        for _ in range(drain_cycles(cfg) + 3):
+        for _ in range(drain_cycles(cfg.superlanes) + 3):
             status.append(await bus.status(ctx))
         got["status"] = status
         got["cycle"] = await bus.read(ctx, rm.CYCLE)
@@ -302,9 +303,9 @@ def test_host_block_alone():
     # the ICU is done from cycle 4 (the first status read): running in cycles
     # 4 .. 4 + drain, the run's last cycle
     running = [s & rm.STATUS_RUNNING for s in got["status"]]
-    assert running == [1] * (drain_cycles(cfg) + 1) + [0, 0]
+    assert running == [1] * (drain_cycles(cfg.superlanes) + 1) + [0, 0]
     assert got["status"][-1] == rm.STATUS_DONE | rm.STATUS_ERROR
-    assert got["cycle"] == 4 + drain_cycles(cfg)
+    assert got["cycle"] == 4 + drain_cycles(cfg.superlanes)
     q = next(q for q in cfg.queues if q.name == "vxm1")
     assert got["error"] == {"cycle": 2, "code": ErrorCode.TWO_WRITERS.value,
                             "position": cfg.position("vxm").index, "superlane": 2, "unit": 1,

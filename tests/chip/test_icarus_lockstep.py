@@ -52,3 +52,21 @@ def test_directed_programs_on_icarus(tmp_path):
     for d, res in zip(progs, results, strict=True):
         assert res.ok, f"{d.name}: {res.text()}"
         assert res.hdl["error"] is None
+
+
+def test_run_ends_on_icarus(tmp_path):
+    """Programs ending every way a queue can end: the RTL's CYCLE after DONE equals the
+    golden model's last cycle (lockstep compares it) and the one worked out by hand."""
+    ok, why = vl.available("icarus")
+    if not ok:
+        pytest.skip(why)
+    from lpu.sim.cocotb_runner import lockstep_hdl_many
+    from lpu.sim.programs.run_end import run_end_programs
+
+    cases = run_end_programs(TINY)
+    results = lockstep_hdl_many(TINY, [(p, {}) for _, p in cases], "icarus",
+                                workdir=tmp_path)
+    assert len(results) == len(cases)
+    for (case, _), res in zip(cases, results, strict=True):
+        assert res.ok, f"{case.name}: {res.text()}"
+        assert res.end_cycle == case.end_cycle(TINY), case.name

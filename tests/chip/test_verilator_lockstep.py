@@ -85,12 +85,25 @@ def test_directed_programs(built, tmp_path):
         assert res.events > 0
 
 
+def test_run_ends(built, tmp_path):
+    """Programs ending every way a queue can end: the RTL's CYCLE after DONE equals the
+    golden model's last cycle (lockstep compares it) and the one worked out by hand."""
+    from lpu.sim.programs.run_end import run_end_programs
+
+    cases = run_end_programs(TINY)
+    results = _run(built, [(p, {}) for _, p in cases], tmp_path)
+    assert len(results) == len(cases)
+    for (case, _), res in zip(cases, results, strict=True):
+        assert res.ok, f"{case.name}: {res.text()}"
+        assert res.end_cycle == case.end_cycle(TINY), case.name
+
+
 def _check_random(built, seeds, tmp_path):
     programs = [generate(TINY, s, cycles=30) for s in seeds]
     results = _run(built, [(rp.program, rp.mem) for rp in programs], tmp_path)
     assert len(results) == len(seeds)
     bad = [(s, r) for s, r in zip(seeds, results, strict=True)
-           if not r.ok or r.hdl["error"] is not None]
+           if not r.ok or r.hdl["error"] is not None or r.end_cycle is None]
     assert not bad, "\n".join(
         f"seed {s} (replay: lpu sim --random {s} --cycles 30 --config tiny --backend "
         f"verilator): {r.text()} error={r.hdl['error']}" for s, r in bad)
