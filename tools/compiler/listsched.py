@@ -198,6 +198,7 @@ class ListScheduler:
         # gives its SRAM write back (_release_store); at most this many per direction
         self.open_holds = {E: 0, W: 0}
         self.max_holds = 0
+        self._instrs: dict = {}  # (mnemonic, operands, flags) -> Instr
 
     # -- persistent data ----------------------------------------------------------------
     def _hemi_slices(self, h: str) -> list[str]:
@@ -893,7 +894,10 @@ class ListScheduler:
 
     def _emit_held(self, queue, t, mnemonic, ops, flags):
         s = self.s
-        ins = make(mnemonic, *ops, **flags)
+        key = (mnemonic, tuple(ops), tuple(sorted(flags.items())))
+        ins = self._instrs.get(key)
+        if ins is None:  # instructions are values: one object per distinct instruction
+            ins = self._instrs[key] = make(mnemonic, *ops, **flags)
         s.b.at(queue, t, ins)
         s.take_slot(queue, t)
         s.horizon = max(s.horizon, t + ins.info.d(self.S) + 1)

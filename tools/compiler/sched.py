@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.errors import LpuError
-from lpu.isa import BY_MNEMONIC, E, W
+from lpu.isa import BY_MNEMONIC, E, W, make
 from lpu.program import Program, ProgramBuilder
 
 __all__ = ["Flow", "Scheduler", "SchedError"]
@@ -83,6 +83,7 @@ class Scheduler:
         # MXM planes hold state (shadow and active weights, accumulators): a kernel
         # uses a plane alone from its first lw to its last mm; next use from here on
         self.unit_free_at: dict[str, int] = {}
+        self._instrs: dict = {}  # (mnemonic, operands) -> Instr
 
     # -- transactions -------------------------------------------------------------------
     def begin(self):
@@ -228,7 +229,16 @@ class Scheduler:
 
     # -- operations ---------------------------------------------------------------------
     def _emit(self, queue: str, t: int, mnemonic: str, *operands, extra_delay: int = 0):
-        self.b.at(queue, t, mnemonic, *operands)
+        key = (mnemonic, operands)
+        try:
+            ins = self._instrs.get(key)
+        except TypeError:  # an operand that is not hashable (a list): no sharing
+            key, ins = None, None
+        if ins is None:  # instructions are values: one object per distinct instruction
+            ins = make(mnemonic, *operands)
+            if key is not None:
+                self._instrs[key] = ins
+        self.b.at(queue, t, ins)
         self.take_slot(queue, t)
         d = BY_MNEMONIC[mnemonic].d(self.cfg.superlanes)
         self.horizon = max(self.horizon, t + d + extra_delay + 1)
