@@ -43,6 +43,7 @@ import bisect
 import heapq
 import itertools
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -1124,7 +1125,7 @@ class ListScheduler:
             for c in range(0, len(ids), k):
                 for i in ids[c:c + k]:
                     group_of[i] = (key, c)
-        sizes = {gk: sum(1 for v in group_of.values() if v == gk) for gk in group_of.values()}
+        sizes = Counter(group_of.values())  # members per group
         while heap:
             _, nid = heapq.heappop(heap)
             nid = -nid

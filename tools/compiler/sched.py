@@ -102,8 +102,8 @@ class Scheduler:
         mark, horizon = self._marks.pop()
         while len(self._journal) > mark:
             kind, key = self._journal.pop()
-            if kind == "claim":
-                self.claims.discard(key)
+            if kind == "claims":
+                self.claims.difference_update(key)
             elif kind == "q":
                 self.release_slot(*key)
                 self.b._q[key[0]].pop(key[1], None)
@@ -124,7 +124,7 @@ class Scheduler:
     def _claim(self, keys):
         self.claims.update(keys)
         if self._journal is not None:
-            self._journal.extend(("claim", k) for k in keys)
+            self._journal.append(("claims", keys))
 
     def _set_bank(self, key, kind):
         self.bank[key] = kind
