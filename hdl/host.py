@@ -249,9 +249,10 @@ class Host(wiring.Component):
         m.d.comb += self.start.eq(start)
         running, done = Signal(), Signal()
         cycle = Signal(32)
-        drain = Signal(range(drain_cycles(cfg.superlanes) + 1))
+        n_drain = drain_cycles(cfg.superlanes)
+        drain = Signal(range(n_drain + 1))
         with m.If(start):
-            m.d.sync += [running.eq(1), done.eq(0), cycle.eq(0), drain.eq(drain_cycles(cfg.superlanes))]
+            m.d.sync += [running.eq(1), done.eq(0), cycle.eq(0), drain.eq(n_drain)]
         with m.Elif(running):
             with m.If(self.icu_done & (drain == 0)):
                 m.d.sync += [running.eq(0), done.eq(1)]

@@ -20,6 +20,7 @@ from .commands import (
     disasm,
     isadoc,
     random,
+    regress,
     run,
     sim,
     synth,
@@ -35,7 +36,8 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS = {
     "decode": decode, "config": config, "asm": asm, "disasm": disasm, "run": run,
     "sim": sim, "bench": bench, "timeline": timeline, "verilog": verilog, "synth": synth,
-    "directed": directed, "random": random, "isadoc": isadoc, "train": train,
+    "directed": directed, "random": random, "regress": regress, "isadoc": isadoc,
+    "train": train,
 }
 
 

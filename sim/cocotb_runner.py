@@ -30,6 +30,7 @@ rising edge; values of cycle ``c`` are sampled after the falling edge inside ``c
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -74,20 +75,26 @@ def design_key(cfg: ChipConfig, trace: bool = True) -> str:
 
 
 def build_chip(cfg: ChipConfig | str, simulator: str = "verilator", *, waves: bool = False):
-    """Build the chip top (with its trace port) for `simulator`; cached."""
+    """Build the chip top (with its trace port) for `simulator`; cached in a folder of
+    its own per design (:func:`design_key`: two checkouts or branches on one machine
+    never share one), one builder at a time (a lock file beside the folder, so
+    parallel test workers or regression workers build it once)."""
     cfg = load_config(cfg)
-    d = vl.build_dir("chip" + ("-waves" if waves else ""), cfg.hash, simulator)
     key = design_key(cfg)
-    keyfile = d / "lpu-design-key"
-    src = d / f"{TOPLEVEL}.v"
-    if keyfile.is_file() and keyfile.read_text() == key and src.is_file():
-        verilog = src.read_text()  # same design: skip the (slow) conversion
-    else:
-        verilog, _ = to_verilog(cfg, trace=True, name=TOPLEVEL)
-    built = vl.build(simulator, verilog, TOPLEVEL, d, waves=waves,
-                     extra_args=vl.top_ports_only(simulator))
-    keyfile.write_text(key)
-    return built
+    d = vl.build_dir("chip" + ("-waves" if waves else ""), f"{cfg.hash}-{key}", simulator)
+    d.parent.mkdir(parents=True, exist_ok=True)
+    with open(d.parent / f"{d.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            src = d / f"{TOPLEVEL}.v"
+            if src.is_file():
+                verilog = src.read_text()  # same design: skip the (slow) conversion
+            else:
+                verilog, _ = to_verilog(cfg, trace=True, name=TOPLEVEL)
+            return vl.build(simulator, verilog, TOPLEVEL, d, waves=waves,
+                            extra_args=vl.top_ports_only(simulator))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def lockstep_hdl(cfg: ChipConfig | str, program: Program, mem_init: dict | None,

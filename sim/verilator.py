@@ -290,7 +290,7 @@ def build(simulator: str, verilog: str, toplevel: str, directory: Path, *,
     # An earlier build may have other flags, or come from another environment (its
     # makefiles name that environment's cocotb files): start from an empty directory,
     # keeping only the Verilog and the chip's conversion cache key.
-    keep = {src.name, "lpu-design-key"}
+    keep = {src.name}
     for f in directory.iterdir():
         if f.name in keep:
             continue

@@ -102,9 +102,9 @@ def test_decode_reciprocals_are_within_the_documented_bounds():
     x = np.geomspace(1e-30, 1e30, 160_000).astype(np.float32)
     x64 = x.astype(np.float64)
     for steps, bound in ((LX.DECODE_NEWTON_STEPS, 1e-5), (LX.NEWTON_STEPS, 2e-7)):
-        y = _numpy_eval(lambda o, v: LX.reciprocal(o, v, steps), x)
+        y = _numpy_eval(lambda o, v, n=steps: LX.reciprocal(o, v, n), x)
         assert np.abs(y * x64 - 1.0).max() < bound
-        y = _numpy_eval(lambda o, v: LX.rsqrt(o, v, steps), x)
+        y = _numpy_eval(lambda o, v, n=steps: LX.rsqrt(o, v, n), x)
         assert np.abs(y * np.sqrt(x64) - 1.0).max() < bound
     assert (LX.DECODE_NEWTON_STEPS, LX.NEWTON_STEPS) == (2, 3)
 
