@@ -235,13 +235,14 @@ def regress(cfg: ChipConfig | str, seeds=(), *, backend: str = "verilator",
     spec = _config_spec(cfg)
     t0 = time.perf_counter()
     done: list[CaseResult] = []
-    last = [0.0]
+    last = [0.0, -1]  # when the last line was printed, and how many were done then
 
     def report(final=False):
         now = time.perf_counter()
-        if progress is None or (not final and now - last[0] < 1.0):
+        if progress is None or (not final and now - last[0] < 1.0) or \
+                (final and last[1] == len(done)):
             return
-        last[0] = now
+        last[0], last[1] = now, len(done)
         el = now - t0
         rate = 3600 * len(done) / el if el > 0 else 0.0
         bad = sum(not r.ok for r in done)

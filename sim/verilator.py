@@ -214,9 +214,17 @@ def cache_root() -> Path:
     return Path(env) if env else Path(tempfile.gettempdir()) / "lpu-build"
 
 
+def _environment_key() -> str:
+    """A short hash of the Python environment a build links to (its interpreter, the
+    virtual environment, cocotb's files): builds of two environments never share a
+    folder."""
+    env = f"{os.path.realpath(sys.executable)} {sys.prefix} {_cocotb_location()}"
+    return hashlib.sha256(env.encode()).hexdigest()[:8]
+
+
 def build_dir(component: str, cfg_hash: str, simulator: str) -> Path:
-    """``<cache_root>/<component>-<config hash>-<simulator>``."""
-    return cache_root() / f"{component}-{cfg_hash}-{simulator}"
+    """``<cache_root>/<component>-<config hash>-<simulator>-<environment>``."""
+    return cache_root() / f"{component}-{cfg_hash}-{simulator}-{_environment_key()}"
 
 
 @dataclass
@@ -276,7 +284,8 @@ def build(simulator: str, verilog: str, toplevel: str, directory: Path, *,
         "simulator": simulator_version(simulator), "args": args, "waves": waves,
         "opt": verilator_opt() if simulator == "verilator" else "",
         "toplevel": toplevel, "timescale": list(TIMESCALE),
-        "cocotb": _cocotb_location(), "python": sys.executable,
+        "cocotb": _cocotb_location(),
+        "python": [os.path.realpath(sys.executable), sys.prefix],
     }
     stamp = directory / "lpu-build-stamp.json"
     product = directory / (toplevel if simulator == "verilator" else "sim.vvp")
