@@ -251,8 +251,8 @@ def regress(cfg: ChipConfig | str, seeds=(), *, backend: str = "verilator",
 
     if scheduler is not None:
         try:
-            from distributed import Client  # optional
-            from distributed import as_completed as dask_completed
+            from distributed import Client  # optional: the cluster extra
+            from distributed import as_completed as dask_completed  # optional
         except ImportError:
             raise LpuError("--scheduler needs the Dask distributed package: "
                            "pip install 'lpu[cluster]'") from None

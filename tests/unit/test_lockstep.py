@@ -230,7 +230,8 @@ def test_report_names_the_source_line():
 
 
 def test_result_json_shape():
-    r = LockstepResult(True, 10, 20, None, "golden", "amaranth", 0.5)
+    r = LockstepResult(True, 10, 20, None, "golden", "amaranth", 0.5, 17)
     j = r.to_json()
     assert j == {"ok": True, "reference": "golden", "device": "amaranth", "cycles": 10,
-                 "events": 20, "seconds": 0.5, "divergence": None}
+                 "events": 20, "seconds": 0.5, "divergence": None, "end_cycle": 17}
+    assert LockstepResult.from_json(j).end_cycle == 17
