@@ -46,12 +46,12 @@ from lpu import config as cfgmod
 from lpu import isa
 from lpu.config import ChipConfig
 from lpu.errors import LpuError
-from lpu.isa import BY_MNEMONIC, Instr, IsaError, Operand, OpInfo, decode, encode, format_instr
-from lpu.program import Program, ProgramError
+from lpu.isa import BY_MNEMONIC, Instr, IsaError, Operand, OpInfo, encode, format_instr
+from lpu.program import Program, ProgramError, decode_word
 
 __all__ = [
-    "AsmError", "assemble", "assemble_file", "disassemble", "instr_problems", "read_source",
-    "config_from_source",
+    "AsmError", "assemble", "assemble_file", "disassemble", "decode_program", "instr_problems",
+    "read_source", "config_from_source",
 ]
 
 _STREAM_KINDS = ("sr", "sw", "sw?")
@@ -251,8 +251,9 @@ def _repeat_problems(ins: Instr, cfg: ChipConfig, prev: Instr | None):
 
 
 def _source_lines(text: str) -> list[str]:
-    """Lines as editors count them: split at newlines only ('\\r\\n' too)."""
-    return [ln.removesuffix("\r") for ln in text.split("\n")]
+    """Lines as editors count them: a line ends at '\\n', '\\r\\n' or a lone '\\r'
+    (old Mac files); no other character (form feed, Unicode separators) ends one."""
+    return re.split(r"\r\n|\r|\n", text)
 
 
 def _strip_comment(raw: str) -> str:
@@ -537,29 +538,54 @@ def disassemble(program: Program, cfg: ChipConfig | str | None = None,
     else:
         order = list(program.queues)
         header = f".config {program.config_hash}"
+    decoded = decode_program(program, cfg, name)
     lines = [header]
     for qname in order:
         lines += ["", f".queue {qname}"]
-        kind = cfg.queue(qname).kind if cfg is not None else None
+        lines += ["    " + format_instr(ins) for ins in decoded[qname]]
+    return "\n".join(lines) + "\n"
+
+
+def decode_program(program: Program, cfg: ChipConfig | None = None,
+                   name: str = "program") -> dict[str, list[Instr]]:
+    """Every queue's instructions, each word decoded strictly
+    (:func:`lpu.program.decode_word`) and, with `cfg`, checked as the assembler checks
+    it (its queue's slice kind, operand ranges, stream groups, spans, repeats): the one
+    check of a loaded program's words (:func:`lpu.loaders.load_program`, the
+    disassembler). It does not check the config hash (``Program.check_config``).
+
+    Raises
+    ------
+    ProgramError
+        ``NAME: queue Q word I (TEXT): problem`` at the first bad word.
+    """
+    out: dict[str, list[Instr]] = {}
+    for qname, words in program.queues.items():
+        kind = None
+        if cfg is not None:
+            try:
+                kind = cfg.queue(qname).kind
+            except KeyError:
+                raise ProgramError(f"{name}: queue {qname!r} does not exist on config "
+                                   f"{cfg.name!r}") from None
         prev = None
-        for i, word in enumerate(program.queues[qname]):
+        seq = out[qname] = []
+        for i, word in enumerate(words):
             where = f"{name}: queue {qname} word {i}"
             try:
-                ins = decode(word)
+                ins = decode_word(word)
             except IsaError as e:
                 raise ProgramError(f"{where}: {e}") from None
-            if encode(ins) != word:
-                extra = word ^ encode(ins)
-                raise ProgramError(f"{where}: 0x{word:08x} ({ins.text()}) has bits set outside "
-                                   f"its fields (0x{extra:08x}); it would not assemble back "
-                                   "to the same word")
+            if kind is not None and ins.info.unit not in (_ICU, kind):
+                raise ProgramError(f"{where}: '{ins.text()}' is a {ins.info.unit.upper()} "
+                                   f"instruction; queue {qname} feeds a {kind.upper()} slice")
             if cfg is not None:
                 problems = instr_problems(ins, cfg, kind, prev)
                 if problems:
                     raise ProgramError(f"{where} ({ins.text()}): {problems[0][1]}")
-            lines.append("    " + format_instr(ins))
+            seq.append(ins)
             prev = ins
-    return "\n".join(lines) + "\n"
+    return out
 
 
 def config_from_source(text: str, filename: str) -> ChipConfig:

@@ -1,7 +1,11 @@
 """Loading user inputs: one path per input kind, each naming the file and the place.
 
-* :func:`load_program`: an assembly source (any suffix but ``.bin``) or an assembled
-  program (``.bin``), checked against the chip config it will run on.
+* :func:`load_program`: an assembled program (recognised by its magic bytes, whatever
+  its suffix) or an assembly source (any suffix but ``.bin``), checked against the
+  chip config it will run on: the config hash and ISA version, and every word as
+  strictly as ``lpu disasm`` checks it (its queue's slice kind, operand ranges,
+  repeats). :func:`imem_problem` says whether a queue overflows the RTL's instruction
+  memory.
 * :func:`load_mem_npz`: an SRAM image (``.npz``: arrays named ``SLICE`` or
   ``SLICE@ADDR``) written into anything with ``write_tensor(slice, addr, array)``
   (the golden chip, a host driver).
@@ -15,17 +19,19 @@ file's path.
 
 from __future__ import annotations
 
+import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .asm import assemble_file
+from .asm import assemble_file, decode_program
 from .config import ChipConfig
 from .errors import LpuError
 from .program import MAGIC, Program
 
-__all__ = ["load_program", "load_mem_npz", "output_path", "write_output"]
+__all__ = ["load_program", "imem_problem", "load_mem_npz", "output_path", "write_output"]
 
 #: The dtypes an SRAM image may hold: one word per vector (8 bits) or four (32 bits).
 _MEM_DTYPES = tuple(np.dtype(d) for d in ("int8", "uint8", "int32", "uint32", "float32"))
@@ -47,19 +53,38 @@ def load_program(path, cfg: ChipConfig) -> Program:
                        "assembly source should not be named .bin)")
     prog = Program.load(p) if binary else assemble_file(p, cfg)
     prog.check_config(cfg, str(p))
+    if binary:  # a source was checked word by word as it was assembled
+        decode_program(prog, cfg, str(p))
     return prog
+
+
+def imem_problem(prog: Program, cfg: ChipConfig, name: str) -> str | None:
+    """Why `prog` does not fit the RTL's instruction memory (``imem_words`` per queue),
+    or None. The golden model has no such limit; the RTL (``lpu sim``) refuses it."""
+    for q, words in prog.queues.items():
+        if len(words) > cfg.imem_words:
+            return (f"{name}: queue {q} has {len(words)} instructions; the RTL's "
+                    f"instruction memory holds {cfg.imem_words} per queue (imem_words "
+                    f"of config {cfg.name})")
+    return None
 
 
 def load_mem_npz(target, path) -> None:
     """Write every array of the ``.npz`` SRAM image at `path` into `target` (an object
     with ``write_tensor(slice_name, address, array)``, such as the golden chip)."""
     p = Path(path)
+    if p.is_dir():
+        raise LpuError(f"{p}: is a folder; an SRAM image is a .npz file (np.savez)")
     if p.suffix != ".npz":
         raise LpuError(f"{p}: an SRAM image must be a .npz file (np.savez), not "
                        f"{p.suffix or 'a file without a suffix'}")
+    if not p.is_file():
+        raise LpuError(f"{p}: no such file")
     try:
         data = np.load(p, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy or pickle named .npz
+            raise ValueError("it is not a zip of arrays (np.savez)")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise LpuError(f"{p}: cannot read as .npz: {e}") from None
     with data:
         for key in data.files:
@@ -70,7 +95,8 @@ def load_mem_npz(target, path) -> None:
                 raise LpuError(f"{p}: array {key!r}: address {addr!r} is not a number") from None
             try:
                 arr = data[key]
-            except ValueError as e:  # object arrays (pickles) are refused
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+                # object arrays (pickles) are refused; a damaged member cannot be read
                 raise LpuError(f"{p}: array {key!r}: cannot be read ({e})") from None
             if arr.dtype not in _MEM_DTYPES:
                 raise LpuError(f"{p}: array {key!r}: dtype {arr.dtype} is not one of "
@@ -91,8 +117,8 @@ def output_path(path, *, suffix: str | None = None, what: str = "output") -> Pat
     """Check, before anything runs, that `path` can be a file to write: its folder
     exists, it is not a folder, and it ends in `suffix` when one is required."""
     p = Path(path)
-    if p.is_dir():
-        raise LpuError(f"{p}: is a folder; expected a file name for the {what}")
+    if p.is_dir() or str(path).endswith(("/", os.sep)):
+        raise LpuError(f"{path}: is a folder; expected a file name for the {what}")
     if not p.parent.is_dir():
         raise LpuError(f"{p}: cannot write the {what}: no such folder {p.parent}")
     if suffix is not None and p.suffix != suffix:

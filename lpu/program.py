@@ -15,11 +15,15 @@ Binary format (little-endian), version 1::
     n_queues   u16
     per queue: u8 name length, name (ASCII), u32 word count, words (u32 each)
 
-A program names only the queues it uses; every other queue is empty.
+A program names only the queues it uses; every other queue is empty. Loading is
+strict (:meth:`Program.from_bytes`): every field is checked and every word decoded
+as :func:`decode_word` decodes it (the disassembler's rule), each error naming the
+byte offset, the queue and the word index.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +33,34 @@ from .config import load as load_config
 from .errors import LpuError
 from .isa import ICU_OPCODES, ISA_VERSION, NOP_MAX, Instr, IsaError, Opcode, decode, encode, make
 
-__all__ = ["Program", "ProgramError", "MAGIC", "ProgramBuilder", "arrival", "read_cycle"]
+__all__ = ["Program", "ProgramError", "MAGIC", "ProgramBuilder", "arrival", "read_cycle",
+           "decode_word"]
 
 MAGIC = b"LPUP"
+#: A queue name in a program file: what ``.queue NAME`` can spell.
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_]+\Z")
+_HASH = re.compile(r"[0-9a-f]{12}\Z")
 
 
 class ProgramError(LpuError, ValueError):
     """A program file is malformed or does not fit the chip it is loaded on."""
+
+
+def decode_word(word: int) -> Instr:
+    """The instruction of one program word, decoded strictly: an unknown opcode, or bits
+    set outside the instruction's fields (which would be lost: the word would not
+    assemble back to itself), is an :class:`~lpu.isa.IsaError`. The one rule for the
+    program loader and the disassembler."""
+    ins = decode(word)
+    try:
+        again = encode(ins)
+    except IsaError:
+        again = None
+    if again != word:
+        extra = f" (0x{word ^ again:08x})" if again is not None else ""
+        raise IsaError(f"0x{word:08x} ({ins.text()}) has bits set outside its fields{extra}; "
+                       "it would not assemble back to the same word")
+    return ins
 
 
 @dataclass
@@ -133,6 +158,9 @@ class Program:
             h = blob[pos:pos + 12].decode("ascii")
         except UnicodeDecodeError:
             raise ProgramError(f"{name}: byte {pos}: config hash is not ASCII") from None
+        if not _HASH.match(h):
+            raise ProgramError(f"{name}: byte {pos}: config hash {h!r} is not 12 lowercase "
+                               "hex digits")
         pos += 12
         (nq,) = struct.unpack_from("<H", blob, pos)
         pos += 2
@@ -146,6 +174,11 @@ class Program:
                 qname = blob[pos:pos + ln].decode("ascii")
             except UnicodeDecodeError:
                 raise ProgramError(f"{name}: byte {pos}: queue name is not ASCII") from None
+            if not _QUEUE_NAME.match(qname):
+                raise ProgramError(f"{name}: byte {pos}: queue name {qname!r} is not a name "
+                                   "(letters, digits and _)")
+            if qname in queues:
+                raise ProgramError(f"{name}: byte {pos}: queue {qname} is given twice")
             pos += ln
             (n,) = struct.unpack_from("<I", blob, pos)
             pos += 4
@@ -153,13 +186,15 @@ class Program:
             words = list(struct.unpack_from(f"<{n}I", blob, pos))
             for i, w in enumerate(words):
                 try:
-                    decode(w)
+                    decode_word(w)
                 except IsaError as e:
-                    raise ProgramError(f"{name}: queue {qname} word {i}: {e}") from None
+                    raise ProgramError(f"{name}: byte {pos + 4 * i}: queue {qname} word {i}: "
+                                       f"{e}") from None
             pos += 4 * n
             queues[qname] = words
         if pos != len(blob):
-            raise ProgramError(f"{name}: {len(blob) - pos} bytes of trailing garbage")
+            raise ProgramError(f"{name}: byte {pos}: {len(blob) - pos} bytes of trailing "
+                               "garbage after the last queue")
         return cls(h, queues, (major, minor))
 
     def save(self, path: str | Path) -> None:
