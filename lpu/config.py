@@ -219,7 +219,19 @@ def _no_duplicates(loader, node, deep=False):
     return loader.construct_mapping(node, deep=deep)
 
 
+def _bounded_int(loader, node):
+    """An integer; one too long for Python to read from text (over 4,300 digits) is a
+    located YAML error, not a ValueError."""
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+    except ValueError:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"the integer {str(node.value)[:20]}... ({len(str(node.value))} "
+            "characters) is too long to read", node.start_mark) from None
+
+
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _bounded_int)
 
 
 def _read_text(path: Path) -> str:
@@ -343,7 +355,10 @@ def load(spec: str | Path | ChipConfig | None = None) -> ChipConfig:
         base_raw.pop("name", None)
         values.update(base_raw)
     if "name" in raw:
-        name = str(raw.pop("name"))
+        name = raw.pop("name")
+        if isinstance(name, bool) or not isinstance(name, (str, int)) or not str(name).strip():
+            raise ConfigError(f"{source}: key 'name': must be a non-empty text, not {name!r}")
+        name = str(name)
     for key in raw:
         if key not in _PARAMS:
             raise ConfigError(
