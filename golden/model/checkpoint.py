@@ -51,6 +51,11 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 BUILTIN_MODEL = "bytes-llama"
 
+#: The largest weight magnitude loaded (float16's largest value): a trained model's
+#: weights are far inside it; beyond it the float32 activations overflow (1e30 weights
+#: decoded to NUL tokens, no warning), so such a checkpoint is refused.
+MAX_ABS_WEIGHT = 65504.0
+
 # safetensors dtype -> numpy dtype (None: bfloat16, converted by hand)
 _FLOAT_DTYPES = {"F16": np.float16, "BF16": None, "F32": np.float32, "F64": np.float64}
 
@@ -287,6 +292,13 @@ def _load_tensors(path: Path, cfg: LlamaConfig) -> dict[str, np.ndarray]:
         t = np.asarray(tensors[name], dtype=np.float32)
         if not np.all(np.isfinite(t)):
             raise CheckpointError(f"{path}: tensor {name!r} holds non-finite values (NaN or inf)")
+        big = float(np.max(np.abs(t), initial=0.0))
+        if big > MAX_ABS_WEIGHT:
+            at = np.unravel_index(int(np.argmax(np.abs(t))), t.shape)
+            raise CheckpointError(
+                f"{path}: tensor {name!r} holds {t[at]:g} at index {list(map(int, at))}; "
+                f"weights must be within +-{MAX_ABS_WEIGHT:g} (float16's range), beyond "
+                "which the float32 activations overflow")
         out[name] = np.ascontiguousarray(t)
     return out
 

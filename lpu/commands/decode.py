@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
+
 from lpu.errors import LpuError
 from lpu.tools.compiler.decode import decode
 
 HELP = "generate text token by token on the golden chip model"
 DEFAULT_PROMPT = "ROMEO:\n"
+#: The most sequences one decode runs (each its own KV cache; beyond it a run takes hours).
+MAX_BATCH = 256
 
 
 def add_arguments(p):
@@ -41,6 +45,9 @@ def _tokens(text: str) -> list[int]:
 
 
 def run(args) -> int:
+    if args.batch > MAX_BATCH:
+        raise LpuError(f"--batch must be at most {MAX_BATCH} (every sequence has its own KV "
+                       f"cache and runs every step), not {args.batch}")
     tokens = _tokens(args.tokens) if args.tokens is not None else None
     prompt = None if tokens is not None else (args.prompt if args.prompt is not None
                                               else DEFAULT_PROMPT)
@@ -56,6 +63,10 @@ def run(args) -> int:
                context=args.context, batch=args.batch, progress=progress)
     if show:
         print(file=sys.stderr)
+    for step, logits in enumerate(r.logits):
+        if not np.all(np.isfinite(logits)):  # the tokens picked from them mean nothing
+            raise LpuError(f"{args.model}: step {step}: the model's logits are not finite "
+                           "(NaN or inf): its weights or activations overflow float32")
     summary = {
         "backend": r.backend, "config": r.config, "prompt_tokens": r.prompt,
         "tokens": r.tokens, "text": r.text,
