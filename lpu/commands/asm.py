@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from lpu import config as cfgmod
-from lpu.asm import AsmError, assemble, config_from_source, read_source
+from lpu.asm import assemble, config_from_source, read_source
+from lpu.errors import LpuError
+from lpu.loaders import output_path, write_output
 
 HELP = "assemble a source file into a program for one chip config"
 
@@ -21,13 +23,14 @@ def add_arguments(p):
 
 def run(args) -> int:
     text = read_source(args.source)
+    out = output_path(args.output if args.output else Path(args.source).with_suffix(".bin"),
+                      what="program")
+    if out.resolve() == Path(args.source).resolve():
+        raise LpuError(f"{out}: is the source itself; -o names the program file to write "
+                       "(default: the source with suffix .bin)")
     cfg = cfgmod.load(args.config) if args.config else config_from_source(text, args.source)
     prog = assemble(text, cfg, args.source)
-    out = Path(args.output) if args.output else Path(args.source).with_suffix(".bin")
-    try:
-        prog.save(out)
-    except OSError as e:
-        raise AsmError(str(out), 0, 0, f"cannot write: {e.strerror}") from None
+    write_output(out, prog.save, what="program")
     n = sum(len(w) for w in prog.queues.values())
     print(f"{out}: {n} instructions in {len(prog.queues)} queues for config {cfg.name} "
           f"(hash {cfg.hash})")

@@ -50,6 +50,8 @@ def run(args) -> int:
               + (f"; missing: {' '.join(sorted(missing))}" if missing else ""))
     if args.write:
         out = Path(args.write)
+        if out.exists() and not out.is_dir():
+            raise LpuError(f"{out}: is a file; --write names the folder to write into")
         try:
             out.mkdir(parents=True, exist_ok=True)
             for d in progs:

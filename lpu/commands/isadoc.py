@@ -6,9 +6,8 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from lpu.errors import LpuError
+from lpu.loaders import output_path, write_output
 from lpu.tools.isadoc import DEFAULT_PATH, render
 
 HELP = "write docs/isa.md from the ISA definition"
@@ -24,8 +23,6 @@ def run(args) -> int:
     if args.output == "-":
         sys.stdout.write(text)
         return 0
-    try:
-        Path(args.output).write_text(text)
-    except OSError as e:
-        raise LpuError(f"{args.output}: cannot write: {e.strerror}") from None
+    out = output_path(args.output, what="ISA document")
+    write_output(out, lambda p: p.write_text(text), what="ISA document")
     return 0

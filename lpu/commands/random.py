@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lpu.asm import disassemble
 from lpu.errors import LpuError
+from lpu.loaders import output_path, write_output
 from lpu.sim.programs.randprog import generate
 
 HELP = "write the random legal program of one seed"
@@ -32,18 +33,18 @@ def run(args) -> int:
         raise LpuError(f"--seed must be 0 or more, not {args.seed}")
     if args.cycles is not None and args.cycles < 1:
         raise LpuError(f"--cycles must be at least 1, not {args.cycles}")
+    out = output_path(args.output, what="program")
+    if args.mem_out:  # np.savez would add .npz to any other name
+        output_path(args.mem_out, suffix=".npz", what="SRAM image")
     rp = generate(args.config, args.seed, cycles=args.cycles)
-    out = Path(args.output)
-    try:
-        if out.suffix == ".bin":
-            rp.program.save(out)
-        else:
-            out.write_text(f"; random program: config {rp.cfg.name}, seed {rp.seed}\n"
-                           + disassemble(rp.program, rp.cfg))
-        if args.mem_out:
-            rp.save_mem(args.mem_out)
-    except OSError as e:
-        raise LpuError(f"{e.filename or out}: cannot write: {e.strerror}") from None
+    if out.suffix == ".bin":
+        write_output(out, rp.program.save, what="program")
+    else:
+        text = (f"; random program: config {rp.cfg.name}, seed {rp.seed}\n"
+                + disassemble(rp.program, rp.cfg))
+        write_output(out, lambda p: p.write_text(text), what="program")
+    if args.mem_out:
+        write_output(Path(args.mem_out), rp.save_mem, what="SRAM image")
     print(f"seed {rp.seed}: {sum(rp.ops.values())} words in {len(rp.program.queues)} queues "
           f"-> {out}" + (f", {args.mem_out}" if args.mem_out else ""))
     return 0

@@ -10,7 +10,7 @@ import numpy as np
 from lpu import config as cfgmod
 from lpu.errors import LpuError
 from lpu.golden.chip import Chip
-from lpu.loaders import load_mem_npz, load_program, output_path, write_output
+from lpu.loaders import imem_problem, load_mem_npz, load_program, output_path, write_output
 from lpu.trace import write_jsonl
 
 HELP = "run a program on the golden chip model"
@@ -40,6 +40,10 @@ def run(args) -> int:
     summary = {"program": args.program, "config": cfg.name, "config_hash": cfg.hash}
     try:
         prog = load_program(args.program, cfg)
+        too_long = imem_problem(prog, cfg, args.program)
+        if too_long:  # the golden model has no instruction memory; say so all the same
+            print(f"lpu run: warning: {too_long}; the golden model runs it, lpu sim would "
+                  "refuse it", file=sys.stderr)
         if args.mem_in:
             load_mem_npz(chip, args.mem_in)
         chip.load(prog, check_first=not args.no_check, name=args.program)

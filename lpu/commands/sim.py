@@ -22,7 +22,7 @@ from lpu import config as cfgmod
 from lpu.errors import LpuError
 from lpu.golden.check import check
 from lpu.golden.chip import Chip
-from lpu.loaders import load_mem_npz, load_program
+from lpu.loaders import imem_problem, load_mem_npz, load_program, output_path
 from lpu.sim.cocotb_runner import lockstep_hdl
 from lpu.sim.lockstep import AmaranthBackend, lockstep
 from lpu.sim.programs.randprog import generate
@@ -68,14 +68,16 @@ def run(args) -> int:
         raise LpuError(f"--cycles must be at least 1, not {args.cycles}")
     if args.max_cycles < 1:
         raise LpuError(f"--max-cycles must be at least 1, not {args.max_cycles}")
+    if args.random is not None and args.random < 0:
+        raise LpuError(f"--random must be a seed of 0 or more, not {args.random}")
+    if args.vcd:
+        output_path(args.vcd, what="waveform")
     cfg = cfgmod.load(args.config)
     name, program, mem = _inputs(args, cfg)
     check(cfg, program, name=name)  # an illegal program is an error, not a divergence
-    for q, words in program.queues.items():
-        if len(words) > cfg.imem_words:
-            raise LpuError(f"{name}: queue {q} has {len(words)} instructions; the RTL's "
-                           f"instruction memory holds {cfg.imem_words} per queue "
-                           f"(imem_words of config {cfg.name})")
+    too_long = imem_problem(program, cfg, name)
+    if too_long:
+        raise LpuError(too_long)
     hdl = {}
     if args.backend == "amaranth":
         be = AmaranthBackend(cfg, vcd=args.vcd, max_cycles=args.max_cycles)

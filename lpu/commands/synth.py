@@ -8,8 +8,10 @@ The flow and its report are :func:`lpu.tools.synth.synth`.
 from __future__ import annotations
 
 import json
+import math
 import sys
 
+from lpu.errors import LpuError
 from lpu.tools.synth import DEVICES, synth
 
 HELP = "synthesize, place and route for the ECP5 (yowasp tools)"
@@ -29,6 +31,10 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    if args.freq is not None and not (math.isfinite(args.freq) and args.freq > 0):
+        raise LpuError(f"--freq must be a positive number of MHz, not {args.freq}")
+    if args.seed < 0:
+        raise LpuError(f"--seed must be 0 or more, not {args.seed}")
     s = synth(args.config, device=args.device, package=args.package, freq=args.freq,
               component=args.component, workdir=args.output, seed=args.seed)
     status = 0 if s["fits"] else 1

@@ -24,6 +24,7 @@ from lpu.golden.model.checkpoint import load_builtin
 from lpu.loaders import load_program
 from lpu.tools.compiler.graph import critical_chain
 from lpu.tools.compiler.listsched import schedule_step
+from lpu.tools.compiler.lower import check_model
 from lpu.tools.compiler.timeline import plot_png, render, trace_events
 
 HELP = "draw a schedule (a compiled decode step or a program) as text, JSON trace or plot"
@@ -64,7 +65,13 @@ def run(args) -> int:
         program = load_program(args.program, cfg)
         what = f"{args.program} on {cfg.name}"
     else:
-        st = schedule_step(load_builtin(), cfg, args.pos)
+        model = load_builtin()
+        ctx = model.config.max_position_embeddings
+        if args.pos >= ctx:
+            raise LpuError(f"--pos {args.pos} is outside 0..{ctx - 1} (the shipped model's "
+                           "max_position_embeddings)")
+        check_model(model.config, cfg, ctx)  # the chip's shapes: head_dim = VL, ...
+        st = schedule_step(model, cfg, args.pos)
         program = st.program
         critical = {st.placed[n] for n in critical_chain(st.graph, cfg) if n in st.placed}
         what = (f"shipped model, one decode step at position {args.pos} on {cfg.name}: "
