@@ -253,10 +253,15 @@ def _read_text(path: Path) -> str:
 def _read_yaml(text: str, source: str) -> dict:
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow (NUL, ...)
+        line = text.count("\n", 0, e.position) + 1
+        col = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        raise ConfigError(f"{source}:{line}:{col}: not valid YAML: character "
+                          f"{e.character!r} is not allowed in a YAML file") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = getattr(e, "problem", None) or str(e)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None
     if data is None:
         data = {}

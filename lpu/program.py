@@ -72,6 +72,8 @@ class Program:
     isa_version: tuple[int, int] = ISA_VERSION
     # Optional source positions: queue -> list of (file, line) per word, for messages.
     source: dict[str, list[tuple[str, int]]] = field(default_factory=dict, repr=False)
+    # The file it was loaded from (Program.load), named in messages when `source` is empty.
+    origin: str | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_instrs(cls, cfg: ChipConfig, queues: dict[str, list[Instr]]) -> Program:
@@ -81,11 +83,14 @@ class Program:
         return [decode(w) for w in self.queues.get(queue, [])]
 
     def where(self, queue: str, index: int) -> str:
-        """'file:line' of instruction `index` of `queue`, or 'queue[index]'."""
+        """'file:line' of instruction `index` of `queue`; for a loaded program file,
+        'file: queue Q word I'; else 'queue[index]'."""
         src = self.source.get(queue)
         if src and 0 <= index < len(src):
             f, line = src[index]
             return f"{f}:{line}"
+        if self.origin:
+            return f"{self.origin}: queue {queue} word {index}"
         return f"{queue}[{index}]"
 
     def check_config(self, cfg: ChipConfig, name: str = "program") -> None:
@@ -207,7 +212,9 @@ class Program:
             blob = p.read_bytes()
         except OSError as e:
             raise ProgramError(f"{p}: cannot read: {e.strerror}") from None
-        return cls.from_bytes(blob, str(p))
+        prog = cls.from_bytes(blob, str(p))
+        prog.origin = str(p)
+        return prog
 
 
 # -- building programs by cycle -------------------------------------------------------------

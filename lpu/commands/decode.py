@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from lpu.config import load as load_config
 from lpu.errors import LpuError
 from lpu.tools.compiler.decode import decode
 
@@ -48,6 +49,7 @@ def run(args) -> int:
     if args.batch > MAX_BATCH:
         raise LpuError(f"--batch must be at most {MAX_BATCH} (every sequence has its own KV "
                        f"cache and runs every step), not {args.batch}")
+    load_config(args.config)  # refused even where the backend does not use it (reference)
     tokens = _tokens(args.tokens) if args.tokens is not None else None
     prompt = None if tokens is not None else (args.prompt if args.prompt is not None
                                               else DEFAULT_PROMPT)
