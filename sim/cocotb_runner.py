@@ -145,7 +145,7 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
         items.append(item)
     result_path = work / "result.json"
     result_path.unlink(missing_ok=True)
-    config_spec = cfg.source if Path(cfg.source).is_file() else cfg.name
+    config_spec = str(Path(cfg.source).resolve()) if Path(cfg.source).is_file() else cfg.name
     job = {"config": config_spec, "config_hash": cfg.hash, "runs": items,
            "result": str(result_path), "max_cycles": max_cycles, "device": simulator,
            "stop_at_first": stop_at_first, "free_run": free_run}

@@ -46,6 +46,9 @@ __all__ = ["busy_program", "bench_golden", "bench_decode", "bench_rtl", "bench_a
 
 def busy_program(cfg, cycles: int) -> Program:
     """Every queue dispatches an instruction every cycle for about `cycles` cycles."""
+    if cfg.bank_words < 4:  # each MEM slice reads 4 words of one bank
+        raise LpuError(f"config {cfg.name}: the busy program of lpu bench reads 4 words of "
+                       f"one SRAM bank; it needs mem_words of at least 8, not {cfg.mem_words}")
     pos = {p.name: p.index for p in cfg.positions}
     qs: dict = {}
 
