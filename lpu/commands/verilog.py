@@ -61,6 +61,10 @@ def run(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise LpuError(f"{out}: cannot create the output folder: {e.strerror or e}") from None
+    if args.component == "chip":  # minutes beyond tiny (small: about 2): say so first
+        print(f"lpu verilog: converting the chip of config {cfg.name} ({size:,} bytes of "
+              "stream registers) to Verilog; configs larger than tiny take minutes",
+              file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     text, desc = generate(cfg, args.component, name=args.name, trace=args.trace)
     seconds = time.perf_counter() - t0
