@@ -204,13 +204,32 @@ def preset_names() -> list[str]:
 
 class _StrictLoader(yaml.SafeLoader):
     """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps
-    the last silently)."""
+    the last silently), and turns a value its constructors cannot read (``!!float
+    text``, a bad ``!!timestamp``: a ValueError, AttributeError, ... inside PyYAML)
+    into a located YAML error."""
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, AttributeError, OverflowError, KeyError):
+            what = str(node.tag).rsplit(":", 1)[-1]
+            value = node.value if isinstance(node.value, str) else "..."
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {value[:40]!r} as a {what}", node.start_mark) from None
 
 
 def _no_duplicates(loader, node, deep=False):
     seen: dict = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a key must be a name, not a {type(key).__name__}",
+                key_node.start_mark) from None
         if key in seen:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(

@@ -1,4 +1,5 @@
-"""A seeded fuzz of the program loaders (:func:`lpu.loaders.load_program`).
+"""A seeded fuzz of the program loaders (:func:`lpu.loaders.load_program`) and the
+config loader (:func:`lpu.config.load`).
 
 Mutations of random legal programs (:mod:`lpu.sim.programs.randprog`) on ``tiny``:
 bytes of the ``.bin`` file (bit flips, new bytes, cuts, insertions, truncation),
@@ -11,6 +12,9 @@ statements, case). The properties, for every mutation:
 * on a sample, the golden chip given an accepted program either runs it or refuses
   it with an ``LpuError`` (with and without the static checker).
 
+Config files: bytes of a preset (YAML syntax, tags, anchors, numbers); only a
+``ConfigError`` escapes, and an accepted config describes itself.
+
 Seeds are fixed, so a failure names the seed and mutation to replay; a bug found
 here goes into tests/unit/test_bad_input_corpus.py as a case.
 """
@@ -18,11 +22,13 @@ here goes into tests/unit/test_bad_input_corpus.py as a case.
 from __future__ import annotations
 
 import random
+from importlib import resources
 
 import pytest
 
 from lpu import config
 from lpu.asm import assemble, disassemble
+from lpu.config import ConfigError
 from lpu.errors import LpuError
 from lpu.golden.chip import Chip
 from lpu.isa import OPS
@@ -36,7 +42,9 @@ TINY = config.load("tiny")
 #: Mutations per kind and seed (3 kinds x 2 seeds x 600 = 3,600 loads).
 N = 600
 #: Every how many accepted programs one runs on the golden chip.
-RUN_EVERY = 8
+RUN_EVERY = 10
+#: Config file mutations.
+CONFIG_N = 1500
 
 
 def _mutate_bytes(rng: random.Random, blob: bytes) -> bytes:
@@ -163,3 +171,38 @@ def test_loaders_refuse_or_accept_and_round_trip(tmp_path, bases, kind, seed):
         path.unlink()
     # the mutations reach past the first checks: some are accepted, some refused
     assert 0 < accepted < N, accepted
+
+
+_YAML_BITS = [b": ", b"- ", b"&a ", b"*a", b"!!str ", b"!!int ", b"!!float ", b"!!binary ",
+              b"!!timestamp ", b"!!set ", b"? ", b"<<: ", b"1e9999", b"0x", b"0o7", b".inf",
+              b"0b101", b"1_000", b"---\n", b"...\n", b"%YAML 1.1\n", b"9" * 5000]
+
+
+def test_config_loader_refuses_or_accepts(tmp_path):
+    rng = random.Random("config")
+    preset = (resources.files("lpu") / "presets" / "small.yaml").read_bytes()
+    base = preset + b"\nbase: tiny\nname: x\n"
+    path = tmp_path / "c.yaml"
+    accepted = 0
+    for k in range(CONFIG_N):
+        b = bytearray(base)
+        for _ in range(rng.choice([1, 2, 4])):
+            i, r = rng.randrange(len(b)), rng.random()
+            if r < 0.4:
+                b[i] = rng.choice(b"0123456789-.:[]{}&*!|>'\"#%@`\t\n ~eEx\xff\x00\r")
+            elif r < 0.6:
+                del b[i:i + rng.randrange(1, 5)]
+            elif r < 0.8:
+                b[i:i] = rng.choice(_YAML_BITS)
+            else:
+                b[i] ^= 1 << rng.randrange(8)
+        path.write_bytes(bytes(b))
+        try:
+            cfg = config.load(str(path))
+        except ConfigError:
+            continue
+        except Exception as e:  # noqa: BLE001 - the property under test
+            pytest.fail(f"config mutation {k} ({bytes(b)[:300]!r}): {type(e).__name__}: {e}")
+        accepted += 1
+        assert cfg.describe() and len(cfg.hash) == 12
+    assert 0 < accepted < CONFIG_N, accepted
