@@ -29,7 +29,6 @@ import numpy as np
 from .asm import assemble_file, decode_program
 from .config import ChipConfig
 from .errors import LpuError
-from .isa import Opcode
 from .program import MAGIC, Program
 
 __all__ = ["load_program", "imem_problem", "load_mem_npz", "output_path", "write_output"]
@@ -54,23 +53,9 @@ def load_program(path, cfg: ChipConfig) -> Program:
                        "assembly source should not be named .bin)")
     prog = Program.load(p) if binary else assemble_file(p, cfg)
     prog.check_config(cfg, str(p))
-    decoded = decode_program(prog, cfg, str(p)) if binary else {
-        q: prog.instrs(q) for q in prog.queues}  # a source was checked as it was assembled
-    _check_syncs(prog, decoded)
+    if binary:  # a source was checked word by word as it was assembled
+        decode_program(prog, cfg, str(p))
     return prog
-
-
-def _check_syncs(prog: Program, decoded: dict) -> None:
-    """A ``sync`` in a program without any ``notify`` can never be released
-    (docs/timing.md section 1: an error). The dispatch timeline finds the other
-    unreleased syncs; this one it lets pass when the sync is a queue's last word."""
-    if any(ins.op == Opcode.NOTIFY for seq in decoded.values() for ins in seq):
-        return
-    for q, seq in decoded.items():
-        for i, ins in enumerate(seq):
-            if ins.op == Opcode.SYNC:
-                raise LpuError(f"{prog.where(q, i)}: 'sync' can never be released: no queue "
-                               "of the program has a notify (the program would never end)")
 
 
 def imem_problem(prog: Program, cfg: ChipConfig, name: str) -> str | None:
