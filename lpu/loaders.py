@@ -113,10 +113,16 @@ def load_mem_npz(target, path) -> None:
                 raise LpuError(f"{p}: array {key!r}: {e}") from None
 
 
-def output_path(path, *, suffix: str | None = None, what: str = "output") -> Path:
+def output_path(path, *, suffix: str | None = None, what: str = "output",
+                inputs=()) -> Path:
     """Check, before anything runs, that `path` can be a file to write: its folder
-    exists, it is not a folder, and it ends in `suffix` when one is required."""
+    exists, it is not a folder, it ends in `suffix` when one is required, and it is
+    none of the command's `inputs` (which it would overwrite)."""
     p = Path(path)
+    for src in inputs:
+        if src is not None and Path(src).exists() and p.resolve() == Path(src).resolve():
+            raise LpuError(f"{path}: is also the command's input {src}; the {what} would "
+                           "overwrite it")
     if p.is_dir() or str(path).endswith(("/", os.sep)):
         raise LpuError(f"{path}: is a folder; expected a file name for the {what}")
     if not p.parent.is_dir():

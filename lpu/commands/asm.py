@@ -6,7 +6,6 @@ from pathlib import Path
 
 from lpu import config as cfgmod
 from lpu.asm import assemble, config_from_source, read_source
-from lpu.errors import LpuError
 from lpu.loaders import output_path, write_output
 
 HELP = "assemble a source file into a program for one chip config"
@@ -24,10 +23,7 @@ def add_arguments(p):
 def run(args) -> int:
     text = read_source(args.source)
     out = output_path(args.output if args.output else Path(args.source).with_suffix(".bin"),
-                      what="program")
-    if out.resolve() == Path(args.source).resolve():
-        raise LpuError(f"{out}: is the source itself; -o names the program file to write "
-                       "(default: the source with suffix .bin)")
+                      what="program", inputs=(args.source,))
     cfg = cfgmod.load(args.config) if args.config else config_from_source(text, args.source)
     prog = assemble(text, cfg, args.source)
     write_output(out, prog.save, what="program")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from lpu import config as cfgmod
 from lpu.asm import disassemble
@@ -34,9 +33,7 @@ def _looks_like_source(path) -> bool:
 
 def run(args) -> int:
     if args.output:
-        out = output_path(args.output, what="source")
-        if out.resolve() == Path(args.program).resolve():
-            raise LpuError(f"{out}: is the program itself; -o names the source to write")
+        out = output_path(args.output, what="source", inputs=(args.program,))
     if _looks_like_source(args.program):
         raise LpuError(f"{args.program}: is an assembly source, not an assembled program; "
                        f"lpu disasm reads what lpu asm writes (lpu asm {args.program})")

@@ -32,9 +32,9 @@ def add_arguments(p):
 
 def run(args) -> int:
     if args.trace:
-        output_path(args.trace, what="trace")
+        output_path(args.trace, what="trace", inputs=(args.program, args.mem_in))
     if args.mem_out:
-        output_path(args.mem_out, suffix=".npz", what="SRAM image")
+        output_path(args.mem_out, suffix=".npz", what="SRAM image", inputs=(args.program,))
     cfg = cfgmod.load(args.config)
     chip = Chip(cfg)
     summary = {"program": args.program, "config": cfg.name, "config_hash": cfg.hash}

@@ -71,7 +71,7 @@ def run(args) -> int:
     if args.random is not None and args.random < 0:
         raise LpuError(f"--random must be a seed of 0 or more, not {args.random}")
     if args.vcd:
-        output_path(args.vcd, what="waveform")
+        output_path(args.vcd, what="waveform", inputs=(args.program, args.mem_in))
     cfg = cfgmod.load(args.config)
     name, program, mem = _inputs(args, cfg)
     check(cfg, program, name=name)  # an illegal program is an error, not a divergence

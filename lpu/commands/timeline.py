@@ -59,6 +59,9 @@ def run(args) -> int:
     for out in (args.json, args.png):
         if out is not None and not Path(out).parent.is_dir():  # before a long compile
             raise LpuError(f"{out}: cannot write: no such directory {Path(out).parent}")
+        if out is not None and args.program and Path(args.program).exists() and \
+                Path(out).resolve() == Path(args.program).resolve():
+            raise LpuError(f"{out}: is also the --program; writing it would overwrite it")
     cfg = load_config(args.config)
     critical = None
     if args.program:
