@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .asm import assemble_file, decode_program
+from .asm import AsmError, assemble_file, decode_program
 from .config import ChipConfig
 from .errors import LpuError
 from .program import MAGIC, Program
@@ -51,7 +51,13 @@ def load_program(path, cfg: ChipConfig) -> Program:
     if p.suffix == ".bin" and not binary:
         raise LpuError(f"{p}: not a program file (it does not start with {MAGIC!r}; an "
                        "assembly source should not be named .bin)")
-    prog = Program.load(p) if binary else assemble_file(p, cfg)
+    try:
+        prog = Program.load(p) if binary else assemble_file(p, cfg)
+    except AsmError as e:
+        if e.problem.startswith("not UTF-8"):
+            raise AsmError(e.file, e.line, e.col, "neither an assembled program (it does not "
+                           f"start with {MAGIC!r}) nor UTF-8 text (an assembly source)") from None
+        raise
     prog.check_config(cfg, str(p))
     if binary:  # a source was checked word by word as it was assembled
         decode_program(prog, cfg, str(p))

@@ -50,6 +50,14 @@ def run(args) -> int:
         raise LpuError(f"--batch must be at most {MAX_BATCH} (every sequence has its own KV "
                        f"cache and runs every step), not {args.batch}")
     load_config(args.config)  # refused even where the backend does not use it (reference)
+    if args.prompt is not None:
+        try:
+            args.prompt.encode("utf-8")
+        except UnicodeEncodeError as e:  # bytes of the command line that are not UTF-8
+            bad = ord(args.prompt[e.start]) - 0xDC00
+            byte = f"byte 0x{bad:02x}" if 0 <= bad < 256 else repr(args.prompt[e.start])
+            raise LpuError(f"--prompt: character {e.start} ({byte}) is not UTF-8 text; the "
+                           "model reads UTF-8 (or give token ids with --tokens)") from None
     tokens = _tokens(args.tokens) if args.tokens is not None else None
     prompt = None if tokens is not None else (args.prompt if args.prompt is not None
                                               else DEFAULT_PROMPT)

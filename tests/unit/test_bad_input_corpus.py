@@ -304,6 +304,7 @@ def corpus(tmp_path_factory) -> Path:
     (d / "npy_as.npz").write_bytes((d / "arr.npy").read_bytes())
     (d / "zip.npz").write_bytes(b"PK\x03\x04 not really a zip")
     (d / "nosuffix").write_bytes(b"")
+    (d / "noise.dat").write_bytes(bytes(range(128, 256)))
     (d / "folder").mkdir()
     (d / "folder.npz").mkdir()
     (d / "afile").write_text("")
@@ -490,6 +491,8 @@ CASES: list[tuple[str, str, Expect]] = [
      ran(_assembled({"mem_w0": [("nop", 2), ("read", 0, (0, 0))]}))),
     ("asm-ok-cr", "asm {d}/ok_cr.s --config tiny -o {d}/out.bin",
      ran(_assembled({"mem_w0": [("nop", 2), ("read", 0, (0, 0))]}))),
+    ("run-not-text", "run {d}/noise.dat --config tiny",
+     refused("noise.dat:1:1:", "neither an assembled program", "nor UTF-8 text")),
     ("run-source-error", "run {d}/addr_range.s --config tiny", refused("addr_range.s:2:10:")),
 
     # binary programs: lpu run FILE --config tiny
@@ -683,6 +686,7 @@ CASES: list[tuple[str, str, Expect]] = [
     ("decode-tokens-vocab", DEC + " --tokens 999", refused("token 999", "0..255")),
     ("decode-tokens-neg", DEC + " --tokens=-1", refused("token -1")),
     ("decode-tokens-empty", DEC + " --tokens ,", refused("prompt is empty")),
+    ("decode-prompt-bytes", DEC + " --prompt \udcff", refused("--prompt", "byte 0xff")),
     ("decode-prompt-empty", DEC + " --prompt=", refused("prompt is empty")),
     ("decode-exact-tiny", "decode --backend exact -n 1 --config tiny",
      refused("head_dim 16 must equal the vector length 8")),
