@@ -13,6 +13,7 @@ agreed, 1 when one diverged or raised the chip's error flag.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +21,11 @@ from lpu import config as cfgmod
 from lpu.errors import LpuError
 from lpu.loaders import output_path, write_output
 from lpu.sim.regress import BACKENDS, junit_xml, parse_seeds, regress
+
+#: The most random programs one run takes (a larger range hung listing its cases).
+MAX_SEEDS = 1_000_000
+#: A Dask scheduler address: protocol, host and port.
+_ADDRESS = re.compile(r"[a-z]+://[^\s:/]+:[0-9]+\Z")
 
 HELP = "many random programs in lockstep on the RTL (every core, or a Dask cluster)"
 
@@ -51,6 +57,12 @@ def run(args) -> int:
         raise LpuError("--workers and --scheduler exclude each other (the cluster has its "
                        "own workers)")
     seeds = parse_seeds(args.seeds) if args.seeds else range(0)
+    if len(seeds) > MAX_SEEDS:
+        raise LpuError(f"--seeds {args.seeds}: {len(seeds):,} programs; one run takes at most "
+                       f"{MAX_SEEDS:,} (split it)")
+    if args.scheduler and not _ADDRESS.match(args.scheduler):
+        raise LpuError(f"--scheduler {args.scheduler!r} is not a scheduler address; expected "
+                       "PROTOCOL://HOST:PORT, e.g. tcp://host:8786")
     if not seeds and not args.directed:
         raise LpuError("nothing to run: give --seeds A:B and/or --directed")
     out = Path(args.out)
