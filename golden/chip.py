@@ -39,7 +39,7 @@ from lpu.program import Program
 from lpu.trace import Event
 from lpu.vectors import from_words, to_planes, to_words
 
-from . import ops
+from . import dataflow, ops
 from .check import check
 from .schedule import Dispatch, effects, timeline
 
@@ -183,6 +183,7 @@ class Chip:
         self._last_t = max([d.t for d in self._tl.dispatches], default=-1)
         self._events: list[Event] = []
         self._last_event = -1
+        self._plan: dataflow.Plan | None | bool = False  # False: not built yet
 
     @property
     def done(self) -> bool:
@@ -206,6 +207,8 @@ class Chip:
         """
         if self._tl is None:
             raise LpuError("no program loaded")
+        if not trace and not arrivals and self._run_dataflow(max_cycles):
+            return RunResult(self._last_event + 1, dict(self._tl.per_queue))
         self._trace = trace
         rec: dict[int, list] = {p: [] for p in arrivals}
         while not self.done:
@@ -222,6 +225,19 @@ class Chip:
         res.arrivals = {p: (np.stack([r[0] for r in v]), np.stack([r[1] for r in v]))
                         for p, v in rec.items()}
         return res
+
+    def _run_dataflow(self, max_cycles) -> bool:
+        """Run the whole loaded program at once (:mod:`lpu.golden.dataflow`), if it has
+        not started and may run to its end; False if the interpreter must run it."""
+        if self.cycle or not self._tl.dispatches:
+            return False
+        if self._plan is False:
+            self._plan = dataflow.plan(self.cfg, self._tl, self._ring)
+        p = self._plan
+        if p is None or (max_cycles is not None and max_cycles < p.end) or not p.run(self):
+            return False
+        self.cycle, self._last_event = p.end, p.last
+        return True
 
     def _record_arrivals(self, rec):
         """Append what arrives at each recorded position in cycle self.cycle."""
