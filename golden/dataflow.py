@@ -141,6 +141,14 @@ def _cat(xs) -> np.ndarray:
     return np.concatenate(xs) if xs else np.zeros(0, dtype=np.int64)
 
 
+def _distinct(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of `x`, sorted, and how often each occurs (``np.unique``
+    without the import of ``numpy.ma`` it costs on first use)."""
+    x = np.sort(x)
+    first = np.flatnonzero(np.r_[True, x[1:] != x[:-1]]) if x.size else np.zeros(0, np.int64)
+    return x[first], np.diff(np.r_[first, x.size])
+
+
 @dataclass
 class _Kind:
     """Nodes of one kind: the cells each writes ``[n, k]``, the cells it reads by operand
@@ -161,7 +169,7 @@ class _Builder:
         self.S, self.VL, self.P = cfg.superlanes, cfg.vl, len(cfg.positions)
         self.streams = cfg.streams
         self.vxm_pos = next(p.index for p in cfg.positions if p.kind == "vxm")
-        span = max(d.t for d in tl.dispatches) + max_delay(cfg) + 2
+        span = tl.dispatches[-1].t + max_delay(cfg) + 2  # dispatches are in cycle order
         self.dspan = span + 2 * self.P + 2  # diagonals, offset by P to be non-negative
         self.places = {n: _Places(span) for n in _PLACES}
         mems = [q for q in cfg.queues if q.kind == "mem"]
@@ -321,9 +329,11 @@ class _Builder:
     # linking --------------------------------------------------------------------------------
     def _bank_clash(self) -> bool:
         """An SRAM bank read twice, or read and written, in one cycle."""
-        r, w = _cat(self.bank_use["r"]), _cat(self.bank_use["w"])
-        u, c = np.unique(r, return_counts=True)
-        return bool((c > 1).any() or np.isin(w, u).any())
+        r, w = np.sort(_cat(self.bank_use["r"])), _cat(self.bank_use["w"])
+        if not r.size:
+            return False
+        i = np.minimum(np.searchsorted(r, w), r.size - 1)
+        return bool((r[1:] == r[:-1]).any() or (r[i] == w).any())
 
     def finish(self, ring: int, end: int, last: int) -> Plan | None:
         if self.n_cells * self.VL > MAX_BYTES or self._bank_clash():
@@ -397,7 +407,7 @@ def _depths(kinds, node_of, n_nodes) -> dict:
             dst.append(np.broadcast_to(me[:, None], prod.shape)[has])
         first += n
     src, dst = _cat(src), _cat(dst)
-    pair = np.unique(src * n_nodes + dst)  # each edge once
+    pair, _ = _distinct(src * n_nodes + dst)  # each edge once
     src, dst = pair // n_nodes, pair % n_nodes
     indeg = np.bincount(dst, minlength=n_nodes)
     order = np.argsort(src, kind="stable")
@@ -413,7 +423,7 @@ def _depths(kinds, node_of, n_nodes) -> dict:
         if not tot:
             break
         idx = np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(tot)
-        nxt, k = np.unique(out_dst[idx], return_counts=True)
+        nxt, k = _distinct(out_dst[idx])
         indeg[nxt] -= k
         front, level = nxt[indeg[nxt] == 0], level + 1
     out, first = {}, 0
