@@ -183,7 +183,6 @@ class Chip:
         self._last_t = max([d.t for d in self._tl.dispatches], default=-1)
         self._events: list[Event] = []
         self._last_event = -1
-        self._plan: dataflow.Plan | None | bool = False  # False: not built yet
 
     @property
     def done(self) -> bool:
@@ -231,9 +230,7 @@ class Chip:
         not started and may run to its end; False if the interpreter must run it."""
         if self.cycle or not self._tl.dispatches:
             return False
-        if self._plan is False:
-            self._plan = dataflow.plan(self.cfg, self._tl, self._ring)
-        p = self._plan
+        p = dataflow.plan(self.cfg, self._tl, self._ring)
         if p is None or (max_cycles is not None and max_cycles < p.end) or not p.run(self):
             return False
         self.cycle, self._last_event = p.end, p.last

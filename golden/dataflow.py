@@ -48,6 +48,7 @@ in about (depth x kinds) operations however many instructions it dispatches.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -58,15 +59,25 @@ from lpu.isa import OPS, E, Opcode
 from lpu.vectors import PLANES, from_planes, to_planes
 
 from . import ops
-from .schedule import Timeline, _step_operand, max_delay
+from .schedule import Timeline, max_delay
 
 __all__ = ["plan", "Plan", "MAX_BYTES"]
 
-#: The largest plan (bytes of cell values) :func:`plan` builds; a longer program runs
-#: on the interpreter.
-MAX_BYTES = 1 << 28
+#: About the most memory (bytes) :func:`plan` lets a plan take; a longer program runs on
+#: the interpreter.
+MAX_BYTES = 1 << 30
 
 
+#: Operands that may differ between the dispatches of one :class:`_Group`.
+_VARYING = frozenset({"addr", "base", "row", "slot", "imm"})
+
+
+@functools.cache
+def _shared(op: Opcode) -> tuple[str, ...]:
+    """The operands (and held-read flags) of `op` that one :class:`_Group` shares."""
+    info = OPS[op]
+    names = [o.name for o in info.operands if o.kind not in ("sr", "sw", "sw?")]
+    return tuple(n for n in (*names, *info.held_flags) if n not in _VARYING)
 
 
 def plan(cfg: ChipConfig, tl: Timeline, ring: int) -> Plan | None:
@@ -75,22 +86,67 @@ def plan(cfg: ChipConfig, tl: Timeline, ring: int) -> Plan | None:
     if not tl.dispatches:
         return None
     b = _Builder(cfg, tl)
-    groups: dict = {}  # (queue, index): the dispatches of one word (a repeat's copies)
+    groups: dict = {}  # group key -> dispatches
+    of_word: dict = {}  # (queue, word index) -> its group's dispatches (a repeat's copies)
     for d in tl.dispatches:
-        g = groups.get((d.queue, d.index))
-        if g is None:
-            g = groups[(d.queue, d.index)] = []
-        g.append(d)
+        ds = of_word.get((d.queue, d.index))
+        if ds is None:
+            ds = of_word[(d.queue, d.index)] = groups.setdefault(
+                (d.queue, *_Group.key(d.instr)), [])
+        ds.append(d)
+    if sum(len(ds) * _bytes(cfg, key[1]) for key, ds in groups.items()) > MAX_BYTES:
+        return None
     last = 0
-    for (qi, _), ds in groups.items():
-        ins = ds[0].instr
-        t = np.fromiter((d.t for d in ds), np.int64, len(ds))
-        step = _step_operand(ins)
-        stepped = (np.fromiter((d.instr.args[step] for d in ds), np.int64, len(ds))
-                   if step else None)
-        b.add(cfg.queues[qi], ins, t, step, stepped)
-        last = max(last, int(t.max()) + OPS[ins.op].d(cfg.superlanes))
+    for key, ds in groups.items():
+        g = _Group(ds)
+        b.add(cfg.queues[key[0]], g)
+        last = max(last, int(g.t.max()) + OPS[g.op].d(cfg.superlanes))
     return b.finish(ring, end=last + 1, last=last + cfg.superlanes - 1)
+
+
+def _bytes(cfg: ChipConfig, op: Opcode) -> int:
+    """About the most memory building and running the plan takes per dispatch of `op`
+    (an estimate before it is built; measured: 740 bytes for the mix of ``lpu bench``)."""
+    VL = cfg.vl
+    if op == Opcode.GATHER:  # a read of every word of the bank
+        return 64 * cfg.bank_words
+    if op in (Opcode.IW, Opcode.MM, Opcode.MMACC):  # a read of every weight row
+        return 64 * VL + VL * VL
+    if op == Opcode.TRANSPOSE:  # a source row and lane per lane
+        return 32 * VL * VL
+    return 1024
+
+
+class _Group:
+    """Dispatches of one queue that differ only in their cycles (``t``), stream
+    registers, addresses, rows, accumulator slots and immediates: those as vectors."""
+
+    def __init__(self, ds):
+        self.first = ds[0].instr
+        self.op = self.first.op
+        self.n = len(ds)
+        self.t = np.fromiter((d.t for d in ds), np.int64, self.n)
+        self._args = [d.instr.args for d in ds]
+
+    @staticmethod
+    def key(ins) -> tuple:
+        """What the dispatches of a group share: opcode, counts, held-read flags, shift
+        or lane, whether ``mm`` emits."""
+        a = ins.args
+        return (ins.op, *[a[k] for k in _shared(ins.op)], a.get("dst", 0) is None)
+
+    def __getitem__(self, name):
+        """A shared operand."""
+        return self.first.args[name]
+
+    def col(self, name) -> np.ndarray:
+        """A varying integer operand, ``[n]``."""
+        return np.fromiter((a[name] for a in self._args), np.int64, self.n)
+
+    def ref(self, name) -> tuple[np.ndarray, np.ndarray]:
+        """A stream operand: its streams and directions, ``[n]`` each."""
+        sd = np.array([a[name] for a in self._args], dtype=np.int64).reshape(self.n, 2)
+        return sd[:, 0], sd[:, 1]
 
 
 class _Places:
@@ -145,8 +201,10 @@ def _distinct(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values of `x`, sorted, and how often each occurs (``np.unique``
     without the import of ``numpy.ma`` it costs on first use)."""
     x = np.sort(x)
-    first = np.flatnonzero(np.r_[True, x[1:] != x[:-1]]) if x.size else np.zeros(0, np.int64)
-    return x[first], np.diff(np.r_[first, x.size])
+    new = np.ones(x.size, dtype=bool)
+    np.not_equal(x[1:], x[:-1], out=new[1:])
+    first = np.flatnonzero(new)
+    return x[first], np.diff(first, append=x.size)
 
 
 @dataclass
@@ -198,27 +256,26 @@ class _Builder:
         """Place keys ``[n, width]`` of streams ``ref .. +width`` at `pos` in cycles `t`:
         the diagonal a slice there reads (and writes) then."""
         s, dr = ref
-        diag = (t - pos if dr == E else t + pos) + self.P
-        lane = dr * self.streams + s + np.arange(width)
-        return lane[None, :] * self.dspan + diag[:, None]
+        diag = np.where(dr == E, t - pos, t + pos) + self.P
+        return self._lanes(ref, width) * self.dspan + diag[:, None]
+
+    def _lanes(self, ref, width):
+        s, dr = ref
+        return (dr * self.streams + s)[:, None] + np.arange(width)[None, :]
 
     def sr_read(self, pos, ref, width, t, held=False):
         """A ref ``(place, request numbers [n, width])`` to what the slice at `pos` reads
         in cycles `t` (a VXM-held read if `held`)."""
         if held:
-            s, dr = ref
-            key = dr * self.streams + s + np.arange(width)
-            return ("held", self.places["held"].read(key[None, :], t[:, None]))
+            return ("held", self.places["held"].read(self._lanes(ref, width), t[:, None]))
         return ("sr", self.places["sr"].read(self._sr_key(pos, ref, width, t), t[:, None]))
 
     def sr_write(self, pos, ref, t, cells):
         """Cells ``[n, width]`` written to streams ``ref ..`` at `pos` in cycles `t`."""
-        s, dr = ref
         width = cells.shape[1]
         self.places["sr"].write(self._sr_key(pos, ref, width, t), t[:, None], cells)
         if pos == self.vxm_pos:
-            key = dr * self.streams + s + np.arange(width)
-            self.places["held"].write(key[None, :], t[:, None], cells)
+            self.places["held"].write(self._lanes(ref, width), t[:, None], cells)
 
     def node(self, kind, out, extra=None, **ins):
         outs, refs, statics = self.nodes[kind]
@@ -229,60 +286,55 @@ class _Builder:
             statics[name].append(v)
 
     # instructions ---------------------------------------------------------------------------
-    def add(self, q, ins, t, step, stepped):
-        """The copies of `ins` on queue `q` dispatched in cycles `t` (``[n]``); operand
-        `step` (if any) takes the values `stepped` (a repeat's copies)."""
-        op, a, pos, VL = ins.op, ins.args, q.position, self.VL
-        n = t.size
+    def add(self, q, g: _Group):
+        """The dispatches of group `g` on queue `q`."""
+        op, pos, VL, n, t = g.op, q.position, self.VL, g.n, g.t
         info = OPS[op]
         d = info.d(self.S)
-
-        def arg(name):
-            return stepped if name == step else np.full(n, a[name], dtype=np.int64)
-
         if q.kind == "mem":
             m = self.unit[q.index]
             bw, mw = self.cfg.bank_words, self.cfg.mem_words
             if op == Opcode.GATHER:  # reads the whole bank of base in cycle t + 1
-                base = arg("base")
+                base = g.col("base")
                 bank = base // bw
                 self.bank_use["r"].append((m * 2 + bank) * self.span + t + 1)
                 words = m * mw + (bank * bw)[:, None] + np.arange(bw)[None, :]
                 out = self.cells(n, 1)
                 self.node("gather", out, {"base": base},
-                          idx=self.sr_read(pos, a["idx"], 1, t),
+                          idx=self.sr_read(pos, g.ref("idx"), 1, t),
                           bank=("mem", self.places["mem"].read(words, (t + 1)[:, None])))
-                self.sr_write(pos, a["dst"], t + d, out)
+                self.sr_write(pos, g.ref("dst"), t + d, out)
                 return
-            addr, cnt = arg("addr"), a["count"]
+            addr, cnt = g.col("addr"), g["count"]
             words = m * mw + addr[:, None] + np.arange(cnt)[None, :]
             bank = m * 2 + addr // bw
             cells = self.cells(n, cnt)
             if op == Opcode.READ:
                 self.bank_use["r"].append(bank * self.span + t)
                 self.copies.append((cells, ("mem", self.places["mem"].read(words, t[:, None]))))
-                self.sr_write(pos, a["dst"], t + d, cells)
+                self.sr_write(pos, g.ref("dst"), t + d, cells)
             else:  # WRITE
                 self.bank_use["w"].append(bank * self.span + t + d)
-                self.copies.append((cells, self.sr_read(pos, a["src"], cnt, t)))
+                self.copies.append((cells, self.sr_read(pos, g.ref("src"), cnt, t)))
                 self.places["mem"].write(words, (t + d)[:, None], cells)
             return
         if q.kind == "vxm":
-            refs = {o.name: self.sr_read(pos, a[o.name], o.width, t,
-                                         held=bool(o.held and a[o.held]))
+            refs = {o.name: self.sr_read(pos, g.ref(o.name), o.width, t,
+                                         held=bool(o.held and g[o.held]))
                     for o in info.reads}
+            imm = g.col("imm")[:, None] if "imm" in g.first.args else np.zeros((n, 1), np.int64)
             out = self.cells(n, info.writes[0].width)
-            self.node(f"vxm:{op.name}", out, {"imm": np.full((n, 1), a.get("imm", 0))}, **refs)
-            self.sr_write(pos, a["dst"], t + d, out)
+            self.node(f"vxm:{op.name}", out, {"imm": imm}, **refs)
+            self.sr_write(pos, g.ref("dst"), t + d, out)
             return
         if q.kind == "mxm":
             x = self.unit[q.index]
             rows = x * VL + np.arange(VL)
             if op == Opcode.LW:
-                cnt = a["count"]
+                cnt = g["count"]
                 cells = self.cells(n, cnt)
-                self.copies.append((cells, self.sr_read(pos, a["src"], cnt, t)))
-                self.places["shadow"].write(x * VL + arg("row")[:, None] + np.arange(cnt),
+                self.copies.append((cells, self.sr_read(pos, g.ref("src"), cnt, t)))
+                self.places["shadow"].write(x * VL + g.col("row")[:, None] + np.arange(cnt),
                                             (t + d)[:, None], cells)
             elif op == Opcode.IW:  # the shadow as at the end of t - 1, active from t + 1
                 cells = self.cells(n, VL)
@@ -290,41 +342,42 @@ class _Builder:
                 self.copies.append((cells, ("shadow", shadow)))
                 self.places["weights"].write(rows[None, :], (t + d)[:, None], cells)
             else:  # MM, MMACC: mm adds its product to a row of zeros
-                acc = (x * self.cfg.mxm_acc_slots + a["slot"]) * PLANES + np.arange(PLANES)
-                prev = (("acc", self.places["acc"].read(acc[None, :], (t + d)[:, None]))
+                slot = x * self.cfg.mxm_acc_slots + g.col("slot")
+                acc = slot[:, None] * PLANES + np.arange(PLANES)[None, :]
+                prev = (("acc", self.places["acc"].read(acc, (t + d)[:, None]))
                         if op == Opcode.MMACC else (None, np.zeros((n, PLANES), np.int64)))
                 out = self.cells(n, PLANES)
                 w = self.places["weights"].read(rows[None, :], t[:, None])
-                self.node("mm", out, x=self.sr_read(pos, a["src"], 1, t), w=("weights", w),
+                self.node("mm", out, x=self.sr_read(pos, g.ref("src"), 1, t), w=("weights", w),
                           prev=prev)
-                self.places["acc"].write(acc[None, :], (t + d)[:, None], out)
-                if a["dst"] is not None:
+                self.places["acc"].write(acc, (t + d)[:, None], out)
+                if g["dst"] is not None:
                     cells = self.cells(n, PLANES)
                     self.copies.append((cells, (None, out)))
-                    self.sr_write(pos, a["dst"], t + d, cells)
+                    self.sr_write(pos, g.ref("dst"), t + d, cells)
             return
         # SXM: one node per row written; a "lanes" row takes lane j from cell src[j]
         if op == Opcode.TRANSPOSE:  # dst stream i, lane j = src stream j, lane i
-            place, req = self.sr_read(pos, a["src"], VL, t)
+            place, req = self.sr_read(pos, g.ref("src"), VL, t)
             src = np.broadcast_to(req[:, None, :], (n, VL, VL))
             cols = np.broadcast_to(np.arange(VL)[None, :, None], (n, VL, VL))
             out = self.cells(n, VL)
         else:
-            cnt = a["count"]
-            place, req = self.sr_read(pos, a["src"], cnt, t)
+            cnt = g["count"]
+            place, req = self.sr_read(pos, g.ref("src"), cnt, t)
             out = self.cells(n, cnt)
             if op == Opcode.PERM:
-                mp, mreq = self.sr_read(pos, a["map"], 2, t)
+                mp, mreq = self.sr_read(pos, g.ref("map"), 2, t)
                 self.node("perm", out.reshape(-1, 1), src=(place, req.reshape(-1, 1)),
                           map=(mp, np.repeat(mreq, cnt, axis=0)))
-                self.sr_write(pos, a["dst"], t + d, out)
+                self.sr_write(pos, g.ref("dst"), t + d, out)
                 return
             src = np.broadcast_to(req[:, :, None], (n, cnt, VL))
-            lane = ops.lane_map(op, a["lane" if op == Opcode.BCAST else "n"], VL)
+            lane = ops.lane_map(op, g["lane" if op == Opcode.BCAST else "n"], VL)
             cols = np.broadcast_to(lane[None, None, :], (n, cnt, VL))
         self.node("lanes", out.reshape(-1, 1), {"cols": cols.reshape(-1, VL)},
                   src=(place, src.reshape(-1, VL)))
-        self.sr_write(pos, a["dst"], t + d, out)
+        self.sr_write(pos, g.ref("dst"), t + d, out)
 
     # linking --------------------------------------------------------------------------------
     def _bank_clash(self) -> bool:
@@ -336,7 +389,7 @@ class _Builder:
         return bool((r[1:] == r[:-1]).any() or (r[i] == w).any())
 
     def finish(self, ring: int, end: int, last: int) -> Plan | None:
-        if self.n_cells * self.VL > MAX_BYTES or self._bank_clash():
+        if self._bank_clash():
             return None
         seen, finals = {}, {}
         for name, pl in self.places.items():

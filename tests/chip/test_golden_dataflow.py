@@ -147,3 +147,9 @@ def test_static_errors_without_the_checker_are_the_interpreter_s(monkeypatch, ca
     err, finished = assert_agree(monkeypatch, TINY, [case()], lambda chip: None,
                                  check_first=False, dataflow_runs=False)
     assert err is not None and not finished
+
+
+def test_a_program_too_large_for_a_plan_runs_on_the_interpreter(monkeypatch):
+    monkeypatch.setattr(dataflow, "MAX_BYTES", 10_000)
+    rp = generate(TINY, 2)
+    assert_agree(monkeypatch, TINY, [rp.program], rp.load_into, dataflow_runs=False)
