@@ -15,6 +15,15 @@ holds nothing.
 Per cycle, all reads (stream operands, SRAM reads, MXM weights) happen before all
 writes, as in the hardware.
 
+Two executors compute the same thing (what each instruction computes is
+:mod:`lpu.golden.ops`). This module's interpreter steps cycle by cycle: it serves
+:meth:`Chip.step`, traced runs (every event), ``arrivals``, runs stopped early and
+every run-time error. An untraced :meth:`Chip.run` of a whole program uses
+:mod:`lpu.golden.dataflow`, which evaluates all instructions of one opcode and
+dataflow depth in one numpy operation and leaves the same state, cycle counts and
+results; wherever the interpreter would raise, the dataflow path steps aside
+(before changing any state) and the interpreter runs and raises.
+
 Usage::
 
     chip = Chip(lpu.config.load("tiny"))
@@ -203,6 +212,9 @@ class Chip:
         in ``RunResult.arrivals[p]`` as ``(data, valid)``: data uint8 [T, 2, streams, VL]
         and valid bool [T, 2, streams], indexed by *skewed* cycle (superlane k sees
         row t at real cycle t + k). Slice-level HDL tests drive a slice with these.
+
+        Untraced, without ``arrivals``, a program that has not started runs on the
+        dataflow path if it may run to its end (see the module docstring).
         """
         if self._tl is None:
             raise LpuError("no program loaded")
