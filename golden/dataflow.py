@@ -467,6 +467,7 @@ def _depths(kinds, node_of, n_nodes) -> dict:
     out_dst = dst[order]
     start = np.searchsorted(src[order], np.arange(n_nodes + 1))
     depth = np.zeros(n_nodes, dtype=np.int64)
+    mark = np.zeros(n_nodes, dtype=np.int64)
     front, level = np.flatnonzero(indeg == 0), 0
     while front.size:
         depth[front] = level
@@ -475,10 +476,11 @@ def _depths(kinds, node_of, n_nodes) -> dict:
         tot = int(cnt.sum())
         if not tot:
             break
-        idx = np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(tot)
-        nxt, k = _distinct(out_dst[idx])
-        indeg[nxt] -= k
-        front, level = nxt[indeg[nxt] == 0], level + 1
+        succ = out_dst[np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(tot)]
+        np.subtract.at(indeg, succ, 1)
+        ready = succ[indeg[succ] == 0]  # a node once per edge from the front: keep one
+        mark[ready] = np.arange(ready.size)
+        front, level = ready[mark[ready] == np.arange(ready.size)], level + 1
     out, first = {}, 0
     for k in kinds:
         out[k.name] = depth[first:first + k.out.shape[0]]
