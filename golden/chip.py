@@ -218,18 +218,17 @@ class Chip:
         """
         if self._tl is None:
             raise LpuError("no program loaded")
-        if not trace and not arrivals and self._run_dataflow(max_cycles):
-            return RunResult(self._last_event + 1, dict(self._tl.per_queue))
         self._trace = trace
         rec: dict[int, list] = {p: [] for p in arrivals}
-        while not self.done:
-            if max_cycles is not None and self.cycle >= max_cycles:
-                break
+        if trace or rec or not self._run_dataflow(max_cycles):
+            while not self.done:
+                if max_cycles is not None and self.cycle >= max_cycles:
+                    break
+                if rec:
+                    self._record_arrivals(rec)
+                self._step()
             if rec:
                 self._record_arrivals(rec)
-            self._step()
-        if rec:
-            self._record_arrivals(rec)
         events = sorted(self._events, key=Event.sort_key) if trace else []
         cycles = self._last_event + 1 if self._last_event >= 0 else 0
         res = RunResult(cycles, dict(self._tl.per_queue), events, end_cycle=self.end_cycle)

@@ -51,7 +51,8 @@ def assert_agree(monkeypatch, cfg, programs, init, *, dataflow_runs=True, **kw):
     assert not finished  # a traced run is the interpreter's
     b, rb, eb = _run(cfg, programs, init, trace=False, **kw)
     assert (bool(finished) and all(finished)) == dataflow_runs, finished
-    assert [(r.cycles, r.dispatched) for r in ra] == [(r.cycles, r.dispatched) for r in rb]
+    assert [(r.cycles, r.dispatched, r.end_cycle) for r in ra] == [
+        (r.cycles, r.dispatched, r.end_cycle) for r in rb]
     assert all(r.events for r in ra) and not any(r.events for r in rb)
     for name in STATE:
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
