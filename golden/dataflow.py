@@ -59,7 +59,7 @@ from lpu.isa import OPS, E, Opcode
 from lpu.vectors import PLANES, from_planes, to_planes
 
 from . import ops
-from .schedule import Timeline, max_delay
+from .schedule import Timeline, _step_operand, max_delay
 
 __all__ = ["plan", "Plan", "MAX_BYTES"]
 
@@ -86,19 +86,20 @@ def plan(cfg: ChipConfig, tl: Timeline, ring: int) -> Plan | None:
     if not tl.dispatches:
         return None
     b = _Builder(cfg, tl)
-    groups: dict = {}  # group key -> dispatches
-    of_word: dict = {}  # (queue, word index) -> its group's dispatches (a repeat's copies)
+    groups: dict = {}  # group key -> the dispatches of each of its words
+    of_word: dict = {}  # (queue, word index) -> its dispatches (a repeat's: its copies)
     for d in tl.dispatches:
         ds = of_word.get((d.queue, d.index))
         if ds is None:
-            ds = of_word[(d.queue, d.index)] = groups.setdefault(
-                (d.queue, *_Group.key(d.instr)), [])
+            ds = of_word[(d.queue, d.index)] = []
+            groups.setdefault((d.queue, *_Group.key(d.instr)), []).append(ds)
         ds.append(d)
-    if sum(len(ds) * _bytes(cfg, key[1]) for key, ds in groups.items()) > MAX_BYTES:
+    size = sum(len(ds) * _bytes(cfg, key[1]) for key, words in groups.items() for ds in words)
+    if size > MAX_BYTES:
         return None
     last = 0
-    for key, ds in groups.items():
-        g = _Group(ds)
+    for key, words in groups.items():
+        g = _Group(words)
         b.add(cfg.queues[key[0]], g)
         last = max(last, int(g.t.max()) + OPS[g.op].d(cfg.superlanes))
     return b.finish(ring, end=last + 1, last=last + cfg.superlanes - 1)
@@ -119,14 +120,20 @@ def _bytes(cfg: ChipConfig, op: Opcode) -> int:
 
 class _Group:
     """Dispatches of one queue that differ only in their cycles (``t``), stream
-    registers, addresses, rows, accumulator slots and immediates: those as vectors."""
+    registers, addresses, rows, accumulator slots and immediates: those as vectors.
 
-    def __init__(self, ds):
-        self.first = ds[0].instr
+    It holds them by word: the copies of a repeated word differ only in the cycle and
+    the stepped operand, so the other operands are read once per word."""
+
+    def __init__(self, words):
+        self.first = words[0][0].instr
         self.op = self.first.op
-        self.n = len(ds)
-        self.t = np.fromiter((d.t for d in ds), np.int64, self.n)
-        self._args = [d.instr.args for d in ds]
+        self._words = [ds[0].instr.args for ds in words]
+        self._per_word = np.array([len(ds) for ds in words])
+        self._all = [d for ds in words for d in ds]
+        self.n = len(self._all)
+        self.t = np.fromiter((d.t for d in self._all), np.int64, self.n)
+        self._stepped = _step_operand(self.first)
 
     @staticmethod
     def key(ins) -> tuple:
@@ -141,11 +148,15 @@ class _Group:
 
     def col(self, name) -> np.ndarray:
         """A varying integer operand, ``[n]``."""
-        return np.fromiter((a[name] for a in self._args), np.int64, self.n)
+        if name == self._stepped:
+            return np.fromiter((d.instr.args[name] for d in self._all), np.int64, self.n)
+        per_word = np.fromiter((a[name] for a in self._words), np.int64, len(self._words))
+        return np.repeat(per_word, self._per_word)
 
     def ref(self, name) -> tuple[np.ndarray, np.ndarray]:
         """A stream operand: its streams and directions, ``[n]`` each."""
-        sd = np.array([a[name] for a in self._args], dtype=np.int64).reshape(self.n, 2)
+        sd = np.array([a[name] for a in self._words], dtype=np.int64).reshape(-1, 2)
+        sd = np.repeat(sd, self._per_word, axis=0)
         return sd[:, 0], sd[:, 1]
 
 
