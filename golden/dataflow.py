@@ -4,12 +4,12 @@ evaluated one depth at a time.
 Contract
 --------
 :func:`plan` turns a program's dispatch timeline (:mod:`lpu.golden.schedule`) into a
-:class:`Plan`, once per program. :meth:`Plan.run` applies it to a chip's state (SRAM,
-MXM shadow and active weights, accumulators, stream registers by diagonal, VXM-held
-values) and leaves that state, bit for bit, as the cycle-by-cycle interpreter of
-:mod:`lpu.golden.chip` leaves it after running the whole program untraced. It records
-no events; the cycle counts are :attr:`Plan.end` (skewed cycles simulated) and
-:attr:`Plan.last` (the last skewed cycle with an effect).
+:class:`Plan` (the chip builds one when an untraced run starts). :meth:`Plan.run`
+applies it to a chip's state (SRAM, MXM shadow and active weights, accumulators, stream
+registers by diagonal, VXM-held values) and leaves that state, bit for bit, as the
+cycle-by-cycle interpreter of :mod:`lpu.golden.chip` leaves it after running the whole
+program untraced. It records no events; the cycle counts are :attr:`Plan.end` (skewed
+cycles simulated) and :attr:`Plan.last` (the last skewed cycle with an effect).
 
 The plan never raises: every illegal event the interpreter would raise as it runs makes
 it step aside, so that the chip runs the interpreter, which raises the error with its
@@ -449,7 +449,7 @@ class _Builder:
         keep = np.ones(order.size, bool)
         keep[:-1] = slot[order][1:] != slot[order][:-1]
         o = order[keep]
-        finals["ring"] = (lane[o], diag[o], parent[cell[o]])
+        finals["ring"] = (lane[o], slot[o] % ring, diag[o], parent[cell[o]])
         return Plan(self.cfg, self.n_cells, self.leaves, kinds, depth, finals, end, last)
 
 
@@ -547,8 +547,7 @@ class Plan:
         planes = rows["acc"].reshape(n_mxm, slots, PLANES, chip.VL)
         chip.acc[:] = from_planes(planes).view(np.int32)
         S = self.cfg.streams
-        lane, diag, cell = self.finals["ring"]
-        idx = diag & chip._mask
+        lane, idx, diag, cell = self.finals["ring"]
         chip.sr[lane // S, lane % S, idx] = V[cell]
         chip.stamp[lane // S, lane % S, idx] = diag
         key, t, cell = self.finals["held"]
