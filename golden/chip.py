@@ -15,6 +15,15 @@ holds nothing.
 Per cycle, all reads (stream operands, SRAM reads, MXM weights) happen before all
 writes, as in the hardware.
 
+Two executors compute the same thing (what each instruction computes is
+:mod:`lpu.golden.ops`). This module's interpreter steps cycle by cycle: it serves
+:meth:`Chip.step`, traced runs (every event), ``arrivals``, runs stopped early and
+every run-time error. An untraced :meth:`Chip.run` of a whole program uses
+:mod:`lpu.golden.dataflow`, which evaluates all instructions of one opcode and
+dataflow depth in one numpy operation and leaves the same state, cycle counts and
+results; wherever the interpreter would raise, the dataflow path steps aside
+(before changing any state) and the interpreter runs and raises.
+
 Usage::
 
     chip = Chip(lpu.config.load("tiny"))
@@ -37,9 +46,9 @@ from lpu.errors import LpuError
 from lpu.isa import E, Opcode, drain_cycles, encode
 from lpu.program import Program
 from lpu.trace import Event
-from lpu.vectors import from_planes, from_words, to_planes, to_words
+from lpu.vectors import from_words, to_planes, to_words
 
-from . import numerics as nm
+from . import dataflow, ops
 from .check import check
 from .schedule import Dispatch, effects, timeline
 
@@ -203,25 +212,40 @@ class Chip:
         in ``RunResult.arrivals[p]`` as ``(data, valid)``: data uint8 [T, 2, streams, VL]
         and valid bool [T, 2, streams], indexed by *skewed* cycle (superlane k sees
         row t at real cycle t + k). Slice-level HDL tests drive a slice with these.
+
+        Untraced, without ``arrivals``, a program that has not started runs on the
+        dataflow path if it may run to its end (see the module docstring).
         """
         if self._tl is None:
             raise LpuError("no program loaded")
         self._trace = trace
         rec: dict[int, list] = {p: [] for p in arrivals}
-        while not self.done:
-            if max_cycles is not None and self.cycle >= max_cycles:
-                break
+        if trace or rec or not self._run_dataflow(max_cycles):
+            while not self.done:
+                if max_cycles is not None and self.cycle >= max_cycles:
+                    break
+                if rec:
+                    self._record_arrivals(rec)
+                self._step()
             if rec:
                 self._record_arrivals(rec)
-            self._step()
-        if rec:
-            self._record_arrivals(rec)
         events = sorted(self._events, key=Event.sort_key) if trace else []
         cycles = self._last_event + 1 if self._last_event >= 0 else 0
         res = RunResult(cycles, dict(self._tl.per_queue), events, end_cycle=self.end_cycle)
         res.arrivals = {p: (np.stack([r[0] for r in v]), np.stack([r[1] for r in v]))
                         for p, v in rec.items()}
         return res
+
+    def _run_dataflow(self, max_cycles) -> bool:
+        """Run the whole loaded program at once (:mod:`lpu.golden.dataflow`), if it has
+        not started and may run to its end; False if the interpreter must run it."""
+        if self.cycle or not self._tl.dispatches:
+            return False
+        p = dataflow.plan(self.cfg, self._tl, self._ring)
+        if p is None or (max_cycles is not None and max_cycles < p.end) or not p.run(self):
+            return False
+        self.cycle, self._last_event = p.end, p.last
+        return True
 
     def _record_arrivals(self, rec):
         """Append what arrives at each recorded position in cycle self.cycle."""
@@ -328,10 +352,9 @@ class Chip:
             elif op == Opcode.IW:
                 self._schedule(t, ("iw", d, x, self.shadow[x].copy()))
             else:
-                xin = self._read(d, a["src"], 1, t, pos)[0].view(np.int8).astype(np.int32)
-                y = xin @ self.weights[x].astype(np.int32)
+                y = ops.mm(self._read(d, a["src"], 1, t, pos)[0].view(np.int8), self.weights[x])
                 self._schedule(t + S + 2, ("mm", d, x, a["slot"], op == Opcode.MMACC,
-                                           y.astype(np.int32), a["dst"], pos))
+                                           y, a["dst"], pos))
             return
         # SXM
         VL = self.VL
@@ -339,27 +362,16 @@ class Chip:
             src = self._read(d, a["src"], VL, t, pos)
             self._schedule(t + S + 1, ("sr", d, pos, a["dst"], np.ascontiguousarray(src.T)))
             return
-        cnt = a["count"]
-        src = self._read(d, a["src"], cnt, t, pos)
-        if op == Opcode.SHIFT:
-            n = a["n"]
-            out = np.zeros_like(src)
-            if n >= 0:
-                out[:, n:] = src[:, :VL - n]
-            else:
-                out[:, :VL + n] = src[:, -n:]
-        elif op == Opcode.ROT:
-            out = np.roll(src, a["n"], axis=1)
-        elif op == Opcode.BCAST:
-            out = np.repeat(src[:, a["lane"]:a["lane"] + 1], VL, axis=1)
-        else:  # PERM
-            mp = self._read(d, a["map"], 2, t, pos).astype(np.int64)
-            mp = mp[0] | (mp[1] << 8)
-            if (mp >= VL).any():
-                lane = int(np.argmax(mp >= VL))
+        src = self._read(d, a["src"], a["count"], t, pos)
+        if op == Opcode.PERM:
+            mp, bad = ops.perm_map(self._read(d, a["map"], 2, t, pos))
+            if bad.any():
+                lane = int(np.argmax(bad))
                 raise self._err(f"perm map entry {int(mp[lane])} at lane {lane} is not below "
                                 f"VL {VL}", d, "range")
             out = src[:, mp]
+        else:
+            out = ops.lanes(src, ops.lane_map(op, a["lane" if op == Opcode.BCAST else "n"], VL))
         self._schedule(t + S + 1, ("sr", d, pos, a["dst"], np.ascontiguousarray(out)))
 
     def _mxm_index(self, q):
@@ -369,8 +381,7 @@ class Chip:
         cfg = self.cfg
         base = d.instr.args["base"]
         bank = base // cfg.bank_words
-        addrs = base + idx
-        bad = (addrs // cfg.bank_words != bank) | (addrs >= cfg.mem_words)
+        addrs, bad = ops.gather_addresses(cfg, base, idx)
         if bad.any():
             lane = int(np.argmax(bad))
             raise self._err(f"gather address {int(addrs[lane])} at lane {lane} is outside bank "
@@ -391,61 +402,18 @@ class Chip:
         return self.held[dr, s:s + width]
 
     def _vxm(self, d, t, pos, op, a):
-        O = Opcode
         info = d.instr.info
+        width = {o.name: o.width for o in info.reads}
         flags = {o.name: o.held for o in info.operands if o.held}
 
-        def rd(name, width):
+        def rd(name):
             fl = flags.get(name)
             if fl and a[fl]:
-                return self._read_held(d, a[name], width, t)
-            return self._read(d, a[name], width, t, pos)
+                return self._read_held(d, a[name], width[name], t)
+            return self._read(d, a[name], width[name], t, pos)
 
-        def r32(name):
-            return from_planes(rd(name, 4))
-
-        if op in _INT_BIN:
-            x, y = r32("a"), r32("b")
-            res = _INT_BIN[op](x, y)
-        elif op in _F_BIN:
-            res = _F_BIN[op](r32("a"), r32("b"))
-        elif op in (O.SHLI, O.SHRI, O.SRAI):
-            x = r32("a")
-            imm = a["imm"] & 31
-            if op == O.SHLI:
-                res = x << np.uint32(imm)
-            elif op == O.SHRI:
-                res = x >> np.uint32(imm)
-            else:
-                res = (x.view(np.int32) >> imm).view(np.uint32)
-        elif op == O.SEL:
-            x, y, c = r32("a"), r32("b"), r32("c")
-            res = np.where(c != 0, x, y).astype(np.uint32)
-        elif op == O.FNEG:
-            res = nm.fneg(r32("a"))
-        elif op == O.FABS:
-            res = nm.fabs(r32("a"))
-        elif op == O.CVT_I8_I32:
-            res = nm.cvt_i8_i32(rd("a", 1)[0])
-        elif op == O.CVT_I32_I8:
-            res8 = nm.cvt_i32_i8(r32("a"))
-        elif op == O.CVT_I32_F32:
-            res = nm.cvt_i32_f32(r32("a"))
-        elif op == O.CVT_F32_I32:
-            res = nm.cvt_f32_i32(r32("a"))
-        elif op == O.CVT_F32_I8:
-            res8 = nm.cvt_f32_i8(r32("a"), r32("scale"))
-        elif op == O.MOV:
-            res8 = rd("a", 1)[0].copy()
-        elif op == O.MOV32:
-            res = r32("a").copy()
-        else:  # pragma: no cover - every VXM opcode is handled above
-            raise self._err(f"opcode {op.name} is not a VXM operation", d, "opcode")
-        dt = t + info.d(self.S)
-        if info.operands[0].width == 1:
-            self._schedule(dt, ("sr", d, pos, a["dst"], res8[None, :]))
-        else:
-            self._schedule(dt, ("sr", d, pos, a["dst"], to_planes(res)))
+        rows = ops.vxm(op, rd, a.get("imm", 0))
+        self._schedule(t + info.d(self.S), ("sr", d, pos, a["dst"], rows))
 
     # -- writes ----------------------------------------------------------------------------
     def _apply(self, pend, t):
@@ -530,28 +498,3 @@ class Chip:
             self._last_event = max(self._last_event, t + S - 1)
 
 
-_INT_BIN = {
-    Opcode.ADD: lambda x, y: (x + y).astype(np.uint32),
-    Opcode.SUB: lambda x, y: (x - y).astype(np.uint32),
-    Opcode.MUL: lambda x, y: (x.astype(np.uint64) * y.astype(np.uint64)).astype(np.uint32),
-    Opcode.MIN: lambda x, y: np.minimum(x.view(np.int32), y.view(np.int32)).view(np.uint32),
-    Opcode.MAX: lambda x, y: np.maximum(x.view(np.int32), y.view(np.int32)).view(np.uint32),
-    Opcode.AND: lambda x, y: x & y,
-    Opcode.OR: lambda x, y: x | y,
-    Opcode.XOR: lambda x, y: x ^ y,
-    Opcode.SHL: lambda x, y: x << (y & np.uint32(31)),
-    Opcode.SHR: lambda x, y: x >> (y & np.uint32(31)),
-    Opcode.SRA: lambda x, y: (x.view(np.int32) >> (y & np.uint32(31)).astype(np.int32)).view(
-        np.uint32),
-    Opcode.EQ: lambda x, y: np.where(x == y, np.uint32(0xFFFFFFFF), np.uint32(0)),
-    Opcode.LT: lambda x, y: np.where(x.view(np.int32) < y.view(np.int32), np.uint32(0xFFFFFFFF),
-                                     np.uint32(0)),
-    Opcode.LE: lambda x, y: np.where(x.view(np.int32) <= y.view(np.int32),
-                                     np.uint32(0xFFFFFFFF), np.uint32(0)),
-}
-
-_F_BIN = {
-    Opcode.FADD: nm.fadd, Opcode.FSUB: nm.fsub, Opcode.FMUL: nm.fmul,
-    Opcode.FMIN: nm.fmin, Opcode.FMAX: nm.fmax,
-    Opcode.FEQ: nm.feq, Opcode.FLT: nm.flt, Opcode.FLE: nm.fle,
-}

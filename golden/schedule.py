@@ -18,6 +18,7 @@ effect ``k`` cycles later.
 
 from __future__ import annotations
 
+import functools
 import heapq
 from dataclasses import dataclass, field
 
@@ -233,13 +234,19 @@ class Effect:
 _EFFECTS: dict = {}
 
 
+@functools.lru_cache(maxsize=64)
+def _geometry(cfg: ChipConfig) -> str:
+    """The config's hash, computed once per config (it serialises the whole geometry)."""
+    return cfg.hash
+
+
 def effects(cfg: ChipConfig, instr: Instr) -> list[Effect]:
     """The stream and SRAM effects of one instruction (data-independent part).
 
     Raises ScheduleError (without place; the caller adds it) for operands out of the
     config's range. Results are memoized per config and instruction.
     """
-    key = (cfg.hash, instr.op, tuple(instr.args.items()))
+    key = (_geometry(cfg), instr.op, tuple(instr.args.items()))
     hit = _EFFECTS.get(key)
     if hit is not None:
         return hit
