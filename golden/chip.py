@@ -35,6 +35,7 @@ Usage::
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -198,6 +199,13 @@ class Chip:
         return self.cycle > self._last_t and not self._pending and not self._deferred
 
     @property
+    def last_dispatch(self) -> int:
+        """The last (skewed) cycle the loaded program dispatches in (-1: none)."""
+        if self._tl is None:
+            raise LpuError("no program loaded")
+        return self._last_t
+
+    @property
     def end_cycle(self) -> int:
         """The loaded program's last cycle of the run (RunResult.end_cycle)."""
         if self._tl is None:
@@ -205,8 +213,14 @@ class Chip:
         return self._tl.all_finished + drain_cycles(self.cfg.superlanes)
 
     def run(self, *, trace: bool = False, max_cycles: int | None = None,
-            arrivals: tuple[int, ...] = ()) -> RunResult:
+            arrivals: tuple[int, ...] = (), progress=None,
+            progress_every: float = 1.0) -> RunResult:
         """Run the loaded program to completion (or max_cycles skewed cycles).
+
+        ``progress``: called as ``progress(cycle, last)`` (the skewed cycle reached, and
+        the last cycle the program dispatches in) about every `progress_every` seconds
+        while the cycle-by-cycle interpreter runs (the dataflow path takes one numpy
+        pass and reports nothing); for progress lines on long runs.
 
         ``arrivals``: positions whose arriving stream values (E[p-1], W[p+1]) to record
         in ``RunResult.arrivals[p]`` as ``(data, valid)``: data uint8 [T, 2, streams, VL]
@@ -221,12 +235,17 @@ class Chip:
         self._trace = trace
         rec: dict[int, list] = {p: [] for p in arrivals}
         if trace or rec or not self._run_dataflow(max_cycles):
+            next_report = time.monotonic() + progress_every
             while not self.done:
                 if max_cycles is not None and self.cycle >= max_cycles:
                     break
                 if rec:
                     self._record_arrivals(rec)
                 self._step()
+                if progress is not None and not self.cycle & 255 and \
+                        time.monotonic() >= next_report:
+                    progress(self.cycle, self._last_t)
+                    next_report = time.monotonic() + progress_every
             if rec:
                 self._record_arrivals(rec)
         events = sorted(self._events, key=Event.sort_key) if trace else []

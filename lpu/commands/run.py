@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import numpy as np
 
@@ -28,9 +29,23 @@ def add_arguments(p):
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.add_argument("--no-check", action="store_true",
                    help="skip the static checker (the model still stops at an illegal cycle)")
+    p.add_argument("--max-cycles", type=int, metavar="N",
+                   help="stop with an error if the run has not finished after N cycles")
+
+
+def _progress(start: float):
+    """Progress lines on stderr for a long run (from 2 s on), terminal or not."""
+    def report(cycle, last):
+        el = time.monotonic() - start
+        if el >= 2.0:
+            print(f"lpu run: cycle {cycle:,} of about {last + 1:,} ({cycle / el:,.0f} "
+                  f"cycles/s)", file=sys.stderr, flush=True)
+    return report
 
 
 def run(args) -> int:
+    if args.max_cycles is not None and args.max_cycles < 1:
+        raise LpuError(f"--max-cycles must be at least 1, not {args.max_cycles}")
     if args.trace:
         output_path(args.trace, what="trace", inputs=(args.program, args.mem_in))
     if args.mem_out:
@@ -47,7 +62,12 @@ def run(args) -> int:
         if args.mem_in:
             load_mem_npz(chip, args.mem_in)
         chip.load(prog, check_first=not args.no_check, name=args.program)
-        res = chip.run(trace=bool(args.trace))
+        res = chip.run(trace=bool(args.trace), max_cycles=args.max_cycles,
+                       progress=_progress(time.monotonic()))
+        if not chip.done:
+            raise LpuError(f"{args.program}: the run did not finish within --max-cycles "
+                           f"{args.max_cycles} (its last dispatch is at cycle "
+                           f"{chip.last_dispatch}; it ends in cycle {chip.end_cycle})")
     except LpuError as e:
         if args.json:
             summary.update(ok=False, errors=[str(e)])
