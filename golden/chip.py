@@ -35,6 +35,7 @@ Usage::
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ from . import dataflow, ops
 from .check import check
 from .schedule import Dispatch, effects, timeline
 
-__all__ = ["Chip", "ChipError", "RunResult"]
+__all__ = ["Chip", "ChipError", "RunResult", "progress_lines"]
 
 
 class ChipError(LpuError):
@@ -64,6 +65,19 @@ class ChipError(LpuError):
         parts = [x for x in (where, None if cycle is None else f"cycle {cycle}",
                              queue and f"queue {queue}", instr and f"'{instr}'") if x]
         super().__init__(", ".join(parts) + ": " + message if parts else message)
+
+
+def progress_lines(what: str):
+    """A ``Chip.run(progress=...)`` callback: from two seconds after it is made, a line on
+    stderr each time it is called (about once a second), on a terminal or not."""
+    start = time.monotonic()
+
+    def report(cycle, last):
+        el = time.monotonic() - start
+        if el >= 2.0:
+            print(f"{what}: cycle {cycle:,} of about {last + 1:,} ({cycle / el:,.0f} "
+                  "cycles/s)", file=sys.stderr, flush=True)
+    return report
 
 
 @dataclass

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import tempfile
 import time
 
 import numpy as np
 
 from lpu.errors import LpuError
-from lpu.golden.chip import Chip
+from lpu.golden.chip import Chip, progress_lines
 from lpu.golden.model import exact as lx
 from lpu.golden.model.checkpoint import builtin_model_path, check_fits, load_builtin
 from lpu.golden.model.reference import logits_sequence
@@ -95,16 +94,6 @@ def busy_program(cfg, cycles: int) -> Program:
     return Program.from_instrs(cfg, qs)
 
 
-def _progress_lines(what: str, start: float):
-    """A Chip.run progress callback: a line on stderr about every second from 2 s on."""
-    def report(cycle, last):
-        el = time.perf_counter() - start
-        if el >= 2.0:
-            print(f"{what}: cycle {cycle:,} of about {last + 1:,} ({cycle / el:,.0f} "
-                  "cycles/s)", file=sys.stderr, flush=True)
-    return report
-
-
 def bench_golden(cfg, cycles: int) -> dict:
     prog = busy_program(cfg, cycles)
     chip = Chip(cfg)
@@ -114,7 +103,7 @@ def bench_golden(cfg, cycles: int) -> dict:
     t0 = time.perf_counter()
     chip.load(prog)
     t1 = time.perf_counter()
-    res = chip.run(progress=_progress_lines("lpu bench golden", t1))
+    res = chip.run(progress=progress_lines("lpu bench golden"))
     t2 = time.perf_counter()
     n_ins = sum(res.dispatched.values())
     busy = sum(1 for v in res.dispatched.values() if v)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import numpy as np
 
 from lpu import config as cfgmod
 from lpu.errors import LpuError
-from lpu.golden.chip import Chip
+from lpu.golden.chip import Chip, progress_lines
 from lpu.loaders import imem_problem, load_mem_npz, load_program, output_path, write_output
 from lpu.trace import write_jsonl
 
@@ -33,16 +32,6 @@ def add_arguments(p):
                    help="stop with an error if the run has not finished after N cycles")
 
 
-def _progress(start: float):
-    """Progress lines on stderr for a long run (from 2 s on), terminal or not."""
-    def report(cycle, last):
-        el = time.monotonic() - start
-        if el >= 2.0:
-            print(f"lpu run: cycle {cycle:,} of about {last + 1:,} ({cycle / el:,.0f} "
-                  f"cycles/s)", file=sys.stderr, flush=True)
-    return report
-
-
 def run(args) -> int:
     if args.max_cycles is not None and args.max_cycles < 1:
         raise LpuError(f"--max-cycles must be at least 1, not {args.max_cycles}")
@@ -63,7 +52,7 @@ def run(args) -> int:
             load_mem_npz(chip, args.mem_in)
         chip.load(prog, check_first=not args.no_check, name=args.program)
         res = chip.run(trace=bool(args.trace), max_cycles=args.max_cycles,
-                       progress=_progress(time.monotonic()))
+                       progress=progress_lines("lpu run"))
         if not chip.done:
             raise LpuError(f"{args.program}: the run did not finish within --max-cycles "
                            f"{args.max_cycles} (its last dispatch is at cycle "
