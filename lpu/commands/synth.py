@@ -1,8 +1,10 @@
 """``lpu synth``: synthesis and place-and-route for the ECP5 with the PyPI tools.
 
     lpu synth --config fpga --device ecp5-85k [--freq 50] [--json] [-o DIR]
+    lpu synth --config fpga --blocks [--json] [-o DIR]     # where the area goes
 
-The flow and its report are :func:`lpu.tools.synth.synth`.
+The flow and its report are :func:`lpu.tools.synth.synth`; ``--blocks`` is
+:func:`lpu.tools.area.block_utilisation` (each block synthesized alone, no placement).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import sys
 
 from lpu.errors import LpuError
+from lpu.tools.area import block_utilisation
 from lpu.tools.synth import DEVICES, synth
 
 HELP = "synthesize, place and route for the ECP5 (yowasp tools)"
@@ -27,6 +30,9 @@ def add_arguments(p):
     p.add_argument("-o", "--output", metavar="DIR",
                    help="keep the RTLIL, netlist, logs and reports here (default: a temp dir)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--blocks", action="store_true",
+                   help="synthesize each block of the chip alone and report its area "
+                        "(no place and route)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
 
 
@@ -35,6 +41,11 @@ def run(args) -> int:
         raise LpuError(f"--freq must be a positive number of MHz, not {args.freq}")
     if args.seed < 0:
         raise LpuError(f"--seed must be 0 or more, not {args.seed}")
+    if args.blocks:
+        if args.component != "chip":
+            raise LpuError("--blocks reports the blocks of the chip; it does not take "
+                           f"--component {args.component}")
+        return _blocks(args)
     s = synth(args.config, device=args.device, package=args.package, freq=args.freq,
               component=args.component, workdir=args.output, seed=args.seed)
     status = 0 if s["fits"] else 1
@@ -57,3 +68,37 @@ def run(args) -> int:
     print(f"  time: convert {t['convert']} s, yosys {t['yosys']} s, nextpnr {t['nextpnr']} s; "
           f"files in {s['workdir']}", file=sys.stderr)
     return status
+
+
+def print_blocks(r, out=sys.stdout) -> None:
+    """The table of :func:`lpu.tools.area.block_utilisation`."""
+    total = r["sum"]
+    print(f"blocks of the chip ({r['config']}), each synthesized alone (synth_ecp5, no "
+          "placement):", file=out)
+    print(f"  {'block':<8} {'n':>2}  {'LUT4':>7} {'%':>5}  {'FF':>6}  {'DSP':>4}  {'BRAM':>4}"
+          f"  {'LUTRAM':>6}   LUT4 each", file=out)
+    for b in r["blocks"]:
+        t = b["total"]
+        share = 100 * t["luts"] / total["luts"] if total["luts"] else 0.0
+        print(f"  {b['block']:<8} {b['instances']:>2}  {t['luts']:>7} {share:>5.1f}  "
+              f"{t['flip_flops']:>6}  {t['dsps']:>4}  {t['block_rams']:>4}  "
+              f"{t['lut_rams']:>6}   {b['each']['luts']}", file=out)
+    print(f"  {'sum':<8} {'':>2}  {total['luts']:>7} {100.0:>5.1f}  {total['flip_flops']:>6}"
+          f"  {total['dsps']:>4}  {total['block_rams']:>4}  {total['lut_rams']:>6}", file=out)
+
+
+def _blocks(args) -> int:
+    r = block_utilisation(args.config, workdir=args.output or _tempdir(),
+                          progress=lambda s: print(s, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print_blocks(r)
+        print(f"  time: {r['seconds']} s; files in {r['workdir']}", file=sys.stderr)
+    return 0
+
+
+def _tempdir():
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="lpu-blocks-")

@@ -790,7 +790,8 @@ def _mxm(cfg: ChipConfig) -> Directed:
         t_lw = _load_weights(plan, tx, "mxm_w0", "mem_w0", (0, W), w2, t_iw1 + 3, mixed)
         t_iw2 = t_lw + 1
         tx.at("mxm_w0", t_iw2, "iw")
-        wmix = np.concatenate([w2[:vl - 4], w1[vl - 4:]])
+        last = mixed[-1][0]  # the rows of the last group are still W1's
+        wmix = np.concatenate([w2[:last], w1[last:]])
         acc1 = (acc1 + mm_ref(x[2], wmix)).astype(np.uint32)
         mm(tx, "mxm_w0", "mmacc", x[2], 1, t_iw2 + 1, (4, E), "mem_w1", (6, W), "mem_w0",
            acc1, "mmacc e4, w6, 1 after an iw one cycle after the last lw (W2's first rows, "
