@@ -33,7 +33,8 @@ Each tile holds, per bank, ``lanes`` byte-wide columns, each split into
 sub-bank ``r mod I``, row ``r // I``), one :class:`~amaranth.lib.memory.Memory` each
 with one synchronous read port and one write port. The ``n <= 4`` consecutive words
 of a read or write fall into distinct sub-banks, so they move in one cycle; the
-columns let every lane of a gather read its own address.
+columns let every lane of a gather read its own address. Synthesis is asked to build
+each column memory in block RAM (:data:`RAM_ATTRS`).
 
 Host port
 ---------
@@ -63,6 +64,12 @@ from .interface import ErrorCode, SlicePorts, shift_words
 __all__ = ["MemSlice", "HostPort", "sram_trace_layout"]
 
 MAX_WORDS = 4  # words moved by one read or write
+
+#: Synthesis attributes of every column memory: block RAM (an ECP5 DP16KD each), not
+#: LUT RAM and its read multiplexers. On the `fpga` preset this takes each MEM slice from
+#: 8,130 LUT4s and 256 LUT RAMs to 6,521 LUT4s and 32 block RAMs (`lpu synth --blocks`,
+#: docs/benchmarks.md). Simulators ignore it.
+RAM_ATTRS = {"ram_style": "block"}
 
 
 def _check_cfg(cfg):
@@ -310,7 +317,7 @@ class MemSlice(wiring.Component):
                 host_here = host.w_en & (h_bank == bank) & (self._sub(h_r) == b)
                 for lane in range(L):
                     mem = Memory(shape=8, depth=cfg.bank_words // n_sub,
-                                 init=self._mem_init(k, bank, b, lane))
+                                 init=self._mem_init(k, bank, b, lane), attrs=RAM_ATTRS)
                     m.submodules[f"t{k}_b{bank}s{b}l{lane}"] = mem
                     rp, wp = mem.read_port(), mem.write_port()
                     rdata[bank, b, lane] = rp.data
