@@ -109,7 +109,8 @@ def pll_dividers(fin_hz: float, fout_hz: float) -> dict:
     ``fout = fin / CLKI_DIV * CLKFB_DIV``, the VCO at ``fout * CLKOP_DIV`` within
     400-800 MHz, the phase detector at ``fin / CLKI_DIV`` of at least 3.125 MHz. Returns
     ``{"CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "CLKOP_CPHASE", "fout_hz"}`` for the
-    closest output (the highest VCO among equals)."""
+    closest output (among equals, the VCO nearest the middle of its range, 600 MHz, as
+    nextpnr's ``ecppll`` chooses)."""
     best = None
     for clki in range(1, 129):
         fpfd = fin_hz / clki
@@ -123,7 +124,7 @@ def pll_dividers(fin_hz: float, fout_hz: float) -> dict:
                 fvco = fout * clkop
                 if not 400e6 <= fvco <= 800e6:
                     continue
-                key = (abs(fout - fout_hz), -fvco)
+                key = (abs(fout - fout_hz), abs(fvco - 600e6))
                 if best is None or key < best[0]:
                     best = (key, clki, clkfb, clkop, fout)
     if best is None:

@@ -117,7 +117,7 @@ class SimLink:
 
     def read(self, n: int, timeout: float) -> bytes:
         end = self.cycle + max(1, round(timeout * self.clock_hz))
-        step = 10 * self.divisor
+        step = self.divisor  # a bit time: the answer is read soon after it arrives
         while len(self._received) < n and self.cycle < end:
             self.run_cycles(min(step, end - self.cycle))
         out = bytes(self._received[:n])

@@ -1,6 +1,7 @@
 """``lpu synth``: synthesis and place-and-route for the ECP5 with the PyPI tools.
 
     lpu synth --config fpga --device ecp5-85k [--freq 50] [--json] [-o DIR]
+    lpu synth --config fpga --board ulx3s [--baud 1000000] [-o DIR]   # a bitstream
 
 The flow and its report are :func:`lpu.tools.synth.synth`.
 """
@@ -11,8 +12,9 @@ import json
 import math
 import sys
 
+from lpu.board import DEFAULT_BAUD
 from lpu.errors import LpuError
-from lpu.tools.synth import DEVICES, synth
+from lpu.tools.synth import BOARDS, COMPONENTS, DEVICES, synth
 
 HELP = "synthesize, place and route for the ECP5 (yowasp tools)"
 
@@ -23,7 +25,12 @@ def add_arguments(p):
     p.add_argument("--package", help="FPGA package (default: the device's, e.g. CABGA381)")
     p.add_argument("--freq", type=float, default=None,
                    help="clock constraint in MHz (default: the config's clock_mhz)")
-    p.add_argument("--component", choices=["chip", "vxm_alu"], default="chip")
+    p.add_argument("--component", choices=COMPONENTS, default="chip",
+                   help="the chip top (default), one VXM ALU lane, or the UART bridge alone")
+    p.add_argument("--board", choices=sorted(BOARDS),
+                   help="build the board top (chip, UART bridge, PLL, LEDs) and its bitstream")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                   help=f"with --board: the serial rate (default {DEFAULT_BAUD})")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="keep the RTLIL, netlist, logs and reports here (default: a temp dir)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
@@ -35,9 +42,14 @@ def run(args) -> int:
         raise LpuError(f"--freq must be a positive number of MHz, not {args.freq}")
     if args.seed < 0:
         raise LpuError(f"--seed must be 0 or more, not {args.seed}")
+    if args.baud <= 0:
+        raise LpuError(f"--baud must be a positive number of bits per second, not {args.baud}")
+    if args.board and args.component != "chip":
+        raise LpuError("--board builds the whole board top; it takes no --component")
     s = synth(args.config, device=args.device, package=args.package, freq=args.freq,
-              component=args.component, workdir=args.output, seed=args.seed)
-    status = 0 if s["fits"] else 1
+              component=args.component, workdir=args.output, seed=args.seed,
+              board=args.board, baud=args.baud)
+    status = 0 if s["fits"] and not (args.board and s["bitstream"] is None) else 1
     if args.json:
         print(json.dumps(s, indent=2))
         return status
@@ -53,6 +65,10 @@ def run(args) -> int:
     verdict = "meets" if s["meets_target"] else "MISSES"
     print(f"  Fmax        {fm if fm is not None else '?':>7} MHz ({verdict} {s['target_mhz']:g} "
           "MHz)")
+    if args.board:
+        print(f"  bitstream   {s['bitstream']}" if s["bitstream"] else
+              "  bitstream   none: " + ("the design does not fit" if not s["fits"] else
+                                        "timing is not met"))
     t = s["seconds"]
     print(f"  time: convert {t['convert']} s, yosys {t['yosys']} s, nextpnr {t['nextpnr']} s; "
           f"files in {s['workdir']}", file=sys.stderr)
