@@ -30,7 +30,7 @@ per bit.
 
 
 from amaranth.hdl import Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
@@ -109,7 +109,7 @@ def pll_dividers(fin_hz: float, fout_hz: float) -> dict:
     ``fout = fin / CLKI_DIV * CLKFB_DIV``, the VCO at ``fout * CLKOP_DIV`` within
     400-800 MHz, the phase detector at ``fin / CLKI_DIV`` of at least 3.125 MHz. Returns
     ``{"CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "CLKOP_CPHASE", "fout_hz"}`` for the
-    closest output (among equals, the VCO nearest the middle of its range, 600 MHz, as
+    closest output within 0.1 % (among equals, the VCO nearest the middle of its range, 600 MHz, as
     nextpnr's ``ecppll`` chooses)."""
     best = None
     for clki in range(1, 129):
@@ -127,9 +127,10 @@ def pll_dividers(fin_hz: float, fout_hz: float) -> dict:
                 key = (abs(fout - fout_hz), abs(fvco - 600e6))
                 if best is None or key < best[0]:
                     best = (key, clki, clkfb, clkop, fout)
-    if best is None:
+    if best is None or abs(best[4] - fout_hz) > 1e-3 * fout_hz:
+        closest = "" if best is None else f" (the closest is {best[4] / 1e6:g} MHz)"
         raise ValueError(f"no ECP5 PLL setting makes {fout_hz / 1e6:g} MHz from "
-                         f"{fin_hz / 1e6:g} MHz")
+                         f"{fin_hz / 1e6:g} MHz{closest}")
     _, clki, clkfb, clkop, fout = best
     return {"CLKI_DIV": clki, "CLKFB_DIV": clkfb, "CLKOP_DIV": clkop,
             "CLKOP_CPHASE": (clkop - 1) // 2, "fout_hz": fout}
@@ -180,12 +181,11 @@ class Ulx3sTop(Elaboratable):
         if abs(want - OSCILLATOR_HZ) < 1:
             self.pll, self.clock_hz = None, float(OSCILLATOR_HZ)
         else:
-            self.pll = pll_dividers(OSCILLATOR_HZ, want)
+            try:
+                self.pll = pll_dividers(OSCILLATOR_HZ, want)
+            except ValueError as e:
+                raise ValueError(f"config {cfg.name}, clock_mhz {cfg.clock_mhz:g}: {e}") from None
             self.clock_hz = self.pll["fout_hz"]
-            if abs(self.clock_hz - want) > 1e-3 * want:
-                raise ValueError(f"config {cfg.name}: the ECP5 PLL makes {self.clock_hz / 1e6:g}"
-                                 f" MHz at best, not clock_mhz {cfg.clock_mhz:g}, from the "
-                                 "board's 25 MHz")
         self.baud = baud
         self.divisor = uart_divisor(self.clock_hz, baud)
         self.core = BoardCore(cfg, divisor=self.divisor,
@@ -194,7 +194,7 @@ class Ulx3sTop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        clk25 = platform.request("clk25", 0)
+        m.submodules.clk25 = clk25 = io.Buffer("i", platform.request("clk25", 0, dir="-"))
         m.domains.sync = ClockDomain("sync")
         locked = Signal()
         if self.pll is None:
@@ -222,9 +222,11 @@ class Ulx3sTop(Elaboratable):
             platform.add_clock_constraint(clk, self.clock_hz)
         m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
         m.submodules.core = core = self.core
-        uart = platform.request("uart", 0)
-        m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [core.rx.eq(rx.i), tx.o.eq(core.tx)]
         for i in range(8):
-            led = platform.request("led", i)
+            m.submodules[f"led{i}"] = led = io.Buffer("o", platform.request("led", i, dir="-"))
             m.d.comb += led.o.eq(locked if i == 7 else core.leds[i])
         return m

@@ -35,7 +35,7 @@ from lpu.hostmap import RegisterMap
 from lpu.program import Program
 
 __all__ = ["Board", "BoardError", "BridgeError", "BridgeInfo", "LinkError", "RunTimeout",
-           "SerialTransport", "Transport", "DEFAULT_BAUD", "BOARD_TIMEOUT_S"]
+           "RunReport", "SerialTransport", "Transport", "DEFAULT_BAUD", "BOARD_TIMEOUT_S"]
 
 #: The board's serial rate unless built otherwise (an exact divisor of 50 MHz and of
 #: the FTDI chip's 3 MHz).
@@ -359,9 +359,13 @@ class Board:
 
     def error(self) -> dict | None:
         """The sticky error registers, or None without an error."""
-        rm = self.regs
-        if not self.status() & rm.STATUS_ERROR:
+        if not self.status() & self.regs.STATUS_ERROR:
             return None
+        return self.error_registers()
+
+    def error_registers(self) -> dict:
+        """ERR_CYCLE .. ERR_QUEUE, whatever STATUS says."""
+        rm = self.regs
         values = self.read(rm.ERR_CYCLE, rm.ERR_QUEUE - rm.ERR_CYCLE + 1)
         return dict(zip(("cycle", "code", "position", "superlane", "unit", "queue"), values,
                         strict=True))
@@ -377,7 +381,7 @@ class Board:
         self.start()
         end = self.wait_done(timeout)
         status = self.status()
-        err = self.error()
+        err = self.error_registers() if status & self.regs.STATUS_ERROR else None
         back = {key: self.read_word(*key) for key in sorted(read_back)}
         return RunReport(end_cycle=end, status=status, error=err,
                          error_text=None if err is None else self.regs.describe_error(err),

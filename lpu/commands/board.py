@@ -4,8 +4,8 @@
     lpu board run PROG.s --sim [--json]
     lpu board ping --port /dev/ttyUSB0
 
-``run`` loads the program and its SRAM image, runs it, reads back every word the image
-or the program touches, prints the run's last cycle and the status, and compares both
+``run`` loads the program and its SRAM image, runs it, reads back every word the
+program writes, prints the run's last cycle and the status, and compares both
 with the golden model (exit status 1 on any difference or a chip error);
 ``--sim`` runs the same driver against the whole chip and bridge on Amaranth's
 simulator. ``ping`` reports the bridge and the chip it finds. The work is
