@@ -78,6 +78,7 @@ class BoardCore(wiring.Component):
 
     def __init__(self, cfg: ChipConfig | str, *, divisor: int, timeout: int,
                  max_words: int = DEFAULT_MAX_WORDS, heartbeat: int = 1 << 24):
+        self._MustUse__silence = True  # until the arguments are checked
         cfg = cfgmod.load(cfg)
         if not isinstance(heartbeat, int) or heartbeat < 1:
             raise ValueError(f"Heartbeat must be a positive number of cycles, not {heartbeat!r}")
@@ -86,6 +87,7 @@ class BoardCore(wiring.Component):
         self.chip = Chip(cfg, trace=False)
         self.bridge = Bridge(self.regs, divisor=divisor, timeout=timeout, max_words=max_words)
         self._heartbeat = heartbeat
+        self._MustUse__silence = False
         super().__init__()
 
     def elaborate(self, platform):
@@ -175,6 +177,7 @@ class Ulx3sTop(Elaboratable):
 
     def __init__(self, cfg: ChipConfig | str, *, baud: int = DEFAULT_BAUD,
                  timeout_s: float = BOARD_TIMEOUT_S, max_words: int = DEFAULT_MAX_WORDS):
+        self._MustUse__silence = True  # until the arguments are checked
         cfg = cfgmod.load(cfg)
         self.cfg = cfg
         want = cfg.clock_mhz * 1e6
@@ -191,6 +194,7 @@ class Ulx3sTop(Elaboratable):
         self.core = BoardCore(cfg, divisor=self.divisor,
                               timeout=max(20 * self.divisor, round(timeout_s * self.clock_hz)),
                               max_words=max_words, heartbeat=round(self.clock_hz / 2))
+        self._MustUse__silence = False
 
     def elaborate(self, platform):
         m = Module()

@@ -93,6 +93,7 @@ class Bridge(wiring.Component):
     failed: Out(1)
 
     def __init__(self, regs: RegisterMap, *, divisor: int, timeout: int, max_words: int):
+        self._MustUse__silence = True  # until the arguments are checked
         if not isinstance(regs, RegisterMap):
             raise TypeError(f"Bridge needs a RegisterMap, not {regs!r}")
         check_divisor(divisor)
@@ -103,6 +104,7 @@ class Bridge(wiring.Component):
             raise ValueError(f"Max words must be an integer in 1..65535, not {max_words!r}")
         self._regs, self._divisor = regs, divisor
         self._timeout, self._max_words = timeout, max_words
+        self._MustUse__silence = False
         super().__init__()
 
     @property

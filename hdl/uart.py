@@ -9,16 +9,17 @@ cycle ``t`` starts a byte; the start bit is sampled at ``t + divisor // 2`` (a l
 high again by then was a glitch, and the receiver waits for the next edge), each data
 bit ``divisor`` cycles after the previous sample, and the stop bit last: ``data.valid``
 is high for the one cycle in which a stop bit read as 1 completes the byte (the middle
-of the stop bit, about ``9.5 * divisor + 3`` cycles after the start bit began), and
+of the stop bit: ``divisor // 2 + 9 * divisor + 1`` cycles after the first cycle in
+which the line was low, the synchronizer's two included), and
 ``error`` instead for one cycle if the stop bit reads 0 (a framing error: wrong baud rate,
 noise or a break); the byte is then dropped and the receiver waits for the line to be
 high before it looks for another start bit.
 
-Transmitter timing: ``data.ready`` is high while the transmitter is idle; a byte taken
-in cycle ``t`` (``valid`` and ``ready``) puts its start bit on ``tx`` from ``t + 1`` for
-``divisor`` cycles, then the data bits and the stop bit, ``divisor`` cycles each;
-``ready`` is high again once the stop bit has lasted its ``divisor`` cycles, so bytes
-offered back to back leave without gaps. ``tx`` is a flip-flop output.
+Transmitter timing: ``data.ready`` is high while the transmitter is idle and in the
+last cycle of a stop bit; a byte taken in cycle ``t`` (``valid`` and ``ready``) puts its
+start bit on ``tx`` from ``t + 1`` for ``divisor`` cycles, then the data bits and the
+stop bit, ``divisor`` cycles each, so bytes offered back to back leave without gaps.
+``tx`` is a flip-flop output.
 """
 
 
@@ -58,7 +59,9 @@ class UartRx(wiring.Component):
     busy: Out(1)
 
     def __init__(self, divisor: int):
+        self._MustUse__silence = True  # until the argument is checked
         self._divisor = check_divisor(divisor)
+        self._MustUse__silence = False
         super().__init__()
 
     @property
@@ -128,7 +131,9 @@ class UartTx(wiring.Component):
     tx: Out(1, init=1)
 
     def __init__(self, divisor: int):
+        self._MustUse__silence = True  # until the argument is checked
         self._divisor = check_divisor(divisor)
+        self._MustUse__silence = False
         super().__init__()
 
     @property
@@ -142,16 +147,17 @@ class UartTx(wiring.Component):
         count = Signal(range(D))
         rest = Signal(9)  # the bits after the one on the line, stop bit last
         left = Signal(range(10))
-        m.d.comb += self.data.ready.eq(~busy)
-        with m.If(~busy):
-            with m.If(self.data.valid):
-                m.d.sync += [busy.eq(1), self.tx.eq(0), count.eq(D - 1), left.eq(9),
-                             rest.eq(Cat(self.data.payload, Const(1, 1)))]
-        with m.Else():
+        last = Signal()  # the last cycle of the stop bit
+        m.d.comb += [last.eq(busy & (count == 0) & (left == 0)),
+                     self.data.ready.eq(~busy | last)]
+        with m.If(self.data.valid & self.data.ready):
+            m.d.sync += [busy.eq(1), self.tx.eq(0), count.eq(D - 1), left.eq(9),
+                         rest.eq(Cat(self.data.payload, Const(1, 1)))]
+        with m.Elif(busy):
             m.d.sync += count.eq(count - 1)
             with m.If(count == 0):
                 with m.If(left == 0):
-                    m.d.sync += busy.eq(0)  # the stop bit has lasted D cycles
+                    m.d.sync += [busy.eq(0), self.tx.eq(1)]
                 with m.Else():
                     m.d.sync += [self.tx.eq(rest[0]), rest.eq(rest >> 1), left.eq(left - 1),
                                  count.eq(D - 1)]

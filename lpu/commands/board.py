@@ -104,7 +104,7 @@ def _ping(args, link) -> int:
         status = board.status()
     finally:
         board.close()
-    print(f"{board.t.name}: bridge (framing {info.max_words} words a request, "
+    print(f"{board.t.name}: bridge (up to {info.max_words} words a request, "
           f"{info.divisor} cycles a bit, quiet time {info.timeout_cycles} cycles), chip of "
           f"config {cfg.name} (hash {cfg.hash}) at {info.clock_hz / 1e6:g} MHz; "
           f"STATUS 0x{status:x}")

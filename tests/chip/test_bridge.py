@@ -18,7 +18,6 @@
 """
 
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -332,4 +331,54 @@ def test_the_ulx3s_top_elaborates():
                        ("uart_0__tx__io", "L4"), ("led_0__io", "B2"), ("led_7__io", "H3")]:
         assert f'LOCATE COMP "{port}" SITE "{site}";' in lpf, port
     assert "50000000.0 HZ" in lpf
-    assert struct.calcsize("<I") == 4
+
+
+@pytest.mark.parametrize("divisor", [4, 5, 16])
+def test_uart_timing(divisor):
+    """The receiver's byte and framing error in the cycles its docstring states; the
+    transmitter's bits, divisor cycles each, bytes back to back."""
+    from amaranth.sim import Simulator
+
+    from lpu.hdl.uart import UartRx, UartTx
+    D = divisor
+    rx, tx = UartRx(D), UartTx(D)
+    got = {"bytes": [], "errors": [], "line": []}
+
+    async def receive(ctx):
+        ctx.set(rx.rx, 1)
+        await ctx.tick().repeat(3)
+        cycle = 0
+        for b, stop in ((0xA7, 1), (0x3C, 0)):
+            for level in [0] + [(b >> i) & 1 for i in range(8)] + [stop, 1, 1]:
+                ctx.set(rx.rx, level)
+                for _ in range(D):
+                    await ctx.tick()
+                    if ctx.get(rx.data.valid):
+                        got["bytes"].append((cycle, ctx.get(rx.data.payload)))
+                    if ctx.get(rx.error):
+                        got["errors"].append(cycle)
+                    cycle += 1
+
+    async def transmit(ctx):
+        queue = [0x81, 0x42]
+        for _ in range(2 * 10 * D + 4):
+            ctx.set(tx.data.valid, bool(queue))
+            ctx.set(tx.data.payload, queue[0] if queue else 0)
+            taken = queue and ctx.get(tx.data.ready)
+            await ctx.tick()
+            if taken:
+                queue.pop(0)
+            got["line"].append(ctx.get(tx.tx))
+
+    for dut, tb in ((rx, receive), (tx, transmit)):
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
+        sim.add_testbench(tb)
+        sim.run()
+    first = D // 2 + 9 * D + 1  # counted from the first cycle with the line low
+    assert got["bytes"] == [(first, 0xA7)]
+    assert got["errors"] == [12 * D + first]
+    bits = [lv for b in (0x81, 0x42) for lv in [0] + [(b >> i) & 1 for i in range(8)] + [1]]
+    line = got["line"]
+    start = line.index(0)
+    assert line[start:start + 20 * D] == [lv for lv in bits for _ in range(D)]
