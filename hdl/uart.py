@@ -38,7 +38,21 @@ def check_divisor(divisor) -> int:
     return divisor
 
 
-class UartRx(wiring.Component):
+class _Uart(wiring.Component):
+    """What both halves share: the clocks per bit."""
+
+    def __init__(self, divisor: int):
+        self._MustUse__silence = True  # until the argument is checked
+        self._divisor = check_divisor(divisor)
+        self._MustUse__silence = False
+        super().__init__()
+
+    @property
+    def divisor(self) -> int:
+        return self._divisor
+
+
+class UartRx(_Uart):
     """The receiver (see the module docstring for its timing).
 
     Ports
@@ -57,16 +71,6 @@ class UartRx(wiring.Component):
     data: Out(stream.Signature(8, always_ready=True))
     error: Out(1)
     busy: Out(1)
-
-    def __init__(self, divisor: int):
-        self._MustUse__silence = True  # until the argument is checked
-        self._divisor = check_divisor(divisor)
-        self._MustUse__silence = False
-        super().__init__()
-
-    @property
-    def divisor(self) -> int:
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()
@@ -116,7 +120,7 @@ class UartRx(wiring.Component):
         return m
 
 
-class UartTx(wiring.Component):
+class UartTx(_Uart):
     """The transmitter (see the module docstring for its timing).
 
     Ports
@@ -129,16 +133,6 @@ class UartTx(wiring.Component):
 
     data: In(stream.Signature(8))
     tx: Out(1, init=1)
-
-    def __init__(self, divisor: int):
-        self._MustUse__silence = True  # until the argument is checked
-        self._divisor = check_divisor(divisor)
-        self._MustUse__silence = False
-        super().__init__()
-
-    @property
-    def divisor(self) -> int:
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()
