@@ -26,10 +26,11 @@ streams), superlanes)``.
 """
 
 from amaranth.hdl import Array, Cat, Const, Mux, Signal, Value, unsigned
-from amaranth.lib import data, enum, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from lpu.config import ChipConfig
+from lpu.hostmap import ErrorCode
 from lpu.isa import Instruction
 
 __all__ = ["stream_data", "stream_bits", "StreamIn", "StreamOut", "Dispatch", "ErrorCode",
@@ -72,14 +73,6 @@ class Dispatch(wiring.Signature):
 
     def __init__(self):
         super().__init__({"valid": Out(1), "word": Out(Instruction)})
-
-
-class ErrorCode(enum.Enum, shape=3):
-    NONE = 0
-    EMPTY_READ = 1  # read a stream register that holds nothing
-    TWO_WRITERS = 2  # two units at one position write one stream register in one cycle
-    BANK = 3  # SRAM bank read and written in one cycle
-    RANGE = 4  # data-dependent address / lane out of range (gather, perm)
 
 
 class SliceError(wiring.Signature):

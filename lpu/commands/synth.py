@@ -1,6 +1,7 @@
 """``lpu synth``: synthesis and place-and-route for the ECP5 with the PyPI tools.
 
     lpu synth --config fpga --device ecp5-85k [--freq 50] [--json] [-o DIR]
+    lpu synth --config fpga --board ulx3s [--baud 1000000] [-o DIR]   # a bitstream
     lpu synth --config fpga --blocks [--json] [-o DIR]     # where the area goes
 
 The flow and its report are :func:`lpu.tools.synth.synth`; ``--blocks`` is
@@ -13,9 +14,10 @@ import json
 import math
 import sys
 
+from lpu.board import DEFAULT_BAUD
 from lpu.errors import LpuError
 from lpu.tools.area import block_utilisation
-from lpu.tools.synth import DEVICES, synth
+from lpu.tools.synth import BOARDS, COMPONENTS, DEVICES, synth
 
 HELP = "synthesize, place and route for the ECP5 (yowasp tools)"
 
@@ -26,7 +28,12 @@ def add_arguments(p):
     p.add_argument("--package", help="FPGA package (default: the device's, e.g. CABGA381)")
     p.add_argument("--freq", type=float, default=None,
                    help="clock constraint in MHz (default: the config's clock_mhz)")
-    p.add_argument("--component", choices=["chip", "vxm_alu"], default="chip")
+    p.add_argument("--component", choices=COMPONENTS, default="chip",
+                   help="the chip top (default), one VXM ALU lane, or the UART bridge alone")
+    p.add_argument("--board", choices=sorted(BOARDS),
+                   help="build the board top (chip, UART bridge, PLL, LEDs) and its bitstream")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                   help=f"with --board: the serial rate (default {DEFAULT_BAUD})")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="keep the RTLIL, netlist, logs and reports here (default: a temp dir)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
@@ -41,14 +48,19 @@ def run(args) -> int:
         raise LpuError(f"--freq must be a positive number of MHz, not {args.freq}")
     if args.seed < 0:
         raise LpuError(f"--seed must be 0 or more, not {args.seed}")
+    if args.baud <= 0:
+        raise LpuError(f"--baud must be a positive number of bits per second, not {args.baud}")
+    if args.board and args.component != "chip":
+        raise LpuError("--board builds the whole board top; it takes no --component")
     if args.blocks:
-        if args.component != "chip":
+        if args.component != "chip" or args.board:
             raise LpuError("--blocks reports the blocks of the chip; it does not take "
-                           f"--component {args.component}")
+                           + ("--board" if args.board else f"--component {args.component}"))
         return _blocks(args)
     s = synth(args.config, device=args.device, package=args.package, freq=args.freq,
-              component=args.component, workdir=args.output, seed=args.seed)
-    status = 0 if s["fits"] else 1
+              component=args.component, workdir=args.output, seed=args.seed,
+              board=args.board, baud=args.baud)
+    status = 0 if s["fits"] and not (args.board and s["bitstream"] is None) else 1
     if args.json:
         print(json.dumps(s, indent=2))
         return status
@@ -64,6 +76,10 @@ def run(args) -> int:
     verdict = "meets" if s["meets_target"] else "MISSES"
     print(f"  Fmax        {fm if fm is not None else '?':>7} MHz ({verdict} {s['target_mhz']:g} "
           "MHz)")
+    if args.board:
+        print(f"  bitstream   {s['bitstream']}" if s["bitstream"] else
+              "  bitstream   none: " + ("the design does not fit" if not s["fits"] else
+                                        "timing is not met"))
     t = s["seconds"]
     print(f"  time: convert {t['convert']} s, yosys {t['yosys']} s, nextpnr {t['nextpnr']} s; "
           f"files in {s['workdir']}", file=sys.stderr)
