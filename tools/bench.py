@@ -22,6 +22,7 @@ import os
 import platform
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -41,7 +42,8 @@ from lpu.tools.compiler.decode import decode
 from lpu.tools.compiler.graph import schedule_gap
 from lpu.tools.compiler.listsched import schedule_step
 
-__all__ = ["busy_program", "bench_golden", "bench_decode", "bench_rtl", "bench_accuracy"]
+__all__ = ["busy_program", "bench_golden", "bench_decode", "bench_rtl", "bench_accuracy",
+           "bench_synth"]
 
 
 def busy_program(cfg, cycles: int) -> Program:
@@ -280,4 +282,19 @@ def bench_rtl(cfg, backend: str, cycles: int, fresh: bool = False) -> dict:
     return {"model": f"rtl ({backend})", "config": cfg.name, "program_cycles": cycles,
             **r, "python": platform.python_version(), "cpus": os.cpu_count()}
 
+
+def bench_synth(cfg, route: bool = True, progress=None) -> dict:
+    """The FPGA figures of `cfg`: the whole chip synthesized, placed and (unless
+    ``route=False``) routed (:func:`lpu.tools.synth.synth`), then each block alone
+    (:func:`lpu.tools.area.block_utilisation`), in one new temporary directory."""
+    from lpu.tools.area import block_utilisation
+    from lpu.tools.synth import synth
+
+    work = Path(tempfile.mkdtemp(prefix="lpu-bench-synth-"))
+    if progress:
+        progress(f"synthesizing, placing{' and routing' if route else ''} the chip "
+                 f"(files in {work}) ...")
+    chip = synth(cfg, workdir=work / "chip", route=route)
+    blocks = block_utilisation(cfg, workdir=work / "blocks", progress=progress)
+    return {"config": chip["config"], "chip": chip, "blocks": blocks}
 

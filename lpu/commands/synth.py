@@ -37,6 +37,8 @@ def add_arguments(p):
     p.add_argument("-o", "--output", metavar="DIR",
                    help="keep the RTLIL, netlist, logs and reports here (default: a temp dir)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--no-route", action="store_true",
+                   help="place but do not route: Fmax is nextpnr's estimate after placement")
     p.add_argument("--blocks", action="store_true",
                    help="synthesize each block of the chip alone and report its area "
                         "(no place and route)")
@@ -59,31 +61,37 @@ def run(args) -> int:
         return _blocks(args)
     s = synth(args.config, device=args.device, package=args.package, freq=args.freq,
               component=args.component, workdir=args.output, seed=args.seed,
-              board=args.board, baud=args.baud)
+              board=args.board, baud=args.baud, route=not args.no_route)
     status = 0 if s["fits"] and not (args.board and s["bitstream"] is None) else 1
     if args.json:
         print(json.dumps(s, indent=2))
         return status
+    print_summary(s)
+    return status
+
+
+def print_summary(s, out=sys.stdout) -> None:
+    """The report of :func:`lpu.tools.synth.synth` (times on stderr)."""
     print(f"{s['top']} ({s['config']}) on {s['device']} {s['package']}"
-          + ("" if s["fits"] else f": DOES NOT FIT ({s['error']})") + ":")
-    print(f"  LUT4        {s['luts']:>7} / {s['luts_available']}")
+          + ("" if s["fits"] else f": DOES NOT FIT ({s['error']})") + ":", file=out)
+    print(f"  LUT4        {s['luts']:>7} / {s['luts_available']}", file=out)
     print(f"  flip-flops  {s['flip_flops']:>7} / {s['flip_flops_available']}"
           + (f"  (pin wrapper: {s['pin_wrapper_flip_flops']})"
-             if s["pin_wrapper_flip_flops"] else ""))
-    print(f"  block RAMs  {s['block_rams']:>7} / {s['block_rams_available']}")
-    print(f"  DSPs        {s['dsps']:>7} / {s['dsps_available']}")
+             if s["pin_wrapper_flip_flops"] else ""), file=out)
+    print(f"  block RAMs  {s['block_rams']:>7} / {s['block_rams_available']}", file=out)
+    print(f"  DSPs        {s['dsps']:>7} / {s['dsps_available']}", file=out)
     fm = s["fmax_mhz"]
     verdict = "meets" if s["meets_target"] else "MISSES"
+    est = "" if s["routed"] or fm is None else ", estimated after placement, not routed"
     print(f"  Fmax        {fm if fm is not None else '?':>7} MHz ({verdict} {s['target_mhz']:g} "
-          "MHz)")
-    if args.board:
+          f"MHz{est})", file=out)
+    if s["board"]:
         print(f"  bitstream   {s['bitstream']}" if s["bitstream"] else
               "  bitstream   none: " + ("the design does not fit" if not s["fits"] else
-                                        "timing is not met"))
+                                        "timing is not met"), file=out)
     t = s["seconds"]
     print(f"  time: convert {t['convert']} s, yosys {t['yosys']} s, nextpnr {t['nextpnr']} s; "
           f"files in {s['workdir']}", file=sys.stderr)
-    return status
 
 
 def print_blocks(r, out=sys.stdout) -> None:

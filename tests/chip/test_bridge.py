@@ -36,6 +36,7 @@ from lpu.sim.board import SimLink
 pytestmark = pytest.mark.chip
 
 FPGA = config.load("fpga")
+WBUF_WORDS = RegisterMap(FPGA).chunks * FPGA.superlanes  # the word buffer's registers
 EX = Path(__file__).resolve().parents[2] / "examples"
 DIV = 4
 TIMEOUT = 20 * DIV * 2  # four byte times
@@ -141,14 +142,14 @@ def test_write_then_read(line):
 
 def test_bad_checksum_writes_nothing(line):
     link, model, regs, _ = line
-    frame = bytearray(ref_request(WRITE, regs.WBUF, 2, [7, 8]))
+    frame = bytearray(ref_request(WRITE, regs.IMEM, 2, [7, 8]))
     frame[-1] ^= 0x10
     model.writes.clear()
     got, after = exchange(link, bytes(frame), 3)
     assert got == ref_ack(WRITE, Status.BAD_CHECKSUM)
     assert model.writes == []
     assert after >= TIMEOUT + 30 * DIV  # answered once the line was quiet for the timeout
-    frame = bytearray(ref_request(WRITE, regs.WBUF, 2, [7, 8]))
+    frame = bytearray(ref_request(WRITE, regs.IMEM, 2, [7, 8]))
     frame[9] ^= 0x01  # a data bit flipped on the line
     got, _ = exchange(link, bytes(frame), 3)
     assert got == ref_ack(WRITE, Status.BAD_CHECKSUM) and model.writes == []
@@ -164,7 +165,7 @@ def test_unknown_command(line):
     (READ, 0x300, 1),                    # between the regions
     (READ, 0x012, 1),                    # just past the control registers
     (READ, 0x100 + 8, 2),                # runs past the last QLEN (9 queues)
-    (WRITE, 0x200 + 1, 2),               # runs past WBUF (2 chunks)
+    (WRITE, 0x200 + WBUF_WORDS - 1, 2),  # runs past the word buffer
     (READ, 0x8000_0000 - 1, 2),          # starts before the instruction memories
     (WRITE, 0x8000_0000 + 9 * 512, 1),   # past the last queue's instruction memory
     (READ, 0xFFFF_FFFF, 2),              # wraps around
