@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from amaranth.back import rtlil
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 
 from lpu import config as cfgmod
@@ -43,8 +44,9 @@ from lpu.hdl.mem import MemSlice
 from lpu.hdl.mxm import MxmSlice
 from lpu.hdl.sxm import SxmSlice
 from lpu.hdl.vxm import VxmSlice
+from lpu.tools.synth import _yosys, check_tools
 
-__all__ = ["BLOCKS", "TRACE_ONLY", "block_utilisation", "count_cells"]
+__all__ = ["BLOCKS", "TRACE_ONLY", "block_utilisation", "count_cells", "table_lines"]
 
 #: block -> (what it is, factory(cfg), instances in the chip of cfg)
 BLOCKS = {
@@ -73,8 +75,6 @@ class _Ports(wiring.Component):
                           if name not in TRACE_ONLY})
 
     def elaborate(self, platform):
-        from amaranth.hdl import Module
-
         m = Module()
         m.submodules.inner = inner = self.inner
         theirs = {path: value for path, _, value in inner.signature.flatten(inner)}
@@ -113,8 +113,6 @@ def _synth_one(block, work: Path, yosys) -> tuple[dict, float]:
 
 def block_utilisation(cfg, *, workdir: Path, progress=None) -> dict:
     """Synthesize each block of the chip of `cfg` alone (see the module docstring)."""
-    from lpu.tools.synth import _yosys, check_tools
-
     cfg = cfgmod.load(cfg)
     check_tools()
     work = Path(workdir)
@@ -135,3 +133,22 @@ def block_utilisation(cfg, *, workdir: Path, progress=None) -> dict:
            "seconds": round(time.perf_counter() - t0, 1), "workdir": str(work)}
     (work / "blocks.json").write_text(json.dumps(out, indent=2) + "\n")
     return out
+
+
+def table_lines(r: dict) -> list[str]:
+    """The table of :func:`block_utilisation` for a terminal, line by line."""
+    total = r["sum"]
+    lines = [f"blocks of the chip ({r['config']}), each synthesized alone (synth_ecp5, "
+             "no placement):",
+             f"  {'block':<8} {'n':>2}  {'LUT4':>7} {'%':>5}  {'FF':>6}  {'DSP':>4}  "
+             f"{'BRAM':>4}  {'LUTRAM':>6}   LUT4 each"]
+    for b in r["blocks"]:
+        t = b["total"]
+        share = 100 * t["luts"] / total["luts"] if total["luts"] else 0.0
+        lines.append(f"  {b['block']:<8} {b['instances']:>2}  {t['luts']:>7} {share:>5.1f}  "
+                     f"{t['flip_flops']:>6}  {t['dsps']:>4}  {t['block_rams']:>4}  "
+                     f"{t['lut_rams']:>6}   {b['each']['luts']}")
+    lines.append(f"  {'sum':<8} {'':>2}  {total['luts']:>7} {100.0:>5.1f}  "
+                 f"{total['flip_flops']:>6}  {total['dsps']:>4}  {total['block_rams']:>4}  "
+                 f"{total['lut_rams']:>6}")
+    return lines

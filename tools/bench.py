@@ -38,9 +38,11 @@ from lpu.sim import verilator as vl
 from lpu.sim.cocotb_runner import build_chip, lockstep_hdl_many
 from lpu.sim.hostbus import SimBus
 from lpu.sim.lockstep import AmaranthBackend, lockstep
+from lpu.tools.area import block_utilisation
 from lpu.tools.compiler.decode import decode
 from lpu.tools.compiler.graph import schedule_gap
 from lpu.tools.compiler.listsched import schedule_step
+from lpu.tools.synth import synth
 
 __all__ = ["busy_program", "bench_golden", "bench_decode", "bench_rtl", "bench_accuracy",
            "bench_synth"]
@@ -287,9 +289,6 @@ def bench_synth(cfg, route: bool = True, progress=None) -> dict:
     """The FPGA figures of `cfg`: the whole chip synthesized, placed and (unless
     ``route=False``) routed (:func:`lpu.tools.synth.synth`), then each block alone
     (:func:`lpu.tools.area.block_utilisation`), in one new temporary directory."""
-    from lpu.tools.area import block_utilisation
-    from lpu.tools.synth import synth
-
     work = Path(tempfile.mkdtemp(prefix="lpu-bench-synth-"))
     if progress:
         progress(f"synthesizing, placing{' and routing' if route else ''} the chip "

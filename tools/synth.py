@@ -56,7 +56,7 @@ from lpu.hdl.vxm_alu import VxmAlu
 from lpu.hostmap import RegisterMap
 
 __all__ = ["synth", "DEVICES", "BOARDS", "COMPONENTS", "SynthError", "check_tools",
-           "tools_missing", "board_design"]
+           "tools_missing", "board_design", "report_lines"]
 
 # device -> (nextpnr flag, default package, user I/O of that package)
 DEVICES = {
@@ -257,6 +257,30 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
     }
     (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def report_lines(s: dict) -> list[str]:
+    """The report of :func:`synth` for a terminal, line by line (without the times)."""
+    fm = s["fmax_mhz"]
+    verdict = "meets" if s["meets_target"] else "MISSES"
+    est = "" if s["routed"] or fm is None else ", estimated after placement, not routed"
+    wrapper = s["pin_wrapper_flip_flops"]
+    lines = [
+        f"{s['top']} ({s['config']}) on {s['device']} {s['package']}"
+        + ("" if s["fits"] else f": DOES NOT FIT ({s['error']})") + ":",
+        f"  LUT4        {s['luts']:>7} / {s['luts_available']}",
+        f"  flip-flops  {s['flip_flops']:>7} / {s['flip_flops_available']}"
+        + (f"  (pin wrapper: {wrapper})" if wrapper else ""),
+        f"  block RAMs  {s['block_rams']:>7} / {s['block_rams_available']}",
+        f"  DSPs        {s['dsps']:>7} / {s['dsps_available']}",
+        f"  Fmax        {fm if fm is not None else '?':>7} MHz ({verdict} "
+        f"{s['target_mhz']:g} MHz{est})",
+    ]
+    if s["board"]:
+        lines.append(f"  bitstream   {s['bitstream']}" if s["bitstream"] else
+                     "  bitstream   none: " + ("the design does not fit" if not s["fits"]
+                                               else "timing is not met"))
+    return lines
 
 
 def _log_utilisation(text: str) -> dict:

@@ -16,7 +16,9 @@ import sys
 
 from lpu import config as cfgmod
 from lpu.errors import LpuError
+from lpu.tools.area import table_lines
 from lpu.tools.bench import bench_accuracy, bench_decode, bench_golden, bench_rtl, bench_synth
+from lpu.tools.synth import report_lines
 
 HELP = "measure simulation speed"
 
@@ -54,15 +56,12 @@ def add_arguments(p):
 def run(args) -> int:
     cfg = cfgmod.load(args.config or ("fpga" if args.target == "synth" else "small"))
     if args.target == "synth":
-        from lpu.commands.synth import print_blocks, print_summary
-
         r = bench_synth(cfg, route=not args.no_route,
                         progress=lambda s: print(s, file=sys.stderr, flush=True))
         if args.json:
             print(json.dumps(r, indent=2))
         else:
-            print_summary(r["chip"])
-            print_blocks(r["blocks"])
+            print("\n".join(report_lines(r["chip"]) + table_lines(r["blocks"])))
         return 0 if r["chip"]["fits"] and r["chip"]["meets_target"] else 1
     if args.target == "accuracy":
         r = bench_accuracy(cfg, args.positions)

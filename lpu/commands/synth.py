@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import math
 import sys
+import tempfile
 
 from lpu.board import DEFAULT_BAUD
 from lpu.errors import LpuError
-from lpu.tools.area import block_utilisation
-from lpu.tools.synth import BOARDS, COMPONENTS, DEVICES, synth
+from lpu.tools.area import block_utilisation, table_lines
+from lpu.tools.synth import BOARDS, COMPONENTS, DEVICES, report_lines, synth
 
 HELP = "synthesize, place and route for the ECP5 (yowasp tools)"
 
@@ -66,63 +67,20 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(s, indent=2))
         return status
-    print_summary(s)
-    return status
-
-
-def print_summary(s, out=sys.stdout) -> None:
-    """The report of :func:`lpu.tools.synth.synth` (times on stderr)."""
-    print(f"{s['top']} ({s['config']}) on {s['device']} {s['package']}"
-          + ("" if s["fits"] else f": DOES NOT FIT ({s['error']})") + ":", file=out)
-    print(f"  LUT4        {s['luts']:>7} / {s['luts_available']}", file=out)
-    print(f"  flip-flops  {s['flip_flops']:>7} / {s['flip_flops_available']}"
-          + (f"  (pin wrapper: {s['pin_wrapper_flip_flops']})"
-             if s["pin_wrapper_flip_flops"] else ""), file=out)
-    print(f"  block RAMs  {s['block_rams']:>7} / {s['block_rams_available']}", file=out)
-    print(f"  DSPs        {s['dsps']:>7} / {s['dsps_available']}", file=out)
-    fm = s["fmax_mhz"]
-    verdict = "meets" if s["meets_target"] else "MISSES"
-    est = "" if s["routed"] or fm is None else ", estimated after placement, not routed"
-    print(f"  Fmax        {fm if fm is not None else '?':>7} MHz ({verdict} {s['target_mhz']:g} "
-          f"MHz{est})", file=out)
-    if s["board"]:
-        print(f"  bitstream   {s['bitstream']}" if s["bitstream"] else
-              "  bitstream   none: " + ("the design does not fit" if not s["fits"] else
-                                        "timing is not met"), file=out)
+    print("\n".join(report_lines(s)))
     t = s["seconds"]
     print(f"  time: convert {t['convert']} s, yosys {t['yosys']} s, nextpnr {t['nextpnr']} s; "
           f"files in {s['workdir']}", file=sys.stderr)
-
-
-def print_blocks(r, out=sys.stdout) -> None:
-    """The table of :func:`lpu.tools.area.block_utilisation`."""
-    total = r["sum"]
-    print(f"blocks of the chip ({r['config']}), each synthesized alone (synth_ecp5, no "
-          "placement):", file=out)
-    print(f"  {'block':<8} {'n':>2}  {'LUT4':>7} {'%':>5}  {'FF':>6}  {'DSP':>4}  {'BRAM':>4}"
-          f"  {'LUTRAM':>6}   LUT4 each", file=out)
-    for b in r["blocks"]:
-        t = b["total"]
-        share = 100 * t["luts"] / total["luts"] if total["luts"] else 0.0
-        print(f"  {b['block']:<8} {b['instances']:>2}  {t['luts']:>7} {share:>5.1f}  "
-              f"{t['flip_flops']:>6}  {t['dsps']:>4}  {t['block_rams']:>4}  "
-              f"{t['lut_rams']:>6}   {b['each']['luts']}", file=out)
-    print(f"  {'sum':<8} {'':>2}  {total['luts']:>7} {100.0:>5.1f}  {total['flip_flops']:>6}"
-          f"  {total['dsps']:>4}  {total['block_rams']:>4}  {total['lut_rams']:>6}", file=out)
+    return status
 
 
 def _blocks(args) -> int:
-    r = block_utilisation(args.config, workdir=args.output or _tempdir(),
+    r = block_utilisation(args.config,
+                          workdir=args.output or tempfile.mkdtemp(prefix="lpu-blocks-"),
                           progress=lambda s: print(s, file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps(r, indent=2))
     else:
-        print_blocks(r)
+        print("\n".join(table_lines(r)))
         print(f"  time: {r['seconds']} s; files in {r['workdir']}", file=sys.stderr)
     return 0
-
-
-def _tempdir():
-    import tempfile
-
-    return tempfile.mkdtemp(prefix="lpu-blocks-")
