@@ -32,6 +32,7 @@ from .commands import (
     directed,
     disasm,
     isadoc,
+    project,
     random,
     regress,
     run,
@@ -57,7 +58,7 @@ COMMANDS = {
     "decode": decode, "config": config, "asm": asm, "disasm": disasm, "run": run,
     "sim": sim, "bench": bench, "timeline": timeline, "verilog": verilog, "synth": synth,
     "directed": directed, "random": random, "regress": regress, "isadoc": isadoc,
-    "train": train,
+    "train": train, "project": project,
 }
 
 
