@@ -67,7 +67,9 @@ __all__ = ["System", "Shard", "SegmentBounds", "Block", "Calibration", "Calibrat
            "load_model_config", "shipped_models", "trace_segment", "segment_bounds",
            "block_bytes", "calibrate", "fit", "allreduce_cycles", "plan", "project",
            "published_for", "vectors", "raw_weight_bytes", "sensitivity", "blocks_for",
-           "TP_SIZES", "FLIT_EFFICIENCY", "distinct_blocks"]
+           "TP_SIZES", "FLIT_EFFICIENCY", "distinct_blocks", "fewest_chips", "check_fit",
+           "display_name", "calibration_lines", "projection_lines", "sensitivity_lines",
+           "sensitivity_dict"]
 
 
 def vectors(n: int, vl: int) -> int:
@@ -438,6 +440,12 @@ PUBLISHED = {
 }
 
 
+def display_name(model: LlamaConfig) -> str:
+    """The published name of a model of a published shape, else its config file."""
+    pub = published_for(model)
+    return pub[0] if pub is not None else model.source
+
+
 def published_for(model: LlamaConfig) -> tuple[str, tuple] | None:
     """``(name, PUBLISHED[name])`` for a model of a published shape, else None."""
     for name, entry in PUBLISHED.items():
@@ -762,8 +770,7 @@ class Block:
     out_bytes: int
 
     def sram(self, batch: int) -> int:
-        b = self.bytes
-        return b["weights"] + b["scales"] + b["norms"] + b["consts"] + batch * b["kv"]
+        return _srams([self.bytes], batch)[0][0]
 
 
 def blocks_for(model: LlamaConfig, chip: ChipConfig, tp: int, seq: int, cal: Calibration,
@@ -819,12 +826,20 @@ class Plan:
         return self.batch * sum(self.stage_cycles) / (self.stages * self.round_cycles)
 
 
-def _stage_sram(blocks, i, j, batch, tied) -> int:
-    total = sum(b.sram(batch) for b in blocks[i:j])
-    if tied and i == 0 and j == len(blocks):  # the table once for embedding and head
-        h = blocks[-1].bytes
-        total -= h["weights"] + h["scales"]
+def _stage_sram(srams, head_table, i, j, tied) -> int:
+    """SRAM of one chip of a stage holding blocks ``[i, j)`` (`srams` per block)."""
+    total = sum(srams[i:j])
+    if tied and i == 0 and j == len(srams):  # the table once for embedding and head
+        total -= head_table
     return total
+
+
+def _srams(blocks_bytes, batch: int) -> tuple[list[int], int]:
+    """Per block, the SRAM of one chip (:func:`block_bytes`, `batch` KV caches), and the
+    LM head's table (a tied table is shared with the embedding on one stage)."""
+    srams = [b["weights"] + b["scales"] + b["norms"] + b["consts"] + batch * b["kv"]
+             for b in blocks_bytes]
+    return srams, blocks_bytes[-1]["weights"] + blocks_bytes[-1]["scales"]
 
 
 def _evaluate(blocks, bounds, tp, batch, chip, system, tied) -> Plan:
@@ -835,20 +850,22 @@ def _evaluate(blocks, bounds, tp, batch, chip, system, tied) -> Plan:
     pcie = system.pcie_gbs * 1e9 / (chip.clock_mhz * 1e6)
     host = 2 * system.cycles(chip, system.host_ns) + blocks[-1].out_bytes / pcie
     token = sum(stage) + sum(hops) + host
+    srams, table = _srams([b.bytes for b in blocks], batch)
     return Plan(tp, tuple(bounds), stage,
-                tuple(_stage_sram(blocks, i, j, batch, tied) for i, j in bounds), hops, host,
+                tuple(_stage_sram(srams, table, i, j, tied) for i, j in bounds), hops, host,
                 token, max(token, batch * max(stage)), batch)
 
 
-def _greedy(blocks, cap_cycles, available, batch, tied):
-    """Stages filled in order while a stage's SRAM fits and its cycles stay within
-    `cap_cycles` (a stage holds at least one block); None if a block alone does not fit."""
-    bounds, i, n = [], 0, len(blocks)
+def _greedy(srams, table, tied, times, cap_cycles, available):
+    """Stages filled in order while a stage's SRAM fits and its cycles (`times` per
+    block) stay within `cap_cycles` (a stage holds at least one block); None if a block
+    alone does not fit."""
+    bounds, i, n = [], 0, len(srams)
     while i < n:
         j, t = i, 0.0
         while j < n:
-            t_next = t + blocks[j].cycles + blocks[j].allreduce
-            if _stage_sram(blocks, i, j + 1, batch, tied) > available or (
+            t_next = t + times[j]
+            if _stage_sram(srams, table, i, j + 1, tied) > available or (
                     j > i and t_next > cap_cycles):
                 break
             t, j = t_next, j + 1
@@ -857,6 +874,52 @@ def _greedy(blocks, cap_cycles, available, batch, tied):
         bounds.append((i, j))
         i = j
     return bounds
+
+
+def _tp_sizes(model: LlamaConfig, system: System) -> list[int]:
+    return [tp for tp in TP_SIZES if tp <= model.num_attention_heads and tp <= system.node_chips]
+
+
+def fewest_chips(model: LlamaConfig, chip: ChipConfig, batch: int, seq: int,
+                 system: System = System()) -> tuple[int, int, int] | None:
+    """``(chips, tp, stages)`` of the partition with the fewest chips whose every chip holds
+    its blocks (:func:`block_bytes`: weights and `batch` KV caches of `seq` positions,
+    in the SRAM a chip has less :func:`~lpu.golden.model.checkpoint.sram_reserve`),
+    stages filled in order; None when some block does not fit even on the largest group.
+    Placement only: no cycles, no calibration."""
+    available = chip.mem_bytes - sram_reserve(chip)
+    best = None
+    for tp in _tp_sizes(model, system):
+        shard = Shard(model, tp)
+        srams, table = _srams([block_bytes(k, shard, chip, seq) for k, _ in _step_blocks(model)],
+                              batch)
+        bounds = _greedy(srams, table, model.tie_word_embeddings, [0.0] * len(srams),
+                         math.inf, available)
+        if bounds is not None and (best is None or tp * len(bounds) < best[0]):
+            best = (tp * len(bounds), tp, len(bounds))
+    return best
+
+
+def check_fit(model: LlamaConfig, chip: ChipConfig, chips: int, batch: int, seq: int,
+              system: System = System(), name: str | None = None) -> tuple[int, int, int]:
+    """:func:`fewest_chips`, or an LpuError saying why the model does not fit: the block
+    no group holds, or the fewest chips that hold it when `chips` are fewer."""
+    name = name or model.source
+    few = fewest_chips(model, chip, batch, seq, system)
+    if few is None:
+        tp = _tp_sizes(model, system)[-1]
+        kinds = [k for k, _ in _step_blocks(model)]
+        srams, _ = _srams([block_bytes(k, Shard(model, tp), chip, seq) for k in kinds], batch)
+        big = max(range(len(kinds)), key=srams.__getitem__)
+        raise LpuError(f"{name}: does not fit any partition of {chip.name} chips: one "
+                       f"{kinds[big]} block needs {srams[big]:,} bytes of SRAM on each of {tp} "
+                       f"chips (batch {batch}, {seq} positions), "
+                       f"{chip.mem_bytes - sram_reserve(chip):,} are available")
+    if chips < few[0]:
+        raise LpuError(f"{name}: needs at least {few[0]:,} chips of {chip.name} (tensor "
+                       f"parallel {few[1]} x {few[2]} stages) for batch {batch} at {seq} "
+                       f"positions; --chips {chips} is too few")
+    return few
 
 
 def plan(model: LlamaConfig, chip: ChipConfig, chips: int | None, batch: int, seq: int,
@@ -875,17 +938,15 @@ def plan(model: LlamaConfig, chip: ChipConfig, chips: int | None, batch: int, se
     tied = model.tie_word_embeddings
     best = fewest = None
     by_tp = {}
-    for tp in TP_SIZES:
-        if tp > model.num_attention_heads or tp > system.node_chips:
-            continue
+    for tp in _tp_sizes(model, system):
         blocks = blocks_for(model, chip, tp, seq, cal, system)
         by_tp[tp] = blocks
         times = [b.cycles + b.allreduce for b in blocks]
-        total = sum(times)
-        caps = [math.inf] + list(np.geomspace(max(times), total, 48))
+        srams, table = _srams([b.bytes for b in blocks], batch)
+        caps = [math.inf] + list(np.geomspace(max(times), sum(times), 48))
         seen = set()
         for cap in caps:
-            bounds = _greedy(blocks, cap, available, batch, tied)
+            bounds = _greedy(srams, table, tied, times, cap, available)
             if bounds is None:
                 break  # a block alone does not fit: no cap helps
             if tuple(bounds) in seen:
@@ -1031,20 +1092,10 @@ def project(model: LlamaConfig, chip: ChipConfig, chips: int, *, batch: int = 1,
             1 <= seq <= model.max_position_embeddings:
         raise LpuError(f"seq must be from 1 to the model's max_position_embeddings "
                        f"{model.max_position_embeddings}, not {seq!r}")
+    name = name or display_name(model)
+    check_fit(model, chip, chips, batch, seq, system, name)  # before any calibration
     cal = calibration if calibration is not None else calibrate()
-    name = name or model.source
     best, fewest, by_tp = plan(model, chip, chips, batch, seq, cal, system)
-    if fewest is None:
-        tp = max(by_tp)
-        avail = chip.mem_bytes - sram_reserve(chip)
-        big = max(by_tp[tp], key=lambda b: b.sram(batch))
-        raise LpuError(f"{name}: does not fit any partition of {chip.name} chips: a "
-                       f"{big.kind} block needs {big.sram(batch):,} bytes of SRAM on each of "
-                       f"{tp} chips (batch {batch}, {seq} positions), {avail:,} are available")
-    if best is None:
-        raise LpuError(f"{name}: needs at least {fewest.chips} chips of {chip.name} (tensor "
-                       f"parallel {fewest.tp} x {fewest.stages} stages) for batch {batch} at "
-                       f"{seq} positions; {chips} chips are too few")
     blocks = tuple(by_tp[best.tp])
     return Projection(model, name, chip, system, chips, batch, seq, best, fewest, blocks, cal,
                       _breakdown(blocks, best, cal))
@@ -1086,4 +1137,122 @@ def sensitivity(model: LlamaConfig, chip: ChipConfig, chips: int, *, batch: int 
                                       system=s)))
         except LpuError as e:
             out.append((what, e))
+    return out
+
+
+# -- the text of a projection (lpu project) ---------------------------------------------------
+
+
+def sensitivity_dict(what: str, r) -> dict:
+    """One row of :func:`sensitivity` for JSON."""
+    if isinstance(r, LpuError):
+        return {"variant": what, "error": str(r)}
+    return {"variant": what, "tokens_per_s_user": r.tokens_per_s_user,
+            "tokens_per_s_total": r.tokens_per_s_total, "token_cycles": r.plan.token_cycles,
+            "tp": r.plan.tp, "stages": r.plan.stages}
+
+
+def _pct(x: float) -> str:
+    """A signed percentage."""
+    return f"{100 * x:+.1f}%"
+
+
+def calibration_lines(cal: Calibration) -> list[str]:
+    """The text of ``lpu project --calibrate``: the estimate against every step."""
+    out = [f"calibration: a block's cycles = max(largest bound, critical path x (1 + "
+           f"{cal.kv:.3f} x (KV heads - 1)) + {cal.busy:.3f} x (VXM + SXM + MXM throughput "
+           f"bounds)), fitted on {len(cal.rows)} decode steps the compiler scheduled, run on "
+           "the golden chip model:",
+           f"  {'chip':5} {'step':24} {'pos':>4} {'scheduled':>10} {'crit. path':>11} "
+           f"{'estimate':>9} {'error':>7} {'left out':>9}"]
+    for r, loo in zip(cal.rows, cal.loo, strict=True):
+        out.append(f"  {r.chip:5} {r.label:24} {r.pos:4} {r.scheduled:10,} "
+                   f"{r.critical_path:11,} {round(r.predicted):9,} {_pct(r.error):>7} "
+                   f"{_pct(loo):>9}")
+    out.append(f"calibration error: mean |error| {100 * cal.mean_abs_error:.1f}%, largest "
+               f"{100 * cal.max_abs_error:.1f}%; each step left out of the fit: mean "
+               f"{100 * cal.loo_mean_abs_error:.1f}%, largest {100 * cal.loo_max_abs_error:.1f}%")
+    return out
+
+
+_KIND_NAMES = {"embed": "embedding", "attn": "attention", "attn (layer 0)": "attention (layer 0)",
+               "ffn_up": "FFN gate/up", "ffn_down": "FFN down", "head": "LM head"}
+
+
+def projection_lines(p: Projection) -> list[str]:
+    """The text of ``lpu project``: placement, partition, blocks, where a token's time
+    goes, rates, the published figure and the calibration's error."""
+    c, pl, f = p.chip, p.plan, p.fewest
+    avail = c.mem_bytes - sram_reserve(c)
+    layout = sum(b.bytes["weights"] for b in blocks_for(p.model, c, 1, p.seq,
+                                                            p.calibration, p.system))
+    kv = sum(b.bytes["kv"] for b in p.blocks) * pl.tp
+    out = [f"{p.name} ({p.model.source}) on {p.chips} chips of {c.name} ({c.clock_mhz:g} MHz, "
+           f"{c.mem_bytes:,} B of SRAM each, {avail:,} B for weights and KV cache), batch "
+           f"{p.batch}, {p.seq} positions",
+           f"placement: int8 weights {layout / 1e9:.2f} GB laid out in {c.vl}-lane vectors "
+           f"({raw_weight_bytes(p.model) / 1e9:.2f} GB unpadded); KV cache "
+           f"{kv / 1e9:.3f} GB per sequence at tensor parallel {pl.tp}; fewest chips that "
+           f"hold it: {f.chips} (tensor parallel {f.tp} x {f.stages} stages)",
+           f"partition: tensor parallel {pl.tp} x {pl.stages} pipeline stages = {pl.chips} "
+           f"chips ({p.chips - pl.chips} idle); {min(j - i for i, j in pl.bounds)}-"
+           f"{max(j - i for i, j in pl.bounds)} blocks a stage (stage 0: {p.stage_names(0)}; "
+           f"last: {p.stage_names(pl.stages - 1)}); the fullest chip holds "
+           f"{max(pl.stage_sram):,} B",
+           f"per block on one chip of {pl.tp} (cycles: estimate = critical path + calibrated "
+           f"schedule, or a bound; + all-reduce over the links):"]
+    for key, b in distinct_blocks(p.blocks).items():
+        sb = b.bounds
+        tp = ", ".join(f"{u} {v:,.0f}" for u, v in sb.throughput.items())
+        ar = f" + all-reduce {b.allreduce:,.0f}" if b.allreduce else ""
+        out.append(f"  {_KIND_NAMES[key]:20} {b.cycles:9,.0f}{ar} (critical path "
+                   f"{sb.critical_path:,}; throughput {tp})")
+    tok = pl.token_cycles
+    out.append(f"one token: {tok:,.0f} cycles = {1e3 * p.seconds_per_token:.3f} ms, where it "
+               "goes:")
+    for what, cyc in p.breakdown.items():
+        extra = f" ({pl.stages - 1} hops)" if what == "links: pipeline hops" else ""
+        out.append(f"  {what + extra:38} {cyc:12,.0f} {100 * cyc / tok:5.1f}%")
+    mxm = sum(b.bounds.throughput["mxm"] for b in p.blocks)
+    out.append(f"  (the MXMs stream weights {mxm:,.0f} cycles of it, {100 * mxm / tok:.1f}%, "
+               "overlapped with the above)")
+    if pl.round_cycles > tok:
+        out.append(f"  the pipeline, not the token, sets the pace: a round of {p.batch} "
+                   f"passes of the slowest stage is {pl.round_cycles:,.0f} cycles")
+    out.append(f"rates: {p.tokens_per_s_user:,.1f} tokens/s per user, "
+               f"{p.tokens_per_s_total:,.1f} tokens/s in total (batch {p.batch}); the chips "
+               f"are busy {100 * pl.utilization:.1f}% of the time (pipeline bubbles "
+               f"{100 * (1 - pl.utilization):.1f}%)")
+    pub = p.published
+    if pub is not None:
+        name, (_, lo, hi, ctx, src) = pub
+        span = f"{lo:g}-{hi:g}" if lo != hi else f"{lo:g}"
+        out.append(f"published: {name} {span} tokens/s per user ({src}); this estimate is "
+                   f"{p.tokens_per_s_user / hi:.2f}-{p.tokens_per_s_user / lo:.2f}x that"
+                   if lo != hi else
+                   f"published: {name} {span} tokens/s per user ({src}); this estimate is "
+                   f"{p.tokens_per_s_user / lo:.2f}x that")
+    cal = p.calibration
+    out.append(f"calibration: {len(cal.rows)} compiled steps on tiny and small, estimate "
+               f"within {100 * cal.mean_abs_error:.1f}% on average (largest "
+               f"{100 * cal.max_abs_error:.1f}%; left out of the fit "
+               f"{100 * cal.loo_mean_abs_error:.1f}%, {100 * cal.loo_max_abs_error:.1f}%): "
+               "lpu project --calibrate prints each")
+    out.append("links and host are modelled from published numbers, not simulated "
+               f"(C2C link {p.system.link_latency} cycles, {p.system.link_gbps:g} Gb/s; network "
+               f"hop {p.system.hop_ns:g} ns; host {p.system.host_ns / 1000:g} us each way, "
+               "assumed): docs/project.md")
+    return out
+
+
+def sensitivity_lines(sens) -> list[str]:
+    """The text of ``lpu project --sensitivity``."""
+    out = ["sensitivity (one thing changed at a time):"]
+    for what, r in sens:
+        if isinstance(r, LpuError):
+            out.append(f"  {what:64} does not fit: {r}")
+        else:
+            out.append(f"  {what:64} {r.tokens_per_s_user:9,.1f} tokens/s per user "
+                       f"({r.tokens_per_s_total:,.1f} in total; tp {r.plan.tp} x "
+                       f"{r.plan.stages} stages)")
     return out
