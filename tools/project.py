@@ -28,6 +28,7 @@ Everything the model assumes is in docs/project.md; the numbers it was checked a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -314,9 +315,11 @@ class SegmentBounds:
         return sum(self.throughput[k] for k in ("vxm", "sxm", "mxm"))
 
 
+@functools.lru_cache(maxsize=256)
 def segment_bounds(kind: str, shard: Shard, chip: ChipConfig, pos: int, *,
                    residual: bool = True) -> SegmentBounds:
-    """:class:`SegmentBounds` of :func:`trace_segment`."""
+    """:class:`SegmentBounds` of :func:`trace_segment` (kept for the process: a block of one
+    shape is traced once)."""
     g = trace_segment(kind, shard, chip, pos, residual=residual)
     cp, _, _ = critical_path(g, chip)
     return SegmentBounds(kind, cp, throughput(g, chip),
