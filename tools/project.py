@@ -420,8 +420,9 @@ def load_model_config(spec: str | Path) -> LlamaConfig:
     Hugging Face ``config.json``, or a folder holding one. Errors name the file and the
     field (:func:`lpu.golden.model.checkpoint.read_config`)."""
     spec_s = str(spec)
-    if spec_s in shipped_models():
-        return read_config(_models_dir() / spec_s / "config.json")
+    if spec_s in shipped_models():  # named by its place in the package
+        return replace(read_config(_models_dir() / spec_s / "config.json"),
+                       source=f"lpu/models/{spec_s}/config.json")
     path = Path(spec_s)
     if not path.exists():
         raise CheckpointError(f"{path}: no such model config (a config.json, a folder "
@@ -1155,6 +1156,12 @@ def sensitivity_dict(what: str, r) -> dict:
             "tp": r.plan.tp, "stages": r.plan.stages}
 
 
+def _span(values) -> str:
+    """``lo-hi`` of some counts, or the one count."""
+    v = list(values)
+    return f"{min(v)}" if min(v) == max(v) else f"{min(v)}-{max(v)}"
+
+
 def _pct(x: float) -> str:
     """A signed percentage."""
     return f"{100 * x:+.1f}%"
@@ -1198,8 +1205,8 @@ def projection_lines(p: Projection) -> list[str]:
            f"{kv / 1e9:.3f} GB per sequence at tensor parallel {pl.tp}; fewest chips that "
            f"hold it: {f.chips} (tensor parallel {f.tp} x {f.stages} stages)",
            f"partition: tensor parallel {pl.tp} x {pl.stages} pipeline stages = {pl.chips} "
-           f"chips ({p.chips - pl.chips} idle); {min(j - i for i, j in pl.bounds)}-"
-           f"{max(j - i for i, j in pl.bounds)} blocks a stage (stage 0: {p.stage_names(0)}; "
+           f"chips ({p.chips - pl.chips} idle); {_span(j - i for i, j in pl.bounds)} blocks "
+           f"a stage (stage 0: {p.stage_names(0)}; "
            f"last: {p.stage_names(pl.stages - 1)}); the fullest chip holds "
            f"{max(pl.stage_sram):,} B",
            f"per block on one chip of {pl.tp} (cycles: estimate = critical path + calibrated "

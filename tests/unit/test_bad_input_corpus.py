@@ -746,7 +746,7 @@ CASES: list[tuple[str, str, Expect]] = [
     ("project-seq-big", "project --model llama-2-7b --chips 64 --seq 5000",
      refused("--seq 5000", "max_position_embeddings 4096")),
     ("project-too-few", "project --model llama-2-70b --chips 100",
-     refused("llama-2-70b/config.json", "needs at least 432 chips", "--chips 100")),
+     refused("lpu/models/llama-2-70b/config.json", "needs at least 432 chips", "--chips 100")),
     ("project-chips-text", "project --model llama-2-7b --chips many", usage("--chips")),
     ("usage-flag", "run {ex}/vector_add.s --nosuch", usage()),
     ("usage-command", "nosuch", usage()),
