@@ -2,14 +2,17 @@
 
 Contract: :func:`project` estimates, for a Llama-shaped model (a Hugging Face
 ``config.json``: :func:`load_model_config`) on a system of ``chips`` chips of one
-config (the ``groq`` preset), decoding ``batch`` sequences at position ``seq``:
+config (the ``groq`` preset), decoding ``batch`` sequences with KV caches of ``seq``
+positions:
 
 * **placement**: the int8 weights, their fp32 scales, the norms and every sequence's
   int8 KV cache, as the compiler lays them out (whole vectors of VL bytes), per chip,
   against each chip's SRAM less the compiler's reserve
-  (:data:`lpu.golden.model.checkpoint.SRAM_RESERVE`): what fits, and the fewest chips;
-* **the partition**: the step cut into blocks (the embedding, each layer's attention
-  and its FFN, the LM head), each block tensor parallel over a group of ``tp`` chips
+  (:func:`lpu.golden.model.checkpoint.sram_reserve`): what fits, and the fewest chips
+  (:func:`fewest_chips`, before any cycles are counted);
+* **the partition**: the step cut into blocks (:data:`BLOCK_KINDS`: the embedding, each
+  layer's attention, FFN gate/up and FFN down, the LM head), each block tensor parallel
+  over a group of ``tp`` chips
   (heads and FFN columns split, the output projections' partial sums all-reduced over
   the links), groups of consecutive blocks pipelined across groups of chips;
 * **time**: every block's cycles on one chip from the compiler's own bounds
@@ -23,7 +26,9 @@ config (the ``groq`` preset), decoding ``batch`` sequences at position ``seq``:
 * **rates**: tokens/s per user and in total, with where the time goes.
 
 Everything the model assumes is in docs/project.md; the numbers it was checked against
-(Llama-2-70B on 576 chips, Llama-2-7B) are in docs/benchmarks.md.
+(Llama-2-70B on 576 chips, Llama-2-7B) are in docs/benchmarks.md. It lives in
+``lpu.tools``, not in the compiler's room, because it runs the compiler (the
+calibration compiles and runs steps) and the compiler does not need it.
 """
 
 from __future__ import annotations
@@ -161,8 +166,8 @@ def _linear(ops: GraphOps, x, k: int, n: int, quantized=None):
 def _unpack(ops: GraphOps, packed, count: int, hd: int):
     """Heads of `hd` lanes packed in whole vectors, one vector each (head_dim lanes used,
     the rest zero), as the algorithms take them: per vector a head covers, a rotation
-    to lane 0 and a masked select, and the covered parts added. None when a head is a
-    whole vector (head_dim == VL): nothing to move."""
+    to lane 0 and a masked select, and the covered parts added. Unchanged when a head
+    is a whole vector (head_dim == VL): nothing to move."""
     vl = ops.vl
     if hd == vl:
         return packed
@@ -583,8 +588,9 @@ class Calibration:
 
     ``busy``: the share of the units' work the list scheduler does not hide behind the
     critical path; ``kv``: what each KV head beyond the first costs, as a share of the
-    attention block's critical path (the compiler serializes the KV heads' cache reads,
-    docs/project.md). Both fitted by least squares on relative error over
+    attention block's critical path (an MXM plane takes its tiles in the order they are
+    placed, so a later KV head's tile delays an earlier one's: docs/project.md). Both
+    fitted by least squares on relative error over
     :data:`CALIBRATION_SHAPES`. ``loo``: each row's error when it is left out of the fit.
     """
 
@@ -909,6 +915,9 @@ def check_fit(model: LlamaConfig, chip: ChipConfig, chips: int, batch: int, seq:
     """:func:`fewest_chips`, or an LpuError saying why the model does not fit: the block
     no group holds, or the fewest chips that hold it when `chips` are fewer."""
     name = name or model.source
+    if model.head_dim > chip.vl:
+        raise LpuError(f"{name}: head_dim {model.head_dim} exceeds the vector length "
+                       f"{chip.vl} of {chip.name}: a head of several vectors is not modelled")
     few = fewest_chips(model, chip, batch, seq, system)
     if few is None:
         tp = _tp_sizes(model, system)[-1]
@@ -969,8 +978,8 @@ def plan(model: LlamaConfig, chip: ChipConfig, chips: int | None, batch: int, se
 @dataclass(frozen=True)
 class Projection:
     """What :func:`project` found. Cycles are of one chip's clock; ``breakdown`` splits
-    one token's latency (:attr:`Plan.token_cycles`) by where it goes, ``wait`` the rest of
-    a round when the pipeline, not the token, sets it."""
+    one token's latency (:attr:`Plan.token_cycles`) by where it goes (a round is longer
+    when the pipeline, not the token, sets it: :attr:`Plan.round_cycles`)."""
 
     model: LlamaConfig
     name: str
@@ -1156,6 +1165,13 @@ def sensitivity_dict(what: str, r) -> dict:
             "tp": r.plan.tp, "stages": r.plan.stages}
 
 
+def _size(n: float) -> str:
+    """Bytes in GB, MB or bytes."""
+    if n >= 1e9:
+        return f"{n / 1e9:.2f} GB"
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n:,.0f} B"
+
+
 def _span(values) -> str:
     """``lo-hi`` of some counts, or the one count."""
     v = list(values)
@@ -1194,15 +1210,17 @@ def projection_lines(p: Projection) -> list[str]:
     goes, rates, the published figure and the calibration's error."""
     c, pl, f = p.chip, p.plan, p.fewest
     avail = c.mem_bytes - sram_reserve(c)
-    layout = sum(b.bytes["weights"] for b in blocks_for(p.model, c, 1, p.seq,
-                                                            p.calibration, p.system))
+    whole = blocks_for(p.model, c, 1, p.seq, p.calibration, p.system)
+    layout = sum(b.bytes["weights"] for b in whole) - (
+        whole[-1].bytes["weights"] if p.model.tie_word_embeddings else 0)  # one table
     kv = sum(b.bytes["kv"] for b in p.blocks) * pl.tp
-    out = [f"{p.name} ({p.model.source}) on {p.chips} chips of {c.name} ({c.clock_mhz:g} MHz, "
+    src = "" if p.name == p.model.source else f" ({p.model.source})"
+    out = [f"{p.name}{src} on {p.chips} chips of {c.name} ({c.clock_mhz:g} MHz, "
            f"{c.mem_bytes:,} B of SRAM each, {avail:,} B for weights and KV cache), batch "
            f"{p.batch}, {p.seq} positions",
-           f"placement: int8 weights {layout / 1e9:.2f} GB laid out in {c.vl}-lane vectors "
-           f"({raw_weight_bytes(p.model) / 1e9:.2f} GB unpadded); KV cache "
-           f"{kv / 1e9:.3f} GB per sequence at tensor parallel {pl.tp}; fewest chips that "
+           f"placement: int8 weights {_size(layout)} laid out in {c.vl}-lane vectors "
+           f"({_size(raw_weight_bytes(p.model))} unpadded); KV cache "
+           f"{_size(kv)} per sequence at tensor parallel {pl.tp}; fewest chips that "
            f"hold it: {f.chips} (tensor parallel {f.tp} x {f.stages} stages)",
            f"partition: tensor parallel {pl.tp} x {pl.stages} pipeline stages = {pl.chips} "
            f"chips ({p.chips - pl.chips} idle); {_span(j - i for i, j in pl.bounds)} blocks "

@@ -128,3 +128,16 @@ def test_the_published_models(cal, capsys):
     assert d["published"]["name"] == "Llama-2-7B" and d["seq"] == 2048
     assert d["tokens_per_s_user"] == pytest.approx(900e6 / d["round_cycles"])
     assert sum(d["breakdown_cycles"].values()) == pytest.approx(d["token_cycles"])
+
+
+def test_one_small_chip_projects_the_calibrated_step(cal):
+    """The shipped model on one small chip: the projection's compute is the calibration's
+    estimate of that step, and the rest is the host round trip (no links)."""
+    row = next(r for r in cal.rows if r.label == "bytes-llama")
+    p = pj.project(pj.load_model_config("bytes-llama"), config.load("small"), 1,
+                   seq=row.pos + 1, calibration=cal)
+    b = p.breakdown
+    assert b["compute: critical path"] + b["compute: schedule (calibrated)"] == \
+        pytest.approx(row.predicted)
+    assert b["links: all-reduces"] == b["links: pipeline hops"] == 0
+    assert p.plan.token_cycles == pytest.approx(row.predicted + p.plan.host_cycles)

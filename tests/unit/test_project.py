@@ -120,6 +120,11 @@ def test_a_model_that_does_not_fit_says_how_many_chips_it_needs():
     huge = LlamaConfig(vocab_size=32000, hidden_size=65536, intermediate_size=262144,
                        num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=8,
                        head_dim=8192, max_position_embeddings=128, source="huge.json")
+    with pytest.raises(LpuError, match=r"huge.json: head_dim 8192 exceeds the vector length"):
+        pj.check_fit(huge, GROQ, 10_000, 1, 128)
+    huge = LlamaConfig(vocab_size=32000, hidden_size=65536, intermediate_size=262144,
+                       num_hidden_layers=2, num_attention_heads=512, num_key_value_heads=8,
+                       head_dim=128, max_position_embeddings=128, source="huge.json")
     with pytest.raises(LpuError, match=r"huge.json: does not fit any partition .* block needs"):
         pj.check_fit(huge, GROQ, 10_000, 1, 128)
 
