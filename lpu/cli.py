@@ -33,6 +33,7 @@ from .commands import (
     directed,
     disasm,
     isadoc,
+    project,
     random,
     regress,
     run,
@@ -59,7 +60,7 @@ COMMANDS = {
     "sim": sim, "board": board, "bench": bench, "timeline": timeline, "verilog": verilog,
     "synth": synth,
     "directed": directed, "random": random, "regress": regress, "isadoc": isadoc,
-    "train": train,
+    "train": train, "project": project,
 }
 
 

@@ -44,7 +44,7 @@ from .reference import LayerWeights, LlamaConfig, Model
 __all__ = [
     "CheckpointError", "Footprint", "read_config", "load_checkpoint", "load_builtin",
     "save_checkpoint", "model_tensors", "tensor_shapes", "check_fits", "builtin_model_path",
-    "BUILTIN_MODEL",
+    "sram_reserve", "BUILTIN_MODEL",
 ]
 
 CONFIG_FILE = "config.json"
@@ -169,8 +169,10 @@ def _folder(folder) -> Path:
 
 
 def read_config(folder) -> LlamaConfig:
-    """Read and validate ``folder/config.json``."""
-    path = _folder(folder) / CONFIG_FILE
+    """Read and validate ``folder/config.json`` (`folder` may also be that file)."""
+    path = Path(folder)
+    if not path.is_file():
+        path = _folder(folder) / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(f"{path}: missing file (a checkpoint needs {CONFIG_FILE})")
     try:
@@ -402,6 +404,12 @@ class Footprint:
         return self.weights + self.scales + self.norms + self.kv_cache
 
 
+def sram_reserve(chip_cfg) -> int:
+    """SRAM bytes kept free of weights and KV cache for activations and scratch: a
+    sixteenth of the chip's (``check_fits``, and ``lpu project`` per chip)."""
+    return chip_cfg.mem_bytes // 16
+
+
 def _vectors(n_bytes: int, vl: int) -> int:
     return -(-n_bytes // vl) * vl
 
@@ -456,7 +464,7 @@ def check_fits(model_cfg: LlamaConfig, chip_cfg, context: int | None = None, *,
     kv = 2 * L * (_vectors(context * c.kv_dim, vl)
                   + _vectors(4 * context * c.num_key_value_heads, vl))
     if reserve is None:
-        reserve = chip_cfg.mem_bytes // 16
+        reserve = sram_reserve(chip_cfg)
     fp = Footprint(weights, scales, norms, kv, context, chip_cfg.mem_bytes - reserve,
                    chip_cfg.mem_bytes)
     if fp.total > fp.available:

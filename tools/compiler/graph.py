@@ -41,7 +41,8 @@ from lpu.isa import BY_MNEMONIC
 
 __all__ = ["Node", "Graph", "GraphOps", "Latency", "trace_step", "evaluate", "bounds",
            "critical_path", "critical_chain", "critical_breakdown", "throughput",
-           "step_bounds", "analytic_bound", "schedule_gap", "ALGORITHMS", "RADIX"]
+           "step_bounds", "analytic_bound", "schedule_gap", "block_slots", "ALGORITHMS",
+           "RADIX"]
 
 #: The algorithms of lpu.golden.model.exact a node can belong to, innermost first wins.
 ALGORITHMS = ("exp", "reciprocal", "rsqrt", "rmsnorm", "softmax", "silu", "quantize",
@@ -465,6 +466,16 @@ class Latency:
         return 1
 
 
+def block_slots(cfg: ChipConfig) -> tuple[int, int]:
+    """``(lw, slots)``: the ``lw`` instructions that load one VL x VL weight block into a
+    plane (each loads up to ``streams`` rows, at most 32) and the queue slots a block
+    takes on its plane, ``lw`` + ``iw`` + ``mm``: three wherever one ``lw`` loads all
+    rows (``streams >= VL``, what the compiler needs), more on a chip such as ``groq``
+    (ten ``lw`` a block), which only :mod:`lpu.tools.project` models."""
+    lw = max(1, math.ceil(cfg.vl / min(cfg.streams, 32)))
+    return lw, lw + 2
+
+
 def _unit(n: Node) -> str:
     return {"host": "mem", "vxm": "vxm", "sxm": "sxm", "mm": "mxm", "mmt": "mxm",
             "store": "mem"}[n.kind]
@@ -479,6 +490,7 @@ def critical_path(g: Graph, cfg: ChipConfig) -> tuple[int, dict[int, int], dict[
     d_mm = lat.d("mm")
     d_rot = lat.d("rot")
     d_tr = lat.d("transpose")
+    slots = block_slots(cfg)[1]
     res: dict[int, int] = {}
     parent: dict[int, int] = {}
     nodes = g.nodes
@@ -506,12 +518,12 @@ def critical_path(g: Graph, cfg: ChipConfig) -> tuple[int, dict[int, int], dict[
             res[n.id] = ready(n, "sxm") + d_rot
         elif n.kind == "store":
             res[n.id] = ready(n, "mem") + 1  # the write's SRAM cycle
-        else:  # mm chain on one plane: lw, iw, mm per block, 3 queue slots a block
-            t_mm = -3
+        else:  # mm chain on one plane: lw, iw, mm per block (block_slots queue slots)
+            t_mm = -slots
             t_last = 0
             for a in n.args:
                 m = nodes[a]
-                t_mm = max(t_mm + 3, res[a] + lat.hop(_unit(m), "mxm"))
+                t_mm = max(t_mm + slots, res[a] + lat.hop(_unit(m), "mxm"))
                 if t_mm >= t_last:
                     t_last = t_mm
                     parent[n.id] = a
@@ -579,7 +591,7 @@ def throughput(g: Graph, cfg: ChipConfig) -> dict[str, float]:
     """Per unit kind: instructions to dispatch over the queues that can dispatch them."""
     vl = cfg.vl
     c = Counter()
-    lw_per_block = max(1, math.ceil(vl / min(cfg.streams, 32)))
+    lw_per_block = block_slots(cfg)[0]
     seen: dict = {}
     for n in g.nodes:
         if n.kind == "vxm":
