@@ -31,13 +31,12 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from lpu.config import load as load_config
-from lpu.hdl.chip import Chip
 from lpu.hdl.host import RegisterMap
 from lpu.program import Program
 
 from .cocotb_runner import JOB_ENV, words_read, words_written
 from .lockstep import Comparator, EventCursor, GoldenBackend
-from .trace import PackedTrace, TraceReader
+from .trace import PackedTrace, TraceReader, port_chip
 
 
 class HostBus:
@@ -193,9 +192,7 @@ async def _run_job(dut, job: dict) -> dict:
     if cfg.hash != job["config_hash"]:
         raise RuntimeError(f"config {job['config']} has hash {cfg.hash}, the job wants "
                            f"{job['config_hash']}")
-    chip = Chip(cfg, trace=True)
-    for obj in (chip, chip.icu, chip.fabric, chip.host, *chip.slices):
-        obj._MustUse__silence = True  # used for its port objects only, never elaborated
+    chip = port_chip(cfg)
     Clock(dut.clk, 10, unit="ns").start()
     limit = int(job.get("max_cycles", 200_000))
     dirty: dict[int, set[int]] = {}

@@ -51,11 +51,12 @@ from lpu.program import Program
 
 from . import verilator as vl
 from .lockstep import LockstepResult
+from .recorder import CHIP_TOP, TOPLEVEL, bench_top
+from .trace import port_chip
 
 __all__ = ["build_chip", "lockstep_hdl", "lockstep_hdl_many", "design_key", "words_read",
            "words_written"]
 
-TOPLEVEL = "lpu_top"
 #: The environment variable that names the job file for the cocotb bench.
 JOB_ENV = "LPU_LOCKSTEP_JOB"
 
@@ -86,13 +87,21 @@ def build_chip(cfg: ChipConfig | str, simulator: str = "verilator", *, waves: bo
     with open(d.parent / f"{d.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            src = d / f"{TOPLEVEL}.v"
+            src = d / f"{CHIP_TOP}.v"
             if src.is_file():
                 verilog = src.read_text()  # same design: skip the (slow) conversion
             else:
-                verilog, _ = to_verilog(cfg, trace=True, name=TOPLEVEL)
-            return vl.build(simulator, verilog, TOPLEVEL, d, waves=waves,
-                            extra_args=vl.top_ports_only(simulator))
+                verilog, _ = to_verilog(cfg, trace=True, name=CHIP_TOP)
+                d.mkdir(parents=True, exist_ok=True)
+                src.write_text(verilog)
+            top, files = bench_top(port_chip(cfg), simulator)
+            for name, text in files.items():
+                if not (d / name).is_file() or (d / name).read_text() != text:
+                    (d / name).write_text(text)
+            return vl.build(simulator, verilog + "\n" + top, TOPLEVEL, d, waves=waves,
+                            extra_args=[*vl.top_ports_only(simulator),
+                                        *(str(d / name) for name in files)],
+                            keep=(src.name, *files))
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 

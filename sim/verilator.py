@@ -269,10 +269,12 @@ def _runner(simulator):
 
 
 def build(simulator: str, verilog: str, toplevel: str, directory: Path, *,
-          waves: bool = False, extra_args=(), force: bool = False) -> BuildResult:
+          waves: bool = False, extra_args=(), force: bool = False,
+          keep=()) -> BuildResult:
     """Build `verilog` (top module `toplevel`) for cocotb with `simulator` in
     `directory`; skipped when the stamp there matches (same Verilog, simulator version,
-    flags) unless `force`."""
+    flags) unless `force`. A rebuild starts from an empty directory but for the Verilog
+    and the files named in `keep` (a caller's caches)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     src = directory / f"{toplevel}.v"
@@ -298,8 +300,8 @@ def build(simulator: str, verilog: str, toplevel: str, directory: Path, *,
     stamp.unlink(missing_ok=True)
     # An earlier build may have other flags, or come from another environment (its
     # makefiles name that environment's cocotb files): start from an empty directory,
-    # keeping only the Verilog and the chip's conversion cache key.
-    keep = {src.name}
+    # keeping only the Verilog and the caller's caches.
+    keep = {src.name, *keep}
     for f in directory.iterdir():
         if f.name in keep:
             continue
