@@ -25,8 +25,8 @@ bytes     field   meaning
                   in an end record the number of cycles the run was running
 4         flags   bit 0: end record
 5..7      run     runs recorded before this one since the simulator started
-8..       trace   ``trace_bits`` (zero in an end record), little-endian, padded to 32
-                  bits
+8..       trace   ``trace_bits``, little-endian, padded to 32 bits (in an end record:
+                  of no meaning)
 ========  ======  =====================================================================
 
 :class:`Pipe` is the reading side: a named pipe (FIFO) the simulator writes into,
@@ -148,7 +148,7 @@ def bench_top(chip: Chip, simulator: str) -> tuple[str, dict[str, str]]:
               "        rec_was <= 1'b1;",
               "      end else if (rec_was) begin",
               "        " + write.format(cycle="rec_cycle", flags="{rec_run, 8'd1}",
-                                        bits=f"{{{width}{{1'b0}}}}"),
+                                        bits="trace_bits"),
               "        " + flush,
               "        rec_run <= rec_run + 24'd1;",
               "        rec_was <= 1'b0;",
@@ -268,11 +268,11 @@ class Pipe:
             raw = np.frombuffer(bytes(self._buf[:n * size]), dtype=np.uint8).reshape(n, size)
             head = raw[:, :HEADER_BYTES].copy().view("<u4")
             cycles, flags = head[:, 0].astype(np.int64), head[:, 1]
-            runs = flags >> 8
-            if (runs != run % (1 << 24)).any():
-                bad = int(runs[np.argmax(runs != run % (1 << 24))])
-                raise RecorderError(f"a record of run {bad} where run {run} was expected")
             ends = np.flatnonzero(flags & 1)
+            mine = flags[:ends[0] + 1 if ends.size else n] >> 8  # this run's records
+            if (mine != run % (1 << 24)).any():
+                bad = int(mine[np.argmax(mine != run % (1 << 24))])
+                raise RecorderError(f"a record of run {bad} where run {run} was expected")
             if ends.size:
                 k = int(ends[0])
                 del self._buf[:(k + 1) * size]

@@ -331,7 +331,7 @@ def build(simulator: str, verilog: str, toplevel: str, directory: Path, *,
 def run_test(built: BuildResult, test_module: str, *, module_dir: Path | None = None,
              test_dir: Path | None = None, extra_env: dict | None = None,
              seed: int | None = None, waves: bool = False, testcase: str | None = None,
-             log: bool = True) -> TestResult:
+             log: bool = True, plusargs=()) -> TestResult:
     """Run cocotb test module `test_module` against a build; raises
     :class:`SimulatorError` if a test failed or none ran.
 
@@ -352,6 +352,7 @@ def run_test(built: BuildResult, test_module: str, *, module_dir: Path | None = 
                         hdl_toplevel_lang="verilog", build_dir=built.directory,
                         test_dir=test_dir, results_xml=str(results), extra_env=env,
                         seed=seed, waves=waves and built.waves, testcase=testcase,
+                        plusargs=list(plusargs),
                         timescale=TIMESCALE, log_file=log_file)
         except (RuntimeError, SystemExit, subprocess.CalledProcessError) as e:
             if not results.is_file():
