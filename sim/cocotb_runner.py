@@ -121,14 +121,14 @@ def build_chip(cfg: ChipConfig | str, simulator: str = "verilator", *, waves: bo
 
 def lockstep_hdl(cfg: ChipConfig | str, program: Program, mem_init: dict | None,
                  simulator: str = "verilator", *, vcd=None, max_cycles: int = 200_000,
-                 workdir=None, built=None, compare: str = "bulk"):
+                 workdir=None, built=None, compare: str = "bulk", checked: bool = False):
     """Run `program` on the chip's Verilog under cocotb in lockstep with the golden
     model; returns a :class:`~lpu.sim.lockstep.LockstepResult` (plus ``.hdl`` info:
     build seconds, status and error registers). `built`: a
     :class:`~lpu.sim.verilator.BuildResult` to use instead of :func:`build_chip`."""
     return lockstep_hdl_many(cfg, [(program, mem_init)], simulator, vcd=vcd,
                              max_cycles=max_cycles, workdir=workdir, built=built,
-                             compare=compare)[0]
+                             compare=compare, checked=checked)[0]
 
 
 #: The ways :func:`lockstep_hdl_many` compares: recorded and in bulk, or cycle by cycle.
@@ -139,7 +139,7 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
                       vcd=None, max_cycles: int = 200_000, workdir=None, built=None,
                       stop_at_first: bool = False, reference_mem=None,
                       free_run: bool = False, compare: str = "bulk",
-                      block: int | None = None) -> list:
+                      block: int | None = None, checked: bool = False) -> list:
     """Run each ``(program, mem_init)`` of `runs` in lockstep, one after the other in one
     simulator process (the chip is reset between them; SRAM words an earlier run wrote
     or loaded are rewritten when a later run reads them). Returns one
@@ -153,7 +153,9 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
     (:mod:`lpu.sim.bulk`), the golden model running here beside the simulator; the
     simulator runs every program of the batch. ``cycle`` compares every cycle inside
     the simulator process, which stops at the first divergence. Both report the same
-    result.
+    result. `checked`: the caller has checked the programs statically
+    (:func:`lpu.golden.check.check`), so the golden model loads them unchecked
+    (``bulk`` only; the check of a long program takes longer than its run).
 
     With `free_run` nothing is compared: each program is loaded, started and left to
     run until RUNNING falls (no Python in the simulation's cycles; for ``lpu bench
@@ -194,7 +196,7 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
         refs = [None if reference_mem is None or reference_mem[n] is None
                 else reference_mem[n] for n in range(len(runs))]
         return _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles,
-                     stop_at_first, block)
+                     stop_at_first, block, checked)
     vl.run_test(built, "lpu.sim.cocotb_bench", test_dir=work, extra_env=env,
                 waves=bool(vcd))
     out = json.loads(result_path.read_text())
@@ -223,7 +225,7 @@ def _copy_waves(work: Path, vcd, results) -> None:
 
 
 def _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles, stop_at_first,
-          block) -> list:
+          block, checked) -> list:
     """``compare="bulk"``: the simulator records (in a thread, a process of its own)
     while this process runs the golden model and compares each run's records as they
     come through the pipe."""
@@ -246,7 +248,8 @@ def _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles, stop_at
         sim.start()
         try:
             for (program, mem), ref in zip(runs, refs, strict=True):
-                golden = Expected(cfg, program, mem if ref is None else ref)
+                golden = Expected(cfg, program, mem if ref is None else ref,
+                                  check=not checked)
                 run = BulkRun(cfg, program, golden, chip)
                 for blk in pipe.records(block):
                     run.feed(blk)

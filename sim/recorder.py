@@ -43,6 +43,8 @@ import fcntl
 import hashlib
 import os
 import select
+import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,15 +207,19 @@ class Pipe:
     """The reading end of the recorder's named pipe at `path` (created here, removed by
     :meth:`close`), for ``trace_bits`` of `width` bits.
 
-    ``alive``: a callable that says whether the simulator may still write (it is polled
-    while no data comes); when it is false and the pipe is empty, a run that has not
-    ended is a :class:`RecorderError`."""
+    A thread of its own reads the pipe as fast as the simulator writes it, into a buffer
+    of at most `buffer` bytes, so the simulator runs on while the caller computes
+    (the golden model's run, a comparison); when the buffer is full the thread stops
+    reading, the pipe fills and the simulator waits. ``alive``: a callable that says
+    whether the simulator may still write (polled while nothing comes); when it is false
+    and the pipe is empty, a run that has not ended is a :class:`RecorderError`."""
 
-    def __init__(self, path, width: int, alive):
+    def __init__(self, path, width: int, alive, *, buffer: int = 256 << 20):
         self.path = Path(path)
         self.width = width
         self.size = record_bytes(width)
         self.alive = alive
+        self.cap = max(buffer, 2 * _PIPE_BYTES)
         self.path.unlink(missing_ok=True)
         os.mkfifo(self.path)
         # read-write: the open does not wait for the simulator, and the recorder's open
@@ -221,11 +227,49 @@ class Pipe:
         self.fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK)
         with contextlib.suppress(OSError):
             fcntl.fcntl(self.fd, _F_SETPIPE_SZ, _PIPE_BYTES)
-        self._buf = bytearray()
+        self._buf = bytearray()  # what the caller has not taken yet
+        self._chunks: deque = deque()  # what the thread read since
+        self._held = 0  # bytes in _chunks
+        self._done = False  # the simulator stopped and the pipe is empty
+        self._stop = False
+        self._cond = threading.Condition()
         self._run = 0
+        self._thread = threading.Thread(target=self._read, name="lpu-recorder-pipe",
+                                        daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        while True:
+            with self._cond:
+                while self._held >= self.cap and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            chunk = b""
+            if ready:
+                with contextlib.suppress(BlockingIOError):
+                    chunk = os.read(self.fd, _PIPE_BYTES)
+            elif not self.alive():
+                with contextlib.suppress(BlockingIOError):
+                    chunk = os.read(self.fd, _PIPE_BYTES)
+                if not chunk:
+                    with self._cond:
+                        self._done = True
+                        self._cond.notify_all()
+                    return
+            if chunk:
+                with self._cond:
+                    self._chunks.append(chunk)
+                    self._held += len(chunk)
+                    self._cond.notify_all()
 
     def close(self):
         if self.fd is not None:
+            with self._cond:
+                self._stop = True
+                self._cond.notify_all()
+            self._thread.join()
             os.close(self.fd)  # a simulator still writing gets EPIPE and stops
             self.fd = None
         self.path.unlink(missing_ok=True)
@@ -236,36 +280,39 @@ class Pipe:
     def __exit__(self, *exc):
         self.close()
 
-    def _fill(self, want: int) -> bool:
-        """Read until `want` bytes are buffered, or nothing more can come (False)."""
-        while len(self._buf) < want:
-            ready, _, _ = select.select([self.fd], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(self.fd, _PIPE_BYTES)
-                except BlockingIOError:
-                    chunk = b""
+    def _take(self, want: int, most: int) -> bytes:
+        """At least `want` bytes (waiting for them; fewer only if nothing more can come)
+        and at most `most`, from the front of what was read."""
+        with self._cond:
+            while len(self._buf) + self._held < want and not self._done:
+                self._cond.wait()
+            while self._chunks and len(self._buf) < most:
+                chunk = self._chunks.popleft()
+                self._held -= len(chunk)
                 self._buf += chunk
-                continue
-            if not self.alive():
-                try:  # whatever the simulator wrote before it stopped
-                    self._buf += os.read(self.fd, _PIPE_BYTES)
-                except BlockingIOError:
-                    pass
-                if len(self._buf) < want:
-                    return False
-        return True
+            self._cond.notify_all()
+        n = min(most, len(self._buf))
+        out = bytes(self._buf[:n])
+        del self._buf[:n]  # at most `most` plus one chunk left behind: cheap
+        return out
+
+    def _untake(self, data: bytes) -> None:
+        """Put back bytes :meth:`_take` returned (another run's records)."""
+        self._buf[:0] = data
 
     def records(self, block: int = 1024):
         """The records of the next run, as :class:`Block` s of at most `block` records;
         the last one carries the run's end."""
         run, size = self._run, self.size
         while True:
-            if not self._fill(size):
+            data = self._take(size, block * size)
+            n = len(data) // size
+            if not n:
                 raise RecorderError(f"the simulator stopped before the end of run {run} "
                                     "was recorded")
-            n = min(block, len(self._buf) // size)
-            raw = np.frombuffer(bytes(self._buf[:n * size]), dtype=np.uint8).reshape(n, size)
+            if len(data) > n * size:
+                self._untake(data[n * size:])
+            raw = np.frombuffer(data, dtype=np.uint8, count=n * size).reshape(n, size)
             head = raw[:, :HEADER_BYTES].copy().view("<u4")
             cycles, flags = head[:, 0].astype(np.int64), head[:, 1]
             ends = np.flatnonzero(flags & 1)
@@ -275,9 +322,9 @@ class Pipe:
                 raise RecorderError(f"a record of run {bad} where run {run} was expected")
             if ends.size:
                 k = int(ends[0])
-                del self._buf[:(k + 1) * size]
+                if k + 1 < n:
+                    self._untake(data[(k + 1) * size:n * size])
                 self._run += 1
                 yield Block(run, cycles[:k], raw[:k, HEADER_BYTES:], int(cycles[k]))
                 return
-            del self._buf[:n * size]
             yield Block(run, cycles, raw[:, HEADER_BYTES:])

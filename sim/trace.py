@@ -371,13 +371,13 @@ class EventArrays:
         return out
 
     @classmethod
-    def from_packed(cls, lay: TraceLayout, bits, rows=None, n: int | None = None):
+    def from_packed(cls, lay: TraceLayout, bits):
         """The events of sampled ``trace_bits`` values (uint8 [k, B], little-endian, as
-        :mod:`lpu.sim.recorder` records them), decoded as :class:`TraceReader` decodes
-        one; sample ``i`` goes to row ``rows[i]`` of `n` rows (default: row ``i``)."""
+        :mod:`lpu.sim.recorder` records them), one row per sample, decoded as
+        :class:`TraceReader` decodes one."""
         k = bits.shape[0]
-        rows = np.arange(k) if rows is None else np.asarray(rows)
-        out = cls(lay, k if n is None else n)
+        rows = slice(None)
+        out = cls(lay, k)
         bits = np.concatenate([bits, np.zeros((k, 8), np.uint8)], axis=1)  # spare bytes
         S, N, L, R, C = lay.S, lay.N, lay.L, lay.R, lay.C
         for p, offs in enumerate(lay.sr):
@@ -444,41 +444,44 @@ class EventArrays:
     def from_columns(cls, lay: TraceLayout, cols: dict, cycles):
         """The events of `cols` (kind -> ``cycle``, ``superlane``, ``unit``, ``dir``,
         ``index``, ``data`` [n, bytes] arrays: events as columns, ``data`` as in
-        :class:`~lpu.trace.Event`), one row per cycle of `cycles` (sorted; every event's
-        cycle among them)."""
+        :class:`~lpu.trace.Event`) in one row per cycle of `cycles` (sorted, distinct),
+        and the cycles (sorted, distinct) of the events whose cycle is not among them."""
         cycles = np.asarray(cycles)
         out = cls(lay, cycles.size)
         S, L, M, R, X, C = lay.S, lay.L, lay.M, lay.R, lay.X, lay.C
-
-        def rows_of(c):
-            return np.searchsorted(cycles, c["cycle"])
-
-        c = cols.get("sr")
-        if c is not None and c["cycle"].size:
-            r = rows_of(c)
+        missing = []
+        placed = {}
+        for kind, c in cols.items():
+            cyc = c["cycle"]
+            r = np.searchsorted(cycles, cyc)
+            r_ok = np.minimum(r, max(cycles.size - 1, 0))
+            hit = (r < cycles.size) & (cycles[r_ok] == cyc) if cycles.size else \
+                np.zeros(cyc.size, bool)
+            if not hit.all():
+                missing.append(cyc[~hit])
+            placed[kind] = (r[hit], {f: v[hit] for f, v in c.items()})
+        r, c = placed.get("sr", (None, None))
+        if r is not None and r.size:
             idx = (r, c["unit"], c["dir"], c["superlane"], c["index"])
-            _dups(out, r, idx[1:], (lay.P, 2, S, lay.N))
             out.sr_we[idx] = True
             out.sr[idx] = c["data"]
-        c = cols.get("dispatch")
-        if c is not None and c["cycle"].size:
-            r = rows_of(c)
-            _dups(out, r, (c["unit"],), (lay.Q,))
+            _dups(out, out.sr_we, r, idx[1:])
+        r, c = placed.get("dispatch", (None, None))
+        if r is not None and r.size:
             out.disp[r, c["unit"]] = True
             out.disp_word[r, c["unit"]] = c["data"].copy().view("<u4")[:, 0]
             out.disp_index[r, c["unit"]] = c["index"]
+            _dups(out, out.disp, r, (c["unit"],))
         for kind, nn, key, val, width in (("sram", "sram_n", "sram_addr", "sram", R),
                                           ("wload", "wload_n", "wload_row", "wload", C)):
-            c = cols.get(kind)
-            if c is None or not c["cycle"].size:
+            r, c = placed.get(kind, (None, None))
+            if r is None or not r.size:
                 continue
-            r = rows_of(c)
             units = M if kind == "sram" else X
             group = (r * units + c["unit"]) * S + c["superlane"]
             order = np.lexsort((c["index"], group))
             g = group[order]
-            start = np.searchsorted(g, g, side="left")
-            rank = np.arange(g.size) - start
+            rank = np.arange(g.size) - np.searchsorted(g, g, side="left")
             fits = rank < width
             out.overflow[r[order][~fits]] = True
             o = order[fits]
@@ -488,26 +491,28 @@ class EventArrays:
             np.add.at(getattr(out, nn), ix, 1)
             same = (g[1:] == g[:-1]) & (c["index"][order][1:] == c["index"][order][:-1])
             out.overflow[r[order][1:][same]] = True
-        c = cols.get("install")
-        if c is not None and c["cycle"].size:
-            r = rows_of(c)
-            _dups(out, r, (c["unit"], c["superlane"]), (X, S))
-            out.install[r, c["unit"], c["superlane"]] = True
-        c = cols.get("acc")
-        if c is not None and c["cycle"].size:
-            r = rows_of(c)
+        r, c = placed.get("install", (None, None))
+        if r is not None and r.size:
             idx = (r, c["unit"], c["superlane"])
-            _dups(out, r, idx[1:], (X, S))
+            out.install[idx] = True
+            _dups(out, out.install, r, idx[1:])
+        r, c = placed.get("acc", (None, None))
+        if r is not None and r.size:
+            idx = (r, c["unit"], c["superlane"])
             out.acc_we[idx] = True
             out.acc_slot[idx] = c["index"]
             out.acc[idx] = c["data"].reshape(-1, L, 4)
-        return out
+            _dups(out, out.acc_we, r, idx[1:])
+        gone = np.unique(np.concatenate(missing)) if missing else np.zeros(0, np.int64)
+        return out, gone
 
 
-def _dups(out: EventArrays, rows, key, shape) -> None:
-    """Mark the rows where a key occurs twice as overflow."""
-    flat = np.ravel_multi_index((rows, *key), (out.n, *shape))
+def _dups(out: EventArrays, flags, rows, key) -> None:
+    """Mark as overflow the rows where two of the events just placed in `flags` (a bool
+    array, one place per key) had one key: counted first, searched only if so."""
+    if int(flags.sum()) == rows.size:  # as many places set as events: no key twice
+        return
+    flat = np.ravel_multi_index((rows, *key), flags.shape)
     flat = np.sort(flat)
     dup = flat[1:][flat[1:] == flat[:-1]]
-    if dup.size:
-        out.overflow[dup // int(np.prod(shape))] = True
+    out.overflow[dup // int(np.prod(flags.shape[1:]))] = True
