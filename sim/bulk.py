@@ -240,12 +240,14 @@ def columns_of(events, widths: dict) -> dict:
     return out
 
 
-def events_of(cols: dict, cycle: int) -> list[Event]:
-    """The :class:`~lpu.trace.Event` s of `cycle` in columns `cols`."""
+def events_of(cols: dict, cycle: int | None = None) -> list[Event]:
+    """The :class:`~lpu.trace.Event` s of `cycle` in columns `cols` (None: all)."""
     out = []
     for kind, c in cols.items():
-        for i in np.flatnonzero(c["cycle"] == cycle).tolist():
-            out.append(Event(cycle, kind, int(c["unit"][i]), int(c["dir"][i]),
+        sel = np.arange(c["cycle"].size) if cycle is None else np.flatnonzero(
+            c["cycle"] == cycle)
+        for i in sel.tolist():
+            out.append(Event(int(c["cycle"][i]), kind, int(c["unit"][i]), int(c["dir"][i]),
                              int(c["index"][i]), int(c["superlane"][i]),
                              c["data"][i].tobytes()))
     return out

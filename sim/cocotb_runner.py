@@ -192,13 +192,16 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
            "stop_at_first": stop_at_first, "mode": mode}
     (work / "job.json").write_text(json.dumps(job))
     env = {JOB_ENV: str(work / "job.json")}
+    # Icarus writes its waveform where the build is, unless told otherwise
+    plus = [f"+dumpfile_path={work / f'{TOPLEVEL}.fst'}"] if vcd and simulator == "icarus" \
+        else []
     if mode == "record":
         refs = [None if reference_mem is None or reference_mem[n] is None
                 else reference_mem[n] for n in range(len(runs))]
         return _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles,
-                     stop_at_first, block, checked)
+                     stop_at_first, block, checked, plus)
     vl.run_test(built, "lpu.sim.cocotb_bench", test_dir=work, extra_env=env,
-                waves=bool(vcd))
+                waves=bool(vcd), plusargs=plus)
     out = json.loads(result_path.read_text())
     if free_run:
         return out["runs"]
@@ -225,7 +228,7 @@ def _copy_waves(work: Path, vcd, results) -> None:
 
 
 def _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles, stop_at_first,
-          block, checked) -> list:
+          block, checked, plus) -> list:
     """``compare="bulk"``: the simulator records (in a thread, a process of its own)
     while this process runs the golden model and compares each run's records as they
     come through the pipe."""
@@ -238,7 +241,7 @@ def _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles, stop_at
     def simulate():
         try:
             vl.run_test(built, "lpu.sim.cocotb_bench", test_dir=work, extra_env=env,
-                        waves=bool(vcd), plusargs=[f"+{PLUSARG}={pipe.path}"])
+                        waves=bool(vcd), plusargs=[*plus, f"+{PLUSARG}={pipe.path}"])
         except BaseException as e:  # raised in the caller's thread below
             failed.append(e)
 

@@ -403,10 +403,14 @@ class EventArrays:
                 we[:, kk, i] = _uint_at(bits, base + we_off, 1).astype(bool)
                 addr[:, kk, i] = _uint_at(bits, base + a_off, a_w)
                 val[:, kk, i] = _bytes_at(bits, base + d_off, 8 * L)
-            order = np.argsort(np.where(we, addr, 1 << 40), axis=-1, kind="stable")
-            we = np.take_along_axis(we, order, axis=-1)
-            addr = np.take_along_axis(addr, order, axis=-1) * we
-            val = np.take_along_axis(val, order[..., None], axis=-2) * we[..., None]
+            key = np.where(we, addr, 1 << 40)
+            if (key[..., 1:] < key[..., :-1]).any():  # not in address order: sort
+                order = np.argsort(key, axis=-1, kind="stable")
+                we = np.take_along_axis(we, order, axis=-1)
+                addr = np.take_along_axis(addr, order, axis=-1)
+                val = np.take_along_axis(val, order[..., None], axis=-2)
+            addr = addr * we
+            val = val * we[..., None]
             out.sram_n[rows, m] = we.sum(axis=-1)
             out.sram_addr[rows, m] = addr
             out.sram[rows, m] = val

@@ -106,9 +106,10 @@ def run(args) -> int:
             sec = r.get("lockstep_seconds") or {}
             if "golden_run" in sec:
                 print(f"lockstep, START to verdict {sec['lockstep']} s: the RTL ran "
-                      f"{sec['run']} s recorded; beside it the golden model checked and "
-                      f"loaded the program in {sec['golden_load']} s and ran it in "
-                      f"{sec['golden_run']} s, and the comparison took {sec['compare']} s")
+                      f"{sec['run']} s, recorded; beside it the golden model loaded the "
+                      f"program in {sec['golden_load']} s (checked before, in "
+                      f"{r['check_s']} s) and ran it in {sec['golden_run']} s, and the "
+                      f"comparison took {sec['compare']} s")
         return 0
     r = bench_golden(cfg, args.cycles)
     if args.json:
