@@ -53,7 +53,8 @@ from .lockstep import HISTORY, Comparator, Divergence, GoldenBackend, LockstepRe
 from .recorder import Block
 from .trace import EventArrays, PackedTrace, TraceLayout, TraceReader
 
-__all__ = ["Expected", "BulkRun", "columns_of", "events_of"]
+__all__ = ["Expected", "BulkRun", "columns_of", "events_of", "event_widths",
+           "compare_recording"]
 _FIELDS = ("cycle", "superlane", "unit", "dir", "index", "data")
 
 
@@ -63,7 +64,8 @@ def _empty(width: int) -> dict:
             "data": np.zeros((0, width), np.uint8)}
 
 
-def _widths(cfg: ChipConfig) -> dict:
+def event_widths(cfg: ChipConfig) -> dict:
+    """Bytes of an event's ``data`` by kind (docs/trace.md)."""
     L = cfg.lanes
     return {"dispatch": 4, "sr": L, "sram": L, "wload": L, "install": 0, "acc": 4 * L}
 
@@ -80,7 +82,7 @@ class Expected:
                  check: bool = True):
         self.cfg = cfg
         self.S, self.L = cfg.superlanes, cfg.lanes
-        self.width = _widths(cfg)
+        self.width = event_widths(cfg)
         t0 = time.perf_counter()
         chip = GoldenChip(cfg)
         for name, words in (mem_init or {}).items():
@@ -274,6 +276,7 @@ class BulkRun:
         self.rechecks = 0
         self.blocks = 0
         self.seconds = 0.0  # spent comparing
+        self._golden = None  # (last, events, end_cycle) of the golden model, at the end
 
     @property
     def divergence(self) -> Divergence | None:
@@ -285,6 +288,8 @@ class BulkRun:
         if block.end is not None:
             self.running = block.end
         if self.divergence is not None:
+            if block.end is not None:
+                self.expected = None  # done with it (a batch keeps its BulkRuns)
             return self.divergence
         if block.end is None and not block.cycles.size:
             return None
@@ -320,6 +325,10 @@ class BulkRun:
         self.seconds += time.perf_counter() - t0
         if self.divergence is None and self.expected.error is not None:
             raise self.expected.error
+        if block.end is not None:
+            g = self.expected
+            self._golden = (g.last, g.events, g.end_cycle)
+            self.expected = None  # done with it (a batch keeps its BulkRuns)
         return self.divergence
 
     def result(self, actual_end: int | None, device: str) -> LockstepResult:
@@ -327,10 +336,12 @@ class BulkRun:
         CYCLE after DONE (None: not compared)."""
         cmp = self.comparator
         if cmp is None:
+            if self._golden is None:
+                raise ValueError("the run's last block has not been fed")
+            last, events, end = self._golden
             cmp = Comparator(self.cfg, program=self.program)
-            cycles = max(self.running or 0, self.expected.last + 1)
-            cmp.skip(cycles, [], self.expected.events)
-            cmp.finish(self.expected.end_cycle, actual_end)
+            cmp.skip(max(self.running or 0, last + 1), [], events)
+            cmp.finish(end, actual_end)
         res = cmp.result("golden", device)
         res.seconds = self.seconds
         return res

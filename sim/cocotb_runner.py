@@ -257,7 +257,7 @@ def _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles, stop_at
                 for blk in pipe.records(block):
                     run.feed(blk)
                 run.verdict = time.monotonic()
-                compared.append((golden, run))
+                compared.append((golden.load_seconds, golden.run_seconds, golden.columns, run))
         except RecorderError as e:
             pipe.close()
             sim.join(60)
@@ -273,8 +273,9 @@ def _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles, stop_at
         raise failed[0]
     out = json.loads((work / "result.json").read_text())["runs"]
     results = []
-    for r, (golden, run) in zip(out, compared, strict=True):
-        if r["timeout"] and run.divergence is None:
+    for r, (g_load, g_run, g_columns, run) in zip(out, compared, strict=True):
+        if r["timeout"] and (run.divergence is None or run.divergence.cycle > max_cycles):
+            # per cycle, a divergence up to the limit is reported, and then this
             raise vl.SimulatorError(f"the chip ran past {max_cycles} cycles without "
                                     f"finishing (log {work / 'test.log'})")
         res = run.result(r["end_cycle"], simulator)
@@ -283,14 +284,14 @@ def _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles, stop_at
         res.hdl = {"build_seconds": round(built.seconds, 1), "build_cached": built.cached,
                    "status": r["status"] if ok else None,
                    "error": r["error"] if ok else None,
-                   "run_seconds": {**r["seconds"], "golden_load": round(golden.load_seconds, 3),
-                                   "golden_run": round(golden.run_seconds, 3),
+                   "run_seconds": {**r["seconds"], "golden_load": round(g_load, 3),
+                                   "golden_run": round(g_run, 3),
                                    "compare": round(run.seconds, 3),
                                    "lockstep": round(span, 3)},
                    "rtl_cycles": run.running,
                    "cycles_per_second": round(run.running / span, 1) if span > 0 else 0,
                    "workdir": str(work), "compare": "bulk", "rechecks": run.rechecks,
-                   "golden_path": "dataflow" if golden.columns else "interpreter"}
+                   "golden_path": "dataflow" if g_columns else "interpreter"}
         results.append(res)
         if stop_at_first and (not ok or res.hdl["error"]):
             break

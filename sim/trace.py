@@ -14,6 +14,18 @@
 
 A ``ctx`` is anything with ``get(value) -> int`` (Amaranth's simulator context, or
 :class:`PackedTrace`). Values are sampled after the cycle's inputs settle.
+
+Many cycles at once (the bulk comparison, :mod:`lpu.sim.bulk`):
+
+* :class:`TraceLayout` says where each trace signal sits in ``trace_bits``, from the
+  same layouts the per-cycle decoders read;
+* :class:`EventArrays` holds the events of many cycles in dense arrays, one row per
+  cycle, equal rows meaning equal sets of events; :meth:`EventArrays.from_packed`
+  decodes recorded ``trace_bits`` samples into it in numpy, field by field, as
+  :class:`TraceReader` decodes one sample; :meth:`EventArrays.from_columns` puts events
+  given as columns (the golden model's) into the same form;
+* :func:`event_mask` is the bits of ``trace_bits`` that flag an event (the recorder
+  skips cycles without any); :func:`port_chip` the chip object all of these read.
 """
 
 from __future__ import annotations
@@ -241,11 +253,16 @@ def event_mask(chip: Chip) -> int:
 
 
 def _bytes_at(bits, off: int, width: int):
-    """Bits ``off .. off + width`` of each row of `bits` (uint8 [n, B], little-endian,
-    with at least one byte to spare past the last field) as uint8 [n, ceil(width / 8)]."""
+    """Bits ``off .. off + width`` of each row of `bits` (uint8 [n, B], little-endian)
+    as uint8 [n, ceil(width / 8)]: a view where the field is whole bytes, else a copy."""
     b0, r = divmod(off, 8)
     nb = -(-width // 8)
+    if not r and not width % 8:
+        return bits[:, b0:b0 + nb]
     seg = bits[:, b0:b0 + nb + 1]
+    if seg.shape[1] < nb + 1:  # the last byte of the row
+        seg = np.concatenate([seg, np.zeros((seg.shape[0], nb + 1 - seg.shape[1]),
+                                            np.uint8)], axis=1)
     if r:
         out = (seg[:, :nb] >> r) | (seg[:, 1:nb + 1] << (8 - r))
     else:
@@ -367,7 +384,7 @@ class EventArrays:
         out = self.overflow | other.overflow
         for name in self.FIELDS[:-1]:
             a, b = getattr(self, name), getattr(other, name)
-            out |= (a != b).reshape(self.n, -1).any(axis=1)
+            out |= (a != b).reshape(self.n, int(np.prod(a.shape[1:]))).any(axis=1)
         return out
 
     @classmethod
@@ -378,16 +395,15 @@ class EventArrays:
         k = bits.shape[0]
         rows = slice(None)
         out = cls(lay, k)
-        bits = np.concatenate([bits, np.zeros((k, 8), np.uint8)], axis=1)  # spare bytes
         S, N, L, R, C = lay.S, lay.N, lay.L, lay.R, lay.C
         for p, offs in enumerate(lay.sr):
             for dr in (0, 1):
                 d_off, we_off = offs[2 * dr], offs[2 * dr + 1]
-                we = np.unpackbits(_bytes_at(bits, we_off, S * N), axis=1,
-                                   bitorder="little")[:, :S * N].reshape(k, S, N).astype(bool)
+                we = np.unpackbits(_bytes_at(bits, we_off, S * N), axis=1, count=S * N,
+                                   bitorder="little").reshape(k, S, N).view(bool)
                 val = _bytes_at(bits, d_off, 8 * L * S * N).reshape(k, S, N, L)
-                out.sr_we[rows, p, dr] = we
-                out.sr[rows, p, dr] = val * we[..., None]
+                out.sr_we[:, p, dr] = we
+                out.sr[:, p, dr] = val * we[..., None]
         for q, (v_off, w_off, (i_off, i_w)) in enumerate(lay.dispatch):
             valid = _uint_at(bits, v_off, 1).astype(bool)
             out.disp[rows, q] = valid
@@ -466,16 +482,17 @@ class EventArrays:
             placed[kind] = (r[hit], {f: v[hit] for f, v in c.items()})
         r, c = placed.get("sr", (None, None))
         if r is not None and r.size:
-            idx = (r, c["unit"], c["dir"], c["superlane"], c["index"])
-            out.sr_we[idx] = True
-            out.sr[idx] = c["data"]
-            _dups(out, out.sr_we, r, idx[1:])
+            flat = np.ravel_multi_index((r, c["unit"], c["dir"], c["superlane"], c["index"]),
+                                        out.sr_we.shape)
+            out.sr_we.reshape(-1)[flat] = True
+            out.sr.reshape(-1, L)[flat] = c["data"]
+            _dups(out, out.sr_we, flat)
         r, c = placed.get("dispatch", (None, None))
         if r is not None and r.size:
             out.disp[r, c["unit"]] = True
             out.disp_word[r, c["unit"]] = c["data"].copy().view("<u4")[:, 0]
             out.disp_index[r, c["unit"]] = c["index"]
-            _dups(out, out.disp, r, (c["unit"],))
+            _dups(out, out.disp, np.ravel_multi_index((r, c["unit"]), out.disp.shape))
         for kind, nn, key, val, width in (("sram", "sram_n", "sram_addr", "sram", R),
                                           ("wload", "wload_n", "wload_row", "wload", C)):
             r, c = placed.get(kind, (None, None))
@@ -499,24 +516,24 @@ class EventArrays:
         if r is not None and r.size:
             idx = (r, c["unit"], c["superlane"])
             out.install[idx] = True
-            _dups(out, out.install, r, idx[1:])
+            _dups(out, out.install, np.ravel_multi_index(idx, out.install.shape))
         r, c = placed.get("acc", (None, None))
         if r is not None and r.size:
             idx = (r, c["unit"], c["superlane"])
             out.acc_we[idx] = True
             out.acc_slot[idx] = c["index"]
             out.acc[idx] = c["data"].reshape(-1, L, 4)
-            _dups(out, out.acc_we, r, idx[1:])
+            _dups(out, out.acc_we, np.ravel_multi_index(idx, out.acc_we.shape))
         gone = np.unique(np.concatenate(missing)) if missing else np.zeros(0, np.int64)
         return out, gone
 
 
-def _dups(out: EventArrays, flags, rows, key) -> None:
+def _dups(out: EventArrays, flags, flat) -> None:
     """Mark as overflow the rows where two of the events just placed in `flags` (a bool
-    array, one place per key) had one key: counted first, searched only if so."""
-    if int(flags.sum()) == rows.size:  # as many places set as events: no key twice
+    array, one place per key; `flat` their indices into it) had one key: counted first,
+    searched only if so."""
+    if int(np.count_nonzero(flags)) == flat.size:  # as many places set as events
         return
-    flat = np.ravel_multi_index((rows, *key), flags.shape)
     flat = np.sort(flat)
     dup = flat[1:][flat[1:] == flat[:-1]]
     out.overflow[dup // int(np.prod(flags.shape[1:]))] = True

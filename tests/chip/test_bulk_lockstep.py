@@ -29,10 +29,11 @@ from lpu.hdl.vxm import VxmFault
 from lpu.isa import OPS, E, Opcode, W
 from lpu.program import ProgramBuilder, arrival
 from lpu.sim import verilator as vl
-from lpu.sim.bulk import Expected, columns_of, compare_recording, events_of
+from lpu.sim.bulk import BulkRun, Expected, columns_of, compare_recording, event_widths, events_of
 from lpu.sim.lockstep import AmaranthBackend, GoldenBackend, compare, lockstep
 from lpu.sim.programs.directed import directed_programs
 from lpu.sim.programs.randprog import generate
+from lpu.sim.recorder import Block
 from lpu.sim.trace import EventArrays, PackedTrace, TraceLayout, TraceReader, port_chip
 from lpu.tools.bench import busy_program
 
@@ -137,7 +138,8 @@ def test_packed_samples_decode_as_one_at_a_time():
             ctx.bits = int.from_bytes(row.tobytes(), "little")
             events += reader.read(ctx, c)
         A = EventArrays.from_packed(layout, trace)
-        E, missing = EventArrays.from_columns(layout, columns_of(events, _widths()), cycles)
+        E, missing = EventArrays.from_columns(layout, columns_of(events, event_widths(TINY)),
+                                              cycles)
         assert not missing.size and not E.differ(A).any(), seed
         # and the golden model's events of those cycles, the same way
         G, missing = EventArrays.from_columns(
@@ -149,11 +151,6 @@ def test_packed_samples_decode_as_one_at_a_time():
         first = np.argwhere(B.sr_we[i])[0]
         B.sr[(i, *first, 0)] ^= 1
         assert np.flatnonzero(B.differ(A)).tolist() == [i]
-
-
-def _widths():
-    L = TINY.lanes
-    return {"dispatch": 4, "sr": L, "sram": L, "wload": L, "install": 0, "acc": 4 * L}
 
 
 # -- the comparison, on a broken RTL ---------------------------------------------------------
@@ -226,6 +223,12 @@ def test_unbroken_rtl_over_many_blocks_and_the_end_of_the_run():
                                 port_chip(TINY), rec, dev.end_cycle, device="amaranth",
                                 block=block)
         assert _same(run.lockstep, per_cycle) and run.blocks > 5 and run.rechecks == 0
+    # the end record alone in the last block (as the pipe may hand it out)
+    run = BulkRun(TINY, program, Expected(TINY, program, mem), port_chip(TINY))
+    for a in range(0, rec[0].size, 5):
+        run.feed(Block(0, rec[0][a:a + 5], rec[1][a:a + 5]))
+    run.feed(Block(0, rec[0][:0], rec[1][:0], rec[2]))
+    assert _same(run.result(dev.end_cycle, "amaranth"), per_cycle)
     # a device whose run ends a cycle late: the end is compared after the last block
     late = compare_recording(TINY, program, Expected(TINY, program, mem), port_chip(TINY),
                              rec, dev.end_cycle + 1, device="amaranth", block=2)
@@ -379,3 +382,14 @@ def test_icarus_bulk_divergence_and_waveform(tmp_path):
     wave = tmp_path / "bulk.fst"
     assert wave.is_file() and wave.stat().st_size > 1000
     assert out["bulk"].hdl["waveform"] == str(wave)
+
+
+def test_verilator_run_past_the_limit(built, tmp_path):
+    """A run longer than ``max_cycles`` is an error on both paths (bulk: the chip is reset
+    at the limit, and the cycles recorded up to it are still compared first)."""
+    from lpu.sim.cocotb_runner import lockstep_hdl_many
+
+    for c in ("bulk", "cycle"):
+        with pytest.raises(vl.SimulatorError, match="ran past 20 cycles"):
+            lockstep_hdl_many(TINY, [(busy_program(TINY, 60), _mem(TINY, 5))], "verilator",
+                              built=built, workdir=tmp_path / c, compare=c, max_cycles=20)
