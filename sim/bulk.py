@@ -162,7 +162,7 @@ class Expected:
             keep = col["cycle"] >= lo
             if hi is not None:
                 keep &= col["cycle"] < hi
-            out[kind] = {f: v[keep] for f, v in col.items()}
+            out[kind] = col if keep.all() else {f: v[keep] for f, v in col.items()}
         return out
 
     def _step(self, lo, hi) -> dict:

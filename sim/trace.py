@@ -272,6 +272,14 @@ def _bytes_at(bits, off: int, width: int):
     return out
 
 
+def _lanes_as_words(x):
+    """The last axis (a superlane's lanes, bytes) as 32-bit words where it divides, for
+    fewer comparisons; a view."""
+    if x.shape[-1] % 4 or x.strides[-1] != 1:
+        return x
+    return x.view(np.uint32)
+
+
 def _uint_at(bits, off: int, width: int):
     """Bits ``off .. off + width`` (``width`` at most 56) of each row as int64 [n]."""
     b0, r = divmod(off, 8)
@@ -332,17 +340,20 @@ class TraceLayout:
 
 class EventArrays:
     """The events of ``n`` cycles as dense arrays, one row per cycle, in a form where two
-    rows are equal exactly when the two cycles' sets of events are: every event has one
-    place, keyed as :mod:`lpu.sim.lockstep` keys it (SRAM words and weight rows of one
-    slice, superlane and cycle in address order), and the bytes of a place without an
-    event are zero. A row whose events do not fit that form (more SRAM words or weight
-    rows in one cycle than the chip can report, two events of one key) is marked
-    ``overflow`` and compares unequal to every row.
+    rows are equal exactly when the two cycles' sets of events are (:meth:`differ`):
+    every event has one place, keyed as :mod:`lpu.sim.lockstep` keys it (SRAM words and
+    weight rows of one slice, superlane and cycle in address order), and the bytes of a
+    place without an event are zero (stream writes: of no meaning, not compared). A row
+    whose events do not fit that form (more SRAM words or weight rows in one cycle than
+    the chip can report, two events of one key) is marked ``overflow`` and compares
+    unequal to every row.
 
-    Arrays (leading dimension ``n``; geometry of :class:`TraceLayout`):
+    Arrays (leading dimension ``n``, but for the stream writes; geometry of
+    :class:`TraceLayout`):
 
-    ``sr_we`` [P, 2, S, N], ``sr`` [P, 2, S, N, L]
-        stream writes by position, direction, superlane and stream;
+    ``sr_we`` [P, 2, n, S, N], ``sr`` [P, 2, n, S, N, L]
+        stream writes by position, direction, (cycle,) superlane and stream; ``sr[p][d]``
+        may also be a view into the samples (:meth:`from_packed`);
     ``disp`` [Q], ``disp_word`` [Q], ``disp_index`` [Q]
         dispatches by queue;
     ``sram_n`` [M, S], ``sram_addr`` [M, S, R], ``sram`` [M, S, R, L]
@@ -362,8 +373,8 @@ class EventArrays:
                                      lay.X, lay.C)
         self.n = n
         z = np.zeros
-        self.sr_we = z((n, P, 2, S, N), bool)
-        self.sr = z((n, P, 2, S, N, L), np.uint8)
+        self.sr_we = z((P, 2, n, S, N), bool)
+        self.sr = z((P, 2, n, S, N, L), np.uint8)
         self.disp = z((n, Q), bool)
         self.disp_word = z((n, Q), np.int64)
         self.disp_index = z((n, Q), np.int64)
@@ -381,10 +392,20 @@ class EventArrays:
 
     def differ(self, other: EventArrays):
         """bool [n]: the rows whose events differ from `other`'s (or do not fit)."""
+        n = self.n
         out = self.overflow | other.overflow
-        for name in self.FIELDS[:-1]:
-            a, b = getattr(self, name), getattr(other, name)
-            out |= (a != b).reshape(self.n, int(np.prod(a.shape[1:]))).any(axis=1)
+
+        def rows(x):
+            return x.reshape(n, int(np.prod(x.shape[1:]))).any(axis=1)
+
+        for p in range(self.sr_we.shape[0]):
+            for dr in (0, 1):
+                we = self.sr_we[p, dr]
+                out |= rows(we != other.sr_we[p, dr])
+                ne = _lanes_as_words(self.sr[p][dr]) != _lanes_as_words(other.sr[p][dr])
+                out |= rows(ne.any(axis=-1) & we)
+        for name in self.FIELDS[2:-1]:
+            out |= rows(getattr(self, name) != getattr(other, name))
         return out
 
     @classmethod
@@ -396,14 +417,14 @@ class EventArrays:
         rows = slice(None)
         out = cls(lay, k)
         S, N, L, R, C = lay.S, lay.N, lay.L, lay.R, lay.C
+        out.sr = [[None, None] for _ in lay.sr]  # views: the data is only compared
         for p, offs in enumerate(lay.sr):
             for dr in (0, 1):
                 d_off, we_off = offs[2 * dr], offs[2 * dr + 1]
-                we = np.unpackbits(_bytes_at(bits, we_off, S * N), axis=1, count=S * N,
-                                   bitorder="little").reshape(k, S, N).view(bool)
-                val = _bytes_at(bits, d_off, 8 * L * S * N).reshape(k, S, N, L)
-                out.sr_we[:, p, dr] = we
-                out.sr[:, p, dr] = val * we[..., None]
+                out.sr_we[p, dr] = np.unpackbits(
+                    _bytes_at(bits, we_off, S * N), axis=1, count=S * N,
+                    bitorder="little").reshape(k, S, N)
+                out.sr[p][dr] = _bytes_at(bits, d_off, 8 * L * S * N).reshape(k, S, N, L)
         for q, (v_off, w_off, (i_off, i_w)) in enumerate(lay.dispatch):
             valid = _uint_at(bits, v_off, 1).astype(bool)
             out.disp[rows, q] = valid
@@ -477,16 +498,22 @@ class EventArrays:
             r_ok = np.minimum(r, max(cycles.size - 1, 0))
             hit = (r < cycles.size) & (cycles[r_ok] == cyc) if cycles.size else \
                 np.zeros(cyc.size, bool)
-            if not hit.all():
+            if hit.all():
+                placed[kind] = (r, c)
+            else:
                 missing.append(cyc[~hit])
-            placed[kind] = (r[hit], {f: v[hit] for f, v in c.items()})
+                placed[kind] = (r[hit], {f: v[hit] for f, v in c.items()})
         r, c = placed.get("sr", (None, None))
         if r is not None and r.size:
-            flat = np.ravel_multi_index((r, c["unit"], c["dir"], c["superlane"], c["index"]),
+            flat = np.ravel_multi_index((c["unit"], c["dir"], r, c["superlane"], c["index"]),
                                         out.sr_we.shape)
             out.sr_we.reshape(-1)[flat] = True
-            out.sr.reshape(-1, L)[flat] = c["data"]
-            _dups(out, out.sr_we, flat)
+            if L % 4 == 0:  # as 32-bit words: fewer, wider copies
+                out.sr.view(np.uint32).reshape(-1, L // 4)[flat] = \
+                    np.ascontiguousarray(c["data"]).view(np.uint32)
+            else:
+                out.sr.reshape(-1, L)[flat] = c["data"]
+            _dups(out, out.sr_we, flat, row_axis=2)
         r, c = placed.get("dispatch", (None, None))
         if r is not None and r.size:
             out.disp[r, c["unit"]] = True
@@ -528,12 +555,12 @@ class EventArrays:
         return out, gone
 
 
-def _dups(out: EventArrays, flags, flat) -> None:
+def _dups(out: EventArrays, flags, flat, row_axis: int = 0) -> None:
     """Mark as overflow the rows where two of the events just placed in `flags` (a bool
-    array, one place per key; `flat` their indices into it) had one key: counted first,
-    searched only if so."""
+    array, one place per key, rows along `row_axis`; `flat` their indices into it) had
+    one key: counted first, searched only if so."""
     if int(np.count_nonzero(flags)) == flat.size:  # as many places set as events
         return
     flat = np.sort(flat)
     dup = flat[1:][flat[1:] == flat[:-1]]
-    out.overflow[dup // int(np.prod(flags.shape[1:]))] = True
+    out.overflow[np.unravel_index(dup, flags.shape)[row_axis]] = True
