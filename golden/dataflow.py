@@ -9,7 +9,11 @@ applies it to a chip's state (SRAM, MXM shadow and active weights, accumulators,
 registers by diagonal, VXM-held values) and leaves that state, bit for bit, as the
 cycle-by-cycle interpreter of :mod:`lpu.golden.chip` leaves it after running the whole
 program untraced. It records no events; the cycle counts are :attr:`Plan.end` (skewed
-cycles simulated) and :attr:`Plan.last` (the last skewed cycle with an effect).
+cycles simulated) and :attr:`Plan.last` (the last skewed cycle with an effect). A plan
+built with ``events=True`` also keeps every write it makes, and :meth:`Plan.events`
+gives them, from the cell values, as the events a traced run of the interpreter
+reports, in columns (:meth:`lpu.golden.chip.Chip.run_events`; lockstep's bulk
+comparison, :mod:`lpu.sim.bulk`, compares them with the RTL's).
 
 The plan never raises: every illegal event the interpreter would raise as it runs makes
 it step aside, so that the chip runs the interpreter, which raises the error with its
@@ -255,8 +259,9 @@ class _Builder:
 
     def __init__(self, cfg: ChipConfig, tl: Timeline, events: bool = False):
         self.cfg = cfg
-        # every write by event kind (docs/trace.md), kept for Plan.events:
-        # kind -> list of (cycles [n], unit [n], dir [n, k], index [n, k], cells [n, k])
+        # every write by event kind (docs/trace.md), kept for Plan.events: kind -> list
+        # of (cycles, unit, dir, index, cells), one element per row written (acc: per
+        # slot written, with the cells of its four byte planes)
         self.log = defaultdict(list) if events else None
         self.S, self.VL, self.P = cfg.superlanes, cfg.vl, len(cfg.positions)
         self.streams = cfg.streams

@@ -368,13 +368,13 @@ class EventArrays:
               "sram", "wload_n", "wload_row", "wload", "install", "acc_we", "acc_slot",
               "acc", "overflow")
 
-    def __init__(self, lay: TraceLayout, n: int):
+    def __init__(self, lay: TraceLayout, n: int, *, sr: bool = True):
         P, S, N, L, Q, M, R, X, C = (lay.P, lay.S, lay.N, lay.L, lay.Q, lay.M, lay.R,
                                      lay.X, lay.C)
         self.n = n
         z = np.zeros
         self.sr_we = z((P, 2, n, S, N), bool)
-        self.sr = z((P, 2, n, S, N, L), np.uint8)
+        self.sr = z((P, 2, n, S, N, L), np.uint8) if sr else None
         self.disp = z((n, Q), bool)
         self.disp_word = z((n, Q), np.int64)
         self.disp_index = z((n, Q), np.int64)
@@ -414,8 +414,7 @@ class EventArrays:
         :mod:`lpu.sim.recorder` records them), one row per sample, decoded as
         :class:`TraceReader` decodes one."""
         k = bits.shape[0]
-        rows = slice(None)
-        out = cls(lay, k)
+        out = cls(lay, k, sr=False)
         S, N, L, R, C = lay.S, lay.N, lay.L, lay.R, lay.C
         out.sr = [[None, None] for _ in lay.sr]  # views: the data is only compared
         for p, offs in enumerate(lay.sr):
@@ -425,19 +424,23 @@ class EventArrays:
                     _bytes_at(bits, we_off, S * N), axis=1, count=S * N,
                     bitorder="little").reshape(k, S, N)
                 out.sr[p][dr] = _bytes_at(bits, d_off, 8 * L * S * N).reshape(k, S, N, L)
+        # the other kinds: a field whose valid bits are all clear in the block is skipped
         for q, (v_off, w_off, (i_off, i_w)) in enumerate(lay.dispatch):
             valid = _uint_at(bits, v_off, 1).astype(bool)
-            out.disp[rows, q] = valid
-            out.disp_word[rows, q] = np.where(valid, _uint_at(bits, w_off, 32), 0)
-            out.disp_index[rows, q] = np.where(valid, _uint_at(bits, i_off, i_w), 0)
+            if valid.any():
+                out.disp[:, q] = valid
+                out.disp_word[:, q] = np.where(valid, _uint_at(bits, w_off, 32), 0)
+                out.disp_index[:, q] = np.where(valid, _uint_at(bits, i_off, i_w), 0)
         for m, (off, size, we_off, (a_off, a_w), d_off) in enumerate(lay.sram):
-            we = np.zeros((k, S, R), bool)
+            we = np.stack([_uint_at(bits, off + e * size + we_off, 1).astype(bool)
+                           for e in range(S * R)], axis=1).reshape(k, S, R)
+            if not we.any():
+                continue
             addr = np.zeros((k, S, R), np.int64)
             val = np.zeros((k, S, R, L), np.uint8)
             for e in range(S * R):
                 kk, i = divmod(e, R)
                 base = off + e * size
-                we[:, kk, i] = _uint_at(bits, base + we_off, 1).astype(bool)
                 addr[:, kk, i] = _uint_at(bits, base + a_off, a_w)
                 val[:, kk, i] = _bytes_at(bits, base + d_off, 8 * L)
             key = np.where(we, addr, 1 << 40)
@@ -446,39 +449,39 @@ class EventArrays:
                 we = np.take_along_axis(we, order, axis=-1)
                 addr = np.take_along_axis(addr, order, axis=-1)
                 val = np.take_along_axis(val, order[..., None], axis=-2)
-            addr = addr * we
-            val = val * we[..., None]
-            out.sram_n[rows, m] = we.sum(axis=-1)
-            out.sram_addr[rows, m] = addr
-            out.sram[rows, m] = val
+            out.sram_n[:, m] = we.sum(axis=-1)
+            out.sram_addr[:, m] = addr * we
+            out.sram[:, m] = val * we[..., None]
         for base_unit, inst_off, wl_off, acc_off, wl, al in lay.mxm:
             fw, fa = dict(_fields(wl)), dict(_fields(al))
             for x in range(lay.planes):
                 u = base_unit + x
                 for kk in range(S):
                     e = x * S + kk
-                    out.install[rows, u, kk] = _uint_at(bits, inst_off + e, 1).astype(bool)
+                    out.install[:, u, kk] = _uint_at(bits, inst_off + e, 1).astype(bool)
                     b = wl_off + e * wl.size
                     valid = _uint_at(bits, b + fw["valid"][0], 1).astype(bool)
-                    row = _uint_at(bits, b + fw["row"][0], fw["row"][1])
-                    count = np.where(valid, _uint_at(bits, b + fw["count"][0],
-                                                     fw["count"][1]), 0)
-                    src = _uint_at(bits, b + fw["src"][0], fw["src"][1])
-                    dat = _bytes_at(bits, b + fw["data"][0], 8 * L * N).reshape(k, N, L)
-                    live = np.arange(C)[None, :] < count[:, None]
-                    streams = (src[:, None] + np.arange(C)[None, :]) % N
-                    out.wload_n[rows, u, kk] = np.minimum(count, C)
-                    out.wload_row[rows, u, kk] = (row[:, None] + np.arange(C)) * live
-                    out.wload[rows, u, kk] = np.take_along_axis(
-                        dat, streams[..., None], axis=1) * live[..., None]
-                    out.overflow[rows] |= count > C
+                    if valid.any():
+                        row = _uint_at(bits, b + fw["row"][0], fw["row"][1])
+                        count = np.where(valid, _uint_at(bits, b + fw["count"][0],
+                                                         fw["count"][1]), 0)
+                        src = _uint_at(bits, b + fw["src"][0], fw["src"][1])
+                        dat = _bytes_at(bits, b + fw["data"][0], 8 * L * N).reshape(k, N, L)
+                        live = np.arange(C)[None, :] < count[:, None]
+                        streams = (src[:, None] + np.arange(C)[None, :]) % N
+                        out.wload_n[:, u, kk] = np.minimum(count, C)
+                        out.wload_row[:, u, kk] = (row[:, None] + np.arange(C)) * live
+                        out.wload[:, u, kk] = np.take_along_axis(
+                            dat, streams[..., None], axis=1) * live[..., None]
+                        out.overflow |= count > C
                     b = acc_off + e * al.size
                     valid = _uint_at(bits, b + fa["valid"][0], 1).astype(bool)
-                    out.acc_we[rows, u, kk] = valid
-                    out.acc_slot[rows, u, kk] = np.where(
-                        valid, _uint_at(bits, b + fa["slot"][0], fa["slot"][1]), 0)
-                    out.acc[rows, u, kk] = (_bytes_at(bits, b + fa["data"][0], 32 * L)
-                                            .reshape(k, L, 4) * valid[:, None, None])
+                    if valid.any():
+                        out.acc_we[:, u, kk] = valid
+                        out.acc_slot[:, u, kk] = np.where(
+                            valid, _uint_at(bits, b + fa["slot"][0], fa["slot"][1]), 0)
+                        out.acc[:, u, kk] = (_bytes_at(bits, b + fa["data"][0], 32 * L)
+                                             .reshape(k, L, 4) * valid[:, None, None])
         return out
 
     @classmethod
