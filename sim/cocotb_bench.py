@@ -198,19 +198,32 @@ async def _free_run(dut, cfg, program, mem, dirty) -> dict:
             "cycles_per_second": round(cycles / (t2 - t1), 1) if t2 > t1 else 0}
 
 
-async def _record_one(dut, cfg, program, mem, dirty, limit) -> dict:
+def _wait_for(go: Path, stop: Path) -> None:
+    """Block, and the simulation with it, until the runner creates `go` (raise if it
+    creates `stop`)."""
+    while not go.exists():
+        if stop.exists():
+            raise RuntimeError("the runner stopped the job")
+        time.sleep(0.002)
+
+
+async def _record_one(dut, cfg, program, mem, dirty, limit, go=None) -> dict:
     """Run `program` free, recorded (mode ``record``): the host's registers after it,
-    and when it started and ended (``time.monotonic``, for the runner's speed
-    figures)."""
+    and when it started and ended (``time.monotonic``, for the runner's speed figures).
+    With `go` (``(go, stop)`` paths), START waits until the runner says go: its golden
+    model of this run is ready, so the run is compared as it is recorded and the two
+    do not compete for the machine."""
     regs = RegisterMap(cfg)
     bus = HostBus(dut)
     t0 = time.perf_counter()
     await _reset(dut, bus)
     writes = await _load(bus, regs, cfg, program, mem, dirty)
+    load_seconds = time.perf_counter() - t0
+    if go is not None:
+        _wait_for(*go)
     await bus.write(regs.CTRL, regs.CTRL_START)
     start = time.monotonic()
     bus.idle()
-    load_seconds = time.perf_counter() - t0
     running = dut.trace__running
     await FallingEdge(dut.clk)  # inside cycle 0
     timed_out = False
@@ -244,7 +257,7 @@ async def _run_job(dut, job: dict) -> dict:
     limit = int(job.get("max_cycles", 200_000))
     dirty: dict[int, set[int]] = {}
     out = []
-    for item in job["runs"]:
+    for n, item in enumerate(job["runs"]):
         program = Program.load(item["program"])
         mem = _npz(item["mem"])
         mode = job.get("mode", "cycle")
@@ -252,7 +265,10 @@ async def _run_job(dut, job: dict) -> dict:
             out.append(await _free_run(dut, cfg, program, mem, dirty))
             continue
         if mode == "record":
-            out.append(await _record_one(dut, cfg, program, mem, dirty, limit))
+            go = None
+            if job.get("go"):
+                go = (Path(job["go"]) / f"go{n}", Path(job["go"]) / "stop")
+            out.append(await _record_one(dut, cfg, program, mem, dirty, limit, go))
             continue
         ref = _npz(item["reference_mem"]) if "reference_mem" in item else None
         r = await _run_one(dut, cfg, chip, program, mem, dirty, limit,

@@ -189,7 +189,8 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
     config_spec = str(Path(cfg.source).resolve()) if Path(cfg.source).is_file() else cfg.name
     job = {"config": config_spec, "config_hash": cfg.hash, "runs": items,
            "result": str(result_path), "max_cycles": max_cycles, "device": simulator,
-           "stop_at_first": stop_at_first, "mode": mode}
+           "stop_at_first": stop_at_first, "mode": mode,
+           "go": str(work) if mode == "record" else None}
     (work / "job.json").write_text(json.dumps(job))
     env = {JOB_ENV: str(work / "job.json")}
     # Icarus writes its waveform where the build is, unless told otherwise
@@ -245,26 +246,31 @@ def _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles, stop_at
         except BaseException as e:  # raised in the caller's thread below
             failed.append(e)
 
+    for old in [*work.glob("go*"), work / "stop"]:  # of an earlier job in this folder
+        old.unlink(missing_ok=True)
     sim = threading.Thread(target=simulate, name="lpu-simulator", daemon=True)
     compared = []
     with Pipe(work / "trace.pipe", width, alive=sim.is_alive) as pipe:
         sim.start()
         try:
-            for (program, mem), ref in zip(runs, refs, strict=True):
+            for n, ((program, mem), ref) in enumerate(zip(runs, refs, strict=True)):
                 golden = Expected(cfg, program, mem if ref is None else ref,
                                   check=not checked)
+                (work / f"go{n}").touch()  # the bench starts the run now
                 run = BulkRun(cfg, program, golden, chip)
                 for blk in pipe.records(block):
                     run.feed(blk)
                 run.verdict = time.monotonic()
                 compared.append((golden.load_seconds, golden.run_seconds, golden.columns, run))
         except RecorderError as e:
+            (work / "stop").touch()
             pipe.close()
             sim.join(60)
             if failed:  # the simulator stopped: its error says why
                 raise failed[0] from e
             raise
         except BaseException:
+            (work / "stop").touch()  # a bench waiting to start a run stops
             pipe.close()  # the simulator's next write fails and it stops
             sim.join(60)
             raise
