@@ -269,6 +269,25 @@ class Chip:
                         for p, v in rec.items()}
         return res
 
+    def run_events(self) -> dict | None:
+        """Run the loaded program as an untraced :meth:`run` does on the dataflow path,
+        and return every event of the run as columns
+        (:meth:`lpu.golden.dataflow.Plan.events`: what ``run(trace=True)`` reports, in
+        arrays); None, with nothing run, where that path cannot run it (the program has
+        started, or the interpreter must run it: ``run(trace=True)`` then reports the
+        events, or raises the error)."""
+        if self._tl is None:
+            raise LpuError("no program loaded")
+        if self.cycle or not self._tl.dispatches:
+            return None
+        p = dataflow.plan(self.cfg, self._tl, self._ring, events=True)
+        values = None if p is None else p.values(self)
+        if values is None:
+            return None
+        p.run(self, values)
+        self.cycle, self._last_event = p.end, p.last
+        return p.events(values)
+
     def _run_dataflow(self, max_cycles) -> bool:
         """Run the whole loaded program at once (:mod:`lpu.golden.dataflow`), if it has
         not started and may run to its end; False if the interpreter must run it."""

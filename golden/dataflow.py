@@ -9,7 +9,11 @@ applies it to a chip's state (SRAM, MXM shadow and active weights, accumulators,
 registers by diagonal, VXM-held values) and leaves that state, bit for bit, as the
 cycle-by-cycle interpreter of :mod:`lpu.golden.chip` leaves it after running the whole
 program untraced. It records no events; the cycle counts are :attr:`Plan.end` (skewed
-cycles simulated) and :attr:`Plan.last` (the last skewed cycle with an effect).
+cycles simulated) and :attr:`Plan.last` (the last skewed cycle with an effect). A plan
+built with ``events=True`` also keeps every write it makes, and :meth:`Plan.events`
+gives them, from the cell values, as the events a traced run of the interpreter
+reports, in columns (:meth:`lpu.golden.chip.Chip.run_events`; lockstep's bulk
+comparison, :mod:`lpu.sim.bulk`, compares them with the RTL's).
 
 The plan never raises: every illegal event the interpreter would raise as it runs makes
 it step aside, so that the chip runs the interpreter, which raises the error with its
@@ -55,7 +59,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lpu.config import ChipConfig
-from lpu.isa import OPS, E, Opcode
+from lpu.isa import OPS, E, Opcode, encode
 from lpu.vectors import PLANES, from_planes, to_planes
 
 from . import ops
@@ -80,12 +84,13 @@ def _shared(op: Opcode) -> tuple[str, ...]:
     return tuple(n for n in (*names, *info.held_flags) if n not in _VARYING)
 
 
-def plan(cfg: ChipConfig, tl: Timeline, ring: int) -> Plan | None:
+def plan(cfg: ChipConfig, tl: Timeline, ring: int, *, events: bool = False) -> Plan | None:
     """Compile timeline `tl` for a chip whose stream registers are kept on `ring`
-    diagonals (a power of two); None if the interpreter must run it (see above)."""
+    diagonals (a power of two); None if the interpreter must run it (see above). With
+    `events`, the plan also keeps every write, for :meth:`Plan.events`."""
     if not tl.dispatches:
         return None
-    b = _Builder(cfg, tl)
+    b = _Builder(cfg, tl, events)
     groups: dict = {}  # group key -> the dispatches of each of its words
     of_word: dict = {}  # (queue, word index) -> its dispatches (a repeat's: its copies)
     for d in tl.dispatches:
@@ -102,7 +107,26 @@ def plan(cfg: ChipConfig, tl: Timeline, ring: int) -> Plan | None:
         g = _Group(words)
         b.add(cfg.queues[key[0]], g)
         last = max(last, int(g.t.max()) + OPS[g.op].d(cfg.superlanes))
-    return b.finish(ring, end=last + 1, last=last + cfg.superlanes - 1)
+    p = b.finish(ring, end=last + 1, last=last + cfg.superlanes - 1)
+    if p is not None and events:
+        p.dispatches = _dispatch_columns(tl)
+    return p
+
+
+def _dispatch_columns(tl: Timeline) -> dict:
+    """The dispatch events of `tl` as columns (each distinct word encoded once)."""
+    n = len(tl.dispatches)
+    t, queue, index, word = (np.empty(n, np.int64) for _ in range(4))
+    words: dict = {}
+    for i, d in enumerate(tl.dispatches):
+        ins = d.instr
+        field = _step_operand(ins)
+        key = (d.queue, d.index, None if field is None else ins.args[field])
+        w = words.get(key)
+        if w is None:
+            w = words[key] = encode(ins)
+        t[i], queue[i], index[i], word[i] = d.t, d.queue, d.index, w
+    return {"t": t, "queue": queue, "index": index, "word": word}
 
 
 def _bytes(cfg: ChipConfig, op: Opcode) -> int:
@@ -233,8 +257,12 @@ class _Builder:
     """Collects the cells, copies, nodes and place accesses of a program, then links
     them (:meth:`finish`)."""
 
-    def __init__(self, cfg: ChipConfig, tl: Timeline):
+    def __init__(self, cfg: ChipConfig, tl: Timeline, events: bool = False):
         self.cfg = cfg
+        # every write by event kind (docs/trace.md), kept for Plan.events: kind -> list
+        # of (cycles, unit, dir, index, cells), one element per row written (acc: per
+        # slot written, with the cells of its four byte planes)
+        self.log = defaultdict(list) if events else None
         self.S, self.VL, self.P = cfg.superlanes, cfg.vl, len(cfg.positions)
         self.streams = cfg.streams
         self.vxm_pos = next(p.index for p in cfg.positions if p.kind == "vxm")
@@ -284,9 +312,29 @@ class _Builder:
     def sr_write(self, pos, ref, t, cells):
         """Cells ``[n, width]`` written to streams ``ref ..`` at `pos` in cycles `t`."""
         width = cells.shape[1]
+        if self.log is not None:
+            s, dr = ref
+            n = cells.shape[0]
+            self._log("sr", t, np.full(n, pos), np.repeat(dr[:, None], width, axis=1),
+                      s[:, None] + np.arange(width)[None, :], cells)
         self.places["sr"].write(self._sr_key(pos, ref, width, t), t[:, None], cells)
         if pos == self.vxm_pos:
             self.places["held"].write(self._lanes(ref, width), t[:, None], cells)
+
+    def _log(self, kind, t, unit, dr, index, cells):
+        """Writes of cells ``[n, k]`` in cycles `t` ``[n]``: one row per cell (``acc``:
+        one per slot, its ``k`` = 4 byte planes)."""
+        n, k = cells.shape
+        if kind == "acc":
+            shapes = ((t, (n,)), (unit, (n,)), (dr, (n,)), (index, (n,)), (cells, (n, k)))
+            self.log[kind].append(tuple(np.broadcast_to(np.asarray(x), sh).copy()
+                                        for x, sh in shapes))
+            return
+        t, unit = np.asarray(t)[:, None], np.asarray(unit)
+        unit = unit[:, None] if unit.ndim else unit
+        self.log[kind].append(tuple(np.broadcast_to(x, (n, k)).ravel()
+                                    for x in (t, unit, np.asarray(dr), np.asarray(index),
+                                              cells)))
 
     def node(self, kind, out, extra=None, **ins):
         outs, refs, statics = self.nodes[kind]
@@ -328,6 +376,8 @@ class _Builder:
                 self.bank_use["w"].append(bank * self.span + t + d)
                 self.copies.append((cells, self.sr_read(pos, g.ref("src"), cnt, t)))
                 self.places["mem"].write(words, (t + d)[:, None], cells)
+                if self.log is not None:
+                    self._log("sram", t + d, m, 0, addr[:, None] + np.arange(cnt), cells)
             return
         if q.kind == "vxm":
             refs = {o.name: self.sr_read(pos, g.ref(o.name), o.width, t,
@@ -345,13 +395,17 @@ class _Builder:
                 cnt = g["count"]
                 cells = self.cells(n, cnt)
                 self.copies.append((cells, self.sr_read(pos, g.ref("src"), cnt, t)))
-                self.places["shadow"].write(x * VL + g.col("row")[:, None] + np.arange(cnt),
-                                            (t + d)[:, None], cells)
+                rows_w = g.col("row")[:, None] + np.arange(cnt)
+                self.places["shadow"].write(x * VL + rows_w, (t + d)[:, None], cells)
+                if self.log is not None:
+                    self._log("wload", t + d, x, 0, rows_w, cells)
             elif op == Opcode.IW:  # the shadow as at the end of t - 1, active from t + 1
                 cells = self.cells(n, VL)
                 shadow = self.places["shadow"].read(rows[None, :], t[:, None])
                 self.copies.append((cells, ("shadow", shadow)))
                 self.places["weights"].write(rows[None, :], (t + d)[:, None], cells)
+                if self.log is not None:  # the install: no data (cell 0, the zero row)
+                    self._log("install", t + d, x, 0, 0, np.zeros((n, 1), np.int64))
             else:  # MM, MMACC: mm adds its product to a row of zeros
                 slot = x * self.cfg.mxm_acc_slots + g.col("slot")
                 acc = slot[:, None] * PLANES + np.arange(PLANES)[None, :]
@@ -362,6 +416,8 @@ class _Builder:
                 self.node("mm", out, x=self.sr_read(pos, g.ref("src"), 1, t), w=("weights", w),
                           prev=prev)
                 self.places["acc"].write(acc, (t + d)[:, None], out)
+                if self.log is not None:  # one event per slot: its four byte planes
+                    self._log("acc", t + d, x, 0, g.col("slot"), out)
                 if g["dst"] is not None:
                     cells = self.cells(n, PLANES)
                     self.copies.append((cells, (None, out)))
@@ -450,7 +506,13 @@ class _Builder:
         keep[:-1] = slot[order][1:] != slot[order][:-1]
         o = order[keep]
         finals["ring"] = (lane[o], slot[o] % ring, diag[o], parent[cell[o]])
-        return Plan(self.cfg, self.n_cells, self.leaves, kinds, depth, finals, end, last)
+        p = Plan(self.cfg, self.n_cells, self.leaves, kinds, depth, finals, end, last)
+        if self.log is not None:
+            p.log = {kind: tuple(np.concatenate(col) for col in zip(*parts, strict=True))
+                     for kind, parts in self.log.items()}
+            p.log = {kind: (t, unit, dr, index, parent[cells])
+                     for kind, (t, unit, dr, index, cells) in p.log.items()}
+        return p
 
 
 _PLACES = ("sr", "held", "mem", "shadow", "weights", "acc")
@@ -519,9 +581,12 @@ class Plan:
         self.order = {k.name: np.argsort(depth[k.name], kind="stable") for k in kinds}
         self.bounds = {k.name: np.searchsorted(depth[k.name][self.order[k.name]],
                                                np.arange(self.top + 1)) for k in kinds}
+        self.log = None  # the writes, with plan(events=True)
+        self.dispatches = None
 
-    def run(self, chip) -> bool:
-        """Run on `chip`'s state; False (state untouched) on a data-dependent error."""
+    def values(self, chip) -> np.ndarray | None:
+        """The value of every cell ``[n_cells, VL]`` for `chip`'s state (left untouched);
+        None on a data-dependent error."""
         V = np.zeros((self.n_cells, chip.VL), dtype=np.uint8)
         rows = _state_rows(chip)
         for name, first in self.leaves.items():
@@ -532,9 +597,50 @@ class Plan:
                 if b[level] < b[level + 1]:
                     sel = self.order[k.name][b[level]:b[level + 1]]
                     if not _EVAL[k.name.partition(":")[0]](self.cfg, V, k, sel):
-                        return False
-        self._commit(chip, V, rows)
+                        return None
+        return V
+
+    def run(self, chip, values: np.ndarray | None = None) -> bool:
+        """Run on `chip`'s state; False (state untouched) on a data-dependent error.
+        `values`: what :meth:`values` returned for this state (computed if None)."""
+        V = self.values(chip) if values is None else values
+        if V is None:
+            return False
+        self._commit(chip, V, _state_rows(chip))
         return True
+
+    def events(self, values: np.ndarray) -> dict:
+        """Every event of the run (what a traced run of the interpreter reports), by
+        kind, as columns, from the cell values :meth:`values` returned; needs
+        ``plan(events=True)``. Each row is one instruction's write of a whole vector in
+        skewed cycle ``t``: superlane ``k``'s event is in real cycle ``t + k`` with bytes
+        ``k * lanes .. (k + 1) * lanes`` of ``data`` (``acc``: of its lanes, 4 bytes
+        each). Rows are in no particular order.
+
+        ``dispatch``: ``t``, ``queue``, ``index``, ``word`` (superlane 0 only);
+        ``sr``: ``t``, ``unit`` (position), ``dir``, ``index`` (stream), ``data`` [n, VL];
+        ``sram``: ``t``, ``unit`` (MEM slice), ``index`` (address), ``data`` [n, VL];
+        ``wload``: ``t``, ``unit`` (MXM plane), ``index`` (row), ``data`` [n, VL];
+        ``install``: ``t``, ``unit``; ``acc``: ``t``, ``unit``, ``index`` (slot),
+        ``data`` uint8 [n, VL, 4] (each lane's int32, little-endian)."""
+        if self.log is None:
+            raise ValueError("the plan was built without events=True")
+        out = {"dispatch": dict(self.dispatches)}
+        for kind in ("sr", "sram", "wload", "install", "acc"):
+            empty = np.zeros(0, np.int64)
+            t, unit, dr, index, cells = self.log.get(
+                kind, (empty,) * 4 + (np.zeros((0, PLANES) if kind == "acc" else 0, np.int64),))
+            col = {"t": t, "unit": unit}
+            if kind == "sr":
+                col["dir"] = dr
+            if kind != "install":
+                col["index"] = index
+            if kind == "acc":  # one row per slot write: its four planes, lane-major
+                col["data"] = np.ascontiguousarray(values[cells].transpose(0, 2, 1))
+            elif kind != "install":
+                col["data"] = values[cells]
+            out[kind] = col
+        return out
 
     def _commit(self, chip, V, rows) -> None:
         for name in ("mem", "shadow", "weights", "acc"):

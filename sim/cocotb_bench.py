@@ -3,13 +3,21 @@
 It reads the job file named by ``$LPU_LOCKSTEP_JOB`` (written by
 :func:`lpu.sim.cocotb_runner.lockstep_hdl_many`: config, programs, initial SRAM), and
 for each run resets the chip, loads through the host bus (:class:`HostBus`) the SRAM
-words the program can read and the program, writes START, and then either
+words the program can read and the program, writes START, and then, by the job's
+``mode``,
 
-* samples ``trace_bits`` at the falling edge of every cycle, turns it into events
-  (:class:`lpu.sim.trace.TraceReader` over a :class:`lpu.sim.trace.PackedTrace`) and
-  feeds them beside the golden model's to a :class:`lpu.sim.lockstep.Comparator`,
-  stopping at the first divergence; or
-* (``free_run``) waits for RUNNING to fall, with no Python in the simulated cycles.
+* ``record`` (bulk lockstep, the default): lets the chip run free while the recorder
+  of the bench top (:mod:`lpu.sim.recorder`, on with the plusarg the runner passes)
+  writes its trace into the runner's pipe, with no Python in the simulated cycles; it
+  waits for RUNNING to fall (or resets the chip after ``max_cycles``) and reads the
+  host's registers. The comparison happens in the runner's process
+  (:mod:`lpu.sim.bulk`);
+* ``cycle`` (per-cycle lockstep): samples ``trace_bits`` at the falling edge of every
+  cycle, turns it into events (:class:`lpu.sim.trace.TraceReader` over a
+  :class:`lpu.sim.trace.PackedTrace`) and feeds them beside the golden model's to a
+  :class:`lpu.sim.lockstep.Comparator`, stopping at the first divergence;
+* ``free``: waits for RUNNING to fall, with no Python in the simulated cycles and
+  nothing recorded (``lpu bench rtl``).
 
 The result goes back as JSON to the path the job names. Bus timing is that of
 :mod:`lpu.hdl.host`: inputs are set just after a rising edge and latched by the next;
@@ -28,16 +36,18 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 
 from lpu.config import load as load_config
-from lpu.hdl.chip import Chip
 from lpu.hdl.host import RegisterMap
 from lpu.program import Program
 
 from .cocotb_runner import JOB_ENV, words_read, words_written
 from .lockstep import Comparator, EventCursor, GoldenBackend
-from .trace import PackedTrace, TraceReader
+from .trace import PackedTrace, TraceReader, port_chip
+
+#: The bench's clock period.
+PERIOD_NS = 10
 
 
 class HostBus:
@@ -188,23 +198,77 @@ async def _free_run(dut, cfg, program, mem, dirty) -> dict:
             "cycles_per_second": round(cycles / (t2 - t1), 1) if t2 > t1 else 0}
 
 
+def _wait_for(go: Path, stop: Path) -> None:
+    """Block, and the simulation with it, until the runner creates `go` (raise if it
+    creates `stop`)."""
+    while not go.exists():
+        if stop.exists():
+            raise RuntimeError("the runner stopped the job")
+        time.sleep(0.002)
+
+
+async def _record_one(dut, cfg, program, mem, dirty, limit, go=None) -> dict:
+    """Run `program` free, recorded (mode ``record``): the host's registers after it,
+    and when it started and ended (``time.monotonic``, for the runner's speed figures).
+    With `go` (``(go, stop)`` paths), START waits until the runner says go: its golden
+    model of this run is ready, so the run is compared as it is recorded and the two
+    do not compete for the machine."""
+    regs = RegisterMap(cfg)
+    bus = HostBus(dut)
+    t0 = time.perf_counter()
+    await _reset(dut, bus)
+    writes = await _load(bus, regs, cfg, program, mem, dirty)
+    load_seconds = time.perf_counter() - t0
+    if go is not None:
+        _wait_for(*go)
+    await bus.write(regs.CTRL, regs.CTRL_START)
+    start = time.monotonic()
+    bus.idle()
+    running = dut.trace__running
+    await FallingEdge(dut.clk)  # inside cycle 0
+    timed_out = False
+    if running.value:
+        fell = FallingEdge(running)  # one callback, not one a cycle (as ClockCycles)
+        timed_out = await First(fell, Timer((limit + 2) * PERIOD_NS, unit="ns")) is not fell
+    end = time.monotonic()
+    out = {"timeout": timed_out, "start": start, "end": end, "bus_writes": writes,
+           "seconds": {"load": round(load_seconds, 3), "run": round(end - start, 3)},
+           "status": None, "error": None, "end_cycle": None}
+    if timed_out:
+        await _reset(dut, bus)  # RUNNING falls: the recorder ends the run
+        await bus.edge
+        return out
+    await bus.edge
+    out["end_cycle"] = await bus.read(regs.CYCLE)
+    out["status"] = status = await bus.read(regs.STATUS)
+    if status & regs.STATUS_ERROR:
+        out["error"] = {n: await bus.read(getattr(regs, "ERR_" + n.upper()))
+                        for n in ("cycle", "code", "position", "superlane", "unit", "queue")}
+    return out
+
+
 async def _run_job(dut, job: dict) -> dict:
     cfg = load_config(job["config"])
     if cfg.hash != job["config_hash"]:
         raise RuntimeError(f"config {job['config']} has hash {cfg.hash}, the job wants "
                            f"{job['config_hash']}")
-    chip = Chip(cfg, trace=True)
-    for obj in (chip, chip.icu, chip.fabric, chip.host, *chip.slices):
-        obj._MustUse__silence = True  # used for its port objects only, never elaborated
-    Clock(dut.clk, 10, unit="ns").start()
+    chip = port_chip(cfg)
+    Clock(dut.clk, PERIOD_NS, unit="ns").start()
     limit = int(job.get("max_cycles", 200_000))
     dirty: dict[int, set[int]] = {}
     out = []
-    for item in job["runs"]:
+    for n, item in enumerate(job["runs"]):
         program = Program.load(item["program"])
         mem = _npz(item["mem"])
-        if job.get("free_run"):
+        mode = job.get("mode", "cycle")
+        if mode == "free":
             out.append(await _free_run(dut, cfg, program, mem, dirty))
+            continue
+        if mode == "record":
+            go = None
+            if job.get("go"):
+                go = (Path(job["go"]) / f"go{n}", Path(job["go"]) / "stop")
+            out.append(await _record_one(dut, cfg, program, mem, dirty, limit, go))
             continue
         ref = _npz(item["reference_mem"]) if "reference_mem" in item else None
         r = await _run_one(dut, cfg, chip, program, mem, dirty, limit,
@@ -222,6 +286,8 @@ async def lockstep(dut):
     out = await _run_job(dut, job)
     Path(job["result"]).write_text(json.dumps(out, indent=2))
     for n, r in enumerate(out["runs"]):
-        ok = r["lockstep"]["ok"] if "lockstep" in r else "free run"
-        dut._log.info(f"run {n}: ok={ok} rtl cycles={r['rtl_cycles']} "
-                      f"({r['cycles_per_second']} cycles/s)")
+        if "lockstep" in r:
+            dut._log.info(f"run {n}: ok={r['lockstep']['ok']} rtl cycles={r['rtl_cycles']} "
+                          f"({r['cycles_per_second']} cycles/s)")
+        else:
+            dut._log.info(f"run {n}: {job.get('mode')}, {r['seconds']}")

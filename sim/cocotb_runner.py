@@ -1,31 +1,41 @@
-"""Lockstep over the generated Verilog, the Python side: build the chip top for a
-simulator, write a job, run the cocotb bench (:mod:`lpu.sim.cocotb_bench`) and read its
-result. The chip top runs under cocotb on Verilator or Icarus.
+"""Lockstep over the generated Verilog, the Python side: build the chip for a
+simulator, write a job, run the cocotb bench (:mod:`lpu.sim.cocotb_bench`) and compare
+or read its result. The chip runs under cocotb on Verilator or Icarus.
 
-The chip's Verilog (:func:`lpu.hdl.chip.to_verilog` with the trace port) is built once
+The chip's Verilog (:func:`lpu.hdl.chip.to_verilog` with the trace port), inside the
+bench top with its trace recorder (:func:`lpu.sim.recorder.bench_top`), is built once
 per config and simulator (:func:`build_chip`, cached: the conversion and the build are
-skipped while the HDL sources, the config and the tools are unchanged). Each program
-then runs in a fresh simulator process (:func:`lockstep_hdl`):
+skipped while the HDL sources, the config and the tools are unchanged). A batch of
+programs then runs in one fresh simulator process (:func:`lockstep_hdl_many`):
 
 1. the cocotb test :func:`lpu.sim.cocotb_bench.lockstep` (the cocotb test module)
-   reads a job file (config, program, initial SRAM), resets the chip, writes through
-   the host bus the non-zero SRAM words the program can read (:func:`words_read`;
-   nothing else can show in the events) and the program, and writes START;
-2. from cycle 0 on it samples the trace port every cycle, turning it into events with
-   :class:`lpu.sim.trace.TraceReader` (through a ``ctx.get`` that reads cocotb handles),
-   and feeds them, beside the golden model's events of the same cycle, to a
-   :class:`lpu.sim.lockstep.Comparator`, inside the simulator process, stopping at
-   the first divergence;
-3. it writes the :class:`~lpu.sim.lockstep.LockstepResult` as JSON (and the host's
-   STATUS and error registers), which :func:`lockstep_hdl` returns.
+   reads a job file (config, programs, initial SRAM), and for each program resets the
+   chip, writes through the host bus the non-zero SRAM words the program can read
+   (:func:`words_read`; nothing else can show in the events) and the program, and
+   writes START;
+2. bulk (``compare="bulk"``, the default): the chip runs free while the recorder
+   writes every cycle's packed trace into a named pipe this process reads
+   (:class:`lpu.sim.recorder.Pipe`); here, beside the simulator, the golden model
+   produces the run's events and :class:`lpu.sim.bulk.BulkRun` compares them with
+   the records in blocks, as they come. Per cycle (``compare="cycle"``): the bench
+   samples the trace port every cycle inside the simulator process, turning it into
+   events with :class:`lpu.sim.trace.TraceReader`, and feeds them beside the golden
+   model's to a :class:`lpu.sim.lockstep.Comparator`, stopping at the first
+   divergence;
+3. the bench writes the host's STATUS, CYCLE and error registers (per cycle: the
+   :class:`~lpu.sim.lockstep.LockstepResult` too) as JSON, and :func:`lockstep_hdl_many`
+   returns one :class:`~lpu.sim.lockstep.LockstepResult` per program, the same either
+   way.
 
 A divergence is a result, not a test failure; an exception (a missing port, a
-simulator crash) is an error. With ``vcd=`` the build records waves
-(``--trace``) and the waveform of the run is copied there.
+simulator crash, a golden-model error) is an error. With ``vcd=`` the build records
+waves (``--trace``) and the waveform of the run is copied there (bulk: the whole run,
+the cycles before the divergence included).
 
 Bus timing (lpu.hdl.host): inputs are driven at the falling edge and latched by the
 rising edge; values of cycle ``c`` are sampled after the falling edge inside ``c``
-(``ReadOnly``). Cycle 0 is the cycle after the START write.
+(``ReadOnly``; the recorder samples there too). Cycle 0 is the cycle after the START
+write.
 """
 
 from __future__ import annotations
@@ -35,6 +45,8 @@ import hashlib
 import json
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import amaranth
@@ -50,12 +62,14 @@ from lpu.isa import Opcode
 from lpu.program import Program
 
 from . import verilator as vl
+from .bulk import BulkRun, Expected
 from .lockstep import LockstepResult
+from .recorder import CHIP_TOP, PLUSARG, TOPLEVEL, Pipe, RecorderError, bench_top, record_bytes
+from .trace import port_chip
 
 __all__ = ["build_chip", "lockstep_hdl", "lockstep_hdl_many", "design_key", "words_read",
            "words_written"]
 
-TOPLEVEL = "lpu_top"
 #: The environment variable that names the job file for the cocotb bench.
 JOB_ENV = "LPU_LOCKSTEP_JOB"
 
@@ -86,32 +100,46 @@ def build_chip(cfg: ChipConfig | str, simulator: str = "verilator", *, waves: bo
     with open(d.parent / f"{d.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            src = d / f"{TOPLEVEL}.v"
+            src = d / f"{CHIP_TOP}.v"
             if src.is_file():
                 verilog = src.read_text()  # same design: skip the (slow) conversion
             else:
-                verilog, _ = to_verilog(cfg, trace=True, name=TOPLEVEL)
-            return vl.build(simulator, verilog, TOPLEVEL, d, waves=waves,
-                            extra_args=vl.top_ports_only(simulator))
+                verilog, _ = to_verilog(cfg, trace=True, name=CHIP_TOP)
+                d.mkdir(parents=True, exist_ok=True)
+                src.write_text(verilog)
+            top, files = bench_top(port_chip(cfg), simulator)
+            for name, text in files.items():
+                if not (d / name).is_file() or (d / name).read_text() != text:
+                    (d / name).write_text(text)
+            return vl.build(simulator, verilog + "\n" + top, TOPLEVEL, d, waves=waves,
+                            extra_args=[*vl.top_ports_only(simulator),
+                                        *(str(d / name) for name in files)],
+                            keep=(src.name, *files))
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def lockstep_hdl(cfg: ChipConfig | str, program: Program, mem_init: dict | None,
                  simulator: str = "verilator", *, vcd=None, max_cycles: int = 200_000,
-                 workdir=None, built=None):
+                 workdir=None, built=None, compare: str = "bulk", checked: bool = False):
     """Run `program` on the chip's Verilog under cocotb in lockstep with the golden
     model; returns a :class:`~lpu.sim.lockstep.LockstepResult` (plus ``.hdl`` info:
     build seconds, status and error registers). `built`: a
     :class:`~lpu.sim.verilator.BuildResult` to use instead of :func:`build_chip`."""
     return lockstep_hdl_many(cfg, [(program, mem_init)], simulator, vcd=vcd,
-                             max_cycles=max_cycles, workdir=workdir, built=built)[0]
+                             max_cycles=max_cycles, workdir=workdir, built=built,
+                             compare=compare, checked=checked)[0]
+
+
+#: The ways :func:`lockstep_hdl_many` compares: recorded and in bulk, or cycle by cycle.
+COMPARE = ("bulk", "cycle")
 
 
 def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator", *,
                       vcd=None, max_cycles: int = 200_000, workdir=None, built=None,
                       stop_at_first: bool = False, reference_mem=None,
-                      free_run: bool = False) -> list:
+                      free_run: bool = False, compare: str = "bulk",
+                      block: int | None = None, checked: bool = False) -> list:
     """Run each ``(program, mem_init)`` of `runs` in lockstep, one after the other in one
     simulator process (the chip is reset between them; SRAM words an earlier run wrote
     or loaded are rewritten when a later run reads them). Returns one
@@ -119,9 +147,21 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
     stops after the first divergence or error flag). `reference_mem`: per run, other
     initial SRAM for the golden model only (tests of the checker: a known difference).
 
+    `compare`: ``bulk`` (the default) lets the chip run free, recorded
+    (:mod:`lpu.sim.recorder`), and compares the records in this process in blocks of
+    `block` records (default: about 16 MiB of them) as they come
+    (:mod:`lpu.sim.bulk`), the golden model running here beside the simulator; the
+    simulator runs every program of the batch. ``cycle`` compares every cycle inside
+    the simulator process, which stops at the first divergence. Both report the same
+    result. `checked`: the caller has checked the programs statically
+    (:func:`lpu.golden.check.check`), so the golden model loads them unchecked
+    (``bulk`` only; the check of a long program takes longer than its run).
+
     With `free_run` nothing is compared: each program is loaded, started and left to
     run until RUNNING falls (no Python in the simulation's cycles; for ``lpu bench
     rtl``); the result per run is a dict (``rtl_cycles``, ``seconds``, ``status``)."""
+    if compare not in COMPARE:
+        raise ValueError(f"compare must be one of {', '.join(COMPARE)}, not {compare!r}")
     cfg = load_config(cfg)
     runs = list(runs)
     for program, _ in runs:
@@ -130,6 +170,7 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
         built = build_chip(cfg, simulator, waves=bool(vcd))
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="lpu-lockstep-"))
     work.mkdir(parents=True, exist_ok=True)
+    mode = "free" if free_run else "record" if compare == "bulk" else "cycle"
     items = []
     for n, (program, mem_init) in enumerate(runs):
         prog_path, mem_path = work / f"program{n}.bin", work / f"mem{n}.npz"
@@ -137,7 +178,7 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
         np.savez(mem_path, **{k: np.asarray(v, dtype=np.uint8)
                               for k, v in (mem_init or {}).items()})
         item = {"program": str(prog_path), "mem": str(mem_path)}
-        if reference_mem is not None and reference_mem[n] is not None:
+        if mode == "cycle" and reference_mem is not None and reference_mem[n] is not None:
             ref_path = work / f"refmem{n}.npz"
             np.savez(ref_path, **{k: np.asarray(v, dtype=np.uint8)
                                   for k, v in reference_mem[n].items()})
@@ -148,10 +189,20 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
     config_spec = str(Path(cfg.source).resolve()) if Path(cfg.source).is_file() else cfg.name
     job = {"config": config_spec, "config_hash": cfg.hash, "runs": items,
            "result": str(result_path), "max_cycles": max_cycles, "device": simulator,
-           "stop_at_first": stop_at_first, "free_run": free_run}
+           "stop_at_first": stop_at_first, "mode": mode,
+           "go": str(work) if mode == "record" else None}
     (work / "job.json").write_text(json.dumps(job))
-    vl.run_test(built, "lpu.sim.cocotb_bench", test_dir=work,
-                extra_env={JOB_ENV: str(work / "job.json")}, waves=bool(vcd))
+    env = {JOB_ENV: str(work / "job.json")}
+    # Icarus writes its waveform where the build is, unless told otherwise
+    plus = [f"+dumpfile_path={work / f'{TOPLEVEL}.fst'}"] if vcd and simulator == "icarus" \
+        else []
+    if mode == "record":
+        refs = [None if reference_mem is None or reference_mem[n] is None
+                else reference_mem[n] for n in range(len(runs))]
+        return _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles,
+                     stop_at_first, block, checked, plus)
+    vl.run_test(built, "lpu.sim.cocotb_bench", test_dir=work, extra_env=env,
+                waves=bool(vcd), plusargs=plus)
     out = json.loads(result_path.read_text())
     if free_run:
         return out["runs"]
@@ -161,14 +212,96 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
         res.hdl = {"build_seconds": round(built.seconds, 1), "build_cached": built.cached,
                    "status": r.get("status"), "error": r.get("error"),
                    "run_seconds": r.get("seconds"), "rtl_cycles": r.get("rtl_cycles"),
-                   "cycles_per_second": r.get("cycles_per_second"), "workdir": str(work)}
+                   "cycles_per_second": r.get("cycles_per_second"), "workdir": str(work),
+                   "compare": "cycle"}
         results.append(res)
+    _copy_waves(work, vcd, results)
+    return results
+
+
+def _copy_waves(work: Path, vcd, results) -> None:
     if vcd and results:
         wave = next((p for p in (work / "dump.vcd", work / f"{TOPLEVEL}.fst",
                                  work / "dump.fst") if p.is_file()), None)
         if wave is not None:
             shutil.copyfile(wave, vcd)
             results[-1].hdl["waveform"] = str(vcd)
+
+
+def _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles, stop_at_first,
+          block, checked, plus) -> list:
+    """``compare="bulk"``: the simulator records (in a thread, a process of its own)
+    while this process runs the golden model and compares each run's records as they
+    come through the pipe."""
+    chip = port_chip(cfg)
+    width = len(chip.trace_bits)
+    if block is None:
+        block = max(64, (16 << 20) // record_bytes(width))
+    failed: list[BaseException] = []
+
+    def simulate():
+        try:
+            vl.run_test(built, "lpu.sim.cocotb_bench", test_dir=work, extra_env=env,
+                        waves=bool(vcd), plusargs=[*plus, f"+{PLUSARG}={pipe.path}"])
+        except BaseException as e:  # raised in the caller's thread below
+            failed.append(e)
+
+    for old in [*work.glob("go*"), work / "stop"]:  # of an earlier job in this folder
+        old.unlink(missing_ok=True)
+    sim = threading.Thread(target=simulate, name="lpu-simulator", daemon=True)
+    compared = []
+    with Pipe(work / "trace.pipe", width, alive=sim.is_alive) as pipe:
+        sim.start()
+        try:
+            for n, ((program, mem), ref) in enumerate(zip(runs, refs, strict=True)):
+                golden = Expected(cfg, program, mem if ref is None else ref,
+                                  check=not checked)
+                (work / f"go{n}").touch()  # the bench starts the run now
+                run = BulkRun(cfg, program, golden, chip)
+                for blk in pipe.records(block):
+                    run.feed(blk)
+                run.verdict = time.monotonic()
+                compared.append((golden.load_seconds, golden.run_seconds, golden.columns, run))
+        except RecorderError as e:
+            (work / "stop").touch()
+            pipe.close()
+            sim.join(60)
+            if failed:  # the simulator stopped: its error says why
+                raise failed[0] from e
+            raise
+        except BaseException:
+            (work / "stop").touch()  # a bench waiting to start a run stops
+            pipe.close()  # the simulator's next write fails and it stops
+            sim.join(60)
+            raise
+    sim.join()
+    if failed:
+        raise failed[0]
+    out = json.loads((work / "result.json").read_text())["runs"]
+    results = []
+    for r, (g_load, g_run, g_columns, run) in zip(out, compared, strict=True):
+        if r["timeout"] and (run.divergence is None or run.divergence.cycle > max_cycles):
+            # per cycle, a divergence up to the limit is reported, and then this
+            raise vl.SimulatorError(f"the chip ran past {max_cycles} cycles without "
+                                    f"finishing (log {work / 'test.log'})")
+        res = run.result(r["end_cycle"], simulator)
+        ok = res.divergence is None
+        span = run.verdict - r["start"]
+        res.hdl = {"build_seconds": round(built.seconds, 1), "build_cached": built.cached,
+                   "status": r["status"] if ok else None,
+                   "error": r["error"] if ok else None,
+                   "run_seconds": {**r["seconds"], "golden_load": round(g_load, 3),
+                                   "golden_run": round(g_run, 3),
+                                   "compare": round(run.seconds, 3),
+                                   "lockstep": round(span, 3)},
+                   "rtl_cycles": run.running,
+                   "cycles_per_second": round(run.running / span, 1) if span > 0 else 0,
+                   "workdir": str(work), "compare": "bulk", "rechecks": run.rechecks,
+                   "golden_path": "dataflow" if g_columns else "interpreter"}
+        results.append(res)
+        if stop_at_first and (not ok or res.hdl["error"]):
+            break
+    _copy_waves(work, vcd, results)
     return results
 
 

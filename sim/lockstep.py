@@ -65,6 +65,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 from amaranth.sim import Simulator
 
 from lpu.config import ChipConfig
@@ -79,12 +80,14 @@ from lpu.program import Program
 from lpu.sim.hostbus import SimBus
 from lpu.trace import KINDS, Event, from_json, to_json
 
-from .trace import TraceReader
+from .trace import TraceReader, event_mask
 
 __all__ = ["Backend", "GoldenBackend", "AmaranthBackend", "Divergence", "LockstepResult",
            "LockstepError", "Comparator", "compare", "lockstep", "events_by_cycle"]
 
 _KORDER = {k: i for i, k in enumerate(KINDS)}
+#: Dispatches per queue (each side) the instruction in flight is looked up in.
+HISTORY = 64
 
 
 class LockstepError(LpuError):
@@ -229,6 +232,47 @@ class AmaranthBackend:
             self.error = await bus.error(ctx)
 
         sim.add_testbench(testbench)
+        yield from self._simulate(sim, dut, out)
+
+    def record(self, program, mem_init):
+        """Run `program` free and record it as :mod:`lpu.sim.recorder` records the
+        Verilog: ``(cycles, trace, running)``, the cycles with an event, their
+        ``trace_bits`` (uint8 [n, bytes], little-endian) and the cycles the chip ran
+        (for :mod:`lpu.sim.bulk`; status, error and end cycle are set as by :meth:`run`)."""
+        program.check_config(self.cfg)
+        self.status = self.error = self.end_cycle = None
+        dut, sim = self.build(mem_init)
+        regs = RegisterMap(self.cfg)
+        bus = SimBus(dut.bus, regs)
+        mask, nbytes = event_mask(dut), 4 * -(-len(dut.trace_bits) // 32)
+        cycles, rows, ran = [], [], []
+        limit = self.max_cycles
+
+        async def testbench(ctx):
+            await bus.load_program(ctx, program)
+            await bus.start(ctx)
+            c = 0
+            while ctx.get(dut.trace.running):
+                bits = ctx.get(dut.trace_bits)
+                if bits & mask:
+                    cycles.append(c)
+                    rows.append(bits.to_bytes(nbytes, "little"))
+                await ctx.tick()
+                c += 1
+                if c > limit:
+                    raise LockstepError(f"the RTL ran past {limit} cycles without finishing")
+            ran.append(c)
+            self.status = await bus.status(ctx)
+            self.end_cycle = await bus.read(ctx, regs.CYCLE)
+            self.error = await bus.error(ctx)
+
+        sim.add_testbench(testbench)
+        for _ in self._simulate(sim, dut, deque()):
+            pass
+        trace = np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), nbytes)
+        return np.array(cycles, np.int64), trace, ran[0]
+
+    def _simulate(self, sim, dut, out):
         writer = None
         if self.vcd:
             vcd = str(self.vcd)
@@ -527,13 +571,25 @@ class Comparator:
         for side, evs in zip(self.history, (expected, actual), strict=True):
             for ev in evs:
                 if ev.kind == "dispatch":
-                    side.setdefault(ev.unit, deque(maxlen=64)).append(
+                    side.setdefault(ev.unit, deque(maxlen=HISTORY)).append(
                         (ev.cycle, ev.index, int.from_bytes(ev.data, "little")))
         if sorted((_key(e), e.data) for e in expected) != \
                 sorted((_key(a), a.data) for a in actual):
             self.divergence = _divergence(cycle, expected, actual, self.names, self.history,
                                           self.program)
         return self.divergence
+
+    def skip(self, cycle: int, dispatches, events: int) -> None:
+        """Take every cycle before `cycle` as compared and equal on both sides (a bulk
+        comparison, :mod:`lpu.sim.bulk`, found them so): their `dispatches`
+        ``(cycle, queue, index, word)``, in cycle order, go into both sides' histories
+        (which name the instruction in flight), their `events` (of one side) into the
+        count."""
+        for side in self.history:
+            for c, q, i, w in dispatches:
+                side.setdefault(q, deque(maxlen=HISTORY)).append((c, i, w))
+        self.cycles = max(self.cycles, cycle)
+        self.events += 2 * events
 
     def finish(self, expected_end: int | None, actual_end: int | None) -> Divergence | None:
         """After the last event: compare the run's last cycle on both sides (None: not

@@ -14,19 +14,49 @@
 
 A ``ctx`` is anything with ``get(value) -> int`` (Amaranth's simulator context, or
 :class:`PackedTrace`). Values are sampled after the cycle's inputs settle.
+
+Many cycles at once (the bulk comparison, :mod:`lpu.sim.bulk`):
+
+* :class:`TraceLayout` says where each trace signal sits in ``trace_bits``, from the
+  same layouts the per-cycle decoders read;
+* :class:`EventArrays` holds the events of many cycles in dense arrays, one row per
+  cycle, equal rows meaning equal sets of events; :meth:`EventArrays.from_packed`
+  decodes recorded ``trace_bits`` samples into it in numpy, field by field, as
+  :class:`TraceReader` decodes one sample; :meth:`EventArrays.from_columns` puts events
+  given as columns (the golden model's) into the same form;
+* :func:`event_mask` is the bits of ``trace_bits`` that flag an event (the recorder
+  skips cycles without any); :func:`port_chip` the chip object all of these read.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth.hdl import Value
 from amaranth.lib import data
 
 from lpu.config import ChipConfig
+from lpu.config import load as load_config
 from lpu.hdl.chip import Chip, trace_fields
 from lpu.hdl.mxm import acc_layout, wload_layout
 from lpu.trace import Event
 
-__all__ = ["TraceReader", "PackedTrace", "sram_events", "mxm_events"]
+__all__ = ["TraceReader", "PackedTrace", "sram_events", "mxm_events", "event_mask",
+           "port_chip", "TraceLayout", "EventArrays"]
+
+_PORT_CHIPS: dict = {}
+
+
+def port_chip(cfg: ChipConfig | str) -> Chip:
+    """A :class:`~lpu.hdl.chip.Chip` of `cfg` with its trace port, used for its port
+    objects only (never elaborated): what the decoders here read offsets and layouts
+    from. One per config and process."""
+    cfg = load_config(cfg)
+    chip = _PORT_CHIPS.get(cfg.hash)
+    if chip is None:
+        chip = _PORT_CHIPS[cfg.hash] = Chip(cfg, trace=True)
+        for obj in (chip, chip.icu, chip.fabric, chip.host, *chip.slices):
+            obj._MustUse__silence = True
+    return chip
 
 
 def _int_of(ctx, value) -> int:
@@ -171,3 +201,369 @@ class TraceReader:
         for j, sl in enumerate(self.chip.mxm_slices):
             out += mxm_events(ctx, cfg, tr.mxm[j], sl.unit_base, cycle)
         return out
+
+
+def _offsets(chip: Chip) -> dict:
+    """id of each trace signal -> (offset, width) inside ``trace_bits``."""
+    return {id(sig): (off, w) for sig, off, w in trace_fields(chip)}
+
+
+def event_mask(chip: Chip) -> int:
+    """The bits of ``trace_bits`` that say an event happens: the write enables of the
+    stream writes and SRAM writes, the dispatch, weight-load and accumulator valid bits
+    and the installs. A cycle with none of them set has no events."""
+    at = _offsets(chip)
+    tr = chip.trace
+
+    def field(value):
+        return at[id(Value.cast(value.as_value() if isinstance(value, data.View) else value))]
+
+    def ones(w):
+        return (1 << w) - 1
+
+    mask = 0
+    for port in tr.sr:
+        for we in (port.e_we, port.w_we):
+            off, w = field(we)
+            mask |= ones(w) << off
+    for d in tr.dispatch:
+        off, _ = field(d.valid)
+        mask |= 1 << off
+    if "sram" in tr.signature.members:
+        for port in tr.sram:
+            off, _ = field(port)
+            layout = port.shape()
+            n, word = layout.elem_shape.length, layout.elem_shape.elem_shape
+            for e in range(layout.length * n):
+                mask |= 1 << (off + e * word.size + word["we"].offset)
+    if "mxm" in tr.signature.members:
+        for port in tr.mxm:
+            off, w = field(port.install)
+            mask |= ones(w) << off
+            for name in ("wload", "acc"):
+                view = getattr(port, name)
+                off, w = field(view)
+                elem = view.shape().elem_shape.elem_shape
+                for e in range(w // elem.size):
+                    mask |= 1 << (off + e * elem.size + elem["valid"].offset)
+    return mask
+
+
+# -- many cycles at once: dense event arrays --------------------------------------------
+
+
+def _bytes_at(bits, off: int, width: int):
+    """Bits ``off .. off + width`` of each row of `bits` (uint8 [n, B], little-endian)
+    as uint8 [n, ceil(width / 8)]: a view where the field is whole bytes, else a copy."""
+    b0, r = divmod(off, 8)
+    nb = -(-width // 8)
+    if not r and not width % 8:
+        return bits[:, b0:b0 + nb]
+    seg = bits[:, b0:b0 + nb + 1]
+    if seg.shape[1] < nb + 1:  # the last byte of the row
+        seg = np.concatenate([seg, np.zeros((seg.shape[0], nb + 1 - seg.shape[1]),
+                                            np.uint8)], axis=1)
+    if r:
+        out = (seg[:, :nb] >> r) | (seg[:, 1:nb + 1] << (8 - r))
+    else:
+        out = seg[:, :nb].copy()
+    if width % 8:
+        out[:, -1] &= (1 << (width % 8)) - 1
+    return out
+
+
+def _lanes_as_words(x):
+    """The last axis (a superlane's lanes, bytes) as 32-bit words where it divides, for
+    fewer comparisons; a view."""
+    if x.shape[-1] % 4 or x.strides[-1] != 1:
+        return x
+    return x.view(np.uint32)
+
+
+def _uint_at(bits, off: int, width: int):
+    """Bits ``off .. off + width`` (``width`` at most 56) of each row as int64 [n]."""
+    b0, r = divmod(off, 8)
+    nb = -(-(r + width) // 8)
+    seg = bits[:, b0:b0 + nb].astype(np.int64)
+    v = np.zeros(bits.shape[0], np.int64)
+    for i in range(nb):
+        v |= seg[:, i] << (8 * i)
+    return (v >> r) & ((1 << width) - 1)
+
+
+class TraceLayout:
+    """Where every trace signal sits inside ``trace_bits`` (:func:`lpu.hdl.chip.trace_fields`
+    and the slices' layouts, the same the per-cycle decoders read), and the geometry of
+    :class:`EventArrays` for that chip: ``P`` positions, ``S`` superlanes, ``N``
+    streams, ``L`` lanes, ``Q`` queues, ``M`` MEM slices with ``R`` SRAM words per
+    superlane and cycle, ``X`` MXM planes taking up to ``C`` (= ``N``) weight rows per
+    cycle."""
+
+    def __init__(self, chip: Chip):
+        cfg = self.cfg = chip.cfg
+        tr = chip.trace
+        at = _offsets(chip)
+
+        def field(value):
+            return at[id(Value.cast(value.as_value() if isinstance(value, data.View)
+                                    else value))]
+
+        self.width = len(chip.trace_bits)
+        self.P, self.S, self.N, self.L = (len(cfg.positions), cfg.superlanes, cfg.streams,
+                                          cfg.lanes)
+        self.Q = len(cfg.queues)
+        self.sr = [(field(p.e)[0], field(p.e_we)[0], field(p.w)[0], field(p.w_we)[0])
+                   for p in tr.sr]
+        self.dispatch = [(field(tr.dispatch[q].valid)[0], field(tr.dispatch[q].word)[0],
+                          field(tr.index[q])) for q in range(self.Q)]
+        self.sram = []
+        self.M = self.R = 0
+        if "sram" in tr.signature.members:
+            for port in tr.sram:
+                layout = port.shape()
+                self.R = layout.elem_shape.length
+                word = layout.elem_shape.elem_shape
+                self.sram.append((field(port)[0], word.size, word["we"].offset,
+                                  (word["addr"].offset, word["addr"].width),
+                                  word["data"].offset))
+            self.M = len(self.sram)
+        self.mxm = []
+        for j, sl in enumerate(chip.mxm_slices):
+            port = tr.mxm[j]
+            wl, al = wload_layout(cfg), acc_layout(cfg)
+            self.mxm.append((sl.unit_base, field(port.install)[0], field(port.wload)[0],
+                             field(port.acc)[0], wl, al))
+        self.planes = cfg.mxm_planes
+        self.X = len(self.mxm) * self.planes
+        self.C = self.N
+
+
+class EventArrays:
+    """The events of ``n`` cycles as dense arrays, one row per cycle, in a form where two
+    rows are equal exactly when the two cycles' sets of events are (:meth:`differ`):
+    every event has one place, keyed as :mod:`lpu.sim.lockstep` keys it (SRAM words and
+    weight rows of one slice, superlane and cycle in address order), and the bytes of a
+    place without an event are zero (stream writes: of no meaning, not compared). A row
+    whose events do not fit that form (more SRAM words or weight rows in one cycle than
+    the chip can report, two events of one key) is marked ``overflow`` and compares
+    unequal to every row.
+
+    Arrays (leading dimension ``n``, but for the stream writes; geometry of
+    :class:`TraceLayout`):
+
+    ``sr_we`` [P, 2, n, S, N], ``sr`` [P, 2, n, S, N, L]
+        stream writes by position, direction, (cycle,) superlane and stream; ``sr[p][d]``
+        may also be a view into the samples (:meth:`from_packed`);
+    ``disp`` [Q], ``disp_word`` [Q], ``disp_index`` [Q]
+        dispatches by queue;
+    ``sram_n`` [M, S], ``sram_addr`` [M, S, R], ``sram`` [M, S, R, L]
+        SRAM writes by slice and superlane, ``sram_n`` of them, in address order;
+    ``wload_n`` [X, S], ``wload_row`` [X, S, C], ``wload`` [X, S, C, L]
+        weight-row loads by plane and superlane, in row order;
+    ``install`` [X, S]; ``acc_we`` [X, S], ``acc_slot`` [X, S], ``acc`` [X, S, L, 4]
+        installs, and accumulator writes (int32 lanes, little-endian).
+    """
+
+    FIELDS = ("sr_we", "sr", "disp", "disp_word", "disp_index", "sram_n", "sram_addr",
+              "sram", "wload_n", "wload_row", "wload", "install", "acc_we", "acc_slot",
+              "acc", "overflow")
+
+    def __init__(self, lay: TraceLayout, n: int, *, sr: bool = True):
+        P, S, N, L, Q, M, R, X, C = (lay.P, lay.S, lay.N, lay.L, lay.Q, lay.M, lay.R,
+                                     lay.X, lay.C)
+        self.n = n
+        z = np.zeros
+        self.sr_we = z((P, 2, n, S, N), bool)
+        self.sr = z((P, 2, n, S, N, L), np.uint8) if sr else None
+        self.disp = z((n, Q), bool)
+        self.disp_word = z((n, Q), np.int64)
+        self.disp_index = z((n, Q), np.int64)
+        self.sram_n = z((n, M, S), np.int64)
+        self.sram_addr = z((n, M, S, R), np.int64)
+        self.sram = z((n, M, S, R, L), np.uint8)
+        self.wload_n = z((n, X, S), np.int64)
+        self.wload_row = z((n, X, S, C), np.int64)
+        self.wload = z((n, X, S, C, L), np.uint8)
+        self.install = z((n, X, S), bool)
+        self.acc_we = z((n, X, S), bool)
+        self.acc_slot = z((n, X, S), np.int64)
+        self.acc = z((n, X, S, L, 4), np.uint8)
+        self.overflow = z(n, bool)
+
+    def differ(self, other: EventArrays):
+        """bool [n]: the rows whose events differ from `other`'s (or do not fit)."""
+        n = self.n
+        out = self.overflow | other.overflow
+
+        def rows(x):
+            return x.reshape(n, int(np.prod(x.shape[1:]))).any(axis=1)
+
+        for p in range(self.sr_we.shape[0]):
+            for dr in (0, 1):
+                we = self.sr_we[p, dr]
+                out |= rows(we != other.sr_we[p, dr])
+                ne = _lanes_as_words(self.sr[p][dr]) != _lanes_as_words(other.sr[p][dr])
+                out |= rows(ne.any(axis=-1) & we)
+        for name in self.FIELDS[2:-1]:
+            out |= rows(getattr(self, name) != getattr(other, name))
+        return out
+
+    @classmethod
+    def from_packed(cls, lay: TraceLayout, bits):
+        """The events of sampled ``trace_bits`` values (uint8 [k, B], little-endian, as
+        :mod:`lpu.sim.recorder` records them), one row per sample, decoded as
+        :class:`TraceReader` decodes one."""
+        k = bits.shape[0]
+        out = cls(lay, k, sr=False)
+        S, N, L, R, C = lay.S, lay.N, lay.L, lay.R, lay.C
+        out.sr = [[None, None] for _ in lay.sr]  # views: the data is only compared
+        for p, offs in enumerate(lay.sr):
+            for dr in (0, 1):
+                d_off, we_off = offs[2 * dr], offs[2 * dr + 1]
+                out.sr_we[p, dr] = np.unpackbits(
+                    _bytes_at(bits, we_off, S * N), axis=1, count=S * N,
+                    bitorder="little").reshape(k, S, N)
+                out.sr[p][dr] = _bytes_at(bits, d_off, 8 * L * S * N).reshape(k, S, N, L)
+        # the other kinds: a field whose valid bits are all clear in the block is skipped
+        for q, (v_off, w_off, (i_off, i_w)) in enumerate(lay.dispatch):
+            valid = _uint_at(bits, v_off, 1).astype(bool)
+            if valid.any():
+                out.disp[:, q] = valid
+                out.disp_word[:, q] = np.where(valid, _uint_at(bits, w_off, 32), 0)
+                out.disp_index[:, q] = np.where(valid, _uint_at(bits, i_off, i_w), 0)
+        for m, (off, size, we_off, (a_off, a_w), d_off) in enumerate(lay.sram):
+            we = np.stack([_uint_at(bits, off + e * size + we_off, 1).astype(bool)
+                           for e in range(S * R)], axis=1).reshape(k, S, R)
+            if not we.any():
+                continue
+            addr = np.zeros((k, S, R), np.int64)
+            val = np.zeros((k, S, R, L), np.uint8)
+            for e in range(S * R):
+                kk, i = divmod(e, R)
+                base = off + e * size
+                addr[:, kk, i] = _uint_at(bits, base + a_off, a_w)
+                val[:, kk, i] = _bytes_at(bits, base + d_off, 8 * L)
+            key = np.where(we, addr, 1 << 40)
+            if (key[..., 1:] < key[..., :-1]).any():  # not in address order: sort
+                order = np.argsort(key, axis=-1, kind="stable")
+                we = np.take_along_axis(we, order, axis=-1)
+                addr = np.take_along_axis(addr, order, axis=-1)
+                val = np.take_along_axis(val, order[..., None], axis=-2)
+            out.sram_n[:, m] = we.sum(axis=-1)
+            out.sram_addr[:, m] = addr * we
+            out.sram[:, m] = val * we[..., None]
+        for base_unit, inst_off, wl_off, acc_off, wl, al in lay.mxm:
+            fw, fa = dict(_fields(wl)), dict(_fields(al))
+            for x in range(lay.planes):
+                u = base_unit + x
+                for kk in range(S):
+                    e = x * S + kk
+                    out.install[:, u, kk] = _uint_at(bits, inst_off + e, 1).astype(bool)
+                    b = wl_off + e * wl.size
+                    valid = _uint_at(bits, b + fw["valid"][0], 1).astype(bool)
+                    if valid.any():
+                        row = _uint_at(bits, b + fw["row"][0], fw["row"][1])
+                        count = np.where(valid, _uint_at(bits, b + fw["count"][0],
+                                                         fw["count"][1]), 0)
+                        src = _uint_at(bits, b + fw["src"][0], fw["src"][1])
+                        dat = _bytes_at(bits, b + fw["data"][0], 8 * L * N).reshape(k, N, L)
+                        live = np.arange(C)[None, :] < count[:, None]
+                        streams = (src[:, None] + np.arange(C)[None, :]) % N
+                        out.wload_n[:, u, kk] = np.minimum(count, C)
+                        out.wload_row[:, u, kk] = (row[:, None] + np.arange(C)) * live
+                        out.wload[:, u, kk] = np.take_along_axis(
+                            dat, streams[..., None], axis=1) * live[..., None]
+                        out.overflow |= count > C
+                    b = acc_off + e * al.size
+                    valid = _uint_at(bits, b + fa["valid"][0], 1).astype(bool)
+                    if valid.any():
+                        out.acc_we[:, u, kk] = valid
+                        out.acc_slot[:, u, kk] = np.where(
+                            valid, _uint_at(bits, b + fa["slot"][0], fa["slot"][1]), 0)
+                        out.acc[:, u, kk] = (_bytes_at(bits, b + fa["data"][0], 32 * L)
+                                             .reshape(k, L, 4) * valid[:, None, None])
+        return out
+
+    @classmethod
+    def from_columns(cls, lay: TraceLayout, cols: dict, cycles):
+        """The events of `cols` (kind -> ``cycle``, ``superlane``, ``unit``, ``dir``,
+        ``index``, ``data`` [n, bytes] arrays: events as columns, ``data`` as in
+        :class:`~lpu.trace.Event`) in one row per cycle of `cycles` (sorted, distinct),
+        and the cycles (sorted, distinct) of the events whose cycle is not among them."""
+        cycles = np.asarray(cycles)
+        out = cls(lay, cycles.size)
+        S, L, M, R, X, C = lay.S, lay.L, lay.M, lay.R, lay.X, lay.C
+        missing = []
+        placed = {}
+        for kind, c in cols.items():
+            cyc = c["cycle"]
+            r = np.searchsorted(cycles, cyc)
+            r_ok = np.minimum(r, max(cycles.size - 1, 0))
+            hit = (r < cycles.size) & (cycles[r_ok] == cyc) if cycles.size else \
+                np.zeros(cyc.size, bool)
+            if hit.all():
+                placed[kind] = (r, c)
+            else:
+                missing.append(cyc[~hit])
+                placed[kind] = (r[hit], {f: v[hit] for f, v in c.items()})
+        r, c = placed.get("sr", (None, None))
+        if r is not None and r.size:
+            flat = np.ravel_multi_index((c["unit"], c["dir"], r, c["superlane"], c["index"]),
+                                        out.sr_we.shape)
+            out.sr_we.reshape(-1)[flat] = True
+            if L % 4 == 0:  # as 32-bit words: fewer, wider copies
+                out.sr.view(np.uint32).reshape(-1, L // 4)[flat] = \
+                    np.ascontiguousarray(c["data"]).view(np.uint32)
+            else:
+                out.sr.reshape(-1, L)[flat] = c["data"]
+            _dups(out, out.sr_we, flat, row_axis=2)
+        r, c = placed.get("dispatch", (None, None))
+        if r is not None and r.size:
+            out.disp[r, c["unit"]] = True
+            out.disp_word[r, c["unit"]] = c["data"].copy().view("<u4")[:, 0]
+            out.disp_index[r, c["unit"]] = c["index"]
+            _dups(out, out.disp, np.ravel_multi_index((r, c["unit"]), out.disp.shape))
+        for kind, nn, key, val, width in (("sram", "sram_n", "sram_addr", "sram", R),
+                                          ("wload", "wload_n", "wload_row", "wload", C)):
+            r, c = placed.get(kind, (None, None))
+            if r is None or not r.size:
+                continue
+            units = M if kind == "sram" else X
+            group = (r * units + c["unit"]) * S + c["superlane"]
+            order = np.lexsort((c["index"], group))
+            g = group[order]
+            rank = np.arange(g.size) - np.searchsorted(g, g, side="left")
+            fits = rank < width
+            out.overflow[r[order][~fits]] = True
+            o = order[fits]
+            ix = (r[o], c["unit"][o], c["superlane"][o])
+            getattr(out, key)[(*ix, rank[fits])] = c["index"][o]
+            getattr(out, val)[(*ix, rank[fits])] = c["data"][o]
+            np.add.at(getattr(out, nn), ix, 1)
+            same = (g[1:] == g[:-1]) & (c["index"][order][1:] == c["index"][order][:-1])
+            out.overflow[r[order][1:][same]] = True
+        r, c = placed.get("install", (None, None))
+        if r is not None and r.size:
+            idx = (r, c["unit"], c["superlane"])
+            out.install[idx] = True
+            _dups(out, out.install, np.ravel_multi_index(idx, out.install.shape))
+        r, c = placed.get("acc", (None, None))
+        if r is not None and r.size:
+            idx = (r, c["unit"], c["superlane"])
+            out.acc_we[idx] = True
+            out.acc_slot[idx] = c["index"]
+            out.acc[idx] = c["data"].reshape(-1, L, 4)
+            _dups(out, out.acc_we, np.ravel_multi_index(idx, out.acc_we.shape))
+        gone = np.unique(np.concatenate(missing)) if missing else np.zeros(0, np.int64)
+        return out, gone
+
+
+def _dups(out: EventArrays, flags, flat, row_axis: int = 0) -> None:
+    """Mark as overflow the rows where two of the events just placed in `flags` (a bool
+    array, one place per key, rows along `row_axis`; `flat` their indices into it) had
+    one key: counted first, searched only if so."""
+    if int(np.count_nonzero(flags)) == flat.size:  # as many places set as events
+        return
+    flat = np.sort(flat)
+    dup = flat[1:][flat[1:] == flat[:-1]]
+    out.overflow[np.unravel_index(dup, flags.shape)[row_axis]] = True

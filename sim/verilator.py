@@ -269,10 +269,12 @@ def _runner(simulator):
 
 
 def build(simulator: str, verilog: str, toplevel: str, directory: Path, *,
-          waves: bool = False, extra_args=(), force: bool = False) -> BuildResult:
+          waves: bool = False, extra_args=(), force: bool = False,
+          keep=()) -> BuildResult:
     """Build `verilog` (top module `toplevel`) for cocotb with `simulator` in
     `directory`; skipped when the stamp there matches (same Verilog, simulator version,
-    flags) unless `force`."""
+    flags) unless `force`. A rebuild starts from an empty directory but for the Verilog
+    and the files named in `keep` (a caller's caches)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     src = directory / f"{toplevel}.v"
@@ -298,8 +300,8 @@ def build(simulator: str, verilog: str, toplevel: str, directory: Path, *,
     stamp.unlink(missing_ok=True)
     # An earlier build may have other flags, or come from another environment (its
     # makefiles name that environment's cocotb files): start from an empty directory,
-    # keeping only the Verilog and the chip's conversion cache key.
-    keep = {src.name}
+    # keeping only the Verilog and the caller's caches.
+    keep = {src.name, *keep}
     for f in directory.iterdir():
         if f.name in keep:
             continue
@@ -329,7 +331,7 @@ def build(simulator: str, verilog: str, toplevel: str, directory: Path, *,
 def run_test(built: BuildResult, test_module: str, *, module_dir: Path | None = None,
              test_dir: Path | None = None, extra_env: dict | None = None,
              seed: int | None = None, waves: bool = False, testcase: str | None = None,
-             log: bool = True) -> TestResult:
+             log: bool = True, plusargs=()) -> TestResult:
     """Run cocotb test module `test_module` against a build; raises
     :class:`SimulatorError` if a test failed or none ran.
 
@@ -350,6 +352,7 @@ def run_test(built: BuildResult, test_module: str, *, module_dir: Path | None = 
                         hdl_toplevel_lang="verilog", build_dir=built.directory,
                         test_dir=test_dir, results_xml=str(results), extra_env=env,
                         seed=seed, waves=waves and built.waves, testcase=testcase,
+                        plusargs=list(plusargs),
                         timescale=TIMESCALE, log_file=log_file)
         except (RuntimeError, SystemExit, subprocess.CalledProcessError) as e:
             if not results.is_file():

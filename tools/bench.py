@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from lpu.errors import LpuError
+from lpu.golden.check import check
 from lpu.golden.chip import Chip, progress_lines
 from lpu.golden.model import exact as lx
 from lpu.golden.model.checkpoint import builtin_model_path, check_fits, load_builtin
@@ -236,10 +237,12 @@ def _bench_amaranth(cfg, prog, mem) -> dict:
             "free_cycles_per_s": round(times["cycles"] / times["run"], 1),
             "lockstep_cycles": res.cycles, "lockstep_events": res.events,
             "lockstep_cycles_per_s": round(res.cycles / lock_s, 1),
+            "lockstep_ratio": _ratio(res.cycles / lock_s, times["cycles"] / times["run"]),
+            "lockstep_compare": "cycle",
             "lockstep_note": "includes loading the program through the host bus"}
 
 
-def _bench_cocotb(cfg, prog, mem, simulator, fresh) -> dict:
+def _bench_cocotb(cfg, prog, mem, simulator, fresh, compare="bulk") -> dict:
     ok, why = vl.available(simulator)
     if not ok:
         raise LpuError(why)
@@ -253,7 +256,11 @@ def _bench_cocotb(cfg, prog, mem, simulator, fresh) -> dict:
         total = time.perf_counter() - t0
         free = lockstep_hdl_many(cfg, [(prog, mem)], simulator, built=built,
                                  free_run=True)[0]
-        res = lockstep_hdl_many(cfg, [(prog, mem)], simulator, built=built)[0]
+        t1 = time.perf_counter()
+        check(cfg, prog, name="the busy program")  # as lpu sim does, before the run
+        check_s = time.perf_counter() - t1
+        res = lockstep_hdl_many(cfg, [(prog, mem)], simulator, built=built,
+                                compare=compare, checked=True)[0]
     finally:
         if tmp:
             if saved is None:
@@ -270,17 +277,31 @@ def _bench_cocotb(cfg, prog, mem, simulator, fresh) -> dict:
             "free_cycles_per_s": free["cycles_per_second"],
             "lockstep_cycles": res.cycles, "lockstep_events": res.events,
             "lockstep_cycles_per_s": res.hdl["cycles_per_second"],
+            "lockstep_ratio": _ratio(res.hdl["cycles_per_second"], free["cycles_per_second"]),
+            "lockstep_compare": compare,
+            "lockstep_seconds": res.hdl["run_seconds"], "check_s": round(check_s, 2),
             "bus_load_s": res.hdl["run_seconds"]["load"]}
 
 
-def bench_rtl(cfg, backend: str, cycles: int, fresh: bool = False) -> dict:
-    """The busy program on the RTL: build time, free-running and lockstep cycles/s."""
+def _ratio(lockstep: float, free: float) -> float:
+    """Lockstep speed as a fraction of the free-running speed."""
+    return round(lockstep / free, 3) if free else 0.0
+
+
+def bench_rtl(cfg, backend: str, cycles: int, fresh: bool = False,
+              compare: str = "bulk") -> dict:
+    """The busy program on the RTL: build time, free-running and lockstep cycles/s, and
+    their ratio. Verilator and Icarus: lockstep as `compare` says
+    (:func:`lpu.sim.cocotb_runner.lockstep_hdl_many`; bulk by default), timed from the
+    START write to the verdict (the golden model's check and load, done before, is
+    not in it; bulk: its run and the comparison, beside the simulator, are). Amaranth:
+    per cycle."""
     prog = busy_program(cfg, cycles)
     mem = _bench_mem(cfg)
     if backend == "amaranth":
         r = _bench_amaranth(cfg, prog, mem)
     else:
-        r = _bench_cocotb(cfg, prog, mem, backend, fresh)
+        r = _bench_cocotb(cfg, prog, mem, backend, fresh, compare)
     return {"model": f"rtl ({backend})", "config": cfg.name, "program_cycles": cycles,
             **r, "python": platform.python_version(), "cpus": os.cpu_count()}
 

@@ -37,6 +37,9 @@ def add_arguments(p):
                         "area of each block")
     p.add_argument("--backend", choices=["amaranth", "verilator", "icarus"],
                    default="verilator", help="rtl: the simulator")
+    p.add_argument("--compare", choices=["bulk", "cycle"], default="bulk",
+                   help="rtl, Verilator and Icarus: lockstep recorded and compared in bulk "
+                        "(default) or cycle by cycle inside the simulator")
     p.add_argument("--fresh", action="store_true",
                    help="rtl: build in an empty cache (measures the build time)")
     p.add_argument("--config", default=None,
@@ -107,15 +110,23 @@ def run(args) -> int:
         raise LpuError(f"--cycles must be at most {MAX_CYCLES:,} (a longer program takes "
                        f"hours to simulate), not {args.cycles}")
     if args.target == "rtl":
-        r = bench_rtl(cfg, args.backend, args.cycles, args.fresh)
+        r = bench_rtl(cfg, args.backend, args.cycles, args.fresh, args.compare)
         if args.json:
             print(json.dumps(r, indent=2))
         else:
             cached = " (cached)" if r.get("build_cached") else ""
             print(f"{r['model']} on {r['config']}: build {r['build_s']} s{cached}; free "
                   f"running {r['free_cycles_per_s']} cycles/s ({r['free_cycles']} cycles); "
-                  f"lockstep {r['lockstep_cycles_per_s']} cycles/s ({r['lockstep_cycles']} "
-                  f"cycles, {r['lockstep_events']} events)")
+                  f"lockstep ({r['lockstep_compare']}) {r['lockstep_cycles_per_s']} cycles/s "
+                  f"({r['lockstep_cycles']} cycles, {r['lockstep_events']} events): "
+                  f"{100 * r['lockstep_ratio']:.0f}% of free running")
+            sec = r.get("lockstep_seconds") or {}
+            if "golden_run" in sec:
+                print(f"lockstep, START to verdict {sec['lockstep']} s: the RTL ran "
+                      f"{sec['run']} s, recorded; beside it the golden model loaded the "
+                      f"program in {sec['golden_load']} s (checked before, in "
+                      f"{r['check_s']} s) and ran it in {sec['golden_run']} s, and the "
+                      f"comparison took {sec['compare']} s")
         return 0
     r = bench_golden(cfg, args.cycles)
     if args.json:

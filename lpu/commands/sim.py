@@ -87,7 +87,7 @@ def run(args) -> int:
     else:
         try:
             res = lockstep_hdl(cfg, program, mem, args.backend, vcd=args.vcd,
-                               max_cycles=args.max_cycles)
+                               max_cycles=args.max_cycles, checked=True)
         except SimulatorError as e:
             raise LpuError(str(e)) from None
         hdl = res.hdl

@@ -48,6 +48,24 @@ def test_bench_rtl_amaranth_json():
     assert out["free_cycles_per_s"] > 0 and out["lockstep_cycles_per_s"] > 0
 
 
+@pytest.mark.slow
+def test_bench_rtl_verilator_json():
+    from lpu.sim import verilator as vl
+
+    ok, why = vl.available("verilator")
+    if not ok:
+        pytest.skip(why)
+    r = lpu("bench", "rtl", "--config", "tiny", "--backend", "verilator", "--cycles", "50",
+            "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["lockstep_compare"] == "bulk" and out["lockstep_cycles"] >= out["free_cycles"]
+    assert out["lockstep_ratio"] == round(out["lockstep_cycles_per_s"]
+                                          / out["free_cycles_per_s"], 3)
+    assert {"run", "golden_load", "golden_run", "compare", "lockstep"} <= set(
+        out["lockstep_seconds"])
+
+
 def test_bench_refuses_bad_input():
     r = lpu("bench", "rtl", "--config", "tiny", "--cycles", "3")
     assert r.returncode != 0 and "--cycles must be at least 10" in r.stderr
