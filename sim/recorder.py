@@ -43,6 +43,7 @@ import fcntl
 import hashlib
 import os
 import select
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ PLUSARG = "lpu_trace"
 HEADER_BYTES = 8
 _F_SETPIPE_SZ = 1031  # linux/fcntl.h
 _PIPE_BYTES = 1 << 20  # the most an unprivileged process may ask for by default
+_SWITCH = 0.0005  # s: the interpreter's switch interval while a pipe is read
 
 
 class RecorderError(RuntimeError):
@@ -236,6 +238,11 @@ class Pipe:
         self._run = 0
         self._thread = threading.Thread(target=self._read, name="lpu-recorder-pipe",
                                         daemon=True)
+        # the reader needs the interpreter lock for each read: at the default switch
+        # interval (5 ms) the caller's computing kept it from emptying the pipe (1 MiB,
+        # a few ms of a fast simulator) in time, and the simulator waited
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch, _SWITCH))
         self._thread.start()
 
     def _read(self):
@@ -272,6 +279,7 @@ class Pipe:
             self._thread.join()
             os.close(self.fd)  # a simulator still writing gets EPIPE and stops
             self.fd = None
+            sys.setswitchinterval(self._switch)
         self.path.unlink(missing_ok=True)
 
     def __enter__(self):
