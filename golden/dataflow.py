@@ -109,24 +109,36 @@ def plan(cfg: ChipConfig, tl: Timeline, ring: int, *, events: bool = False) -> P
         last = max(last, int(g.t.max()) + OPS[g.op].d(cfg.superlanes))
     p = b.finish(ring, end=last + 1, last=last + cfg.superlanes - 1)
     if p is not None and events:
-        p.dispatches = _dispatch_columns(tl)
+        p.dispatches = _dispatch_columns(of_word)
     return p
 
 
-def _dispatch_columns(tl: Timeline) -> dict:
-    """The dispatch events of `tl` as columns (each distinct word encoded once)."""
-    n = len(tl.dispatches)
-    t, queue, index, word = (np.empty(n, np.int64) for _ in range(4))
-    words: dict = {}
-    for i, d in enumerate(tl.dispatches):
-        ins = d.instr
+def _dispatch_columns(of_word: dict) -> dict:
+    """The dispatch events as columns, from the dispatches of each instruction word
+    (a repeat's copies with it). Each word is encoded once; its copies differ only in
+    the stepped operand, a plain bit field (an Amaranth struct field), so their words
+    are the word with that field set, checked against :func:`lpu.isa.encode` at the
+    smallest and the largest value (in between, every value fits the field too)."""
+    cols = {k: [] for k in ("t", "queue", "index", "word")}
+    for (q, index), ds in of_word.items():
+        n = len(ds)
+        ins = ds[0].instr
         field = _step_operand(ins)
-        key = (d.queue, d.index, None if field is None else ins.args[field])
-        w = words.get(key)
-        if w is None:
-            w = words[key] = encode(ins)
-        t[i], queue[i], index[i], word[i] = d.t, d.queue, d.index, w
-    return {"t": t, "queue": queue, "index": index, "word": word}
+        cols["t"].append(np.fromiter((d.t for d in ds), np.int64, n))
+        cols["queue"].append(np.full(n, q, np.int64))
+        cols["index"].append(np.full(n, index, np.int64))
+        if field is None or n == 1:
+            cols["word"].append(np.full(n, encode(ins), np.int64))
+            continue
+        v = np.fromiter((d.instr.args[field] for d in ds), np.int64, n)
+        w0 = encode(ins.with_args(**{field: 0}))
+        off = (w0 ^ encode(ins.with_args(**{field: 1}))).bit_length() - 1
+        words = w0 | (v << off)
+        lo, hi = int(np.argmin(v)), int(np.argmax(v))
+        if any(int(words[i]) != encode(ds[i].instr) for i in (lo, hi)):
+            words = np.fromiter((encode(d.instr) for d in ds), np.int64, n)
+        cols["word"].append(words)
+    return {k: np.concatenate(v) for k, v in cols.items()}
 
 
 def _bytes(cfg: ChipConfig, op: Opcode) -> int:

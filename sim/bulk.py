@@ -121,7 +121,9 @@ class Expected:
         """The golden events of cycles ``lo <= c < hi`` (``hi`` None: to the end) as
         columns: kind -> ``cycle``, ``superlane``, ``unit``, ``dir``, ``index``,
         ``data`` arrays. Windows are taken in order, each starting where the last
-        ended."""
+        ended (:meth:`dense` takes one too)."""
+        if self.columns:
+            return self._cut(lo, hi)
         if self._window is not None:
             prev = self._window
             self._before += sum(c["cycle"].size for c in prev.values())
@@ -130,9 +132,18 @@ class Expected:
                 for c, q, i, w in zip(d["cycle"].tolist(), d["unit"].tolist(),
                                       d["index"].tolist(), _words(d["data"]), strict=True):
                     self._hist.setdefault(q, deque(maxlen=HISTORY)).append((c, q, i, w))
-        out = self._cut(lo, hi) if self.columns else self._step(lo, hi)
+        out = self._step(lo, hi)
         self._window = out
         return out
+
+    def dense(self, layout: TraceLayout, lo: int, hi: int | None, cycles):
+        """The next window's events as :class:`~lpu.sim.trace.EventArrays`, one row per
+        cycle of `cycles`, and the cycles of its events without a row
+        (:meth:`~lpu.sim.trace.EventArrays.from_columns`); on the dataflow path straight
+        from its vector writes (:meth:`~lpu.sim.trace.EventArrays.from_vectors`)."""
+        if self.columns:
+            return EventArrays.from_vectors(layout, self._rows, lo, hi, cycles)
+        return EventArrays.from_columns(layout, self.window(lo, hi), cycles)
 
     def _cut(self, lo, hi) -> dict:
         S, out = self.S, {}
@@ -192,6 +203,13 @@ class Expected:
     # -- what the comparator needs at a divergence --------------------------------------
     def count_before(self, cycle: int) -> int:
         """Golden events in cycles before `cycle` (within the current window)."""
+        if self.columns:  # superlane k of a write at t is in cycle t + k
+            n = 0
+            for kind, rows in self._rows.items():
+                t = rows["t"][:np.searchsorted(rows["t"], cycle)]
+                n += t.size if kind == "dispatch" else int(np.minimum(cycle - t,
+                                                                      self.S).sum())
+            return n
         return self._before + sum(int((c["cycle"] < cycle).sum())
                                   for c in self._window.values())
 
@@ -217,6 +235,8 @@ class Expected:
 
     def events_at(self, cycle: int) -> list[Event]:
         """The golden events of `cycle` (within the current window)."""
+        if self.columns:
+            return events_of(self._cut(cycle, cycle + 1), cycle)
         return events_of(self._window, cycle)
 
 
@@ -296,14 +316,13 @@ class BulkRun:
         t0 = time.perf_counter()
         self.blocks += 1
         lo, hi = self.next, None if block.end is not None else int(block.cycles[-1]) + 1
-        exp = self.expected.window(lo, hi)
         act_cycles, trace = block.cycles, block.trace
+        # rows for the cycles the RTL recorded; golden events in other cycles differ
+        E, only_golden = self.expected.dense(self.layout, lo, hi, act_cycles)
         stop = self.expected.stop
         if stop is not None:  # the golden model raised: compare the cycles before it
             keep = act_cycles < stop
-            act_cycles, trace = act_cycles[keep], trace[keep]
-        # rows for the cycles the RTL recorded; golden events in other cycles differ
-        E, only_golden = EventArrays.from_columns(self.layout, exp, act_cycles)
+            act_cycles, trace, E = act_cycles[keep], trace[keep], E.take(keep)
         A = EventArrays.from_packed(self.layout, trace)
         suspects = np.union1d(act_cycles[E.differ(A)], only_golden)
         for c in suspects.tolist():

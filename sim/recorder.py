@@ -43,7 +43,9 @@ import fcntl
 import hashlib
 import os
 import select
+import sys
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +69,8 @@ PLUSARG = "lpu_trace"
 HEADER_BYTES = 8
 _F_SETPIPE_SZ = 1031  # linux/fcntl.h
 _PIPE_BYTES = 1 << 20  # the most an unprivileged process may ask for by default
+_SWITCH = 0.0005  # s: the interpreter's switch interval while a pipe is read
+_IDLE = 0.003  # s: a pause in the records that ends a block
 
 
 class RecorderError(RuntimeError):
@@ -163,7 +167,7 @@ def bench_top(chip: Chip, simulator: str) -> tuple[str, dict[str, str]]:
 
 #: The Verilator recorder's C++ side (DPI-C), for ``trace_bits`` of ``words`` 32-bit
 #: words: a record's header and bits as Verilator hands them over (32-bit words, least
-#: significant first), through stdio with a 64 KiB buffer.
+#: significant first), through stdio with a 1 MiB buffer (as large as the pipe).
 DPI_FILE = "lpu_recorder.cpp"
 DPI_SOURCE = """// lpu.sim.recorder: the trace recorder's writer (generated)
 #include <cstdint>
@@ -175,7 +179,7 @@ static std::FILE* rec_fp = nullptr;
 extern "C" int lpu_rec_open(const char* path) {{
     rec_fp = std::fopen(path, "wb");
     if (!rec_fp) return 0;
-    std::setvbuf(rec_fp, nullptr, _IOFBF, 1 << 16);
+    std::setvbuf(rec_fp, nullptr, _IOFBF, 1 << 20);
     return 1;
 }}
 
@@ -236,6 +240,11 @@ class Pipe:
         self._run = 0
         self._thread = threading.Thread(target=self._read, name="lpu-recorder-pipe",
                                         daemon=True)
+        # the reader needs the interpreter lock for each read: at the default switch
+        # interval (5 ms) the caller's computing kept it from emptying the pipe (1 MiB,
+        # a few ms of a fast simulator) in time, and the simulator waited
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch, _SWITCH))
         self._thread.start()
 
     def _read(self):
@@ -272,6 +281,7 @@ class Pipe:
             self._thread.join()
             os.close(self.fd)  # a simulator still writing gets EPIPE and stops
             self.fd = None
+            sys.setswitchinterval(self._switch)
         self.path.unlink(missing_ok=True)
 
     def __enter__(self):
@@ -280,12 +290,23 @@ class Pipe:
     def __exit__(self, *exc):
         self.close()
 
-    def _take(self, want: int, most: int) -> bytes:
+    def _take(self, want: int, most: int, gather: float = 0.0) -> bytes:
         """At least `want` bytes (waiting for them; fewer only if nothing more can come)
-        and at most `most`, from the front of what was read."""
+        and at most `most`, from the front of what was read; with `gather`, waiting up
+        to that many seconds more while less than `most` has come and more keeps coming
+        (a pause of :data:`_IDLE` ends it: the simulator finished a run)."""
         with self._cond:
             while len(self._buf) + self._held < want and not self._done:
                 self._cond.wait()
+            until = time.monotonic() + gather
+            while len(self._buf) + self._held < most and not self._done:
+                left = until - time.monotonic()
+                had = self._held
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, _IDLE))
+                if self._held == had:
+                    break
             while self._chunks and len(self._buf) < most:
                 chunk = self._chunks.popleft()
                 self._held -= len(chunk)
@@ -300,12 +321,14 @@ class Pipe:
         """Put back bytes :meth:`_take` returned (another run's records)."""
         self._buf[:0] = data
 
-    def records(self, block: int = 1024):
+    def records(self, block: int = 1024, gather: float = 0.05):
         """The records of the next run, as :class:`Block` s of at most `block` records;
-        the last one carries the run's end."""
+        the last one carries the run's end. A block is handed out when it is full or
+        `gather` seconds after its first record came (fewer, larger blocks: each costs
+        the comparison a fixed time), or at the run's end."""
         run, size = self._run, self.size
         while True:
-            data = self._take(size, block * size)
+            data = self._take(size, block * size, gather)
             n = len(data) // size
             if not n:
                 raise RecorderError(f"the simulator stopped before the end of run {run} "

@@ -390,6 +390,20 @@ class EventArrays:
         self.acc = z((n, X, S, L, 4), np.uint8)
         self.overflow = z(n, bool)
 
+    def take(self, keep) -> EventArrays:
+        """The rows where `keep` (bool [n]) is set."""
+        out = EventArrays.__new__(EventArrays)
+        out.n = int(np.count_nonzero(keep))
+        for name in self.FIELDS:
+            v = getattr(self, name)
+            if name in ("sr_we", "sr"):
+                v = v[:, :, keep] if isinstance(v, np.ndarray) else \
+                    [[x[keep] for x in pair] for pair in v]
+            else:
+                v = v[keep]
+            setattr(out, name, v)
+        return out
+
     def differ(self, other: EventArrays):
         """bool [n]: the rows whose events differ from `other`'s (or do not fit)."""
         n = self.n
@@ -490,80 +504,148 @@ class EventArrays:
         ``index``, ``data`` [n, bytes] arrays: events as columns, ``data`` as in
         :class:`~lpu.trace.Event`) in one row per cycle of `cycles` (sorted, distinct),
         and the cycles (sorted, distinct) of the events whose cycle is not among them."""
-        cycles = np.asarray(cycles)
-        out = cls(lay, cycles.size)
-        S, L, M, R, X, C = lay.S, lay.L, lay.M, lay.R, lay.X, lay.C
-        missing = []
-        placed = {}
+        out = cls(lay, len(cycles))
+        place = _Placer(out, cycles)
         for kind, c in cols.items():
-            cyc = c["cycle"]
-            r = np.searchsorted(cycles, cyc)
-            r_ok = np.minimum(r, max(cycles.size - 1, 0))
-            hit = (r < cycles.size) & (cycles[r_ok] == cyc) if cycles.size else \
-                np.zeros(cyc.size, bool)
-            if hit.all():
-                placed[kind] = (r, c)
-            else:
-                missing.append(cyc[~hit])
-                placed[kind] = (r[hit], {f: v[hit] for f, v in c.items()})
-        r, c = placed.get("sr", (None, None))
-        if r is not None and r.size:
-            flat = np.ravel_multi_index((c["unit"], c["dir"], r, c["superlane"], c["index"]),
-                                        out.sr_we.shape)
+            place(kind, c)
+        return out, place.finish()
+
+    @classmethod
+    def from_vectors(cls, lay: TraceLayout, rows: dict, lo: int, hi: int | None, cycles):
+        """As :meth:`from_columns`, for the events of cycles ``lo <= c < hi`` (``hi``
+        None: no end) given as whole-vector writes sorted by ``t``, in the form of
+        :meth:`lpu.golden.dataflow.Plan.events` (superlane ``k`` of a row written in
+        skewed cycle ``t`` is an event of cycle ``t + k``), without making event
+        columns."""
+        out = cls(lay, len(cycles))
+        place = _Placer(out, cycles, lo, hi)
+        S, L = lay.S, lay.L
+        for kind, v in rows.items():
+            t = v["t"]
+            for k in range(1 if kind == "dispatch" else S):
+                # the rows whose superlane k falls in the window: t + k in [lo, hi)
+                a = int(np.searchsorted(t, lo - k))
+                b = t.size if hi is None else int(np.searchsorted(t, hi - k))
+                if a >= b:
+                    continue
+                if kind == "dispatch":
+                    place(kind, {"cycle": t[a:b], "superlane": 0, "unit": v["queue"][a:b],
+                                 "dir": 0, "index": v["index"][a:b],
+                                 "data": v["word"][a:b].astype("<u4").view(np.uint8)
+                                 .reshape(-1, 4)})
+                    continue
+                col = {"cycle": t[a:b] + k, "superlane": k, "unit": v["unit"][a:b],
+                       "dir": v["dir"][a:b] if kind == "sr" else 0,
+                       "index": v["index"][a:b] if kind != "install" else 0}
+                if kind == "acc":
+                    col["data"] = v["data"][a:b, k * L:(k + 1) * L].reshape(b - a, 4 * L)
+                elif kind != "install":
+                    col["data"] = v["data"][a:b, k * L:(k + 1) * L]
+                place(kind, col)
+        return out, place.finish()
+
+
+class _Placer:
+    """Puts events given as columns (a field may be one number for all) into the rows
+    of an :class:`EventArrays` for `cycles`, ignoring events outside ``lo <= c < hi``
+    and remembering the cycles of the others that have no row; :meth:`finish` marks
+    the rows where a key came twice as overflow and returns those cycles."""
+
+    def __init__(self, out: EventArrays, cycles, lo=None, hi=None):
+        self.out = out
+        self.cycles = c = np.asarray(cycles)
+        self.lo, self.hi = lo, hi
+        self.base = int(c[0]) if c.size and int(c[-1]) - int(c[0]) + 1 == c.size else None
+        self.missing = []
+        self.flats: dict = {}  # kind -> indices placed into its flags, for finish()
+
+    def _rows(self, cyc):
+        c = self.cycles
+        if self.base is not None:  # consecutive cycles: the row is the offset
+            r = cyc - self.base
+            hit = (r >= 0) & (r < c.size)
+        elif c.size:
+            r = np.searchsorted(c, cyc)
+            hit = (r < c.size) & (c[np.minimum(r, c.size - 1)] == cyc)
+        else:
+            r, hit = np.zeros(cyc.size, np.int64), np.zeros(cyc.size, bool)
+        inside = None
+        if self.lo is not None:
+            inside = cyc >= self.lo
+            if self.hi is not None:
+                inside &= cyc < self.hi
+        return r, hit, inside
+
+    def __call__(self, kind: str, c: dict) -> None:
+        out = self.out
+        cyc = np.asarray(c["cycle"])
+        if not cyc.size:
+            return
+        r, hit, inside = self._rows(cyc)
+        if not hit.all():
+            miss = ~hit if inside is None else inside & ~hit
+            if miss.any():
+                self.missing.append(cyc[miss])
+            r = r[hit]
+            c = {f: (v[hit] if np.ndim(v) else v) for f, v in c.items()}
+        if not r.size:
+            return
+        L = out.acc.shape[3]
+        k = np.broadcast_to(c["superlane"], r.shape)
+        if kind == "sr":
+            d = np.broadcast_to(c["dir"], r.shape)
+            flat = np.ravel_multi_index((c["unit"], d, r, k, c["index"]), out.sr_we.shape)
             out.sr_we.reshape(-1)[flat] = True
+            data = np.ascontiguousarray(c["data"])
             if L % 4 == 0:  # as 32-bit words: fewer, wider copies
-                out.sr.view(np.uint32).reshape(-1, L // 4)[flat] = \
-                    np.ascontiguousarray(c["data"]).view(np.uint32)
+                out.sr.view(np.uint32).reshape(-1, L // 4)[flat] = data.view(np.uint32)
             else:
-                out.sr.reshape(-1, L)[flat] = c["data"]
-            _dups(out, out.sr_we, flat, row_axis=2)
-        r, c = placed.get("dispatch", (None, None))
-        if r is not None and r.size:
+                out.sr.reshape(-1, L)[flat] = data
+            self.flats.setdefault(kind, []).append(flat)
+        elif kind == "dispatch":
             out.disp[r, c["unit"]] = True
-            out.disp_word[r, c["unit"]] = c["data"].copy().view("<u4")[:, 0]
+            out.disp_word[r, c["unit"]] = np.ascontiguousarray(c["data"]).view("<u4")[:, 0]
             out.disp_index[r, c["unit"]] = c["index"]
-            _dups(out, out.disp, np.ravel_multi_index((r, c["unit"]), out.disp.shape))
-        for kind, nn, key, val, width in (("sram", "sram_n", "sram_addr", "sram", R),
-                                          ("wload", "wload_n", "wload_row", "wload", C)):
-            r, c = placed.get(kind, (None, None))
-            if r is None or not r.size:
-                continue
-            units = M if kind == "sram" else X
-            group = (r * units + c["unit"]) * S + c["superlane"]
-            order = np.lexsort((c["index"], group))
+            self.flats.setdefault(kind, []).append(
+                np.ravel_multi_index((r, c["unit"]), out.disp.shape))
+        elif kind in ("sram", "wload"):
+            nn, key, val = (("sram_n", "sram_addr", "sram") if kind == "sram"
+                            else ("wload_n", "wload_row", "wload"))
+            counts, keys = getattr(out, nn), getattr(out, key)
+            units, S, width = counts.shape[1], counts.shape[2], keys.shape[3]
+            index = np.broadcast_to(c["index"], r.shape)
+            group = (r * units + c["unit"]) * S + k
+            order = np.lexsort((index, group))
             g = group[order]
             rank = np.arange(g.size) - np.searchsorted(g, g, side="left")
             fits = rank < width
             out.overflow[r[order][~fits]] = True
             o = order[fits]
-            ix = (r[o], c["unit"][o], c["superlane"][o])
-            getattr(out, key)[(*ix, rank[fits])] = c["index"][o]
+            ix = (r[o], c["unit"][o], k[o])
+            keys[(*ix, rank[fits])] = index[o]
             getattr(out, val)[(*ix, rank[fits])] = c["data"][o]
-            np.add.at(getattr(out, nn), ix, 1)
-            same = (g[1:] == g[:-1]) & (c["index"][order][1:] == c["index"][order][:-1])
+            np.add.at(counts, ix, 1)
+            same = (g[1:] == g[:-1]) & (index[order][1:] == index[order][:-1])
             out.overflow[r[order][1:][same]] = True
-        r, c = placed.get("install", (None, None))
-        if r is not None and r.size:
-            idx = (r, c["unit"], c["superlane"])
-            out.install[idx] = True
-            _dups(out, out.install, np.ravel_multi_index(idx, out.install.shape))
-        r, c = placed.get("acc", (None, None))
-        if r is not None and r.size:
-            idx = (r, c["unit"], c["superlane"])
-            out.acc_we[idx] = True
-            out.acc_slot[idx] = c["index"]
-            out.acc[idx] = c["data"].reshape(-1, L, 4)
-            _dups(out, out.acc_we, np.ravel_multi_index(idx, out.acc_we.shape))
-        gone = np.unique(np.concatenate(missing)) if missing else np.zeros(0, np.int64)
-        return out, gone
+        else:  # install, acc
+            idx = (r, c["unit"], k)
+            flags = out.install if kind == "install" else out.acc_we
+            flags[idx] = True
+            if kind == "acc":
+                out.acc_slot[idx] = c["index"]
+                out.acc[idx] = np.asarray(c["data"]).reshape(-1, L, 4)
+            self.flats.setdefault(kind, []).append(np.ravel_multi_index(idx, flags.shape))
 
-
-def _dups(out: EventArrays, flags, flat, row_axis: int = 0) -> None:
-    """Mark as overflow the rows where two of the events just placed in `flags` (a bool
-    array, one place per key, rows along `row_axis`; `flat` their indices into it) had
-    one key: counted first, searched only if so."""
-    if int(np.count_nonzero(flags)) == flat.size:  # as many places set as events
-        return
-    flat = np.sort(flat)
-    dup = flat[1:][flat[1:] == flat[:-1]]
-    out.overflow[np.unravel_index(dup, flags.shape)[row_axis]] = True
+    def finish(self):
+        out = self.out
+        for kind, flats in self.flats.items():
+            flags, axis = {"sr": (out.sr_we, 2), "dispatch": (out.disp, 0),
+                           "install": (out.install, 0), "acc": (out.acc_we, 0)}[kind]
+            if int(np.count_nonzero(flags)) == sum(f.size for f in flats):
+                continue  # as many places set as events: no key twice
+            flat = np.sort(np.concatenate(flats))
+            dup = flat[1:][flat[1:] == flat[:-1]]
+            out.overflow[np.unravel_index(dup, flags.shape)[axis]] = True
+        if not self.missing:
+            return np.zeros(0, np.int64)
+        return np.unique(np.concatenate(self.missing))

@@ -280,7 +280,18 @@ def _bench_cocotb(cfg, prog, mem, simulator, fresh, compare="bulk") -> dict:
             "lockstep_ratio": _ratio(res.hdl["cycles_per_second"], free["cycles_per_second"]),
             "lockstep_compare": compare,
             "lockstep_seconds": res.hdl["run_seconds"], "check_s": round(check_s, 2),
+            **_with_golden(res, free["cycles_per_second"]),
             "bus_load_s": res.hdl["run_seconds"]["load"]}
+
+
+def _with_golden(res, free: float) -> dict:
+    """Bulk lockstep speed counting the golden model's run too (it runs before START)."""
+    sec = res.hdl["run_seconds"]
+    if "golden_run" not in sec:
+        return {}
+    speed = round(res.hdl["rtl_cycles"] / (sec["lockstep"] + sec["golden_run"]), 1)
+    return {"lockstep_with_golden_cycles_per_s": speed,
+            "lockstep_with_golden_ratio": _ratio(speed, free)}
 
 
 def _ratio(lockstep: float, free: float) -> float:
@@ -293,9 +304,11 @@ def bench_rtl(cfg, backend: str, cycles: int, fresh: bool = False,
     """The busy program on the RTL: build time, free-running and lockstep cycles/s, and
     their ratio. Verilator and Icarus: lockstep as `compare` says
     (:func:`lpu.sim.cocotb_runner.lockstep_hdl_many`; bulk by default), timed from the
-    START write to the verdict (the golden model's check and load, done before, is
-    not in it; bulk: its run and the comparison, beside the simulator, are). Amaranth:
-    per cycle."""
+    START write to the verdict, as the free run is timed from START to its end. The
+    golden model's check and load come before either way and are not in it; bulk: the
+    golden model's run comes before START too, reported apart and counted in
+    ``lockstep_with_golden_*``, and the comparison runs beside the RTL. Amaranth: per
+    cycle."""
     prog = busy_program(cfg, cycles)
     mem = _bench_mem(cfg)
     if backend == "amaranth":

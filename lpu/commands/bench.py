@@ -123,10 +123,12 @@ def run(args) -> int:
             sec = r.get("lockstep_seconds") or {}
             if "golden_run" in sec:
                 print(f"lockstep, START to verdict {sec['lockstep']} s: the RTL ran "
-                      f"{sec['run']} s, recorded; beside it the golden model loaded the "
-                      f"program in {sec['golden_load']} s (checked before, in "
-                      f"{r['check_s']} s) and ran it in {sec['golden_run']} s, and the "
-                      f"comparison took {sec['compare']} s")
+                      f"{sec['run']} s, recorded, and the comparison beside it took "
+                      f"{sec['compare']} s; before START the golden model loaded the "
+                      f"program in {sec['golden_load']} s (checked before that, in "
+                      f"{r['check_s']} s) and ran it in {sec['golden_run']} s; with that "
+                      f"run, {r['lockstep_with_golden_cycles_per_s']} cycles/s "
+                      f"({100 * r['lockstep_with_golden_ratio']:.0f}% of free running)")
         return 0
     r = bench_golden(cfg, args.cycles)
     if args.json:

@@ -25,6 +25,7 @@ import pytest
 
 from lpu import config
 from lpu.golden.chip import Chip as GoldenChip
+from lpu.golden.chip import ChipError
 from lpu.hdl.vxm import VxmFault
 from lpu.isa import OPS, E, Opcode, W
 from lpu.program import ProgramBuilder, arrival
@@ -189,77 +190,89 @@ def _same(a, b):
     return ja == jb
 
 
-@pytest.mark.parametrize("block", [1, 4, 1000])
-def test_broken_rtl_same_first_divergence(block):
+def _per_cycle(program, mem, ref=None, fault=None, end_shift=0):
+    """The per-cycle result on Amaranth (golden model of `ref` SRAM if given), with the
+    device's run ending `end_shift` cycles late; and the recording of the same device."""
+    dev = AmaranthBackend(TINY, fault=fault)
+    rec = dev.record(program, mem)
+    events = list(AmaranthBackend(TINY, fault=fault).run(program, mem))
+
+    def result(shift):
+        gb = GoldenBackend(TINY)
+        return compare(gb.run(program, mem if ref is None else ref), iter(events), TINY,
+                       program=program, reference="golden", device="amaranth",
+                       ends=lambda: (gb.end_cycle, dev.end_cycle + shift))
+    return result, rec, dev.end_cycle
+
+
+def _bulk(program, mem, rec, end, block, ref=None):
+    return compare_recording(TINY, program, Expected(TINY, program, mem if ref is None
+                                                     else ref),
+                             port_chip(TINY), rec, end, device="amaranth", block=block)
+
+
+def test_broken_rtl_same_first_divergence():
     program, mem = _add_program(12, 1)
     sl, lane = 1, 2
     fault = VxmFault(alu=1, superlane=sl, lane=lane, opcode=Opcode.ADD, xor=1)
-    per_cycle = lockstep(TINY, program, mem, AmaranthBackend(TINY, fault=fault))
-    dev = AmaranthBackend(TINY, fault=fault)
-    rec = dev.record(program, mem)
-    run = compare_recording(TINY, program, Expected(TINY, program, mem), port_chip(TINY),
-                            rec, dev.end_cycle, device="amaranth", block=block)
-    assert not per_cycle.ok and _same(run.lockstep, per_cycle), run.lockstep.text()
-    assert run.rechecks == 0
-    d = run.lockstep.divergence
+    result, rec, end = _per_cycle(program, mem, fault=fault)
+    per_cycle = result(0)
+    assert _same(per_cycle, lockstep(TINY, program, mem, AmaranthBackend(TINY, fault=fault)))
+    d = per_cycle.divergence
     assert d.cycle == T_ADD + sl + OPS[Opcode.ADD].d(TINY.superlanes)
     assert (d.kind, d.what, d.superlane, d.lane) == ("sr", f"stream e{DST}", sl,
                                                       sl * TINY.lanes + lane)
     assert d.queue == "vxm1" and d.dispatch_cycle == T_ADD
-    if block < 1000:  # the records before the divergence filled whole blocks first
-        assert int(np.searchsorted(rec[0], d.cycle)) >= block
-        assert run.blocks > 1
+    for block in (1, 4, 1000):
+        run = _bulk(program, mem, rec, end, block)
+        assert _same(run.lockstep, per_cycle), (block, run.lockstep.text())
+        assert run.rechecks == 0
+        if block < 1000:  # the records before the divergence filled whole blocks first
+            assert int(np.searchsorted(rec[0], d.cycle)) >= block and run.blocks > 1
 
 
 def test_unbroken_rtl_over_many_blocks_and_the_end_of_the_run():
     program, mem = _add_program(12, 2)
-    dev = AmaranthBackend(TINY)
-    rec = dev.record(program, mem)
-    gb = GoldenBackend(TINY)
-    per_cycle = compare(gb.run(program, mem), AmaranthBackend(TINY).run(program, mem), TINY,
-                        program=program, reference="golden", device="amaranth",
-                        ends=lambda: (gb.end_cycle, dev.end_cycle))
+    result, rec, end = _per_cycle(program, mem)
+    per_cycle = result(0)
     assert per_cycle.ok and per_cycle.end_cycle is not None
     for block in (1, 3):
-        run = compare_recording(TINY, program, Expected(TINY, program, mem),
-                                port_chip(TINY), rec, dev.end_cycle, device="amaranth",
-                                block=block)
+        run = _bulk(program, mem, rec, end, block)
         assert _same(run.lockstep, per_cycle) and run.blocks > 5 and run.rechecks == 0
     # the end record alone in the last block (as the pipe may hand it out)
     run = BulkRun(TINY, program, Expected(TINY, program, mem), port_chip(TINY))
     for a in range(0, rec[0].size, 5):
         run.feed(Block(0, rec[0][a:a + 5], rec[1][a:a + 5]))
     run.feed(Block(0, rec[0][:0], rec[1][:0], rec[2]))
-    assert _same(run.result(dev.end_cycle, "amaranth"), per_cycle)
+    assert _same(run.result(end, "amaranth"), per_cycle)
     # a device whose run ends a cycle late: the end is compared after the last block
-    late = compare_recording(TINY, program, Expected(TINY, program, mem), port_chip(TINY),
-                             rec, dev.end_cycle + 1, device="amaranth", block=2)
-    gb = GoldenBackend(TINY)
-    want = compare(gb.run(program, mem), AmaranthBackend(TINY).run(program, mem), TINY,
-                   program=program, reference="golden", device="amaranth",
-                   ends=lambda: (gb.end_cycle, dev.end_cycle + 1))
-    assert late.lockstep.divergence.reason == "end" and _same(late.lockstep, want)
+    late = _bulk(program, mem, rec, end + 1, 2)
+    assert late.lockstep.divergence.reason == "end" and _same(late.lockstep, result(1))
 
 
 def test_golden_error_at_run_time_as_per_cycle():
-    """A gather the golden model refuses at run time (its reference SRAM makes the index
-    leave the bank): per cycle the error is raised unless a divergence came first; bulk
-    too, whatever the block size."""
+    """A gather the golden model refuses at run time (an index word changed so that the
+    index leaves the bank): per cycle the error is raised unless a divergence came
+    first; bulk too, whatever the block size."""
     rp = generate(TINY, 5, cycles=30)
-    ref = {k: v.copy() for k, v in rp.mem.items()}
-    for k in ref:
-        ref[k][8:, 3] ^= 0x40  # a divergence at cycle 1, and a gather out of its bank later
-    dev = AmaranthBackend(TINY)
-    rec = dev.record(rp.program, rp.mem)
-    gb = GoldenBackend(TINY)
-    per_cycle = compare(gb.run(rp.program, ref), AmaranthBackend(TINY).run(rp.program, rp.mem),
-                        TINY, program=rp.program, reference="golden", device="amaranth")
+    bad = {k: v.copy() for k, v in rp.mem.items()}
+    for k in bad:
+        bad[k][8:, 3] ^= 0x40
+    # the golden model of other SRAM: a divergence at cycle 1 comes first
+    result, rec, end = _per_cycle(rp.program, rp.mem, ref=bad)
+    per_cycle = result(0)
     assert not per_cycle.ok
     for block in (1, 2, 1000):
-        run = compare_recording(TINY, rp.program, Expected(TINY, rp.program, ref),
-                                port_chip(TINY), rec, None, device="amaranth", block=block)
-        assert run.lockstep.divergence.cycle == per_cycle.divergence.cycle
+        run = _bulk(rp.program, rp.mem, rec, None, block, ref=bad)
         assert _same(run.lockstep, per_cycle)
+    # the same SRAM on both sides: no divergence before the golden model refuses
+    result, rec, end = _per_cycle(rp.program, bad)
+    with pytest.raises(ChipError) as per_cycle_error:
+        result(0)
+    for block in (1, 1000):
+        with pytest.raises(ChipError) as bulk_error:
+            _bulk(rp.program, bad, rec, end, block)
+        assert str(bulk_error.value) == str(per_cycle_error.value)
 
 
 # -- the comparison on Verilator: recorded, piped, in blocks ------------------------------------
