@@ -306,6 +306,27 @@ def _both(built, runs, tmp_path, **kw):
     return out["bulk"]
 
 
+def _other_contents(program, mem):
+    """Golden SRAM differing from `mem` in one bit of byte 1 (or 0) of every word, on
+    which the golden model still runs without an error (a flipped bit of a perm map can
+    make an entry out of range: that case has its own test below)."""
+    for byte in (1, 0):
+        for bit in (0x01, 0x02, 0x04):
+            ref = {k: v.copy() for k, v in mem.items()}
+            for k in ref:
+                ref[k][:, byte] ^= bit
+            chip = GoldenChip(TINY)
+            for name, words in ref.items():
+                chip.write_mem(name, 0, words)
+            chip.load(program)
+            try:
+                chip.run()
+            except ChipError:
+                continue
+            return ref
+    return None
+
+
 def test_verilator_bulk_equals_per_cycle(built, tmp_path):
     """Random programs (fixed and fresh seeds), the directed ones and a busy program of
     400 cycles, in blocks of 8 records, some against other golden SRAM contents."""
@@ -313,12 +334,7 @@ def test_verilator_bulk_equals_per_cycle(built, tmp_path):
     for i, s in enumerate([7, 8, FRESH + 4, FRESH + 5]):
         rp = generate(TINY, s, cycles=30)
         runs.append((rp.program, rp.mem))
-        ref = None
-        if i % 2:
-            ref = {k: v.copy() for k, v in rp.mem.items()}
-            for k in ref:
-                ref[k][:, 1] ^= 0x01
-        refs.append(ref)
+        refs.append(_other_contents(rp.program, rp.mem) if i % 2 else None)
     for d in directed_programs(TINY):
         runs.append((d.program, d.mem_init))
         refs.append(None)
