@@ -93,6 +93,7 @@ class Expected:
         cols = chip.run_events()
         self.run_seconds = time.perf_counter() - t0 - self.load_seconds
         self.columns = cols is not None
+        self._chip = chip
         self.error: LpuError | None = None  # the interpreter raised it at run time ...
         self.stop: int | None = None  # ... before reporting this cycle
         self.last = -1
@@ -115,6 +116,12 @@ class Expected:
             self._gb = GoldenBackend(cfg, check=check)
             self._gen = self._gb.run(program, mem_init or {})
             self._head = None
+
+    @property
+    def chip(self) -> GoldenChip:
+        """The golden chip that ran the program; in its state at the end of the run
+        once the last window was taken (on the dataflow path, from the start)."""
+        return self._chip if self.columns else self._gb.chip
 
     # -- windows ---------------------------------------------------------------------
     def window(self, lo: int, hi: int | None) -> dict:

@@ -17,7 +17,16 @@ words the program can read and the program, writes START, and then, by the job's
   :class:`lpu.sim.trace.PackedTrace`) and feeds them beside the golden model's to a
   :class:`lpu.sim.lockstep.Comparator`, stopping at the first divergence;
 * ``free``: waits for RUNNING to fall, with no Python in the simulated cycles and
-  nothing recorded (``lpu bench rtl``).
+  nothing recorded (``lpu bench rtl``);
+* ``session`` (:class:`lpu.sim.session.RtlSession`: decoding on the RTL): runs come
+  one at a time, each as the runner asks for it (``step<n>.json`` in the job's folder:
+  the program, the SRAM words to write, the words to read back after the run). The
+  chip is reset before each run but its SRAM is never cleared or reloaded: only the
+  words the runner names are written, so what a run wrote is there for the next one,
+  as on the golden chip; of each program only the instruction words that differ from
+  what the queue's instruction memory holds from earlier runs are written. Each run is recorded as in ``record``; after it the bench
+  reads the host's registers and the words asked for, and writes
+  ``result<n>.json``. ``stop`` in the folder ends the session.
 
 The result goes back as JSON to the path the job names. Bus timing is that of
 :mod:`lpu.hdl.host`: inputs are set just after a rising edge and latched by the next;
@@ -48,6 +57,9 @@ from .trace import PackedTrace, TraceReader, port_chip
 
 #: The bench's clock period.
 PERIOD_NS = 10
+#: The runner's process (the simulator's parent): a bench waiting for the runner stops
+#: when it is gone, instead of waiting for ever.
+_PARENT = os.getppid()
 
 
 class HostBus:
@@ -92,6 +104,25 @@ async def _reset(dut, bus):
     dut.rst.value = 0
 
 
+async def _write_word(bus, regs, mem_slice: int, addr: int, word: bytes) -> int:
+    """One SRAM word through the bus: its WBUF chunks, then SRAM_WRITE; the accesses."""
+    chunks = regs.word_chunks(word)
+    for reg, value in chunks:
+        await bus.write(reg, value)
+    await bus.write(regs.SRAM_WRITE, regs.sram_target(mem_slice, addr))
+    return len(chunks) + 1
+
+
+async def _read_word(bus, regs, mem_slice: int, addr: int) -> bytes:
+    """One SRAM word through the bus: SRAM_READ, then its WBUF chunks."""
+    await bus.write(regs.SRAM_READ, regs.sram_target(mem_slice, addr))
+    bus.idle()
+    await bus.edge  # the word buffer holds it from the cycle after SRAM_READ
+    values = [await bus.read(regs.wbuf(k, c))
+              for k in range(regs.cfg.superlanes) for c in range(regs.chunks)]
+    return regs.chunks_word(values)
+
+
 async def _load(bus, regs, cfg, program, mem, dirty):
     """Write the SRAM words `program` reads (non-zero ones, and any an earlier run of the
     batch left behind) and the program through the bus."""
@@ -105,19 +136,30 @@ async def _load(bus, regs, cfg, program, mem, dirty):
             word = words[addr] if addr < len(words) else np.zeros(cfg.vl, np.uint8)
             if not word.any() and addr not in done:
                 continue
-            for reg, value in regs.word_chunks(bytes(word)):
-                await bus.write(reg, value)
-            await bus.write(regs.SRAM_WRITE, regs.sram_target(i, addr))
-            writes += regs.chunks * cfg.superlanes + 1
+            writes += await _write_word(bus, regs, i, addr, bytes(word))
             done.add(addr)
     for i, addrs in words_written(cfg, program).items():
         dirty.setdefault(i, set()).update(addrs)
+    return writes + await _load_program(bus, regs, cfg, program)
+
+
+async def _load_program(bus, regs, cfg, program, loaded: dict | None = None) -> int:
+    """Every queue's instruction words and length through the bus; the accesses.
+    `loaded` (queue name -> the words its instruction memory holds, from an earlier
+    run; updated here): only words that differ from those are written (a reset does
+    not clear instruction memory)."""
+    writes = 0
     for q in cfg.queues:
         words = program.queues.get(q.name, [])
+        old = loaded.get(q.name, []) if loaded is not None else []
         for j, w in enumerate(words):
-            await bus.write(regs.imem(q.index, j), w)
+            if j >= len(old) or old[j] != w:
+                await bus.write(regs.imem(q.index, j), w)
+                writes += 1
         await bus.write(regs.qlen(q.index), len(words))
-        writes += len(words) + 1
+        writes += 1
+        if loaded is not None:
+            loaded[q.name] = list(words) + list(old[len(words):])
     return writes
 
 
@@ -202,22 +244,23 @@ def _wait_for(go: Path, stop: Path) -> None:
     """Block, and the simulation with it, until the runner creates `go` (raise if it
     creates `stop`)."""
     while not go.exists():
-        if stop.exists():
+        if stop.exists() or os.getppid() != _PARENT:
             raise RuntimeError("the runner stopped the job")
         time.sleep(0.002)
 
 
-async def _record_one(dut, cfg, program, mem, dirty, limit, go=None) -> dict:
-    """Run `program` free, recorded (mode ``record``): the host's registers after it,
-    and when it started and ended (``time.monotonic``, for the runner's speed figures).
-    With `go` (``(go, stop)`` paths), START waits until the runner says go: its golden
-    model of this run is ready, so the run is compared as it is recorded and the two
-    do not compete for the machine."""
+async def _record_one(dut, cfg, load, limit, go=None) -> dict:
+    """Reset the chip, `load` it (``await load(bus, regs)``: the bus accesses) and run
+    it free, recorded (modes ``record`` and ``session``): the host's registers after
+    it, and when it started and ended (``time.monotonic``, for the runner's speed
+    figures). With `go` (``(go, stop)`` paths), START waits until the runner says go:
+    its golden model of this run is ready, so the run is compared as it is recorded
+    and the two do not compete for the machine."""
     regs = RegisterMap(cfg)
     bus = HostBus(dut)
     t0 = time.perf_counter()
     await _reset(dut, bus)
-    writes = await _load(bus, regs, cfg, program, mem, dirty)
+    writes = await load(bus, regs)
     load_seconds = time.perf_counter() - t0
     if go is not None:
         _wait_for(*go)
@@ -247,6 +290,47 @@ async def _record_one(dut, cfg, program, mem, dirty, limit, go=None) -> dict:
     return out
 
 
+def _write_json(path: Path, obj) -> None:
+    """Write `obj` as JSON so that a reader polling for `path` never sees it half made."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj))
+    tmp.replace(path)
+
+
+async def _session(dut, cfg, job: dict, limit: int) -> dict:
+    """Mode ``session``: run ``step<n>.json`` for n = 0, 1, .. as each appears in the
+    job's folder, until ``stop`` does (see the module docstring)."""
+    folder = Path(job["go"])
+    stop = folder / "stop"
+    n = 0
+    imem: dict = {}  # queue -> the words its instruction memory holds
+    while True:
+        step = folder / f"step{n}.json"
+        while not step.exists():  # the simulation waits here between runs
+            if stop.exists() or os.getppid() != _PARENT:
+                return {"runs": n}
+            time.sleep(0.002)
+        item = json.loads(step.read_text())
+        program = Program.load(item["program"])
+        with np.load(item["writes"]) as z:
+            slices, addrs, words = z["slice"], z["addr"], z["words"]
+
+        async def load(bus, regs, program=program, slices=slices, addrs=addrs, words=words):
+            writes = 0
+            for m, a, w in zip(slices.tolist(), addrs.tolist(), words, strict=True):
+                writes += await _write_word(bus, regs, m, a, w.tobytes())
+            return writes + await _load_program(bus, regs, cfg, program, imem)
+
+        out = await _record_one(dut, cfg, load, limit, (folder / f"go{n}", stop))
+        if not out["timeout"]:
+            regs, bus = RegisterMap(cfg), HostBus(dut)
+            out["reads"] = [[(await _read_word(bus, regs, m, a + k)).hex()
+                             for k in range(count)] for m, a, count in item["reads"]]
+            bus.idle()
+        _write_json(folder / f"result{n}.json", out)
+        n += 1
+
+
 async def _run_job(dut, job: dict) -> dict:
     cfg = load_config(job["config"])
     if cfg.hash != job["config_hash"]:
@@ -255,6 +339,8 @@ async def _run_job(dut, job: dict) -> dict:
     chip = port_chip(cfg)
     Clock(dut.clk, PERIOD_NS, unit="ns").start()
     limit = int(job.get("max_cycles", 200_000))
+    if job.get("mode") == "session":
+        return await _session(dut, cfg, job, limit)
     dirty: dict[int, set[int]] = {}
     out = []
     for n, item in enumerate(job["runs"]):
@@ -268,7 +354,9 @@ async def _run_job(dut, job: dict) -> dict:
             go = None
             if job.get("go"):
                 go = (Path(job["go"]) / f"go{n}", Path(job["go"]) / "stop")
-            out.append(await _record_one(dut, cfg, program, mem, dirty, limit, go))
+            out.append(await _record_one(
+                dut, cfg, lambda bus, regs, p=program, m=mem: _load(bus, regs, cfg, p, m, dirty),
+                limit, go))
             continue
         ref = _npz(item["reference_mem"]) if "reference_mem" in item else None
         r = await _run_one(dut, cfg, chip, program, mem, dirty, limit,
@@ -285,6 +373,9 @@ async def lockstep(dut):
     job = json.loads(Path(os.environ[JOB_ENV]).read_text())
     out = await _run_job(dut, job)
     Path(job["result"]).write_text(json.dumps(out, indent=2))
+    if job.get("mode") == "session":
+        dut._log.info(f"session: {out['runs']} runs")
+        return
     for n, r in enumerate(out["runs"]):
         if "lockstep" in r:
             dut._log.info(f"run {n}: ok={r['lockstep']['ok']} rtl cycles={r['rtl_cycles']} "

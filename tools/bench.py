@@ -150,7 +150,8 @@ def bench_accuracy(cfg, positions: int = 256) -> dict:
             "wall_s": round(time.perf_counter() - t0, 3)}
 
 
-def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n", batch: int = 1) -> dict:
+def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n", batch: int = 1,
+                 backend: str = "golden", log=None) -> dict:
     """Decode the shipped model on the golden chip for `steps` steps: cycles per token
     against every bound of the step (critical path, throughput per unit kind, bandwidth;
     :func:`lpu.tools.compiler.graph.step_bounds`, the mean over the steps), the critical
@@ -160,12 +161,18 @@ def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n", batch: int = 1) -> d
     With ``batch > 1`` the step runs that many sequences (one program; the context the
     smallest that holds the steps); cycles are reported per step and per token of one
     sequence (step / batch), the bounds per step, and the ratio of the step to the
-    largest throughput bound of that batch."""
+    largest throughput bound of that batch.
+
+    On an RTL `backend` (``verilator``, ``icarus``) every step also runs on the chip's
+    Verilog in lockstep (:mod:`lpu.sim.decode`; a line per step to `log`): the result
+    adds the RTL's cycles per second (START to the end of each run), the wall time per
+    token of the whole loop, and whether the tokens and logits are the golden
+    backend's (decoded again on the golden chip for that)."""
     n = max(0, steps - len(prompt.encode()) + 1)
     prompt_b = prompt.encode()[:steps] if n == 0 else prompt.encode()
     t0 = time.perf_counter()
-    r = decode("builtin", tokens=list(prompt_b), n=n, config=cfg, backend="golden",
-               batch=batch)
+    r = decode("builtin", tokens=list(prompt_b), n=n, config=cfg, backend=backend,
+               batch=batch, log=log)
     wall = time.perf_counter() - t0
     k = len(r.cycles)
     names = r.bounds[0]["bounds"]
@@ -193,6 +200,21 @@ def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n", batch: int = 1) -> d
         "wall_s_per_token": round(wall / k, 3),
         "python": platform.python_version(), "numpy": np.__version__,
     }
+    if r.rtl is not None:
+        rtl = r.rtl
+        g = decode("builtin", tokens=list(prompt_b), n=n, config=cfg, backend="golden",
+                   batch=batch)
+        out.update({
+            "backend": backend, "rtl_cycles": rtl["cycles"], "rtl_run_s": rtl["rtl_run_s"],
+            "rtl_cycles_per_s": round(rtl["cycles"] / rtl["rtl_run_s"], 1)
+            if rtl["rtl_run_s"] else None,
+            "rtl_sram_words_written": rtl["sram_words"], "rtl_bus_writes": rtl["bus_writes"],
+            "same_as_golden": g.batch_tokens == r.batch_tokens and all(
+                np.array_equal(a.view(np.uint32), b.view(np.uint32))
+                for a, b in zip(g.logits, r.logits, strict=True)),
+        })
+    else:
+        out["backend"] = "golden"
     return out
 
 

@@ -35,8 +35,10 @@ def add_arguments(p):
                         "logits against float32 on held-out text (top-1 agreement); synth: "
                         "the chip on the ECP5-85F (yowasp tools: LUT4s, DSPs, Fmax) and the "
                         "area of each block")
-    p.add_argument("--backend", choices=["amaranth", "verilator", "icarus"],
-                   default="verilator", help="rtl: the simulator")
+    p.add_argument("--backend", choices=["golden", "amaranth", "verilator", "icarus"],
+                   default=None, help="rtl: the simulator (default verilator); decode: "
+                   "golden (default), or verilator / icarus: every step also on the RTL "
+                   "in lockstep (cycles/s, wall time per token)")
     p.add_argument("--compare", choices=["bulk", "cycle"], default="bulk",
                    help="rtl, Verilator and Icarus: lockstep recorded and compared in bulk "
                         "(default) or cycle by cycle inside the simulator")
@@ -82,9 +84,23 @@ def run(args) -> int:
             raise LpuError("--steps must be at least 1")
         if args.batch < 1:
             raise LpuError(f"--batch must be at least 1, not {args.batch}")
-        r = bench_decode(cfg, args.steps, batch=args.batch)
+        backend = args.backend or "golden"
+        if backend == "amaranth":
+            raise LpuError("--backend amaranth: decode runs on golden, verilator or icarus")
+        r = bench_decode(cfg, args.steps, batch=args.batch, backend=backend,
+                         log=sys.stderr if backend != "golden" else None)
         if args.json:
             print(json.dumps(r, indent=2))
+        elif backend != "golden":
+            print(f"decode on {r['config']} ({backend}, every step in lockstep with the "
+                  f"golden model): {r['steps']} steps, {r['cycles_per_token']} cycles/token; "
+                  f"RTL {r['rtl_cycles_per_s']:,} cycles/s ({r['rtl_cycles']} cycles in "
+                  f"{r['rtl_run_s']} s from START to the end of each run); wall "
+                  f"{r['wall_s_per_token']} s/token (compile {r['compile_s_per_token']} s); "
+                  f"{r['rtl_sram_words_written']} SRAM words written by the host; tokens and "
+                  f"logits {'identical to' if r['same_as_golden'] else 'DIFFERENT from'} "
+                  "the golden backend's")
+            return 0 if r["same_as_golden"] else 1
         else:
             per = (f"{r['cycles_per_step']} cycles/step for {r['batch']} sequences, "
                    if r["batch"] > 1 else "")
@@ -110,7 +126,10 @@ def run(args) -> int:
         raise LpuError(f"--cycles must be at most {MAX_CYCLES:,} (a longer program takes "
                        f"hours to simulate), not {args.cycles}")
     if args.target == "rtl":
-        r = bench_rtl(cfg, args.backend, args.cycles, args.fresh, args.compare)
+        if args.backend == "golden":
+            raise LpuError("--backend golden: rtl runs on amaranth, verilator or icarus "
+                           "(the golden model's speed: lpu bench golden)")
+        r = bench_rtl(cfg, args.backend or "verilator", args.cycles, args.fresh, args.compare)
         if args.json:
             print(json.dumps(r, indent=2))
         else:

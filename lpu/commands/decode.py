@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from lpu.config import load as load_config
 from lpu.errors import LpuError
-from lpu.tools.compiler.decode import decode
+from lpu.tools.compiler.decode import BACKENDS, RTL_BACKENDS, decode
 
 HELP = "generate text token by token on the golden chip model"
 DEFAULT_PROMPT = "ROMEO:\n"
@@ -25,9 +26,14 @@ def add_arguments(p):
     src.add_argument("--tokens", help="prompt as token ids, e.g. 1,2,3")
     p.add_argument("-n", type=int, default=16, help="tokens to generate (default 16)")
     p.add_argument("--config", default="small", help="chip preset or YAML (default small)")
-    p.add_argument("--backend", default="golden", choices=["golden", "reference", "exact"],
+    p.add_argument("--backend", default="golden", choices=list(BACKENDS),
                    help="golden: the chip model; reference: float32 op-level model; "
-                        "exact: numpy evaluation of what the chip computes")
+                        "exact: numpy evaluation of what the chip computes; verilator, "
+                        "icarus, amaranth: every step on the chip's RTL in lockstep with the "
+                        "golden model (a line per step on stderr)")
+    p.add_argument("--fail-dir", default=None,
+                   help="RTL backends: where a step that leaves lockstep is saved as a "
+                        "replayable case (default: a new folder under the temp dir)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     p.add_argument("--seed", type=int, default=None, help="sampling seed")
     p.add_argument("--context", type=int, default=None,
@@ -50,6 +56,15 @@ def run(args) -> int:
         raise LpuError(f"--batch must be at most {MAX_BATCH} (every sequence has its own KV "
                        f"cache and runs every step), not {args.batch}")
     load_config(args.config)  # refused even where the backend does not use it (reference)
+    if args.fail_dir is not None:
+        if args.backend not in RTL_BACKENDS:
+            raise LpuError(f"--fail-dir: only the RTL backends ({', '.join(RTL_BACKENDS)}) "
+                           f"save failing steps, not --backend {args.backend}")
+        d = Path(args.fail_dir)
+        if d.exists() and not d.is_dir():
+            raise LpuError(f"--fail-dir {d}: is a file; expected a folder for failing steps")
+        if not d.exists() and not d.parent.is_dir():
+            raise LpuError(f"--fail-dir {d}: no such folder {d.parent}")
     if args.prompt is not None:
         try:
             args.prompt.encode("utf-8")
@@ -61,7 +76,8 @@ def run(args) -> int:
     tokens = _tokens(args.tokens) if args.tokens is not None else None
     prompt = None if tokens is not None else (args.prompt if args.prompt is not None
                                               else DEFAULT_PROMPT)
-    show = sys.stderr.isatty() and not args.json
+    # the RTL backends print a line per step instead of the bar
+    show = sys.stderr.isatty() and not args.json and args.backend not in RTL_BACKENDS
 
     def progress(done, total):
         if show:
@@ -70,7 +86,9 @@ def run(args) -> int:
 
     r = decode(args.model, prompt=prompt, tokens=tokens, n=args.n, config=args.config,
                backend=args.backend, temperature=args.temperature, seed=args.seed,
-               context=args.context, batch=args.batch, progress=progress)
+               context=args.context, batch=args.batch, progress=progress,
+               log=sys.stderr if args.backend in RTL_BACKENDS else None,
+               failures=args.fail_dir)
     if show:
         print(file=sys.stderr)
     for step, logits in enumerate(r.logits):
@@ -108,7 +126,9 @@ def run(args) -> int:
               f"{r.tokens_per_s:,.0f} tokens/s at {r.clock_mhz:g} MHz, "
               f"{r.ratio_to_floor:.2f}x the step's floor of {r.floor_cycles_per_token:.0f} "
               f"(critical path, units, bandwidth: lpu bench decode); "
-              f"compile {r.compile_s:.1f} s, golden model {r.run_s:.1f} s")
+              f"compile {r.compile_s:.1f} s, "
+              f"{'golden model' if r.backend == 'golden' else r.backend + ' in lockstep'} "
+              f"{r.run_s:.1f} s")
     else:
         print(f"{len(r.prompt) + len(r.tokens) - 1} steps ({r.backend}) in {r.run_s:.1f} s")
     return 0

@@ -34,7 +34,11 @@ from .lower import ChipDecoder, check_model
 
 __all__ = ["decode", "DecodeResult", "pick_token", "load_model", "BACKENDS"]
 
-BACKENDS = ("golden", "reference", "exact")
+#: golden: the chip model; reference / exact: numpy models; verilator / icarus /
+#: amaranth: every step on the chip's RTL in lockstep with the golden model
+#: (lpu.sim.decode).
+BACKENDS = ("golden", "reference", "exact", "verilator", "icarus", "amaranth")
+RTL_BACKENDS = ("verilator", "icarus", "amaranth")
 
 
 @dataclass
@@ -54,6 +58,9 @@ class DecodeResult:
     batch: int = 1  # sequences decoded together; cycles are per step (all of them)
     batch_tokens: list[list[int]] = field(default_factory=list)  # generated, per sequence
     batch_texts: list[str] = field(default_factory=list)
+    #: RTL backends: the RTL's cycles, seconds from START to the end of each run
+    #: (``rtl_run_s``), bus accesses and steps (lpu.sim.decode.RtlDecoder)
+    rtl: dict | None = None
 
     @property
     def cycles_per_step(self) -> float | None:
@@ -112,7 +119,8 @@ def pick_token(logits: np.ndarray, temperature: float, rng: np.random.Generator)
 def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] | None = None,
            n: int = 16, config="small", backend: str = "golden", temperature: float = 0.0,
            seed: int | None = None, context: int | None = None, batch: int = 1,
-           progress: Callable[[int, int], None] | None = None) -> DecodeResult:
+           progress: Callable[[int, int], None] | None = None, log=None,
+           failures=None) -> DecodeResult:
     """Decode `n` tokens after the prompt; every prompt token is one step too.
 
     With ``batch > 1``, that many sequences of the same prompt decode together: on the
@@ -123,7 +131,12 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
     ``logits`` are the first sequence's; ``batch_tokens`` / ``batch_texts`` every
     sequence's. Without `context`, a batch uses the smallest multiple of the vector
     length that holds the prompt and the new tokens (every sequence has its own KV
-    cache in SRAM)."""
+    cache in SRAM).
+
+    On the RTL backends (``verilator``, ``icarus``, ``amaranth``) every step runs on
+    the chip's RTL in lockstep with the golden model (:class:`lpu.sim.decode.RtlDecoder`): a
+    line per step goes to `log` (a text file, e.g. stderr), and a divergence raises
+    :class:`lpu.sim.decode.StepDivergence`, the step saved under `failures` if given."""
     if backend not in BACKENDS:
         raise LpuError(f"unknown backend {backend!r}; backends are: {', '.join(BACKENDS)}")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -178,7 +191,13 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
                     for b, tk in enumerate(toks)], None
     else:
         cfg = load_config(config)
-        dec = ChipDecoder(m, cfg, ctx, batch=batch)
+        if backend in RTL_BACKENDS:
+            from lpu.sim.decode import RtlDecoder  # the simulators' side, only when used
+
+            dec = RtlDecoder(m, cfg, ctx, batch=batch, simulator=backend, log=log,
+                             failures=failures)
+        else:
+            dec = ChipDecoder(m, cfg, ctx, batch=batch)
 
         def step(toks, pos):
             r = dec.step(toks if batch > 1 else toks[0], pos)
@@ -190,21 +209,28 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
     steps = total - 1 if n else len(tokens)
     t0 = time.perf_counter()
     info = None
-    for pos in range(steps):
-        logits, info = step([s[pos] for s in seqs], pos)
-        res.logits.append(np.asarray(logits[0], dtype=np.float32))
-        if info is not None:
-            res.cycles.append(info.cycles)
-            res.bound_cycles.append(info.bound_cycles)
-            res.bounds.append(step_bounds(m, cfg, pos, ctx, batch))
-            res.compile_s += info.compile_s
-            res.run_s += info.run_s
-        if n and pos >= len(tokens) - 1:  # -n 0: only the prompt's steps (a prefill)
-            for b in range(batch):
-                nxt = pick_token(np.asarray(logits[b]), temperature, rngs[b])
-                seqs[b].append(nxt)
-        if progress:
-            progress(pos + 1, steps)
+    if backend in RTL_BACKENDS:
+        dec.total = steps  # for its progress lines
+    try:
+        for pos in range(steps):
+            logits, info = step([s[pos] for s in seqs], pos)
+            res.logits.append(np.asarray(logits[0], dtype=np.float32))
+            if info is not None:
+                res.cycles.append(info.cycles)
+                res.bound_cycles.append(info.bound_cycles)
+                res.bounds.append(step_bounds(m, cfg, pos, ctx, batch))
+                res.compile_s += info.compile_s
+                res.run_s += info.run_s
+            if n and pos >= len(tokens) - 1:  # -n 0: only the prompt's steps (a prefill)
+                for b in range(batch):
+                    nxt = pick_token(np.asarray(logits[b]), temperature, rngs[b])
+                    seqs[b].append(nxt)
+            if progress:
+                progress(pos + 1, steps)
+    finally:
+        if backend in RTL_BACKENDS:
+            dec.close()
+            res.rtl = dec.stats()
     if info is None:
         res.run_s = time.perf_counter() - t0
     res.tokens = seqs[0][len(tokens):]
