@@ -1,5 +1,5 @@
 """An RTL chip kept running across programs, each run in bulk lockstep with the golden
-model: what decoding on the RTL needs (:mod:`lpu.sim.decode`).
+model: what decoding on the RTL needs (:mod:`lpu.tools.rtl_decode`).
 
 Contract
 --------
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -42,17 +43,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from amaranth.hdl import ClockDomain, Module
+from amaranth.sim import Simulator
 
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
+from lpu.hdl.chip import Chip as HdlChip
+from lpu.hostmap import RegisterMap
 from lpu.program import Program
 
 from . import verilator as vl
-from .bulk import BulkRun, Expected
+from .bulk import BulkRun, Expected, compare_recording
 from .cocotb_runner import JOB_ENV, build_chip
 from .lockstep import LockstepResult
 from .recorder import PLUSARG, Pipe, RecorderError, record_bytes
-from .trace import port_chip
+from .hostbus import SimBus
+from .trace import event_mask, port_chip
 
 __all__ = ["RtlSession", "AmaranthSession", "open_session", "SessionRun", "SIMULATORS"]
 
@@ -258,17 +264,6 @@ class AmaranthSession:
         return _nonzero(self.cfg, self.names, sram)
 
     def _build(self, sram: dict):
-        import sys
-
-        from amaranth.hdl import ClockDomain, Module
-        from amaranth.sim import Simulator
-
-        from lpu.hdl.chip import Chip as HdlChip
-        from lpu.hostmap import RegisterMap
-
-        from .hostbus import SimBus
-        from .trace import event_mask
-
         if 0 < sys.get_int_max_str_digits() < 1 << 20:  # as AmaranthBackend.build
             sys.set_int_max_str_digits(0)
         self.built = time.perf_counter()
@@ -346,8 +341,6 @@ class AmaranthSession:
     def run(self, program: Program, sram: dict, writes=None, reads=(), *,
             checked: bool = False, name: str | None = None) -> SessionRun:
         """As :meth:`RtlSession.run`."""
-        from .bulk import compare_recording
-
         cfg, n = self.cfg, self.runs
         program.check_config(cfg)
         if self._sim is None:  # the first run's SRAM: the memories' power-up contents

@@ -43,6 +43,7 @@ from lpu.tools.area import block_utilisation
 from lpu.tools.compiler.decode import decode
 from lpu.tools.compiler.graph import schedule_gap
 from lpu.tools.compiler.listsched import schedule_step
+from lpu.tools.rtl_decode import decode as rtl_decode
 from lpu.tools.synth import synth
 
 __all__ = ["busy_program", "bench_golden", "bench_decode", "bench_rtl", "bench_accuracy",
@@ -164,15 +165,15 @@ def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n", batch: int = 1,
     largest throughput bound of that batch.
 
     On an RTL `backend` (``verilator``, ``icarus``) every step also runs on the chip's
-    Verilog in lockstep (:mod:`lpu.sim.decode`; a line per step to `log`): the result
+    Verilog in lockstep (:mod:`lpu.tools.rtl_decode`; a line per step to `log`): the result
     adds the RTL's cycles per second (START to the end of each run), the wall time per
     token of the whole loop, and whether the tokens and logits are the golden
     backend's (decoded again on the golden chip for that)."""
     n = max(0, steps - len(prompt.encode()) + 1)
     prompt_b = prompt.encode()[:steps] if n == 0 else prompt.encode()
     t0 = time.perf_counter()
-    r = decode("builtin", tokens=list(prompt_b), n=n, config=cfg, backend=backend,
-               batch=batch, log=log)
+    r = rtl_decode("builtin", tokens=list(prompt_b), n=n, config=cfg, backend=backend,
+                   batch=batch, log=log)
     wall = time.perf_counter() - t0
     k = len(r.cycles)
     names = r.bounds[0]["bounds"]

@@ -10,7 +10,8 @@ import numpy as np
 
 from lpu.config import load as load_config
 from lpu.errors import LpuError
-from lpu.tools.compiler.decode import BACKENDS, RTL_BACKENDS, decode
+from lpu.tools.compiler.decode import BACKENDS, RTL_BACKENDS
+from lpu.tools.rtl_decode import decode
 
 HELP = "generate text token by token on the golden chip model"
 DEFAULT_PROMPT = "ROMEO:\n"

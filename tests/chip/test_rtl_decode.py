@@ -1,5 +1,5 @@
 """Decode steps of the shipped model on the RTL of ``small`` (Verilator), in lockstep
-with the golden model (:mod:`lpu.sim.decode`):
+with the golden model (:mod:`lpu.tools.rtl_decode`):
 
 * two steps (the prompt's first token, then the second; the weights and the KV cache
   of the first stay in the RTL's SRAM): every event of every cycle compared, the
@@ -21,7 +21,8 @@ from lpu.isa import Opcode
 from lpu.program import Program
 from lpu.sim import verilator as vl
 from lpu.sim.lockstep import GoldenBackend, compare
-from lpu.tools.compiler.decode import decode, load_model
+from lpu.tools.compiler.decode import load_model
+from lpu.tools.rtl_decode import decode
 
 pytestmark = [pytest.mark.chip, pytest.mark.slow]
 PROMPT = [82, 79]  # "RO"
@@ -59,7 +60,7 @@ def _first_step_words():
 
 
 def test_a_flipped_sram_byte_stops_the_decode_where_it_first_shows(verilator, tmp_path):
-    from lpu.sim.decode import RtlDecoder, StepDivergence
+    from lpu.tools.rtl_decode import RtlDecoder, StepDivergence
 
     dec = RtlDecoder(load_model("builtin"), "small", simulator="verilator",
                      failures=tmp_path)

@@ -36,7 +36,7 @@ __all__ = ["decode", "DecodeResult", "pick_token", "load_model", "BACKENDS"]
 
 #: golden: the chip model; reference / exact: numpy models; verilator / icarus /
 #: amaranth: every step on the chip's RTL in lockstep with the golden model
-#: (lpu.sim.decode).
+#: (:func:`lpu.tools.rtl_decode.decode`, which passes the decoder).
 BACKENDS = ("golden", "reference", "exact", "verilator", "icarus", "amaranth")
 RTL_BACKENDS = ("verilator", "icarus", "amaranth")
 
@@ -59,7 +59,7 @@ class DecodeResult:
     batch_tokens: list[list[int]] = field(default_factory=list)  # generated, per sequence
     batch_texts: list[str] = field(default_factory=list)
     #: RTL backends: the RTL's cycles, seconds from START to the end of each run
-    #: (``rtl_run_s``), bus accesses and steps (lpu.sim.decode.RtlDecoder)
+    #: (``rtl_run_s``), bus accesses and steps (lpu.tools.rtl_decode.RtlDecoder)
     rtl: dict | None = None
 
     @property
@@ -119,8 +119,8 @@ def pick_token(logits: np.ndarray, temperature: float, rng: np.random.Generator)
 def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] | None = None,
            n: int = 16, config="small", backend: str = "golden", temperature: float = 0.0,
            seed: int | None = None, context: int | None = None, batch: int = 1,
-           progress: Callable[[int, int], None] | None = None, log=None,
-           failures=None) -> DecodeResult:
+           progress: Callable[[int, int], None] | None = None,
+           decoder: Callable | None = None) -> DecodeResult:
     """Decode `n` tokens after the prompt; every prompt token is one step too.
 
     With ``batch > 1``, that many sequences of the same prompt decode together: on the
@@ -134,9 +134,10 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
     cache in SRAM).
 
     On the RTL backends (``verilator``, ``icarus``, ``amaranth``) every step runs on
-    the chip's RTL in lockstep with the golden model (:class:`lpu.sim.decode.RtlDecoder`): a
-    line per step goes to `log` (a text file, e.g. stderr), and a divergence raises
-    :class:`lpu.sim.decode.StepDivergence`, the step saved under `failures` if given."""
+    the chip's RTL in lockstep with the golden model: `decoder` (``(model, cfg,
+    context, batch) ->`` a :class:`~lpu.tools.compiler.lower.ChipDecoder` with a
+    ``close()`` and ``stats()``) makes the decoder;
+    :func:`lpu.tools.rtl_decode.decode` passes :class:`lpu.tools.rtl_decode.RtlDecoder`."""
     if backend not in BACKENDS:
         raise LpuError(f"unknown backend {backend!r}; backends are: {', '.join(BACKENDS)}")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -192,10 +193,10 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
     else:
         cfg = load_config(config)
         if backend in RTL_BACKENDS:
-            from lpu.sim.decode import RtlDecoder  # the simulators' side, only when used
-
-            dec = RtlDecoder(m, cfg, ctx, batch=batch, simulator=backend, log=log,
-                             failures=failures)
+            if decoder is None:
+                raise LpuError(f"backend {backend}: the RTL backends decode through "
+                               "lpu.tools.rtl_decode.decode")
+            dec = decoder(m, cfg, ctx, batch)
         else:
             dec = ChipDecoder(m, cfg, ctx, batch=batch)
 

@@ -1,4 +1,4 @@
-"""Decoding on the RTL: every step program of a decode runs on the chip's Verilog, in
+"""Decoding on the RTL (``lpu decode --backend verilator``): every step program of a decode runs on the chip's Verilog, in
 lockstep with the golden model, with the weights and the KV cache kept in the RTL's
 SRAM across steps.
 
@@ -6,7 +6,8 @@ Contract
 --------
 :class:`RtlDecoder` is :class:`lpu.tools.compiler.lower.ChipDecoder` (the same compiled
 step programs, from the same cache) with the chip on a simulator
-(:class:`lpu.sim.session.RtlSession`) instead of the golden model alone. For each step:
+(:class:`lpu.sim.session.RtlSession`, :class:`lpu.sim.session.AmaranthSession`)
+instead of the golden model alone. For each step:
 
 1. the host side applies the step's SRAM image (weights, constants, the token's copies)
    to its copy of the SRAM; the words that differ from what the RTL holds are written
@@ -18,6 +19,10 @@ step programs, from the same cache) with the chip on a simulator
 3. the host reads the logits back through the host bus; they must be the golden
    model's, bit for bit. The golden chip's SRAM after the step, equal to the RTL's
    when every write was compared equal, is the next step's starting point.
+
+:func:`decode` is :func:`lpu.tools.compiler.decode.decode` with the RTL backends
+(``verilator``, ``icarus``, ``amaranth``) added: the compiler's host loop, this decoder
+in place of the golden one.
 
 A divergence stops the decode: :class:`StepDivergence` (an
 :class:`~lpu.errors.LpuError`) carries the step, the position and the
@@ -42,9 +47,11 @@ from lpu.hostmap import RegisterMap
 from lpu.tools.compiler.kernels import write_image
 from lpu.tools.compiler.lower import ChipDecoder, StepResult, analytic_bound
 
-from .session import SIMULATORS, open_session
+from lpu.sim.session import SIMULATORS, open_session
+from lpu.tools.compiler.decode import DecodeResult
+from lpu.tools.compiler.decode import decode as _decode
 
-__all__ = ["RtlDecoder", "StepDivergence", "SIMULATORS"]
+__all__ = ["RtlDecoder", "StepDivergence", "SIMULATORS", "decode"]
 
 
 class StepDivergence(LpuError):
@@ -199,3 +206,20 @@ class RtlDecoder(ChipDecoder):
         raise StepDivergence(f"decode step {self.steps} (position {pos}) on "
                              f"{self.simulator}{where}:\n{text}", step=self.steps, pos=pos,
                              divergence=divergence, case=case)
+
+
+def decode(model="builtin", *, backend: str = "golden", log=None, failures=None,
+           **kw) -> DecodeResult:
+    """:func:`lpu.tools.compiler.decode.decode`, also on the RTL backends
+    (:data:`SIMULATORS`): every step on the chip's RTL in lockstep (a line per step to
+    `log`; a divergence raises :class:`StepDivergence`, the step saved under
+    `failures`, or a new temp folder). The result's ``rtl`` holds
+    :meth:`RtlDecoder.stats`."""
+    if backend not in SIMULATORS:
+        return _decode(model, backend=backend, **kw)
+
+    def make(m, cfg, ctx, batch):
+        return RtlDecoder(m, cfg, ctx, batch=batch, simulator=backend, log=log,
+                          failures=failures)
+
+    return _decode(model, backend=backend, decoder=make, **kw)
