@@ -34,7 +34,9 @@ of the hemisphere of the MXM plane that uses them, so one ``lw`` loads all ``VL`
 one cycle; the KV cache (K blocks read transposed through the SXM, V blocks as weights)
 likewise, the K blocks of a KV head alternating hemispheres block by block, its V blocks
 in one hemisphere; host vectors (constants, norm weights, scales) have a copy in both
-hemispheres.
+hemispheres. The output tiles of all matrices take the two planes in turn. Tiles that
+read one block (the sequences of a batch for a weight block, the query heads of a KV
+head for a KV block) are placed together: one ``lw`` and ``iw`` a block, an ``mm`` each.
 """
 
 from __future__ import annotations
@@ -330,8 +332,10 @@ class ListScheduler:
         # (through the SXM for q.K^T; as graph.critical_path counts it)
         via = {"mmt": lat.hop("mem", "sxm") + lat.d("transpose") + lat.hop("sxm", "mxm"),
                "mm": lat.hop("mem", "mxm")}
+        # (one sequence only: a batch is throughput-bound, and every sequence's KV rows
+        # raised ahead keeps more temporaries live than SRAM holds, batch 8 on small)
         after: dict[int, list[int]] = {}
-        for n in self.g.nodes:
+        for n in self.g.nodes if len(getattr(self.g, "outputs", None) or [0]) == 1 else ():
             for dep in n.deps:
                 after.setdefault(dep, []).append(n.id)
         for n in reversed(self.g.nodes):
@@ -960,8 +964,9 @@ class ListScheduler:
         raise SchedError(f"could not place rot (node {n.id})")
 
     def _plane_of(self, n) -> str:
-        """The plane of an output tile: matvec tiles alternate hemispheres by output
-        tile, the transposed LM head's by its tile, KV products sit with their cache."""
+        """The plane of an output tile: matvec tiles take the planes in turn
+        (``tile_hemi``; the embedding's by output tile), the transposed LM head's by its
+        tile, KV products sit with their cache."""
         m = n.meta
         blk = m["blocks"][0]
         if blk[0] != "w":
