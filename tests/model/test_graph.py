@@ -211,4 +211,8 @@ def test_a_batch_graph_is_every_sequence_on_its_own(model):
     for nd in g.nodes:
         if "share" in nd.meta:
             shares.setdefault(nd.meta["share"], set()).add(nd.meta["seq"])
-    assert shares and all(v == set(range(B)) for v in shares.values())
+    # a weight tile is shared by every sequence, a KV block by the query heads of one
+    weights = {k: v for k, v in shares.items() if k[0] in ("mm", "mmt")}
+    assert weights and all(v == set(range(B)) for v in weights.values())
+    kv = [v for k, v in shares.items() if k[0] in ("k", "v")]
+    assert len(kv) == len(shares) - len(weights) > 0 and all(len(v) == 1 for v in kv)

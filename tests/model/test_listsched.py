@@ -128,12 +128,49 @@ def test_a_batch_decodes_each_sequence_as_alone(model):
     st1 = schedule_step(model, SMALL, 1, 16)
     lws1 = sum(decode(w).info.mnemonic == "lw" for q, ws in st1.program.queues.items()
                if q.startswith("mxm") for w in ws)
-    # KV blocks are each sequence's own; every weight block is loaded once for the batch
-    own = sum(len(n.meta["blocks"]) for n in st1.graph.nodes
-              if n.kind in ("mm", "mmt") and "share" not in n.meta)
+    # KV blocks are each sequence's own (loaded once for the query heads of their KV
+    # head: 4 heads, 1 KV head, 4 accumulator slots); every weight block once for the batch
+    assert SMALL.mxm_acc_slots >= model.config.num_attention_heads
+    own = len({tuple(b) for n in st1.graph.nodes if n.kind in ("mm", "mmt")
+               for b in n.meta["blocks"] if b[0] != "w"})
     assert own > 0 and lws == (lws1 - own) + 3 * own
 
 
 def test_decode_batch_is_checked():
     with pytest.raises(Exception, match="--batch must be a whole number"):
         decode_text("builtin", prompt="A", n=1, batch=0, backend="exact")
+
+
+def _lws(st) -> dict[str, int]:
+    """lw instructions per MXM plane of a step program."""
+    return {q: sum(decode(w).info.mnemonic == "lw" for w in ws)
+            for q, ws in st.program.queues.items() if q.startswith("mxm")}
+
+
+def test_every_block_is_loaded_once_the_heads_of_a_kv_head_sharing_it(model):
+    """Two query heads read each block of their KV head (two blocks at position 20):
+    one lw per distinct weight or KV block of the step, not one per head."""
+    assert model.config.num_attention_heads == 2 * model.config.num_key_value_heads
+    st = schedule_step(model, SMALL, 20, 48)
+    tiles = [n for n in st.graph.nodes if n.kind in ("mm", "mmt")]
+    blocks = {tuple(b) for n in tiles for b in n.meta["blocks"]}
+    assert sum(_lws(st).values()) == len(blocks) < sum(len(n.meta["blocks"]) for n in tiles)
+
+
+def test_the_linear_layers_of_one_input_split_evenly_between_the_planes():
+    """q, k and v (one quantized input; k and v a tile each), gate and up, and every
+    other matrix: the weight blocks multiplied by each plane differ by at most one
+    tile's blocks."""
+    from lpu.golden.model.checkpoint import load_builtin
+
+    st = schedule_step(load_builtin(), SMALL, 3)
+    by_input: dict[int, dict[str, int]] = {}
+    for n in st.graph.nodes:
+        if n.kind == "mm" and n.meta["blocks"][0][0] == "w":
+            plane = st.placed[n.id][0]
+            per = by_input.setdefault(n.args[0], {})
+            per[plane] = per.get(plane, 0) + len(n.args)
+    assert len(by_input) > 8
+    for x, per in by_input.items():
+        most = max(len(n.args) for n in st.graph.nodes if n.kind == "mm" and n.args[0] == x)
+        assert abs(per.get("mxm_w0", 0) - per.get("mxm_e0", 0)) <= most, (x, per)

@@ -303,7 +303,8 @@ class GraphOps:
             st = cache["stores"].get(("k", layer, g, b))
             out.append(self.g.add("mmt", "mm", (q8[0],), dtype="i32", algo=_algorithm(),
                                   deps=() if st is None else (st,),
-                                  meta={"blocks": [("k", layer, g, b)], "kt": b}))
+                                  meta={"blocks": [("k", layer, g, b)], "kt": b,
+                                        "share": ("k", layer, g, b), "seq": self.seq}))
         return _V(out)
 
     def attend(self, cache, layer, g, nb, p8):
@@ -312,7 +313,8 @@ class GraphOps:
                      if (s := cache["stores"].get(("v", layer, g, b))) is not None)
         return _V([self.g.add("mm", "mm", tuple(p8[b] for b in range(nb)), dtype="i32",
                               algo=_algorithm(), deps=deps,
-                              meta={"blocks": [("v", layer, g, b) for b in range(nb)]})])
+                              meta={"blocks": [("v", layer, g, b) for b in range(nb)],
+                                    "share": ("v", layer, g, nb), "seq": self.seq})])
 
 
 def trace_step(model, vl: int, pos: int, context: int | None = None, *,

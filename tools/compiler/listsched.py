@@ -34,7 +34,9 @@ of the hemisphere of the MXM plane that uses them, so one ``lw`` loads all ``VL`
 one cycle; the KV cache (K blocks read transposed through the SXM, V blocks as weights)
 likewise, the K blocks of a KV head alternating hemispheres block by block, its V blocks
 in one hemisphere; host vectors (constants, norm weights, scales) have a copy in both
-hemispheres.
+hemispheres. The output tiles of all matrices take the two planes in turn. Tiles that
+read one block (the sequences of a batch for a weight block, the query heads of a KV
+head for a KV block) are placed together: one ``lw`` and ``iw`` a block, an ``mm`` each.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from lpu.config import ChipConfig
 from lpu.errors import LpuError
 from lpu.isa import BY_MNEMONIC, E, W, make
 
-from .graph import Graph, GraphOps, Latency, trace_step
+from .graph import Graph, GraphOps, Latency, block_slots, trace_step
 from .kernels import MemAlloc, Tensor
 from .sched import Flow, SchedError, Scheduler
 
@@ -191,6 +193,7 @@ class ListScheduler:
         self.token_groups: list[list[Tensor]] = []  # per sequence: the token's copies
         self.logits: Tensor | None = None
         self.blocks: dict = {}  # block key -> [(slice, addr)] x VL/4
+        self.tile_hemi: dict = {}  # (matrix, output tile) -> hemisphere of its plane
         self.plane_free: dict[str, int] = {}
         self.why: dict | None = None  # node -> {reason: cycles lost}, when debugging
         self.placed: dict[int, tuple[str, int]] = {}  # node -> (queue, dispatch cycle)
@@ -232,13 +235,20 @@ class ListScheduler:
             raise SchedError(f"the step scheduler needs mem_slices >= VL/4 and streams >= VL "
                              f"(config {cfg.name}: {cfg.mem_slices}, {cfg.streams}, VL {vl})")
         mats = {k: (m, how) for k, (m, how) in self.gops._blocks.items()}
-        # weight blocks, in the hemisphere of their plane
+        # weight blocks, in the hemisphere of their plane: the output tiles of the
+        # matrices taken in turn (tile i of all of them on plane i % 2), so matrices of
+        # an odd number of tiles that share an input (k and v) still split evenly
+        turn = 0
         for wid, (w, how) in mats.items():
             K_, N_ = w.shape
+            for nt in range(N_ // vl):
+                if how != "spread":
+                    self.tile_hemi[(wid, nt)] = "we"[(turn + nt) % 2]
+            turn += 0 if how == "spread" else N_ // vl
             for kt in range(K_ // vl):
                 for nt in range(N_ // vl):
                     blk = w[kt * vl:(kt + 1) * vl, nt * vl:(nt + 1) * vl]
-                    hemi = "we"[(kt if how == "spread" else nt) % 2]
+                    hemi = "we"[kt % 2] if how == "spread" else self.tile_hemi[(wid, nt)]
                     self._place_block(("w", wid, kt, nt), blk.astype(np.int8).view(np.uint8),
                                       hemi)
         # the KV cache: blocks spread like weights, scales fp32 vectors
@@ -317,19 +327,35 @@ class ListScheduler:
         rank: dict[int, int] = {}
         unit = {"host": "mem", "vxm": "vxm", "sxm": "sxm", "mm": "mxm", "mmt": "mxm",
                 "store": "vxm"}
+        slots = block_slots(self.cfg)[1]  # queue slots of one weight block on a plane
+        # a KV row stored this step is read by its products after the SRAM write lands
+        # (through the SXM for q.K^T; as graph.critical_path counts it)
+        via = {"mmt": lat.hop("mem", "sxm") + lat.d("transpose") + lat.hop("sxm", "mxm"),
+               "mm": lat.hop("mem", "mxm")}
+        # (one sequence only: a batch is throughput-bound, and every sequence's KV rows
+        # raised ahead keeps more temporaries live than SRAM holds, batch 8 on small)
+        after: dict[int, list[int]] = {}
+        for n in self.g.nodes if len(getattr(self.g, "outputs", None) or [0]) == 1 else ():
+            for dep in n.deps:
+                after.setdefault(dep, []).append(n.id)
         for n in reversed(self.g.nodes):
             if n.kind == "vxm" or n.kind == "store":
                 d = lat.d(n.op if n.kind == "vxm" else "mov")
             elif n.kind == "sxm":
                 d = lat.d("rot")
             elif n.kind in ("mm", "mmt"):
-                d = lat.d("mm") + 3 * len(n.args)
+                d = lat.d("mm") + slots * len(n.args)
             else:
                 d = 0
             best = 0
             for c in self.consumers[n.id]:
                 m = self.g.nodes[c]
-                best = max(best, rank[c] + lat.hop(unit[n.kind], unit[m.kind]))
+                r = rank[c] + lat.hop(unit[n.kind], unit[m.kind])
+                if m.kind in ("mm", "mmt"):  # the input of block k is needed k blocks in
+                    r -= slots * m.args.index(n.id)
+                best = max(best, r)
+            for c in after.get(n.id, ()):
+                best = max(best, rank[c] + 1 + via[self.g.nodes[c].kind] + 3)
             rank[n.id] = best + d
         return rank
 
@@ -938,14 +964,15 @@ class ListScheduler:
         raise SchedError(f"could not place rot (node {n.id})")
 
     def _plane_of(self, n) -> str:
-        """The plane of an output tile: matvec tiles alternate hemispheres by output
-        tile, the transposed LM head's by its tile, KV products sit with their cache."""
+        """The plane of an output tile: matvec tiles take the planes in turn
+        (``tile_hemi``; the embedding's by output tile), the transposed LM head's by its
+        tile, KV products sit with their cache."""
         m = n.meta
         blk = m["blocks"][0]
         if blk[0] != "w":
             hemi = self.blocks[tuple(blk)][1]
         elif n.kind == "mm":
-            hemi = "we"[m["nt"] % 2]
+            hemi = self.tile_hemi.get((m["w"], m["nt"]), "we"[m["nt"] % 2])
         else:
             hemi = "we"[m["kt"] % 2]
         return f"mxm_{hemi}0"
@@ -1142,7 +1169,9 @@ class ListScheduler:
                 w.append(n)
                 if len(w) < sizes[group_of[nid]]:
                     continue  # wait for the other sequences' inputs
-                done = sorted(w, key=lambda m: m.meta.get("seq", 0))
+                pm = self.s.qpos[self._plane_of(n)]  # the member whose input is first
+                done = sorted(w, key=lambda m: (self.earliest(m.args[0], pm),
+                                                m.meta.get("seq", 0), m.id))
                 self.place_mm_group(done)
             else:
                 self.place_mm(n)

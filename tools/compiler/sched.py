@@ -132,7 +132,7 @@ class Scheduler:
             self._journal.append(("bank", key))
 
     def _set_dict(self, name, key, value):
-        d = getattr(self, name)
+        d = self.ready if name == "ready" else self.lastread
         if self._journal is not None:
             self._journal.append((name, (key, d.get(key, -1))))
         d[key] = value
@@ -151,15 +151,11 @@ class Scheduler:
     def _path(self, flow: Flow, upto: int):
         """Registers (dir, s, q, cycle) a flow occupies from its writer to just before
         position `upto` (the farthest reader)."""
-        step = 1 if flow.dir == E else -1
-        out = []
-        q = flow.pos
-        while q != upto:
-            c = flow.t + abs(q - flow.pos)
-            for s in range(flow.stream, flow.stream + flow.width):
-                out.append((flow.dir, s, q, c))
-            q += step
-        return out
+        d, p0, t0 = flow.dir, flow.pos, flow.t
+        step = 1 if d == E else -1
+        streams = range(flow.stream, flow.stream + flow.width)
+        return [(d, s, p0 + i * step, t0 + i) for i in range((upto - p0) * step)
+                for s in streams]
 
     def _free(self, keys) -> bool:
         claims = self.claims
@@ -172,14 +168,15 @@ class Scheduler:
         """Whether the registers a flow written at (pos, t) would occupy up to `upto`
         are all unclaimed (the fast form of _free(_path(...)))."""
         claims = self.claims
+        if not claims:
+            return True
         step = 1 if dir == E else -1
-        q, c = pos, t
-        while q != upto:
-            for s in range(s0, s0 + width):
+        streams = range(s0, s0 + width)
+        for i in range((upto - pos) * step):
+            q, c = pos + i * step, t + i
+            for s in streams:
                 if (dir, s, q, c) in claims:
                     return False
-            q += step
-            c += 1
         return True
 
     def extend(self, flow: Flow, reader_pos: int, *, dry: bool = False) -> bool:
