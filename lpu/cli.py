@@ -32,6 +32,7 @@ from .commands import (
     decode,
     directed,
     disasm,
+    formal,
     isadoc,
     project,
     random,
@@ -58,7 +59,7 @@ REPORT_TO = "the lpu issue tracker (include the command line and the LPU_DEBUG=1
 COMMANDS = {
     "decode": decode, "config": config, "asm": asm, "disasm": disasm, "run": run,
     "sim": sim, "board": board, "bench": bench, "timeline": timeline, "verilog": verilog,
-    "synth": synth,
+    "synth": synth, "formal": formal,
     "directed": directed, "random": random, "regress": regress, "isadoc": isadoc,
     "train": train, "project": project,
 }

@@ -61,7 +61,7 @@ from lpu.isa import Instruction, Opcode
 __all__ = ["Check", "CheckResult", "CHECKS", "available", "run_check", "check_config"]
 
 #: The largest ``nop n`` and ``repeat n, d`` the ICU harnesses let the host write.
-NOP_BOUND, REPEAT_BOUND = 4, 3
+NOP_BOUND, REPEAT_BOUND = 3, 2
 
 
 def check_config(kind: str) -> ChipConfig:
@@ -317,21 +317,21 @@ CHECKS = {c.name: c for c in [
     Check("icu-slice", "lpu.hdl.icu.Dispatcher",
           "programs of slice instructions: each dispatched in the cycle it is reached, as "
           "written, one a cycle; done, parked, notify as the reference", _icu_harness("slice"),
-          depth=14),
+          depth=10),
     Check("icu-nop", "lpu.hdl.icu.Dispatcher",
           "with nop n: nothing dispatched, the next word reached max(n, 1) cycles later",
-          _icu_harness("nop"), depth=16),
+          _icu_harness("nop"), depth=12),
     Check("icu-repeat", "lpu.hdl.icu.Dispatcher",
           "with repeat n, d: n copies at t0 + i*max(d, 1) after a slice instruction (none "
           "after anything else), the next word the cycle after the last",
-          _icu_harness("repeat"), depth=16),
+          _icu_harness("repeat"), depth=12),
     Check("icu-sync", "lpu.hdl.icu.Dispatcher",
           "with sync and notify: parked until the first notify from the sync's cycle on, "
           "the next word the cycle after; notify raised in its cycle only",
-          _icu_harness("sync"), depth=14),
+          _icu_harness("sync"), depth=12),
     Check("icu-all", "lpu.hdl.icu.Dispatcher",
           "every ICU word mixed with slice instructions, restarts at any time",
-          _icu_harness("all"), depth=14),
+          _icu_harness("all"), depth=12),
     Check("fabric-east", "lpu.hdl.fabric.StreamFabric",
           "a value written east at p in cycle t is at p + k in t + k, valid, unless "
           "overwritten on the way", _fabric_harness("east"), depth=14),
