@@ -269,8 +269,11 @@ def _bench_cocotb(cfg, prog, mem, simulator, fresh, compare="bulk") -> dict:
                 os.environ["LPU_BUILD_DIR"] = saved
     if not res.ok:
         raise LpuError(f"the benchmark program diverged on {simulator}: {res.text()}")
+    verilate = built.verilate_seconds
     return {"build_s": round(total, 1), "simulator_build_s": round(built.seconds, 1),
             "verilog_conversion_s": round(total - built.seconds, 1),
+            "verilate_s": None if verilate is None else round(verilate, 1),
+            "cxx_compile_s": None if verilate is None else round(built.seconds - verilate, 1),
             "build_cached": built.cached,
             "verilator_opt": vl.verilator_opt() if simulator == "verilator" else None,
             "free_cycles": free["rtl_cycles"],
