@@ -120,18 +120,14 @@ def verilator_root() -> Path | None:
 
 def verilator_opt() -> str:
     """The C++ optimization level of the hot (``OPT_FAST``) part of Verilator models:
-    ``$LPU_VERILATOR_OPT``, default ``-O2``. Measured on the ``tiny`` chip on a 2-core
-    machine: ``-O1`` runs ~10x faster than ``-O0``, and ``-O2`` over twice as fast as
-    ``-O1`` and builds as fast, given :data:`SPLIT_FLAGS` (without them ``-O2`` spent
-    over 18 CPU-minutes on one of the model's files without finishing). The once-only
-    initialization code (``OPT_SLOW``) is always built at ``-O0``."""
-    return os.environ.get("LPU_VERILATOR_OPT", "-O2")
-
-
-#: Verilator flags of every build: C++ files of at most about 20,000 statements, and
-#: functions of at most about 2,000 (the compiler's optimizer takes time more than
-#: linear in a function's size: one huge ``_eval`` function cannot be built at ``-O2``).
-SPLIT_FLAGS = ("--output-split", "20000", "--output-split-cfuncs", "2000")
+    ``$LPU_VERILATOR_OPT``, default ``-O1``. Measured on the ``tiny`` chip on a 2-core
+    machine: ``-O1`` builds in ~1.5 min and runs ~10x faster than ``-O0``; ``-O2``
+    spent over 18 CPU-minutes on one of the model's files without finishing, and with
+    ``--output-split-cfuncs 2000`` (small functions) built but ran no faster than
+    ``-O1`` (per CPU second, docs/benchmarks.md); nor did Verilator's ``-O3`` or
+    ``--x-assign fast --x-initial fast``. The once-only initialization code
+    (``OPT_SLOW``) is always built at ``-O0``."""
+    return os.environ.get("LPU_VERILATOR_OPT", "-O1")
 
 
 def simulator_env(simulator: str) -> dict[str, str]:
@@ -292,7 +288,7 @@ def build(simulator: str, verilog: str, toplevel: str, directory: Path, *,
     src = directory / f"{toplevel}.v"
     args = list(extra_args)
     if simulator == "verilator":
-        args = [*waiver_flags(), "-Wno-fatal", *SPLIT_FLAGS, *args]
+        args = [*waiver_flags(), "-Wno-fatal", *args]
     stamp_data = {
         "verilog": hashlib.sha256(verilog.encode()).hexdigest(),
         "simulator": simulator_version(simulator), "args": args, "waves": waves,
