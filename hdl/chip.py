@@ -54,7 +54,6 @@ The slice classes are ``MemSlice`` (:mod:`lpu.hdl.mem`), ``VxmSlice``
 
 from __future__ import annotations
 
-from amaranth.back import verilog
 from amaranth.hdl import Cat, Module, Shape, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -62,6 +61,7 @@ from amaranth.lib.wiring import In, Out
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
 
+from . import emit
 from .fabric import StreamFabric
 from .host import Bus, Host, RegisterMap
 from .icu import Icu
@@ -70,9 +70,10 @@ from .mem import MemSlice
 from .mxm import MxmSlice
 from .sxm import SxmSlice
 from .vxm import VxmSlice
+from .vxm_alu import VxmAlu
 
 __all__ = ["Chip", "TraceSignature", "SLICE_CLASSES", "build_top", "port_description",
-           "to_verilog", "trace_fields"]
+           "shared_module", "to_verilog", "trace_fields", "verilog_of_top"]
 
 #: The HDL class of each slice kind.
 SLICE_CLASSES = {"mem": MemSlice, "vxm": VxmSlice, "mxm": MxmSlice, "sxm": SxmSlice}
@@ -272,10 +273,31 @@ def port_description(top: Chip, name: str = "top") -> dict:
     }
 
 
+def shared_module(component):
+    """The chip's blocks its Verilog holds once (:func:`lpu.hdl.emit.convert`):
+    ``(module suffix, make an equal one)`` for a MEM slice (all alike: the hemisphere
+    only names it; not one with initial SRAM contents) and a VXM ALU lane (alike for one
+    superlane count); None for anything else."""
+    if isinstance(component, MemSlice) and component._init is None:
+        cfg = component.cfg
+        return "mem_slice", lambda: MemSlice(cfg, "w")
+    if isinstance(component, VxmAlu):
+        s = component.superlanes
+        return f"vxm_alu_s{s}", lambda: VxmAlu(superlanes=s)
+    return None
+
+
+def verilog_of_top(top: Chip, name: str = "lpu_top") -> str:
+    """Verilog of a chip top (module `name`, clock ``clk``, synchronous reset ``rst``):
+    :func:`lpu.hdl.emit.convert`, the MEM slices and VXM ALU lanes as one module each
+    (:func:`shared_module`), memories that start at zero as one loop each."""
+    return emit.convert(top, name, share=shared_module)
+
+
 def to_verilog(cfg: ChipConfig | str, trace: bool = False, *,
                name: str = "lpu_top") -> tuple[str, dict]:
-    """Verilog of the chip top (module `name`, clock ``clk``, synchronous reset ``rst``)
-    and its :func:`port_description`. Takes minutes for the bigger configs."""
+    """Verilog of the chip top (:func:`verilog_of_top`) and its :func:`port_description`.
+    Takes a minute or more for the bigger configs."""
     top = build_top(cfg, trace)
     desc = port_description(top, name)
-    return verilog.convert(top, name=name, emit_src=False), desc
+    return verilog_of_top(top, name), desc

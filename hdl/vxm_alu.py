@@ -177,6 +177,7 @@ class VxmAlu(wiring.Component):
             delays[op] = d
         self._delays = delays
         self._latency = latency
+        self.superlanes = superlanes
         n = max(delays.values())
         super().__init__({
             "op": In(Opcode), "a": In(32), "b": In(32), "c": In(32), "imm": In(5),

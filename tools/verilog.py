@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In
 
 from lpu import config as cfgmod
 from lpu.errors import LpuError
-from lpu.hdl.chip import build_top, port_description
+from lpu.hdl.chip import build_top, port_description, verilog_of_top
 from lpu.hdl.vxm_alu import VxmAlu
 from lpu.sim.verilator import verilog_of
 
@@ -58,7 +58,7 @@ def generate(cfg, component: str = "chip", *, name: str | None = None,
         top = build_top(cfg, trace)
         desc = port_description(top, name)
         desc.update(component_ports(top, name))  # every array element, clock and reset
-        return verilog_of(top, name), desc
+        return verilog_of_top(top, name), desc
     if component == "vxm_alu":
         name = name or "vxm_alu"
         alu = VxmAlu(superlanes=cfg.superlanes)

@@ -134,8 +134,17 @@ def run(args) -> int:
             print(json.dumps(r, indent=2))
         else:
             cached = " (cached)" if r.get("build_cached") else ""
+            if "verilog_conversion_s" in r and not r.get("build_cached"):
+                split = (f": Verilator {r['verilate_s']} s, C++ compile "
+                         f"{r['cxx_compile_s']} s" if r.get("verilate_s") is not None else "")
+                cached = (f" (Verilog conversion {r['verilog_conversion_s']} s, "
+                          f"simulator build {r['simulator_build_s']} s{split}; "
+                          f"{r['build_cpu_s']} CPU s)")
+            cpu = (f", {r['free_cycles_per_cpu_s']} per CPU second"
+                   if r.get("free_cycles_per_cpu_s") else "")
             print(f"{r['model']} on {r['config']}: build {r['build_s']} s{cached}; free "
-                  f"running {r['free_cycles_per_s']} cycles/s ({r['free_cycles']} cycles); "
+                  f"running {r['free_cycles_per_s']} cycles/s{cpu} ({r['free_cycles']} "
+                  f"cycles); "
                   f"lockstep ({r['lockstep_compare']}) {r['lockstep_cycles_per_s']} cycles/s "
                   f"({r['lockstep_cycles']} cycles, {r['lockstep_events']} events): "
                   f"{100 * r['lockstep_ratio']:.0f}% of free running")
