@@ -24,9 +24,10 @@ words the program can read and the program, writes START, and then, by the job's
   chip is reset before each run but its SRAM is never cleared or reloaded: only the
   words the runner names are written, so what a run wrote is there for the next one,
   as on the golden chip; of each program only the instruction words that differ from
-  what the queue's instruction memory holds from earlier runs are written. Each run is recorded as in ``record``; after it the bench
-  reads the host's registers and the words asked for, and writes
-  ``result<n>.json``. ``stop`` in the folder ends the session.
+  what the queue's instruction memory holds from earlier runs are written. Each run
+  is recorded as in ``record``; after it the bench reads the host's registers and the
+  words asked for, and writes ``result<n>.json``. ``stop`` in the folder ends the
+  session.
 
 The result goes back as JSON to the path the job names. Bus timing is that of
 :mod:`lpu.hdl.host`: inputs are set just after a rising edge and latched by the next;

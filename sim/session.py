@@ -55,9 +55,9 @@ from lpu.program import Program
 from . import verilator as vl
 from .bulk import BulkRun, Expected, compare_recording
 from .cocotb_runner import JOB_ENV, build_chip
+from .hostbus import SimBus
 from .lockstep import LockstepResult
 from .recorder import PLUSARG, Pipe, RecorderError, record_bytes
-from .hostbus import SimBus
 from .trace import event_mask, port_chip
 
 __all__ = ["RtlSession", "AmaranthSession", "open_session", "SessionRun", "SIMULATORS"]

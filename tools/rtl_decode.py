@@ -1,6 +1,6 @@
-"""Decoding on the RTL (``lpu decode --backend verilator``): every step program of a decode runs on the chip's Verilog, in
-lockstep with the golden model, with the weights and the KV cache kept in the RTL's
-SRAM across steps.
+"""Decoding on the RTL (``lpu decode --backend verilator``): every step program of a
+decode runs on the chip's RTL, in lockstep with the golden model, with the weights and
+the KV cache kept in the RTL's SRAM across steps.
 
 Contract
 --------
@@ -44,12 +44,11 @@ import numpy as np
 from lpu.errors import LpuError
 from lpu.golden.chip import Chip
 from lpu.hostmap import RegisterMap
-from lpu.tools.compiler.kernels import write_image
-from lpu.tools.compiler.lower import ChipDecoder, StepResult, analytic_bound
-
 from lpu.sim.session import SIMULATORS, open_session
 from lpu.tools.compiler.decode import DecodeResult
 from lpu.tools.compiler.decode import decode as _decode
+from lpu.tools.compiler.kernels import write_image
+from lpu.tools.compiler.lower import ChipDecoder, StepResult, analytic_bound
 
 __all__ = ["RtlDecoder", "StepDivergence", "SIMULATORS", "decode"]
 

@@ -1,8 +1,8 @@
 """An RTL chip kept across runs (:class:`lpu.sim.session.RtlSession`), on ``tiny``:
 
 * random programs run one after another on one Verilator (Icarus, Amaranth)
-  simulator, the SRAM never reloaded: after every run the RTL's whole SRAM, read back through the host
-  bus, is the golden model's after the same runs from the same start (computed here
+  simulator, the SRAM never reloaded: after every run the RTL's whole SRAM, read back
+  through the host bus, is the golden model's after the same runs from the same start (computed here
   with the golden chip alone, run after run), and every run is in lockstep;
 * only the words the host names are written: a word written before the first run is
   still there after several runs that do not write it;
