@@ -40,17 +40,28 @@ class SimBus:
         ctx.set(bus.r_en, 0)
         return ctx.get(bus.r_data)
 
-    async def load_program(self, ctx, program) -> None:
-        """Write every queue's words and length (queues the program omits get 0)."""
+    async def load_program(self, ctx, program, loaded: dict | None = None) -> int:
+        """Write every queue's words and length (queues the program omits get 0); the
+        bus writes. `loaded` (queue name -> the words its instruction memory holds from
+        an earlier run; updated here): only words that differ are written (a reset does
+        not clear instruction memory)."""
         rm = self.regs
+        writes = 0
         for q in rm.cfg.queues:
             words = program.queues.get(q.name, [])
             if len(words) > rm.cfg.imem_words:
                 raise ValueError(f"queue {q.name}: {len(words)} words do not fit the "
                                  f"instruction memory ({rm.cfg.imem_words})")
+            old = loaded.get(q.name, []) if loaded is not None else []
             for i, w in enumerate(words):
-                await self.write(ctx, rm.imem(q.index, i), w)
+                if i >= len(old) or old[i] != w:
+                    await self.write(ctx, rm.imem(q.index, i), w)
+                    writes += 1
             await self.write(ctx, rm.qlen(q.index), len(words))
+            writes += 1
+            if loaded is not None:
+                loaded[q.name] = list(words) + list(old[len(words):])
+        return writes
 
     async def write_word(self, ctx, mem_slice, addr: int, word: bytes) -> None:
         """Write one VL-byte SRAM word."""

@@ -244,24 +244,16 @@ class AmaranthBackend:
         dut, sim = self.build(mem_init)
         regs = RegisterMap(self.cfg)
         bus = SimBus(dut.bus, regs)
-        mask, nbytes = event_mask(dut), 4 * -(-len(dut.trace_bits) // 32)
-        cycles, rows, ran = [], [], []
+        out = []
         limit = self.max_cycles
 
         async def testbench(ctx):
             await bus.load_program(ctx, program)
             await bus.start(ctx)
-            c = 0
-            while ctx.get(dut.trace.running):
-                bits = ctx.get(dut.trace_bits)
-                if bits & mask:
-                    cycles.append(c)
-                    rows.append(bits.to_bytes(nbytes, "little"))
-                await ctx.tick()
-                c += 1
-                if c > limit:
-                    raise LockstepError(f"the RTL ran past {limit} cycles without finishing")
-            ran.append(c)
+            rec = await record_run(ctx, dut, limit)
+            if rec[2] > limit:
+                raise LockstepError(f"the RTL ran past {limit} cycles without finishing")
+            out.append(rec)
             self.status = await bus.status(ctx)
             self.end_cycle = await bus.read(ctx, regs.CYCLE)
             self.error = await bus.error(ctx)
@@ -269,8 +261,7 @@ class AmaranthBackend:
         sim.add_testbench(testbench)
         for _ in self._simulate(sim, dut, deque()):
             pass
-        trace = np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), nbytes)
-        return np.array(cycles, np.int64), trace, ran[0]
+        return out[0]
 
     def _simulate(self, sim, dut, out):
         writer = None
@@ -289,6 +280,27 @@ class AmaranthBackend:
         finally:
             if writer is not None:
                 writer.__exit__(None, None, None)
+
+
+async def record_run(ctx, dut, limit: int):
+    """From cycle 0 of a run (an Amaranth testbench's `ctx`, the chip `dut` with its trace
+    port) until RUNNING falls, or `limit` cycles have passed: ``(cycles, trace,
+    running)`` as :mod:`lpu.sim.recorder` records the Verilog (the cycles with an event,
+    their ``trace_bits`` as uint8 [n, bytes] little-endian, the cycles the chip ran:
+    above `limit` if it had not finished)."""
+    mask, nbytes = event_mask(dut), 4 * -(-len(dut.trace_bits) // 32)
+    cycles, rows, c = [], [], 0
+    while ctx.get(dut.trace.running):
+        bits = ctx.get(dut.trace_bits)
+        if bits & mask:
+            cycles.append(c)
+            rows.append(bits.to_bytes(nbytes, "little"))
+        await ctx.tick()
+        c += 1
+        if c > limit:
+            break
+    trace = np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), nbytes)
+    return np.array(cycles, np.int64), trace, c
 
 
 # -- the divergence report ----------------------------------------------------------------------

@@ -56,9 +56,9 @@ from . import verilator as vl
 from .bulk import BulkRun, Expected, compare_recording
 from .cocotb_runner import JOB_ENV, build_chip
 from .hostbus import SimBus
-from .lockstep import LockstepResult
+from .lockstep import LockstepResult, record_run
 from .recorder import PLUSARG, Pipe, RecorderError, record_bytes
-from .trace import event_mask, port_chip
+from .trace import port_chip
 
 __all__ = ["RtlSession", "AmaranthSession", "open_session", "SessionRun", "SIMULATORS"]
 
@@ -247,8 +247,8 @@ class AmaranthSession:
     The same contract, with two differences: the first run's SRAM is the memories'
     power-up contents (:meth:`lpu.hdl.mem.MemSlice.preload`) instead of bus writes,
     which on Amaranth's simulator would take minutes (its later runs' `writes` go
-    through the bus); and the trace is sampled by the testbench every cycle (Python per
-    cycle, as :meth:`lpu.sim.lockstep.AmaranthBackend.record`), then compared in bulk."""
+    through the bus); and the trace is sampled by the testbench every cycle
+    (:func:`lpu.sim.lockstep.record_run`, Python per cycle), then compared in bulk."""
 
     simulator = "amaranth"
 
@@ -278,7 +278,6 @@ class AmaranthSession:
         sim.add_clock(1e-6, domain="sync")
         regs = RegisterMap(self.cfg)
         bus = SimBus(dut.bus, regs)
-        mask, nbytes = event_mask(dut), 4 * -(-len(dut.trace_bits) // 32)
         imem: dict = {}
 
         async def bench(ctx):
@@ -295,28 +294,10 @@ class AmaranthSession:
                 for m, a, w in zip(*job["writes"], strict=True):
                     await bus.write_word(ctx, int(m), int(a), np.asarray(w, np.uint8).tobytes())
                     writes += regs.chunks * self.cfg.superlanes + 1
-                for q in self.cfg.queues:
-                    words = job["program"].queues.get(q.name, [])
-                    old = imem.get(q.name, [])
-                    for j, w in enumerate(words):
-                        if j >= len(old) or old[j] != w:
-                            await bus.write(ctx, regs.imem(q.index, j), w)
-                            writes += 1
-                    await bus.write(ctx, regs.qlen(q.index), len(words))
-                    writes += 1
-                    imem[q.name] = list(words) + list(old[len(words):])
+                writes += await bus.load_program(ctx, job["program"], imem)
                 t1 = time.perf_counter()
                 await bus.start(ctx)
-                cycles, rows, c = [], [], 0
-                while ctx.get(dut.trace.running):
-                    bits = ctx.get(dut.trace_bits)
-                    if bits & mask:
-                        cycles.append(c)
-                        rows.append(bits.to_bytes(nbytes, "little"))
-                    await ctx.tick()
-                    c += 1
-                    if c > self.max_cycles:
-                        break
+                cycles, trace, c = await record_run(ctx, dut, self.max_cycles)
                 t2 = time.perf_counter()
                 status = await bus.status(ctx)
                 end = await bus.read(ctx, regs.CYCLE)
@@ -326,8 +307,7 @@ class AmaranthSession:
                     reads.append(np.frombuffer(b"".join(
                         [await bus.read_word(ctx, m, a + i) for i in range(k)]),
                         np.uint8).reshape(k, self.cfg.vl))
-                trace = np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), nbytes)
-                job["out"] = {"cycles": np.array(cycles, np.int64), "trace": trace,
+                job["out"] = {"cycles": cycles, "trace": trace,
                               "running": c, "timeout": c > self.max_cycles,
                               "status": status, "end_cycle": end, "error": error,
                               "reads": reads, "bus_writes": writes,
