@@ -130,14 +130,18 @@ class Host(wiring.Component):
         # -- instruction memories and lengths ------------------------------------------------
         qbits = max(1, (len(cfg.queues) - 1).bit_length())
         ibits = (cfg.imem_words - 1).bit_length()
-        in_imem = bus.addr[31]
+        # (a write outside the map has no effect: every field is decoded in full)
+        n_q = len(cfg.queues)
+        in_imem = Signal()
+        m.d.comb += in_imem.eq(bus.addr[31] & (bus.addr[ibits + qbits:31] == 0) &
+                               (bus.addr[ibits:ibits + qbits] < n_q))
         m.d.comb += [
             self.imem.addr.eq(bus.addr[:ibits] if ibits else 0),
             self.imem.data.eq(bus.w_data),
             self.imem.en.eq(wr & in_imem),
         ]
-        in_qlen = ~in_imem & (bus.addr[8:31] == rm.QLEN >> 8)
-        with m.If(in_imem):
+        in_qlen = ~bus.addr[31] & (bus.addr[8:31] == rm.QLEN >> 8) & (bus.addr[:8] < n_q)
+        with m.If(bus.addr[31]):
             m.d.comb += self.imem.queue.eq(bus.addr[ibits:ibits + qbits])
         with m.Else():
             m.d.comb += self.imem.queue.eq(bus.addr[:8])
@@ -145,17 +149,19 @@ class Host(wiring.Component):
 
         # -- word buffer and SRAM ------------------------------------------------------------
         wbuf = Signal(8 * VL)
+        wbuf_now = Signal(8 * VL)  # the buffer as a read or SRAM_WRITE sees it
         loading = Signal()  # the word buffer takes r_data this cycle
         load_slice = Signal(range(max(2, n_mem)))
         m.d.sync += loading.eq(0)
-        tgt_slice = bus.w_data[16:24]
+        tgt_slice = bus.w_data[16:]
         tgt_addr = bus.w_data[:16]
-        sram_write = write_to(rm.SRAM_WRITE)
-        sram_read = write_to(rm.SRAM_READ)
+        tgt_ok = (tgt_slice < n_mem) & (tgt_addr < cfg.mem_words)  # else: no effect
+        sram_write = write_to(rm.SRAM_WRITE) & tgt_ok
+        sram_read = write_to(rm.SRAM_READ) & tgt_ok
         for i, port in enumerate(self.mem):
             m.d.comb += [
                 port.addr.eq(tgt_addr),
-                port.w_data.eq(wbuf),
+                port.w_data.eq(wbuf_now),
                 port.w_en.eq(sram_write & (tgt_slice == i)),
                 port.r_en.eq(sram_read & (tgt_slice == i)),
             ]
@@ -166,7 +172,6 @@ class Host(wiring.Component):
             for i, port in enumerate(self.mem):
                 with m.Case(i):
                     m.d.comb += loaded.eq(port.r_data)
-        wbuf_now = Signal(8 * VL)  # the buffer as a read sees it
         m.d.comb += wbuf_now.eq(Mux(loading, loaded, wbuf))
         with m.If(loading):
             m.d.sync += wbuf.eq(loaded)

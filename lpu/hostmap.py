@@ -51,7 +51,14 @@ address                      acc.  register
 
 Loading SRAM word ``a`` of slice ``m``: write every WBUF chunk, then SRAM_WRITE. Reading
 it: SRAM_READ, then read the chunks. SRAM accesses are meant for an idle chip (the
-slices give their instructions precedence).
+slices give their instructions precedence). The word buffer holds the word an SRAM_READ
+loaded from the next cycle on, for a read of its chunks and for an SRAM_WRITE alike.
+
+A write outside the map has no effect: an address in no region (:meth:`RegisterMap.
+regions`; every address bit is decoded, nothing aliases), a queue index at or past
+``Q`` in QLEN or IMEM, and an SRAM_WRITE or SRAM_READ whose slice (bits 16-31) is not
+below ``M`` or whose address (bits 0-15) is not below ``mem_words``. Reading an
+unmapped or write-only address gives 0. (``lpu formal --check host-map`` proves it.)
 
 Errors: the first cycle in which any slice raises ``SliceError`` is recorded (the
 lowest position wins within a cycle), with the slice's code, superlane and unit; later

@@ -26,6 +26,11 @@ The checks (``lpu formal --list``; docs/verification.md, "Formal proofs"):
 ``fabric-east``,       a value written into stream s at position p in cycle t is at
 ``fabric-west``        position p + k (p - k west) in cycle t + k, valid, unless a slice
                        on the way wrote that stream since
+``host-map``           the host register block (:class:`lpu.hdl.host.Host`): every strobe
+                       raised exactly by a write to its mapped address, nothing else takes
+                       effect; the word buffer; reads (0 outside the map)
+``host-run``           RUNNING in cycles 0 .. F + drain, DONE, the cycle counter
+``host-errors``        the error registers keep the first error since START / CLEAR
 =====================  ===================================================================
 
 The blocks are sized by small configs (:func:`check_config`) so that the solver
@@ -49,14 +54,16 @@ from pathlib import Path
 
 from amaranth.asserts import AnySeq  # (in 0.5 AnySeq is not in amaranth.hdl)
 from amaranth.back import rtlil
-from amaranth.hdl import Array, Assert, Assume, Module, Mux, ResetSignal, Signal, Value
+from amaranth.hdl import Array, Assert, Assume, Cat, Module, Mux, ResetSignal, Signal, Value
 
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.errors import LpuError
 from lpu.hdl.fabric import StreamFabric
+from lpu.hdl.host import Host
 from lpu.hdl.icu import Dispatcher
-from lpu.isa import Instruction, Opcode
+from lpu.hostmap import RegisterMap
+from lpu.isa import Instruction, Opcode, drain_cycles
 
 __all__ = ["Check", "CheckResult", "CHECKS", "available", "run_check", "check_config"]
 
@@ -67,6 +74,8 @@ NOP_BOUND, REPEAT_BOUND = 3, 2
 def check_config(kind: str) -> ChipConfig:
     """The small geometry a check sizes its block by."""
     tiny = load_config("tiny")
+    if kind == "host":  # one superlane (one WBUF chunk), four SRAM words, 16 instructions
+        return tiny.replace(superlanes=1, mem_words=4, imem_words=16, name="formal-host")
     if kind == "icu":  # four words: programs of up to three (the smallest preset has 16)
         return dataclasses.replace(tiny, imem_words=4, name="formal-icu")
     return tiny.replace(streams=4, superlanes=1, name="formal-fabric")
@@ -313,6 +322,163 @@ def _fabric_harness(direction: str):
     return build
 
 
+# -- the host register block ----------------------------------------------------------------
+
+
+def _host_harness(part: str):
+    """The register block (:class:`lpu.hdl.host.Host`) against lpu.hostmap's map, every
+    cycle, with every bus access, SRAM read port, ICU ``done``, ``parked`` and slice
+    error free. ``map``: each strobe toward the ICU and the MEM slices is raised exactly
+    by a write to its mapped address (and an SRAM target in range), with the fields
+    the map gives; the word buffer holds what the chunk writes and SRAM_READ put in it;
+    a read returns the register (0 for unmapped and write-only addresses) in the next
+    cycle. ``errors``: the run state and cycle counter (high in cycles 0 .. F + drain)
+    and the error registers (the first error since START / CLEAR, the lowest position
+    within a cycle, kept until the next START / CLEAR), as read through the bus."""
+
+    def build(wrong: bool = False):
+        cfg = check_config("host")
+        rm = RegisterMap(cfg)
+        n_q, n_mem, n_pos = len(cfg.queues), len(rm.mem_slices), len(cfg.positions)
+        words = cfg.imem_words
+        m = Module()
+        m.d.comb += Assume(~ResetSignal())
+        m.submodules.dut = dut = Host(cfg)
+        bus = dut.bus
+        addr, w_en, w_data, r_en = AnySeq(32), AnySeq(1), AnySeq(32), AnySeq(1)
+        m.d.comb += [bus.addr.eq(addr), bus.w_en.eq(w_en), bus.w_data.eq(w_data),
+                     bus.r_en.eq(r_en)]
+        m.d.comb += Assume(~(w_en & r_en))  # one access a cycle (the bus contract)
+        icu_done = AnySeq(1)
+        m.d.comb += [dut.icu_done.eq(icu_done), dut.parked.eq(AnySeq(len(dut.parked)))]
+        for port in dut.mem:
+            m.d.comb += port.r_data.eq(AnySeq(len(port.r_data)))
+        for p, e in enumerate(dut.errors):
+            for _path, _member, value in e.signature.flatten(e):
+                v = Value.cast(value)
+                m.d.comb += v.eq(AnySeq(len(v)))
+            # the slices' promise (SliceError): the unit is one of the position's queues
+            units = sum(q.position == p for q in cfg.queues)
+            m.d.comb += Assume(~e.valid | (e.unit < units))
+        wr = w_en
+
+        def write_to(a):
+            return wr & (addr == a)
+
+        sram_ok = (w_data[16:] < n_mem) & (w_data[:16] < cfg.mem_words)
+        start = write_to(rm.CTRL) & w_data[0]
+        clear = start | (write_to(rm.CTRL) & w_data[1])
+        # the word buffer as the map describes it
+        buf, pending = Signal(8 * cfg.vl), Signal()
+        pend_slice = Signal(range(max(2, n_mem)))
+        m.d.sync += pending.eq(0)
+        with m.If(write_to(rm.SRAM_READ) & sram_ok):
+            m.d.sync += [pending.eq(1), pend_slice.eq(w_data[16:])]
+        buf_now = Signal.like(buf)
+        m.d.comb += buf_now.eq(Mux(pending, Array(p.r_data for p in dut.mem)[pend_slice], buf))
+        m.d.sync += buf.eq(buf_now)
+        chunks = []  # (address, first bit, width)
+        for k in range(cfg.superlanes):
+            for c in range(rm.chunks):
+                chunks.append((rm.wbuf(k, c), 8 * (k * cfg.lanes + 4 * c),
+                               8 * min(4, cfg.lanes - 4 * c)))
+        for a, lo, width in chunks:
+            with m.If(write_to(a)):
+                m.d.sync += buf[lo:lo + width].eq(w_data[:width])
+        # the run state (docs/timing.md, "The end of a run"): F = the first cycle the ICU
+        # is done; the ICU's done stays high until the next START once raised
+        r_run, r_done, seen = Signal(), Signal(), Signal()
+        r_cyc, f_cyc = Signal(32), Signal(32)
+        m.d.comb += Assume(~(r_run & seen) | icu_done)
+        n_drain = drain_cycles(cfg.superlanes) + int(wrong and part == "run")
+        with m.If(start):
+            m.d.sync += [r_run.eq(1), r_done.eq(0), r_cyc.eq(0), seen.eq(0)]
+        with m.Elif(r_run):
+            f_now = Mux(seen, f_cyc, r_cyc)
+            m.d.sync += [seen.eq(seen | icu_done), f_cyc.eq(f_now)]
+            with m.If((seen | icu_done) & (r_cyc == f_now + n_drain)):
+                m.d.sync += [r_run.eq(0), r_done.eq(1)]
+            with m.Else():
+                m.d.sync += r_cyc.eq(r_cyc + 1)
+        # the error registers: the first error since START / CLEAR
+        e_valid = Signal()
+        e_cycle, e_code, e_pos, e_sl, e_unit, e_queue = (Signal(32, name=f"e_{n}") for n in (
+            "cycle", "code", "pos", "sl", "unit", "queue"))
+        errs = list(dut.errors)
+        order = list(reversed(range(n_pos))) if wrong and part == "errors" else range(n_pos)
+        with m.If(clear):
+            m.d.sync += [e_valid.eq(0), e_cycle.eq(0), e_code.eq(0), e_pos.eq(0),
+                         e_sl.eq(0), e_unit.eq(0), e_queue.eq(0)]
+        with m.Elif(~e_valid):
+            for i, p in enumerate(order):
+                e = errs[p]
+                first = e.valid
+                for q in order[:i]:  # no error at a position before it in this cycle
+                    first = first & ~errs[q].valid
+                here = [q for q in cfg.queues if q.position == p]
+                queue = 0
+                for rank, q in enumerate(here):
+                    queue = Mux(e.unit == rank, q.index, queue)
+                with m.If(first):
+                    m.d.sync += [e_valid.eq(1), e_cycle.eq(r_cyc),
+                                 e_code.eq(Value.cast(e.code)), e_pos.eq(p),
+                                 e_sl.eq(e.superlane), e_unit.eq(e.unit), e_queue.eq(queue)]
+        # what a read returns in the next cycle; `check` 0: not this part's register
+        exp, check = Signal(32), Signal()
+        m.d.sync += [exp.eq(0), check.eq(1)]
+        run, err = part == "run", part == "errors"
+        mine = part == "map"
+        status = Cat(r_run, r_done, e_valid) if err else Cat(r_run, r_done)
+        values = {rm.ID: (rm.id_value, mine), rm.HASH_LO: (rm.hash_value & 0xFFFFFFFF, mine),
+                  rm.HASH_HI: (rm.hash_value >> 32, mine), rm.PARKED: (dut.parked[:32], mine),
+                  rm.STATUS: (status, run or err), rm.CYCLE: (r_cyc, run),
+                  rm.ERR_CYCLE: (e_cycle, err), rm.ERR_CODE: (e_code, err),
+                  rm.ERR_POSITION: (e_pos, err), rm.ERR_SUPERLANE: (e_sl, err),
+                  rm.ERR_UNIT: (e_unit, err), rm.ERR_QUEUE: (e_queue, err)}
+        for a, lo, width in chunks:
+            values[a] = (buf_now[lo:lo + width], mine)
+        with m.If(r_en):
+            with m.Switch(addr):
+                for a, (value, ours) in values.items():
+                    with m.Case(a):
+                        m.d.sync += [exp.eq(value), check.eq(int(ours))]
+                with m.Default():  # unmapped or write-only: 0
+                    m.d.sync += check.eq(int(mine))
+        status_read = Signal()  # (run: STATUS's ERROR bit is not this part's)
+        m.d.sync += status_read.eq(r_en & (addr == rm.STATUS))
+        read_mask = Mux(status_read & run, 0b011, 0xFFFFFFFF)
+        with m.If(check):
+            m.d.comb += Assert((bus.r_data & read_mask) == exp)
+        if run:
+            m.d.comb += [Assert(dut.running == r_run), Assert(dut.cycle == r_cyc)]
+        if run or err:
+            return m
+        # -- map: every strobe exactly by a write to its address, with the map's fields --
+        top = rm.IMEM + n_q * words + int(wrong)  # (wrong: one word past the last queue)
+        in_imem = wr & (addr >= rm.IMEM) & (addr < top)
+        m.d.comb += Assert(dut.imem.en == in_imem)
+        with m.If(in_imem):
+            m.d.comb += [Assert(dut.imem.queue * words + dut.imem.addr == addr - rm.IMEM),
+                         Assert(dut.imem.data == w_data)]
+        in_qlen = wr & (addr >= rm.QLEN) & (addr < rm.QLEN + n_q)
+        m.d.comb += Assert(dut.imem.len_en == in_qlen)
+        with m.If(in_qlen):
+            m.d.comb += [Assert(dut.imem.queue == addr - rm.QLEN),
+                         Assert(dut.imem.data == w_data)]
+        m.d.comb += Assert(dut.start == start)
+        for i, port in enumerate(dut.mem):
+            target = sram_ok & (w_data[16:] == i)
+            m.d.comb += [Assert(port.w_en == (write_to(rm.SRAM_WRITE) & target)),
+                         Assert(port.r_en == (write_to(rm.SRAM_READ) & target))]
+            with m.If(port.w_en | port.r_en):
+                m.d.comb += Assert(port.addr == w_data[:16])
+            with m.If(port.w_en):
+                m.d.comb += Assert(port.w_data == buf_now)
+        return m
+
+    return build
+
+
 CHECKS = {c.name: c for c in [
     Check("icu-slice", "lpu.hdl.icu.Dispatcher",
           "programs of slice instructions: each dispatched in the cycle it is reached, as "
@@ -338,6 +504,18 @@ CHECKS = {c.name: c for c in [
     Check("fabric-west", "lpu.hdl.fabric.StreamFabric",
           "a value written west at p in cycle t is at p - k in t + k, valid, unless "
           "overwritten on the way", _fabric_harness("west"), depth=14),
+    Check("host-map", "lpu.hdl.host.Host",
+          "every ICU and SRAM strobe raised exactly by a write to its mapped address (an "
+          "SRAM target in range), with the map's fields; the word buffer; reads return the "
+          "register a cycle later, 0 outside the map", _host_harness("map"), depth=16),
+    Check("host-run", "lpu.hdl.host.Host",
+          "RUNNING in cycles 0 .. F + drain (F: the first cycle every queue is done), "
+          "DONE after, the cycle counter, as STATUS and CYCLE read",
+          _host_harness("run"), depth=24),
+    Check("host-errors", "lpu.hdl.host.Host",
+          "the error registers hold the first error since START / CLEAR (the lowest "
+          "position within a cycle) until the next START / CLEAR",
+          _host_harness("errors"), depth=20),
 ]}
 
 

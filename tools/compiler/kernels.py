@@ -142,6 +142,11 @@ class MemAlloc:
             # reusing words that an op scheduled later still reads would make this
             # value wait for it: prefer the smallest (then oldest) hole free by `when`,
             # else fresh words, else the hole free first
+            # (fast path: the holes of the smallest fitting size come first in that order)
+            wmin = min(f[3] for f in fits)
+            for k, m, a, w in fits:
+                if w == wmin and self.free_at(m, a, words) <= when:
+                    return self._take((k, m, a, w), words, n, dtype)
             timed = []
             for i, (k, m, a, w) in sorted(enumerate(fits), key=lambda x: x[1][3]):
                 ft = self.free_at(m, a, words)
