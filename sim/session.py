@@ -127,6 +127,10 @@ class RtlSession:
                          alive=self._thread.is_alive)
         self._thread.start()
 
+    #: What a run is doing, for progress lines: ``{"phase": str, "cycle": int | None}``
+    #: (the RTL's last recorded cycle; records come in blocks of a few thousand cycles).
+    live: dict = {"phase": "idle", "cycle": None}
+
     def _simulate(self):
         try:
             vl.run_test(self.built, "lpu.sim.cocotb_bench", test_dir=self.work,
@@ -168,10 +172,12 @@ class RtlSession:
         tmp.write_text(json.dumps({"program": str(prog_path), "writes": str(w_path),
                                    "reads": regions, "name": name}))
         tmp.replace(step)  # the bench loads the chip while the golden model runs
+        self.live = {"phase": "the golden model runs", "cycle": None}
         t0 = time.perf_counter()
         golden = Expected(cfg, program, sram, check=not checked)
         t_golden = time.perf_counter() - t0
         (self.work / f"go{n}").touch()
+        self.live["phase"] = "the host loads the SRAM and the program through the bus"
         bulk = BulkRun(cfg, program, golden, self.chip)
         block = max(64, (16 << 20) // record_bytes(len(self.chip.trace_bits)))
         last = -1  # the last cycle with an event on the RTL
@@ -179,6 +185,7 @@ class RtlSession:
             for blk in self.pipe.records(block):
                 if blk.cycles.size:
                     last = int(blk.cycles[-1])
+                    self.live.update(phase="running in lockstep", cycle=last)
                 bulk.feed(blk)
         except RecorderError as e:
             raise self._dead(f"in run {n}") from e
@@ -334,6 +341,7 @@ class AmaranthSession:
         golden = Expected(cfg, program, sram, check=not checked)
         t_golden = time.perf_counter() - t0
         self._job = job = {"program": program, "writes": writes, "reads": regions, "out": None}
+        self.live = {"phase": "loading and running on Amaranth's simulator", "cycle": None}
         while job["out"] is None:
             self._sim.advance()
         out = job["out"]

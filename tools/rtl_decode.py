@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import shlex
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,7 +137,14 @@ class RtlDecoder(ChipDecoder):
             m, a, words = self._corrupted(m, a, words, host, self.corrupt[self.steps])
         outs = cs.logits if isinstance(cs.logits, list) else [cs.logits]
         reads = [(o.slice, o.addr, o.n * (1 if o.dtype == "i8" else 4)) for o in outs]
-        r = session.run(cs.program, sram, (m, a, words), reads, name=f"step {pos}")
+        of = f"/{self.total}" if self.total else ""
+        beat = _Heartbeat(self.log, f"rtl: step {self.steps + 1}{of} (position {pos})",
+                          session) if self.log else None
+        try:
+            r = session.run(cs.program, sram, (m, a, words), reads, name=f"step {pos}")
+        finally:
+            if beat is not None:
+                beat.stop()
         if not r.ok:
             self._fail(cs, pos, sram, r.lockstep.divergence.text(), r.lockstep.divergence)
         if r.status is not None and r.status & RegisterMap(self.chip_cfg).STATUS_ERROR:
@@ -164,7 +172,6 @@ class RtlDecoder(ChipDecoder):
         if self.log:
             rate = r.running / r.seconds["run"] if r.seconds.get("run") else 0
             sec = r.seconds
-            of = f"/{self.total}" if self.total else ""
             print(f"rtl: step {self.steps}{of} (position {pos}): {r.running} cycles in lockstep, "
                   f"{r.lockstep.events:,} events, {rate:,.0f} cycles/s; {len(a):,} SRAM words "
                   f"written; {run_s:.1f} s (bus {sec.get('load', 0):.1f}, golden "
@@ -222,3 +229,29 @@ def decode(model="builtin", *, backend: str = "golden", log=None, failures=None,
                           failures=failures)
 
     return _decode(model, backend=backend, decoder=make, **kw)
+
+
+class _Heartbeat:
+    """A progress line on `log` every `every` seconds while a step runs on the RTL (a
+    step of ``small`` takes minutes on Icarus or Amaranth's simulator): the time so far
+    and what the session says it is doing (``session.live``, when it has one)."""
+
+    def __init__(self, log, prefix: str, session, every: float = 15.0):
+        self.log, self.prefix, self.session, self.every = log, prefix, session, every
+        self.t0 = time.perf_counter()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="lpu-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self):
+        while not self._done.wait(self.every):
+            live = getattr(self.session, "live", None) or {}
+            what = live.get("phase", "running")
+            if live.get("cycle") is not None:
+                what += f", cycle {live['cycle']:,} recorded"
+            print(f"{self.prefix}: {time.perf_counter() - self.t0:.0f} s, {what}",
+                  file=self.log, flush=True)
+
+    def stop(self):
+        self._done.set()
+        self._thread.join()
