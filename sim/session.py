@@ -259,9 +259,10 @@ class AmaranthSession:
 
     simulator = "amaranth"
 
-    def __init__(self, cfg: ChipConfig | str, *, max_cycles: int = 2_000_000):
+    def __init__(self, cfg: ChipConfig | str, *, max_cycles: int = 2_000_000, fault=None):
         self.cfg = load_config(cfg)
         self.max_cycles = max_cycles
+        self.fault = fault  # lpu.hdl.vxm.VxmFault: a deliberate bug (checker tests only)
         self.names = [q.name for q in self.cfg.queues if q.kind == "mem"]
         self.runs = 0
         self._sim = None
@@ -274,7 +275,7 @@ class AmaranthSession:
         if 0 < sys.get_int_max_str_digits() < 1 << 20:  # as AmaranthBackend.build
             sys.set_int_max_str_digits(0)
         self.built = time.perf_counter()
-        dut = HdlChip(self.cfg, trace=True)
+        dut = HdlChip(self.cfg, trace=True, fault=self.fault)
         for name, sl in zip(self.names, dut.mem_slices, strict=True):
             if name in sram:
                 sl.preload(sram[name])

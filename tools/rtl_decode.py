@@ -68,11 +68,14 @@ class RtlDecoder(ChipDecoder):
     """:class:`~lpu.tools.compiler.lower.ChipDecoder` with every step on `simulator` in
     lockstep (see the module docstring). `corrupt`: ``{step: (slice, addr, lane,
     xor)}``, an SRAM byte of the RTL flipped through the host bus before that step, the
-    golden model's left alone (tests of the checker: a soft error in the RTL's SRAM)."""
+    golden model's left alone (tests of the checker: a soft error in the RTL's SRAM).
+    `fault`: a :class:`lpu.hdl.vxm.VxmFault` built into the RTL (a deliberate logic bug,
+    tests of the checker; Amaranth's simulator only, the others' builds are shared)."""
 
     simulator: str = "verilator"
     failures: Path | None = None
     corrupt: dict = field(default_factory=dict)
+    fault: object = None
     log: object = None  # a file for build and step lines (None: quiet)
     _session: object = field(default=None, repr=False)  # lpu.sim.session
     _mem: np.ndarray | None = field(default=None, repr=False)
@@ -88,6 +91,9 @@ class RtlDecoder(ChipDecoder):
         if self.simulator not in SIMULATORS:
             raise LpuError(f"unknown RTL backend {self.simulator!r}; RTL backends are: "
                            f"{', '.join(SIMULATORS)}")
+        if self.fault is not None and self.simulator != "amaranth":
+            raise LpuError(f"a built-in fault needs the amaranth backend, not "
+                           f"{self.simulator!r}")
         self._mem = np.zeros_like(self._chip.mem)  # the RTL's SRAM at power-up
 
     def _start(self):
@@ -97,7 +103,8 @@ class RtlDecoder(ChipDecoder):
                 print(f"rtl: the {self.simulator} model of {self.chip_cfg.name} (built once "
                       "per design, then cached; minutes the first time)", file=self.log,
                       flush=True)
-            self._session = open_session(self.chip_cfg, self.simulator)
+            kw = {"fault": self.fault} if self.fault is not None else {}
+            self._session = open_session(self.chip_cfg, self.simulator, **kw)
             b = getattr(self._session, "built", None)
             if self.log and b is not None:
                 print(f"rtl: model ready in {time.perf_counter() - t0:.1f} s "
