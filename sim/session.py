@@ -332,6 +332,7 @@ class AmaranthSession:
         cfg, n = self.cfg, self.runs
         program.check_config(cfg)
         if self._sim is None:  # the first run's SRAM: the memories' power-up contents
+            self.live = {"phase": "building the simulation", "cycle": None}
             self._build(sram)
             writes = None
         if writes is None:
