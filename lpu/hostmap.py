@@ -82,6 +82,7 @@ class ErrorCode(enum.Enum, shape=3):
     TWO_WRITERS = 2  # two units at one position write one stream register in one cycle
     BANK = 3  # SRAM bank read and written in one cycle
     RANGE = 4  # data-dependent address / lane out of range (gather, perm)
+    ECC = 5  # an SRAM word with an uncorrectable (double-bit) error was read (lpu.ecc)
 
 
 class RegisterMap:
