@@ -232,9 +232,10 @@ class Chip:
             if dt is not None and self._trace:
                 self._events.append(Event(cycle + k, "ecc", m, int(detected), addr, k,
                                           int(report[k]).to_bytes(2, "little")))
-            if detected:
-                rec = {"cycle": cycle + k, "code": ErrorCode.ECC.value, "position": pos,
-                       "superlane": k, "unit": 0, "queue": m, "address": addr}
+            if detected:  # a host read: the cycle the host's CYCLE register reads
+                rec = {"cycle": cycle + k if dt is not None else cycle,
+                       "code": ErrorCode.ECC.value, "position": pos, "superlane": k,
+                       "unit": 0, "queue": m, "address": addr}
                 key = (rec["cycle"], pos, k)
                 if self.error is None or key < (self.error["cycle"], self.error["position"],
                                                 self.error["superlane"]):

@@ -100,4 +100,5 @@ class SimBus:
         if not await self.status(ctx) & rm.STATUS_ERROR:
             return None
         return {name: await self.read(ctx, getattr(rm, "ERR_" + name.upper()))
-                for name in ("cycle", "code", "position", "superlane", "unit", "queue")}
+                for name in ("cycle", "code", "position", "superlane", "unit", "queue",
+                             "address")}
