@@ -45,12 +45,14 @@ import numpy as np
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.errors import LpuError
+from lpu.hostmap import ErrorCode
 from lpu.isa import E, Opcode, drain_cycles, encode
 from lpu.program import Program
 from lpu.trace import Event
 from lpu.vectors import from_words, to_planes, to_words
 
 from . import dataflow, ops
+from . import ecc as secded
 from .check import check
 from .schedule import Dispatch, effects, timeline
 
@@ -124,6 +126,14 @@ class Chip:
         self.program: Program | None = None
         self._tl = None
         self.cycle = 0  # next skewed cycle to simulate
+        # SECDED (lpu.ecc): the check words [M, mem_words, S], kept only once a fault has
+        # been injected (until then every stored word is its own encoding); faults still
+        # to inject at a cycle of the run; the host-visible counter and sticky error
+        self.check: np.ndarray | None = None
+        self._timed: list = []
+        self.ecc_corrected = 0
+        self.error: dict | None = None
+        self._host_cycle = 0
 
     # -- host access to SRAM -------------------------------------------------------------
     def _mem_slice(self, name: str) -> int:
@@ -147,14 +157,90 @@ class Chip:
         if w.dtype.kind == "f":
             raise LpuError("write_mem takes 8-bit integers; use write_tensor for fp32")
         self.mem[m, addr:addr + w.shape[0]] = w.astype(np.int64).astype(np.uint8)
+        self._encode(m, addr, w.shape[0])
 
     def read_mem(self, slice_name: str, addr: int, n: int = 1) -> np.ndarray:
-        """Read n vectors from addr as uint8 [n, VL]."""
+        """Read n vectors from addr as uint8 [n, VL], as the host's SRAM_READ does: each
+        ECC word checked, a single-bit error corrected and counted
+        (:attr:`ecc_corrected`), a double-bit error recorded in :attr:`error` (at the
+        host's cycle: the last run's end cycle, or 0) and its word returned as stored."""
         m = self._mem_slice(slice_name)
         if not (0 <= addr and addr + n <= self.cfg.mem_words):
             raise LpuError(f"read_mem: addresses {addr}..{addr + n - 1} are outside "
                            f"{slice_name} (0..{self.cfg.mem_words - 1})")
-        return self.mem[m, addr:addr + n].copy()
+        out = self.mem[m, addr:addr + n].copy()
+        for j in range(n):
+            out[j] = self._checked(m, addr + j, out[j], self._host_cycle, None)
+        return out
+
+    # -- SECDED and fault injection (lpu.ecc) -------------------------------------------------
+    def inject(self, slice_name: str, addr: int, bit: int, *, superlane: int = 0,
+               cycle: int | None = None) -> None:
+        """Flip one stored bit of one ECC word: bit `bit` (:mod:`lpu.ecc`'s bit index:
+        ``0 .. 8*lanes-1`` data bit ``8i + b`` = bit b of lane i, then the check bits) of
+        superlane `superlane` of word `addr` of a MEM slice. ``cycle=None``: now;
+        otherwise at the start of real cycle `cycle` of the next run (before that
+        cycle's reads; a write of the word in that cycle or later replaces it). Flip two
+        bits with two calls. A chip with a fault runs on the interpreter."""
+        m = self._mem_slice(slice_name)
+        cfg = self.cfg
+        n_bits = secded.width(cfg.lanes) if cfg.ecc else 8 * cfg.lanes
+        for what, v, hi in (("address", addr, cfg.mem_words), ("bit", bit, n_bits),
+                            ("superlane", superlane, cfg.superlanes)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < hi:
+                raise LpuError(f"inject: {what} must be an integer from 0 to {hi - 1}, "
+                               f"not {v!r}")
+        if cycle is None:
+            self._flip(m, int(addr), int(superlane), int(bit))
+            return
+        if isinstance(cycle, bool) or not isinstance(cycle, (int, np.integer)) or cycle < 0:
+            raise LpuError(f"inject: cycle must be a non-negative integer, not {cycle!r}")
+        self._timed.append((int(cycle) - int(superlane), m, int(addr), int(superlane),
+                            int(bit)))
+
+    def _flip(self, m, addr, k, bit):
+        L = self.L
+        if self.cfg.ecc and self.check is None:
+            self.check = secded.encode(self.mem.reshape(*self.mem.shape[:2], self.S, L))
+        if bit < 8 * L:
+            self.mem[m, addr, k * L + bit // 8] ^= np.uint8(1 << (bit % 8))
+        else:
+            self.check[m, addr, k] ^= np.uint16(1 << (bit - 8 * L))
+
+    def _encode(self, m, addr, n):
+        if self.check is not None:
+            words = self.mem[m, addr:addr + n].reshape(n, self.S, self.L)
+            self.check[m, addr:addr + n] = secded.encode(words)
+
+    def _checked(self, m, addr, word, cycle, dt):
+        """One word (uint8 [VL]) read from (m, addr): each superlane's ECC word decoded;
+        corrections counted, the first detection recorded; with ``dt`` not None, an
+        ``ecc`` event per superlane with an error at real cycle ``cycle + k`` (traced
+        runs). Returns the data the reader gets."""
+        if self.check is None:
+            return word
+        data, status, report = secded.decode(word.reshape(self.S, self.L),
+                                             self.check[m, addr])
+        bad = np.nonzero(status)[0]
+        if not len(bad):
+            return word
+        self.ecc_corrected += int((status == secded.CORRECTED).sum())
+        pos = self.cfg.queues[m].position  # MEM queues come first, in slice order
+        for k in bad:
+            k = int(k)
+            detected = status[k] == secded.DETECTED
+            if dt is not None and self._trace:
+                self._events.append(Event(cycle + k, "ecc", m, int(detected), addr, k,
+                                          int(report[k]).to_bytes(2, "little")))
+            if detected:  # a host read: the cycle the host's CYCLE register reads
+                rec = {"cycle": cycle + k if dt is not None else cycle,
+                       "code": ErrorCode.ECC.value, "position": pos, "superlane": k,
+                       "unit": 0, "queue": m, "address": addr}
+                key = (rec["cycle"], pos, k)
+                if self.error is None or key < (self.error["cycle"], self.error["position"],
+                                                self.error["superlane"]):
+                    self.error = rec
+        return data.reshape(-1)
 
     def write_tensor(self, slice_name: str, addr: int, x) -> int:
         """Write a tensor [n, VL] of int8/uint8 (one word per vector) or int32/uint32/
@@ -197,6 +283,7 @@ class Chip:
                                     rule="range") from None
         self.program = program
         self.cycle = 0
+        self.ecc_corrected, self.error = 0, None  # the host's START clears them
         self.stamp[:] = -(1 << 40)
         self.held_at[:] = 1 << 60
         self._by_t: dict[int, list[Dispatch]] = defaultdict(list)
@@ -262,6 +349,8 @@ class Chip:
                     next_report = time.monotonic() + progress_every
             if rec:
                 self._record_arrivals(rec)
+        if self.done:
+            self._host_cycle = self.end_cycle
         events = sorted(self._events, key=Event.sort_key) if trace else []
         cycles = self._last_event + 1 if self._last_event >= 0 else 0
         res = RunResult(cycles, dict(self._tl.per_queue), events, end_cycle=self.end_cycle)
@@ -278,7 +367,7 @@ class Chip:
         events, or raises the error)."""
         if self._tl is None:
             raise LpuError("no program loaded")
-        if self.cycle or not self._tl.dispatches:
+        if self.cycle or not self._tl.dispatches or self.check is not None or self._timed:
             return None
         p = dataflow.plan(self.cfg, self._tl, self._ring, events=True)
         values = None if p is None else p.values(self)
@@ -291,8 +380,8 @@ class Chip:
     def _run_dataflow(self, max_cycles) -> bool:
         """Run the whole loaded program at once (:mod:`lpu.golden.dataflow`), if it has
         not started and may run to its end; False if the interpreter must run it."""
-        if self.cycle or not self._tl.dispatches:
-            return False
+        if self.cycle or not self._tl.dispatches or self.check is not None or self._timed:
+            return False  # faults: the interpreter checks every read
         p = dataflow.plan(self.cfg, self._tl, self._ring)
         if p is None or (max_cycles is not None and max_cycles < p.end) or not p.run(self):
             return False
@@ -355,6 +444,11 @@ class Chip:
         t = self.cycle
         cfg = self.cfg
         queues = cfg.queues
+        if self._timed:
+            now = [f for f in self._timed if f[0] <= t]
+            self._timed = [f for f in self._timed if f[0] > t]
+            for _, m, addr, k, bit in now:
+                self._flip(m, addr, k, bit)
         for item in self._deferred.pop(t, ()):
             item()
         todo = self._by_t.get(t)
@@ -384,6 +478,9 @@ class Chip:
             if op == Opcode.READ:
                 self._schedule(t, ("mrd", d, m, a["addr"] // self.cfg.bank_words))
                 val = self.mem[m, a["addr"]:a["addr"] + a["count"]].copy()
+                if self.check is not None:
+                    for j in range(a["count"]):
+                        val[j] = self._checked(m, a["addr"] + j, val[j], t + 1, 1)
                 self._schedule(t + 1, ("sr", d, pos, a["dst"], val))
             elif op == Opcode.WRITE:
                 val = self._read(d, a["src"], a["count"], t, pos).copy()
@@ -516,6 +613,7 @@ class Chip:
                     raise self._err(f"writes bank {bank} of {self.mem_names[m]} in cycle {t}, "
                                     "which is also read in that cycle", d, "bank", t)
                 self.mem[m, addr:addr + val.shape[0]] = val
+                self._encode(m, addr, val.shape[0])
                 if trace:
                     for j in range(val.shape[0]):
                         for k in range(S):

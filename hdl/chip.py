@@ -33,6 +33,9 @@ shows, every cycle, what the golden model reports as events (docs/trace.md):
 ``sram[i]``
     MEM slice ``i``'s SRAM writes this cycle (``sram`` events;
     :func:`lpu.hdl.mem.sram_trace_layout`).
+``ecc[i]``
+    MEM slice ``i``'s read words with an ECC error this cycle (``ecc`` events;
+    :func:`lpu.hdl.mem.ecc_trace_layout`).
 ``mxm[j]``
     The trace outputs of MXM slice ``j`` (``mxm_w``, ``mxm_e``), whatever members
     besides its slice ports the MXM slice exposes (``wload``, ``install``, ``acc``
@@ -66,7 +69,7 @@ from .fabric import StreamFabric
 from .host import Bus, Host, RegisterMap
 from .icu import Icu
 from .interface import Dispatch, StreamOut
-from .mem import MemSlice
+from .mem import MemFault, MemSlice
 from .mxm import MxmSlice
 from .sxm import SxmSlice
 from .vxm import VxmSlice
@@ -94,7 +97,7 @@ class TraceSignature(wiring.Signature):
     """The chip's trace port (see the module docstring)."""
 
     def __init__(self, cfg: ChipConfig, sram_layout, mxm_members: dict | None = None,
-                 n_mxm: int = 0):
+                 n_mxm: int = 0, ecc_layout=None):
         n_mem = sum(1 for q in cfg.queues if q.kind == "mem")
         n_q = len(cfg.queues)
         members = {
@@ -106,6 +109,8 @@ class TraceSignature(wiring.Signature):
         }
         if sram_layout is not None:
             members["sram"] = Out(sram_layout).array(n_mem)
+        if ecc_layout is not None:
+            members["ecc"] = Out(ecc_layout).array(n_mem)
         if mxm_members and n_mxm:
             members["mxm"] = Out(wiring.Signature(mxm_members)).array(n_mxm)
         super().__init__(members)
@@ -122,6 +127,8 @@ class Chip(wiring.Component):
     fault : :class:`lpu.hdl.vxm.VxmFault`, optional
         A deliberate bug in one VXM lane, for tests that the lockstep checker finds and
         locates a broken RTL. Never set outside those tests.
+    mem_faults : list of :class:`lpu.hdl.mem.MemFault`
+        Flipped SRAM bits (ECC tests only), each handed to its MEM slice.
 
     Ports
     -----
@@ -137,7 +144,8 @@ class Chip(wiring.Component):
         The host register map of this chip.
     """
 
-    def __init__(self, cfg: ChipConfig | str, trace: bool = True, *, fault=None):
+    def __init__(self, cfg: ChipConfig | str, trace: bool = True, *, fault=None,
+                 mem_faults=()):
         cfg = load_config(cfg)
         self.cfg = cfg
         self.regs = RegisterMap(cfg)
@@ -146,7 +154,7 @@ class Chip(wiring.Component):
         self.host = Host(cfg)
         self.slices = []
         try:
-            self._make_slices(cfg, fault)
+            self._make_slices(cfg, fault, tuple(mem_faults))
         except (TypeError, ValueError):
             for obj in (self, self.icu, self.fabric, self.host, *self.slices):
                 obj._MustUse__silence = True  # refused: never elaborated
@@ -161,16 +169,26 @@ class Chip(wiring.Component):
             if self.mem_slices and "sram" in self.mem_slices[0].signature.members:
                 sram = self.mem_slices[0].signature.members["sram"].shape
             mxm = _mxm_trace_members(self.mxm_slices[0]) if self.mxm_slices else None
-            tsig = TraceSignature(cfg, sram, mxm, len(self.mxm_slices))
+            ecc = None
+            if self.mem_slices and "ecc" in self.mem_slices[0].signature.members:
+                ecc = self.mem_slices[0].signature.members["ecc"].shape
+            tsig = TraceSignature(cfg, sram, mxm, len(self.mxm_slices), ecc)
             members["trace"] = Out(tsig)
             width = sum(len(Value.cast(v)) for _, _, v in tsig.flatten(tsig.create()))
             members["trace_bits"] = Out(width)
         super().__init__(members)
 
-    def _make_slices(self, cfg, fault):
+    def _make_slices(self, cfg, fault, mem_faults):
+        names = {q.position: q.name for q in cfg.queues if q.kind == "mem"}
+        for f in mem_faults:
+            if not isinstance(f, MemFault) or f.slice not in names.values():
+                raise ValueError(f"{f!r} is not a MemFault of a MEM slice of this chip")
         for pos in cfg.positions:
             cls = SLICE_CLASSES[pos.kind]
-            if pos.kind in ("mem", "mxm"):
+            if pos.kind == "mem":
+                here = [f for f in mem_faults if f.slice == names[pos.index]]
+                self.slices.append(cls(cfg, pos.hemisphere, faults=here))
+            elif pos.kind == "mxm":
                 self.slices.append(cls(cfg, pos.hemisphere))
             elif pos.kind == "vxm" and fault is not None:
                 self.slices.append(cls(cfg, fault=fault))
@@ -198,6 +216,8 @@ class Chip(wiring.Component):
                 wiring.connect(m, icu.dispatch[q.index], sl.dispatch[i])
             if "start" in sl.signature.members:  # the VXM forgets its held values
                 m.d.comb += sl.start.eq(host.start)
+            if "running" in sl.signature.members:  # a MEM slice's fault at a cycle
+                m.d.comb += [sl.cycle.eq(host.cycle), sl.running.eq(host.running)]
         for i, sl in enumerate(self.mem_slices):
             if "host" in sl.signature.members:
                 wiring.connect(m, host.mem[i], sl.host)
@@ -215,6 +235,9 @@ class Chip(wiring.Component):
             if "sram" in tr.signature.members:
                 for i, sl in enumerate(self.mem_slices):
                     m.d.comb += tr.sram[i].eq(sl.sram)
+            if "ecc" in tr.signature.members:
+                for i, sl in enumerate(self.mem_slices):
+                    m.d.comb += tr.ecc[i].eq(sl.ecc)
             if "mxm" in tr.signature.members:
                 for j, sl in enumerate(self.mxm_slices):
                     for name in _mxm_trace_members(sl):
@@ -278,7 +301,8 @@ def shared_module(component):
     ``(module suffix, make an equal one)`` for a MEM slice (all alike: the hemisphere
     only names it; not one with initial SRAM contents) and a VXM ALU lane (alike for one
     superlane count); None for anything else."""
-    if isinstance(component, MemSlice) and component._init is None:
+    if isinstance(component, MemSlice) and component._init is None \
+            and not component.faults and not component.fault_port:
         cfg = component.cfg
         return "mem_slice", lambda: MemSlice(cfg, "w")
     if isinstance(component, VxmAlu):

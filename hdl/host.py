@@ -195,16 +195,23 @@ class Host(wiring.Component):
         err_sl = Signal(8)
         err_unit = Signal(8)
         err_queue = Signal(8)
+        err_addr = Signal(16)
+        corrected = Signal(32)
+        with m.If(clear):
+            m.d.sync += corrected.eq(0)
+        with m.Else():
+            m.d.sync += corrected.eq(corrected + sum(p.corrected for p in self.mem))
         with m.If(clear):
             m.d.sync += [err_valid.eq(0), err_cycle.eq(0), err_code.eq(0), err_pos.eq(0),
-                         err_sl.eq(0), err_unit.eq(0), err_queue.eq(0)]
+                         err_sl.eq(0), err_unit.eq(0), err_queue.eq(0), err_addr.eq(0)]
         with m.Elif(~err_valid):
             for p in reversed(range(len(cfg.positions))):  # the lowest position wins
                 e = self.errors[p]
                 with m.If(e.valid):
                     m.d.sync += [err_valid.eq(1), err_cycle.eq(cycle),
                                  err_code.eq(e.code.as_value()), err_pos.eq(p),
-                                 err_sl.eq(e.superlane), err_unit.eq(e.unit)]
+                                 err_sl.eq(e.superlane), err_unit.eq(e.unit),
+                                 err_addr.eq(e.addr)]
                     with m.Switch(e.unit):
                         here = [q for q in cfg.queues if q.position == p]
                         for rank, q in enumerate(here):
@@ -228,6 +235,8 @@ class Host(wiring.Component):
             rm.ERR_SUPERLANE: err_sl,
             rm.ERR_UNIT: err_unit,
             rm.ERR_QUEUE: err_queue,
+            rm.ERR_ADDRESS: err_addr,
+            rm.ECC_CORRECTED: corrected,
         }
         for address, lo, width in chunks:
             readable[address] = wbuf_now[lo:lo + width]

@@ -76,13 +76,15 @@ class Dispatch(wiring.Signature):
 
 
 class SliceError(wiring.Signature):
-    """An illegal event this cycle: ``code``, the superlane and the unit (ALU, plane)."""
+    """An illegal event this cycle: ``code``, the superlane and the unit (ALU, plane);
+    ``addr``, the SRAM address of an ``ECC`` error (MEM slices; 0 elsewhere)."""
 
     def __init__(self, cfg: ChipConfig):
         super().__init__({
             "valid": Out(1), "code": Out(ErrorCode),
             "superlane": Out(range(max(2, cfg.superlanes))),
             "unit": Out(range(16)),
+            "addr": Out(cfg.addr_bits),
         })
 
 

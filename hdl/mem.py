@@ -43,12 +43,37 @@ while the slice is idle. ``w_en`` writes ``w_data`` at ``addr`` at the end of th
 cycle; ``r_en`` in cycle ``c`` presents the word at ``addr`` on ``r_data`` in cycle
 ``c + 1``. Instructions take precedence over the host.
 
+ECC (``cfg.ecc``, :mod:`lpu.ecc`)
+---------------------------------
+Every ECC word (one tile's ``lanes`` bytes of one SRAM word) has its check bits in a
+column memory of its own beside the lane columns, written with the word: the encoder
+(:mod:`lpu.hdl.ecc`) sits where a word enters the SRAM (a stream ``write``, a host
+write). The decoder sits where a word leaves it onto a stream or to the host (a
+``read``, a host read), in the cycle the read data come out of the memories, so a read
+keeps its delay: the corrected word goes onto the streams at ``t+k+1`` as before. A
+single-bit error is corrected and counted (``host.corrected``: the ECC words corrected
+this cycle); an uncorrectable one goes out as stored and raises ``ECC`` (``error.addr``
+its address; the lowest priority of the tile's errors, and after every tile's, a host
+read's). ``gather`` reads each lane at its own address, never a whole ECC word: its
+bytes are not checked. The stored word is not rewritten (no scrubbing): every read of
+it corrects again.
+
+Faults (tests only): ``faults`` (:class:`MemFault`, elaborate time) flip one stored bit
+of one ECC word from power-up or from a cycle of the run (``cycle``/``running`` ports,
+the host's counter), until the word is next written; ``fault_port=True`` adds a port
+``fault`` (:class:`FaultPort`) that sets one such fault (any bit mask) at run time. A
+fault is an XOR on the read data, data and check bits, of every read of the word (the
+gather's bytes included), the same as a flipped bit in the memory.
+
 Trace
 -----
 ``sram`` (:func:`sram_trace_layout`): per superlane, the up to four word writes of
 this cycle (``we``, ``addr``, ``data``), for the lockstep checker's ``sram`` events;
-leave it unconnected in synthesis.
+``ecc`` (:func:`ecc_trace_layout`): per superlane, the up to four read words of this
+cycle with an error (``ecc`` events); leave them unconnected in synthesis.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
@@ -57,11 +82,14 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from lpu.config import ChipConfig
+from lpu.ecc import REPORT_BYTES, check_bits, hamming_masks
 from lpu.isa import Direction, Instruction, Opcode
 
+from . import ecc
 from .interface import ErrorCode, SlicePorts, shift_words
 
-__all__ = ["MemSlice", "HostPort", "sram_trace_layout"]
+__all__ = ["MemSlice", "HostPort", "FaultPort", "MemFault", "sram_trace_layout",
+           "ecc_trace_layout", "ecc_width"]
 
 MAX_WORDS = 4  # words moved by one read or write
 
@@ -77,6 +105,59 @@ def _check_cfg(cfg):
         raise TypeError(f"Chip configuration must be a ChipConfig, not {cfg!r}")
 
 
+def ecc_width(cfg: ChipConfig) -> int:
+    """Stored bits of one ECC word: data, and the check bits if ``cfg.ecc``."""
+    k = 8 * cfg.lanes
+    return k + (check_bits(k) if cfg.ecc else 0)
+
+
+def _check_word(value: int, k: int) -> int:
+    """The check word of a k-bit integer (for the memories' initial contents)."""
+    ham = [bin(value & mask).count("1") & 1 for mask in hamming_masks(k)]
+    overall = (bin(value).count("1") + sum(ham)) & 1
+    return sum(b << i for i, b in enumerate(ham)) | overall << len(ham)
+
+
+@dataclass(frozen=True)
+class MemFault:
+    """A flipped stored bit, for tests only: bit `bit` (:mod:`lpu.ecc`'s bit index:
+    data bits, then check bits) of superlane `superlane`'s ECC word at `addr` of MEM
+    slice `slice` (a name; :class:`lpu.hdl.chip.Chip` hands it to that slice), from
+    power-up (``cycle=None``) or from cycle `cycle` of a run, until the word is next
+    written: :meth:`lpu.golden.chip.Chip.inject` with the same arguments."""
+
+    slice: str
+    addr: int
+    bit: int
+    superlane: int = 0
+    cycle: int | None = None
+
+
+class FaultPort(wiring.Signature):
+    """Sets a fault at run time (tests only; from the driver's side).
+
+    Members
+    -------
+    en : Out(1)
+        In cycle ``c``: from cycle ``c + 1`` on, reads of (``superlane``, ``addr``) see
+        ``mask`` XORed onto the stored bits (data, then check bits) until the word is
+        written; replaces the previous run-time fault.
+    superlane, addr, mask : Out
+    """
+
+    def __init__(self, cfg: ChipConfig):
+        _check_cfg(cfg)
+        self.cfg = cfg
+        super().__init__({"en": Out(1), "superlane": Out(range(max(2, cfg.superlanes))),
+                          "addr": Out(cfg.addr_bits), "mask": Out(ecc_width(cfg))})
+
+    def __eq__(self, other):
+        return type(other) is FaultPort and other.cfg == self.cfg
+
+    def __repr__(self):
+        return f"FaultPort({self.cfg.name})"
+
+
 class HostPort(wiring.Signature):
     """Whole-vector SRAM access for the host interface (from the host's side).
 
@@ -86,7 +167,10 @@ class HostPort(wiring.Signature):
     w_en : Out(1), w_data : Out(8 * VL)
         Write ``w_data`` (lane ``i`` in bits ``8i..8i+7``) at ``addr``.
     r_en : Out(1), r_data : In(8 * VL)
-        ``r_data`` holds, in the cycle after ``r_en``, the word at ``addr``.
+        ``r_data`` holds, in the cycle after ``r_en``, the word at ``addr`` (each ECC
+        word corrected).
+    corrected : In(8)
+        ECC words corrected this cycle (instruction reads and host reads).
     """
 
     def __init__(self, cfg: ChipConfig):
@@ -96,6 +180,7 @@ class HostPort(wiring.Signature):
             "addr": Out(range(cfg.mem_words)),
             "w_en": Out(1), "w_data": Out(8 * cfg.vl),
             "r_en": Out(1), "r_data": In(8 * cfg.vl),
+            "corrected": In(8),
         })
 
     def __eq__(self, other):
@@ -116,6 +201,19 @@ def sram_trace_layout(cfg: ChipConfig) -> data.ArrayLayout:
     return data.ArrayLayout(data.ArrayLayout(word, MAX_WORDS), cfg.superlanes)
 
 
+def ecc_trace_layout(cfg: ChipConfig) -> data.ArrayLayout:
+    """[superlane][i] -> {valid, detected, addr, report}: the i-th word a ``read`` puts
+    on the streams this cycle, if its ECC word had an error (``ecc`` events)."""
+    _check_cfg(cfg)
+    word = data.StructLayout({
+        "valid": unsigned(1),
+        "detected": unsigned(1),
+        "addr": unsigned(cfg.addr_bits),
+        "report": unsigned(8 * REPORT_BYTES),
+    })
+    return data.ArrayLayout(data.ArrayLayout(word, MAX_WORDS), cfg.superlanes)
+
+
 class MemSlice(wiring.Component):
     """One MEM slice: ``read``, ``write`` and ``gather`` (see the module docstring).
 
@@ -126,25 +224,46 @@ class MemSlice(wiring.Component):
         Which side of the VXM the slice sits on (for names; the logic is the same).
     init : array [mem_words, VL] of 8-bit values, optional
         Initial SRAM contents (also settable with :meth:`preload` before elaboration).
+    faults : list of :class:`MemFault`, optional; fault_port : bool
+        Tests only (see the module docstring).
 
     Ports
     -----
     rd, wr, dispatch, error : see :func:`lpu.hdl.interface.SlicePorts` (one queue).
     host : In(HostPort(cfg))
-    sram : Out(sram_trace_layout(cfg))
+    sram : Out(sram_trace_layout(cfg)), ecc : Out(ecc_trace_layout(cfg))
+    cycle : In(32), running : In(1)
+        Only with a fault at a cycle: the host's cycle counter and run state.
+    fault : In(FaultPort(cfg)), only with ``fault_port=True``.
     """
 
-    def __init__(self, cfg: ChipConfig, hemisphere: str, *, init=None):
+    def __init__(self, cfg: ChipConfig, hemisphere: str, *, init=None, faults=(),
+                 fault_port: bool = False):
         _check_cfg(cfg)
         if hemisphere not in ("w", "e"):
             self._MustUse__silence = True
             raise ValueError(f"Hemisphere must be 'w' or 'e', not {hemisphere!r}")
+        faults = tuple(faults)
+        for f in faults:
+            if not (isinstance(f, MemFault) and 0 <= f.addr < cfg.mem_words
+                    and 0 <= f.bit < ecc_width(cfg) and 0 <= f.superlane < cfg.superlanes
+                    and (f.cycle is None or f.cycle >= 0)):
+                self._MustUse__silence = True
+                raise ValueError(f"{f!r} is not a MemFault inside this chip")
         self.cfg = cfg
         self.hemisphere = hemisphere
         self._init = None
+        self.faults = faults
+        self.fault_port = fault_port
         ports = SlicePorts(cfg, 1)
         ports["host"] = In(HostPort(cfg))
         ports["sram"] = Out(sram_trace_layout(cfg))
+        ports["ecc"] = Out(ecc_trace_layout(cfg))
+        if any(f.cycle is not None for f in faults):
+            ports["cycle"] = In(32)
+            ports["running"] = In(1)
+        if fault_port:
+            ports["fault"] = In(FaultPort(cfg))
         super().__init__(ports)
         if init is not None:
             self.preload(init)
@@ -173,6 +292,15 @@ class MemSlice(wiring.Component):
         rows = np.arange(cfg.bank_words // n) * n + sub + bank * cfg.bank_words
         return [int(x) for x in self._init[rows, k * cfg.lanes + lane]]
 
+    def _check_init(self, k, bank, sub):
+        if self._init is None:
+            return []
+        cfg, n = self.cfg, self.interleave
+        rows = np.arange(cfg.bank_words // n) * n + sub + bank * cfg.bank_words
+        words = self._init[rows, k * cfg.lanes:(k + 1) * cfg.lanes]
+        return [_check_word(int.from_bytes(w.tobytes(), "little"), 8 * cfg.lanes)
+                for w in words]
+
     def _sub(self, r):
         """Bank-local address -> its sub-bank."""
         return r[:self._sub_bits] if self._sub_bits else Const(0, 1)
@@ -195,8 +323,16 @@ class MemSlice(wiring.Component):
         h_rd = (Signal(name="host_rd_bank"), Signal(max(1, self._sub_bits), name="host_rd_sub"))
         m.d.sync += [h_rd[0].eq(h_bank), h_rd[1].eq(self._sub(h_r))]
 
-        errors = []  # per tile: [(condition, code)] in priority order
+        self._faults(m)
+        h_addr = Signal(cfg.addr_bits, name="host_rd_addr")
+        h_valid = Signal(name="host_rd_valid")
+        m.d.sync += [h_addr.eq(host.addr), h_valid.eq(host.r_en)]
+        h_rd = (*h_rd, h_addr, h_valid)
+
+        errors = []  # per tile: [(condition, code, address)] in priority order
+        host_errors = []
         host_rdata = []
+        corrected = []  # 1-bit: an ECC word corrected this cycle
         valid, ins = self.dispatch[0].valid, self.dispatch[0].word
         for k in range(cfg.superlanes):
             if k:  # the instruction moves north one tile per cycle
@@ -204,18 +340,68 @@ class MemSlice(wiring.Component):
                 w = Signal(Instruction, name=f"t{k}_ins")
                 m.d.sync += [v.eq(valid), w.eq(ins)]
                 valid, ins = v, w
-            tile_errors, hd = self._tile(m, k, valid, ins, h_bank, h_r, h_rd)
+            tile_errors, hd, h_err, cor = self._tile(m, k, valid, ins, h_bank, h_r, h_rd)
             errors.append(tile_errors)
+            host_errors.append((*h_err, k))
             host_rdata.append(hd)
+            corrected += cor
         m.d.comb += host.r_data.eq(Cat(*host_rdata))
+        m.d.comb += host.corrected.eq(sum(corrected) if corrected else 0)
+        for e in self._entries:
+            m.d.sync += e["on"].eq((e["act"] & ~_any(e["written"] or [Const(0, 1)]))
+                                   | e.get("en", 0))
 
+        # after every tile's errors, a host read's: the lowest superlane first
+        for cond, code, addr, k in reversed(host_errors):
+            with m.If(cond):
+                m.d.comb += [self.error.valid.eq(1), self.error.code.eq(code),
+                             self.error.superlane.eq(k), self.error.addr.eq(addr)]
         # the lowest superlane first; within a tile, the order of the golden model's checks
         for k in reversed(range(cfg.superlanes)):
-            for cond, code in reversed(errors[k]):
+            for cond, code, addr in reversed(errors[k]):
                 with m.If(cond):
                     m.d.comb += [self.error.valid.eq(1), self.error.code.eq(code),
                                  self.error.superlane.eq(k)]
+                    if addr is not None:
+                        m.d.comb += self.error.addr.eq(addr)
         return m
+
+    def _faults(self, m):
+        """The fault entries (tests only): ``act`` high in a cycle whose SRAM accesses
+        see the fault, ``act_d`` the same one cycle later (when the read data come out),
+        ``written`` terms the tiles add (the word written: the fault ends)."""
+        cfg = self.cfg
+        W, ab = ecc_width(cfg), cfg.addr_bits
+        self._entries = []
+        for i, f in enumerate(self.faults):
+            on = Signal(name=f"fault{i}_on", init=int(f.cycle is None))
+            act = Signal(name=f"fault{i}_act")
+            trig = (self.running & (self.cycle == f.cycle)) if f.cycle is not None else 0
+            m.d.comb += act.eq(on | trig)
+            self._entries.append({"k": f.superlane, "addr": Const(f.addr, ab),
+                                  "mask": Const(1 << f.bit, W), "on": on, "act": act})
+        if self.fault_port:
+            fp = self.fault
+            k_r, a_r = Signal.like(fp.superlane, name="fault_k"), Signal(ab, name="fault_addr")
+            mask_r, on = Signal(W, name="fault_mask"), Signal(name="fault_on")
+            with m.If(fp.en):
+                m.d.sync += [k_r.eq(fp.superlane), a_r.eq(fp.addr), mask_r.eq(fp.mask)]
+            self._entries.append({"k": k_r, "addr": a_r, "mask": mask_r, "on": on,
+                                  "act": on, "en": fp.en})
+        for i, e in enumerate(self._entries):
+            e["act_d"] = Signal(name=f"fault{i}_act_d")
+            e["written"] = []
+            m.d.sync += e["act_d"].eq(e["act"])
+
+    def _fault_mask(self, k, addr, width=None):
+        """XOR mask (ecc_width bits) on a word of tile k at `addr` read out this cycle."""
+        out = Const(0, ecc_width(self.cfg))
+        for e in self._entries:
+            here = (e["k"] == k) if not isinstance(e["k"], int) else e["k"] == k
+            if here is False:
+                continue
+            out = out | Mux(here & e["act_d"] & (addr == e["addr"]), e["mask"], 0)
+        return out
 
     def _operand(self, k, ref, j=0):
         """(data, valid) of stream ref.stream + j arriving at tile k."""
@@ -267,16 +453,35 @@ class MemSlice(wiring.Component):
         m.d.sync += [wB.eq(is_wr & ~w_empty), wB_bank.eq(a_bank), wB_r.eq(a_r),
                      wB_addr.eq(mf.addr), wB_cnt.eq(mf.count)]
         m.d.sync += [wB_data[j].eq(w_words[j]) for j in range(MAX_WORDS)]
+        rB_addr = sig(cfg.addr_bits, "rB_addr")
+        m.d.sync += rB_addr.eq(mf.addr)
+        k_bits = 8 * L
+        use_ecc = cfg.ecc
+        if use_ecc:  # the encoders: where a word enters the SRAM
+            wB_chk = [sig(check_bits(k_bits), f"wB_check{j}") for j in range(MAX_WORDS)]
+            m.d.comb += [wB_chk[j].eq(ecc.encode(wB_data[j], k_bits))
+                         for j in range(MAX_WORDS)]
+            h_chk = sig(check_bits(k_bits), "host_check")
+            m.d.comb += h_chk.eq(ecc.encode(host.w_data[8 * k * L:][:k_bits], k_bits))
+        for e in self._entries:  # a write of the faulty word ends the fault
+            here = (e["k"] == k) if not isinstance(e["k"], int) else e["k"] == k
+            if here is False:
+                continue
+            hit = [wB & (wB_cnt >= j) & ((wB_addr + j)[:cfg.addr_bits] == e["addr"])
+                   for j in range(MAX_WORDS)]
+            hit.append(host.w_en & (host.addr == e["addr"]))
+            e["written"].append(here & _any(hit))
         gB, gB_base = sig(1, "gB"), sig(cfg.addr_bits, "gB_base")
         gB_idx, gB_dst = sig(8 * L, "gB_idx"), sig(gf.dst.shape(), "gB_dst")
         gB_bank = sig(1, "gB_bank")
         m.d.sync += [gB.eq(is_g & ~g_empty), gB_base.eq(gf.addr), gB_idx.eq(g_idx),
                      gB_dst.eq(gf.dst)]
         m.d.comb += gB_bank.eq(gB_base >> bw_bits)
-        g_sub, g_row, g_bad = [], [], []  # per lane
+        g_sub, g_row, g_bad, g_addr = [], [], [], []  # per lane
         for lane in range(L):
             a = sig(cfg.addr_bits + 9, f"gB_a{lane}")
             m.d.comb += a.eq(gB_base + gB_idx[8 * lane:8 * lane + 8])
+            g_addr.append(a[:cfg.addr_bits])
             g_sub.append(self._sub(a))
             g_row.append(self._row(a))
             g_bad.append((a >> bw_bits) != gB_bank)
@@ -292,6 +497,8 @@ class MemSlice(wiring.Component):
         gC_sub = [sig(max(1, sub_bits), f"gC_sub{lane}") for lane in range(L)]
         m.d.sync += [gC.eq(gB & ~g_range), gC_bank.eq(gB_bank), gC_dst.eq(gB_dst)]
         m.d.sync += [gC_sub[lane].eq(g_sub[lane]) for lane in range(L)]
+        gC_addr = [sig(cfg.addr_bits, f"gC_a{lane}") for lane in range(L)]
+        m.d.sync += [gC_addr[lane].eq(m_a) for lane, m_a in enumerate(g_addr)]
 
         # -- the SRAM columns ---------------------------------------------------------------------
         # sub-bank b holds word j = (b - r) mod I of the n words of a read or write at r
@@ -303,6 +510,7 @@ class MemSlice(wiring.Component):
             return j, j <= cnt, row
 
         rdata = {}  # (bank, sub, lane) -> read data
+        cdata = {}  # (bank, sub) -> read check word
         for bank in range(2):
             for b in range(n_sub):
                 _, r_act, r_row = word_in(b, a_r, mf.count, f"b{bank}s{b}_rj")
@@ -333,6 +541,26 @@ class MemSlice(wiring.Component):
                     with m.Elif(host_here):
                         m.d.comb += [wp.en.eq(1), wp.addr.eq(self._row(h_r)),
                                      wp.data.eq(host.w_data[8 * (k * L + lane):][:8])]
+                if not use_ecc:
+                    continue
+                c_sel = sig(check_bits(k_bits), f"b{bank}s{b}_wcheck")
+                with m.Switch(wj):
+                    for j in range(n_sub):
+                        with m.Case(j):
+                            m.d.comb += c_sel.eq(wB_chk[j])
+                mem = Memory(shape=check_bits(k_bits), depth=cfg.bank_words // n_sub,
+                             init=self._check_init(k, bank, b), attrs=RAM_ATTRS)
+                m.submodules[f"t{k}_b{bank}s{b}ecc"] = mem
+                rp, wp = mem.read_port(), mem.write_port()
+                cdata[bank, b] = rp.data
+                with m.If(use_rd):
+                    m.d.comb += rp.addr.eq(r_row)
+                with m.Else():
+                    m.d.comb += rp.addr.eq(self._row(h_r))
+                with m.If(use_wr):
+                    m.d.comb += [wp.en.eq(1), wp.addr.eq(w_row), wp.data.eq(c_sel)]
+                with m.Elif(host_here):
+                    m.d.comb += [wp.en.eq(1), wp.addr.eq(self._row(h_r)), wp.data.eq(h_chk)]
 
         def columns(bank, subs, name):
             """The word whose lane i is read data of (bank, subs[i], lane i)."""
@@ -346,17 +574,57 @@ class MemSlice(wiring.Component):
                                 m.d.comb += out[8 * lane:8 * lane + 8].eq(rdata[bk, b, lane])
             return out
 
+        def check_of(bank, sub, name):
+            """The check word read from (bank, sub)."""
+            out = sig(check_bits(k_bits), name)
+            key = Cat(sub[:sub_bits], bank) if sub_bits else bank
+            with m.Switch(key):
+                for bk in range(2):
+                    for b in range(n_sub):
+                        with m.Case(bk << sub_bits | b):
+                            m.d.comb += out.eq(cdata[bk, b])
+            return out
+
+        def checked(word, bank, sub, addr, name):
+            """(data, corrected, detected, report) of a word read out this cycle: the
+            faults' XOR, then the decoder (:mod:`lpu.hdl.ecc`)."""
+            chk = check_of(bank, sub, name + "_check") if use_ecc else Const(0, 0)
+            stored = sig(ecc_width(cfg), name + "_stored")
+            m.d.comb += stored.eq(Cat(word, chk) ^ self._fault_mask(k, addr))
+            if not use_ecc:
+                return stored[:k_bits], Const(0, 1), Const(0, 1), Const(0, 1)
+            return ecc.decode(m, stored[:k_bits], stored[k_bits:], k_bits, name)
+
         # -- stream writes: read at t+k+1, gather at t+k+2 ----------------------------------------
-        r_words = []
+        r_words, cor, det, det_addr = [], [], [], []
         for j in range(MAX_WORDS):
             sub_j = sig(max(1, sub_bits), f"rsub{j}")
             m.d.comb += sub_j.eq(rB_lo + j if sub_bits else 0)
             word = columns(rB_bank, [sub_j] * L, f"rword{j}")
+            addr_j = sig(cfg.addr_bits, f"raddr{j}")
+            m.d.comb += addr_j.eq(rB_addr + j)
+            word, c_j, d_j, rep = checked(word, rB_bank, sub_j, addr_j, f"t{k}_r{j}_ecc")
+            on = rB & (rB_cnt >= j)
+            tr = self.ecc[k][j]
+            m.d.comb += [tr.valid.eq(on & (c_j | d_j)), tr.detected.eq(d_j),
+                         tr.addr.eq(addr_j), tr.report.eq(rep)]
+            cor.append(on & c_j)
+            det.append(on & d_j)
+            det_addr.append(addr_j)
             # only the read's `count` words: the others would spill onto the streams
             # above the destination (where a gather may write in the same cycle)
             r_words.append(Mux(rB_cnt >= j, word, 0))
-        g_word = columns(gC_bank, gC_sub, "gword")
-        host_rdata = columns(h_rd[0], [h_rd[1]] * L, "host_rdata")
+        g_word = sig(8 * L, "gword_read")
+        m.d.comb += g_word.eq(columns(gC_bank, gC_sub, "gword"))
+        g_flip = [self._fault_mask(k, gC_addr[lane])[8 * lane:8 * lane + 8] for lane in range(L)]
+        g_word = g_word ^ Cat(*g_flip)  # not checked: see the module docstring
+        h_word = columns(h_rd[0], [h_rd[1]] * L, "host_rdata_read")
+        host_rdata, h_c, h_d, _ = checked(h_word, h_rd[0], h_rd[1], h_rd[2], f"t{k}_h_ecc")
+        cor.append(h_rd[3] & h_c)
+        e_addr = sig(cfg.addr_bits, "ecc_err_addr")
+        for j in reversed(range(MAX_WORDS)):
+            with m.If(det[j]):
+                m.d.comb += e_addr.eq(det_addr[j])
         # a read's n words and a gather's word, shifted into place across the streams
         r_mask = sig(NS, "r_mask")
         r_all = sig(NS * 8 * L, "r_all")
@@ -383,11 +651,12 @@ class MemSlice(wiring.Component):
             m.d.comb += [tr.we.eq(wB & (wB_cnt >= j)), tr.addr.eq(wB_addr + j),
                          tr.data.eq(wB_data[j])]
 
-        errors = [(g_range, ErrorCode.RANGE),
-                  (w_empty | g_empty, ErrorCode.EMPTY_READ),
-                  (bank_clash, ErrorCode.BANK),
-                  (clash, ErrorCode.TWO_WRITERS)]
-        return errors, host_rdata
+        errors = [(g_range, ErrorCode.RANGE, None),
+                  (w_empty | g_empty, ErrorCode.EMPTY_READ, None),
+                  (bank_clash, ErrorCode.BANK, None),
+                  (clash, ErrorCode.TWO_WRITERS, None),
+                  (_any(det), ErrorCode.ECC, e_addr)]
+        return errors, host_rdata, (h_rd[3] & h_d, ErrorCode.ECC, h_rd[2]), cor
 
 
 def _any(values):

@@ -93,6 +93,9 @@ class ChipConfig:
     mxm_acc_slots: int
     imem_words: int
     clock_mhz: float
+    # SECDED check bits on every SRAM word (lpu.ecc); not part of the hash: a program
+    # runs the same with or without them
+    ecc: bool = True
     source: str = field(default="<memory>", compare=False)
 
     # -- derived values ---------------------------------------------------------------
@@ -331,7 +334,11 @@ def _build(values: dict, *, name: str, source: str) -> ChipConfig:
         )
     if vl < 4:
         raise ConfigError(f"{source}: keys 'superlanes' x 'lanes': vector length {vl} is below 4")
-    return ChipConfig(name=name, source=source, **clean)
+    ecc = values.get("ecc", True)
+    if not isinstance(ecc, bool):
+        raise ConfigError(f"{source}: key 'ecc': SECDED check bits on the SRAM words must "
+                          f"be true or false, not {ecc!r}")
+    return ChipConfig(name=name, source=source, ecc=ecc, **clean)
 
 
 def load(spec: str | Path | ChipConfig | None = None) -> ChipConfig:
@@ -384,10 +391,10 @@ def load(spec: str | Path | ChipConfig | None = None) -> ChipConfig:
             raise ConfigError(f"{source}: key 'name': must be a non-empty text, not {name!r}")
         name = str(name)
     for key in raw:
-        if key not in _PARAMS:
+        if key not in _PARAMS and key != "ecc":
             raise ConfigError(
                 f"{source}: unknown key {key!r}; known keys are: base, name, "
-                + ", ".join(_PARAMS)
+                + ", ".join(_PARAMS) + ", ecc"
             )
     values.update(raw)
     return _build(values, name=name, source=source)

@@ -28,6 +28,9 @@ address                      acc.  register
                                    after DONE, the run's last cycle (the drain
                                    included; DONE reads 1 from the cycle after it)
 ``0x006`` PARKED             R     bit ``q``: queue ``q`` parked at a sync (q < 32)
+``0x007`` ECC_CORRECTED      R     SRAM ECC words read with a single-bit error, each
+                                   corrected (:mod:`lpu.ecc`; reads by instructions and
+                                   by SRAM_READ) since START/CLEAR (wraps at 2**32)
 ``0x008`` ERR_CYCLE          R     cycle of the first illegal event since START/CLEAR
                                    (the real cycle, on ERR_SUPERLANE: the golden
                                    model's skewed cycle is ERR_CYCLE - ERR_SUPERLANE)
@@ -37,6 +40,9 @@ address                      acc.  register
 ``0x00C`` ERR_UNIT           R     its unit (VXM ALU, MXM plane; 0 elsewhere)
 ``0x00D`` ERR_QUEUE          R     queue index of (position, unit): the unit-th queue
                                    of that position
+``0x00E`` ERR_ADDRESS        R     for an ``ECC`` error: the SRAM address of the word
+                                   (ERR_POSITION its MEM slice, ERR_SUPERLANE its ECC
+                                   word); 0 otherwise
 ``0x010`` SRAM_WRITE         W     ``slice << 16 | addr``: write the word buffer to SRAM
                                    word ``addr`` of MEM slice ``slice`` (the whole
                                    vector, every superlane)
@@ -62,7 +68,9 @@ unmapped or write-only address gives 0. (``lpu formal --check host-map`` proves 
 
 Errors: the first cycle in which any slice raises ``SliceError`` is recorded (the
 lowest position wins within a cycle), with the slice's code, superlane and unit; later
-errors are ignored until START or CLEAR.
+errors are ignored until START or CLEAR. An uncorrectable ECC error (code ``ECC``) is
+raised in the cycle the word is read out (an instruction's read: the cycle it goes onto
+the streams; SRAM_READ: the next cycle, ERR_CYCLE then reading the CYCLE register).
 
 Run control (docs/timing.md, "The end of a run"): START pulses every dispatcher's
 ``start``; RUNNING stays high from cycle 0 until every queue is finished (cycle ``F``)
@@ -89,6 +97,7 @@ class ErrorCode(enum.Enum, shape=3):
     TWO_WRITERS = 2  # two units at one position write one stream register in one cycle
     BANK = 3  # SRAM bank read and written in one cycle
     RANGE = 4  # data-dependent address / lane out of range (gather, perm)
+    ECC = 5  # an SRAM word with an uncorrectable (double-bit) error was read (lpu.ecc)
 
 
 class RegisterMap:
@@ -101,12 +110,14 @@ class RegisterMap:
     STATUS = 0x004
     CYCLE = 0x005
     PARKED = 0x006
+    ECC_CORRECTED = 0x007
     ERR_CYCLE = 0x008
     ERR_CODE = 0x009
     ERR_POSITION = 0x00A
     ERR_SUPERLANE = 0x00B
     ERR_UNIT = 0x00C
     ERR_QUEUE = 0x00D
+    ERR_ADDRESS = 0x00E
     SRAM_WRITE = 0x010
     SRAM_READ = 0x011
     QLEN = 0x100
@@ -193,7 +204,8 @@ class RegisterMap:
 
     def describe_error(self, regs: dict) -> str:
         """The sticky error registers (``{"cycle", "code", "position", "superlane",
-        "unit", "queue"}``, as read after a run) as one line of text."""
+        "unit", "queue"}`` and, optionally, ``"address"``, as read after a run) as one
+        line of text."""
         cfg = self.cfg
         try:
             code = ErrorCode(regs["code"]).name
@@ -202,5 +214,7 @@ class RegisterMap:
         pos, q = regs["position"], regs["queue"]
         where = cfg.positions[pos].name if pos < len(cfg.positions) else f"position {pos}"
         queue = cfg.queues[q].name if q < len(cfg.queues) else f"queue {q}"
+        addr = f", address {regs['address']}" if regs.get("code") == ErrorCode.ECC.value \
+            and "address" in regs else ""
         return (f"{code} at cycle {regs['cycle']} in {where} (queue {queue}, superlane "
-                f"{regs['superlane']}, unit {regs['unit']})")
+                f"{regs['superlane']}, unit {regs['unit']}{addr})")

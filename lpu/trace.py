@@ -11,10 +11,15 @@ sram       MEM slice index [#]_   0       address                     the superl
 wload      MXM plane index [#]_   0       weight row                  the superlane's lanes
 install    MXM plane index        0       0                           empty
 acc        MXM plane index        0       accumulator slot            int32 lanes, LE
+ecc        MEM slice index [#]_   0 / 1   address                     decode report, 2 B LE
 ========== ====================== ======= =========================== =====================
 
 .. [#] MEM slices in queue order: mem_w0 .. mem_w{n-1}, mem_e0 .. mem_e{n-1}.
 .. [#] MXM planes in queue order: mxm_w0 .., mxm_e0 ...
+.. [#] An ``ecc`` event is a ``read`` of an SRAM word whose ECC word on that superlane
+   had an error (:mod:`lpu.ecc`): ``dir`` 0 corrected, 1 detected (uncorrectable); at
+   the cycle the word goes onto the stream (the ``sr`` event's cycle); ``data`` the
+   decode report ``syndrome | parity << r``.
 
 Cycles are real cycles: an event of superlane ``k`` caused by an instruction
 dispatched at ``t`` is at ``t + k + dt``. ``dispatch`` events are at the cycle the
@@ -31,7 +36,7 @@ from typing import NamedTuple
 
 __all__ = ["Event", "KINDS", "to_json", "from_json", "write_jsonl", "read_jsonl"]
 
-KINDS = ("dispatch", "sr", "sram", "wload", "install", "acc")
+KINDS = ("dispatch", "sr", "sram", "wload", "install", "acc", "ecc")
 _KORDER = {k: i for i, k in enumerate(KINDS)}
 
 
@@ -51,6 +56,10 @@ class Event(NamedTuple):
         """Human-readable, with names from the config."""
         if self.kind == "sr":
             where = f"{cfg.positions[self.unit].name} stream {'ew'[self.dir]}{self.index}"
+        elif self.kind == "ecc":
+            names = [q.name for q in cfg.queues if q.kind == "mem"]
+            what = ("corrected", "detected")[self.dir & 1]
+            where = f"{names[self.unit]} address {self.index} {what}"
         elif self.kind == "sram":
             names = [q.name for q in cfg.queues if q.kind == "mem"]
             where = f"{names[self.unit]} address {self.index}"

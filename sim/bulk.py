@@ -44,6 +44,7 @@ from collections import deque
 import numpy as np
 
 from lpu.config import ChipConfig
+from lpu.ecc import REPORT_BYTES
 from lpu.errors import LpuError
 from lpu.golden.chip import Chip as GoldenChip
 from lpu.program import Program
@@ -67,7 +68,8 @@ def _empty(width: int) -> dict:
 def event_widths(cfg: ChipConfig) -> dict:
     """Bytes of an event's ``data`` by kind (docs/trace.md)."""
     L = cfg.lanes
-    return {"dispatch": 4, "sr": L, "sram": L, "wload": L, "install": 0, "acc": 4 * L}
+    return {"dispatch": 4, "sr": L, "sram": L, "wload": L, "install": 0, "acc": 4 * L,
+            "ecc": REPORT_BYTES}
 
 
 class Expected:
@@ -104,6 +106,8 @@ class Expected:
         if cols is not None:
             self._rows = {}
             for kind in KINDS:
+                if kind not in cols:  # ecc: the dataflow path runs only without faults
+                    continue
                 c = cols[kind]
                 order = np.argsort(c["t"], kind="stable")
                 self._rows[kind] = {k: v[order] for k, v in c.items()}

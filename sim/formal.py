@@ -31,6 +31,12 @@ The checks (``lpu formal --list``; docs/verification.md, "Formal proofs"):
                        effect; the word buffer; reads (0 outside the map)
 ``host-run``           RUNNING in cycles 0 .. F + drain, DONE, the cycle counter
 ``host-errors``        the error registers keep the first error since START / CLEAR
+``ecc-32``             the SECDED encoder and decoder (:mod:`lpu.hdl.ecc`) of a 32-bit
+                       word (tiny, fpga): for every word and every choice of none, one or
+                       two flipped stored bits (data or check), none: the word, nothing
+                       flagged; one: the word back, corrected; two: detected, not
+                       corrected. Combinational: a full proof (64 bits did not finish in
+                       10 minutes with boolector)
 =====================  ===================================================================
 
 The blocks are sized by small configs (:func:`check_config`) so that the solver
@@ -58,7 +64,9 @@ from amaranth.hdl import Array, Assert, Assume, Cat, Module, Mux, ResetSignal, S
 
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
+from lpu.ecc import check_bits
 from lpu.errors import LpuError
+from lpu.hdl.ecc import EccDecoder, EccEncoder
 from lpu.hdl.fabric import StreamFabric
 from lpu.hdl.host import Host
 from lpu.hdl.icu import Dispatcher
@@ -352,7 +360,8 @@ def _host_harness(part: str):
         icu_done = AnySeq(1)
         m.d.comb += [dut.icu_done.eq(icu_done), dut.parked.eq(AnySeq(len(dut.parked)))]
         for port in dut.mem:
-            m.d.comb += port.r_data.eq(AnySeq(len(port.r_data)))
+            m.d.comb += [port.r_data.eq(AnySeq(len(port.r_data))),
+                         port.corrected.eq(AnySeq(len(port.corrected)))]
         for p, e in enumerate(dut.errors):
             for _path, _member, value in e.signature.flatten(e):
                 v = Value.cast(value)
@@ -402,13 +411,20 @@ def _host_harness(part: str):
                 m.d.sync += r_cyc.eq(r_cyc + 1)
         # the error registers: the first error since START / CLEAR
         e_valid = Signal()
-        e_cycle, e_code, e_pos, e_sl, e_unit, e_queue = (Signal(32, name=f"e_{n}") for n in (
-            "cycle", "code", "pos", "sl", "unit", "queue"))
+        e_cycle, e_code, e_pos, e_sl, e_unit, e_queue, e_addr = (
+            Signal(32, name=f"e_{n}") for n in ("cycle", "code", "pos", "sl", "unit", "queue",
+                                                "addr"))
+        # ECC_CORRECTED: single-bit errors the MEM slices corrected since START / CLEAR
+        n_corr = Signal(32)
+        with m.If(clear):
+            m.d.sync += n_corr.eq(0)
+        with m.Else():
+            m.d.sync += n_corr.eq(n_corr + sum(Value.cast(p.corrected) for p in dut.mem))
         errs = list(dut.errors)
         order = list(reversed(range(n_pos))) if wrong and part == "errors" else range(n_pos)
         with m.If(clear):
             m.d.sync += [e_valid.eq(0), e_cycle.eq(0), e_code.eq(0), e_pos.eq(0),
-                         e_sl.eq(0), e_unit.eq(0), e_queue.eq(0)]
+                         e_sl.eq(0), e_unit.eq(0), e_queue.eq(0), e_addr.eq(0)]
         with m.Elif(~e_valid):
             for i, p in enumerate(order):
                 e = errs[p]
@@ -422,7 +438,8 @@ def _host_harness(part: str):
                 with m.If(first):
                     m.d.sync += [e_valid.eq(1), e_cycle.eq(r_cyc),
                                  e_code.eq(Value.cast(e.code)), e_pos.eq(p),
-                                 e_sl.eq(e.superlane), e_unit.eq(e.unit), e_queue.eq(queue)]
+                                 e_sl.eq(e.superlane), e_unit.eq(e.unit), e_queue.eq(queue),
+                                 e_addr.eq(e.addr)]
         # what a read returns in the next cycle; `check` 0: not this part's register
         exp, check = Signal(32), Signal()
         m.d.sync += [exp.eq(0), check.eq(1)]
@@ -434,7 +451,8 @@ def _host_harness(part: str):
                   rm.STATUS: (status, run or err), rm.CYCLE: (r_cyc, run),
                   rm.ERR_CYCLE: (e_cycle, err), rm.ERR_CODE: (e_code, err),
                   rm.ERR_POSITION: (e_pos, err), rm.ERR_SUPERLANE: (e_sl, err),
-                  rm.ERR_UNIT: (e_unit, err), rm.ERR_QUEUE: (e_queue, err)}
+                  rm.ERR_UNIT: (e_unit, err), rm.ERR_QUEUE: (e_queue, err),
+                  rm.ERR_ADDRESS: (e_addr, err), rm.ECC_CORRECTED: (n_corr, err)}
         for a, lo, width in chunks:
             values[a] = (buf_now[lo:lo + width], mine)
         with m.If(r_en):
@@ -479,6 +497,41 @@ def _host_harness(part: str):
     return build
 
 
+# -- the ECC encoder and decoder ------------------------------------------------------------
+
+
+def _ecc_harness(k: int):
+    """Encoder, then up to two flipped bits at indices the solver picks, then decoder."""
+    def build(wrong: bool = False):
+        n = k + check_bits(k)
+        m = Module()
+        m.submodules.enc = enc = EccEncoder(k)
+        m.submodules.dec = dec = EccDecoder(k)
+        data = AnySeq(k)
+        i, j = AnySeq(range(n)), AnySeq(range(n))
+        flips = AnySeq(range(3))  # 0, 1 or 2 flipped bits
+        m.d.comb += [Assume(i < n), Assume(j < n), Assume(flips <= 2),
+                     Assume((flips < 2) | (i != j))]
+        one = Signal(n)
+        mask = Signal(n)
+        m.d.comb += [one.eq(1), mask.eq(Mux(flips >= 1, one << i, 0)
+                                         | Mux(flips == 2, one << j, 0))]
+        stored = Signal(n)
+        m.d.comb += [enc.data.eq(data), stored.eq(Value.cast(Cat(data, enc.check)) ^ mask),
+                     dec.data.eq(stored[:k]), dec.check.eq(stored[k:])]
+        with m.If(flips == 0):
+            m.d.comb += Assert((dec.out == data) & ~dec.corrected & ~dec.detected)
+        with m.If(flips == 1):
+            m.d.comb += Assert((dec.out == data) & dec.corrected & ~dec.detected)
+        with m.If(flips == 2):
+            # wrong: expects a double-bit error corrected, which SECDED cannot do
+            m.d.comb += Assert((dec.corrected & (dec.out == data)) if wrong
+                               else (dec.detected & ~dec.corrected))
+        return m
+
+    return build
+
+
 CHECKS = {c.name: c for c in [
     Check("icu-slice", "lpu.hdl.icu.Dispatcher",
           "programs of slice instructions: each dispatched in the cycle it is reached, as "
@@ -516,6 +569,10 @@ CHECKS = {c.name: c for c in [
           "the error registers hold the first error since START / CLEAR (the lowest "
           "position within a cycle) until the next START / CLEAR",
           _host_harness("errors"), depth=20),
+    *(Check(f"ecc-{k}", "lpu.hdl.ecc.EccEncoder, EccDecoder",
+            f"SECDED on {k}-bit words: every single-bit error of every word corrected, every "
+            "double-bit error detected (a full proof: the blocks are combinational)",
+            _ecc_harness(k), mode="prove", depth=1) for k in (32,)),
 ]}
 
 

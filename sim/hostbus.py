@@ -9,6 +9,7 @@ Used by the chip tests, :class:`lpu.sim.lockstep.AmaranthBackend` and ``lpu benc
 from __future__ import annotations
 
 from lpu.hdl.host import RegisterMap
+from lpu.hostmap import ErrorCode
 
 __all__ = ["SimBus"]
 
@@ -95,9 +96,13 @@ class SimBus:
         raise TimeoutError("the chip did not finish (a queue parked at a sync?)")
 
     async def error(self, ctx) -> dict | None:
-        """The recorded first error, or None."""
+        """The recorded first error, or None: ``{"cycle", "code", "position",
+        "superlane", "unit", "queue"}``, and ``"address"`` for an ``ECC`` error."""
         rm = self.regs
         if not await self.status(ctx) & rm.STATUS_ERROR:
             return None
-        return {name: await self.read(ctx, getattr(rm, "ERR_" + name.upper()))
-                for name in ("cycle", "code", "position", "superlane", "unit", "queue")}
+        out = {name: await self.read(ctx, getattr(rm, "ERR_" + name.upper()))
+               for name in ("cycle", "code", "position", "superlane", "unit", "queue")}
+        if out["code"] == ErrorCode.ECC.value:
+            out["address"] = await self.read(ctx, rm.ERR_ADDRESS)
+        return out

@@ -131,9 +131,11 @@ class GoldenBackend:
 
     name = "golden"
 
-    def __init__(self, cfg: ChipConfig | str, *, check: bool = True):
+    def __init__(self, cfg: ChipConfig | str, *, check: bool = True, faults=()):
         self.cfg = load_config(cfg)
         self.check = check
+        # lpu.hdl.mem.MemFault: flipped SRAM bits, injected as the RTL's (ECC tests)
+        self.faults = tuple(faults)
         self.chip = None
         self.end_cycle = None  # set when the stream is exhausted
 
@@ -143,6 +145,8 @@ class GoldenBackend:
         for name, words in (mem_init or {}).items():
             chip.write_mem(name, 0, words)
         chip.load(program, check_first=self.check)
+        for f in self.faults:
+            chip.inject(f.slice, f.addr, f.bit, superlane=f.superlane, cycle=f.cycle)
         self.chip = chip
         pending: dict[int, list[Event]] = defaultdict(list)
         nxt = 0
@@ -180,14 +184,16 @@ class AmaranthBackend:
     name = "amaranth"
 
     def __init__(self, cfg: ChipConfig | str, *, vcd=None, max_cycles: int = 100_000,
-                 fault=None):
+                 fault=None, mem_faults=()):
         self.cfg = load_config(cfg)
         self.fault = fault  # lpu.hdl.vxm.VxmFault: a deliberate bug (checker tests only)
+        self.mem_faults = tuple(mem_faults)  # lpu.hdl.mem.MemFault: flipped SRAM bits
         self.vcd = vcd
         self.max_cycles = max_cycles
         self.status = None
         self.error = None
         self.end_cycle = None
+        self.corrected = None  # the ECC_CORRECTED register after the run
         self.build_seconds = None
 
     def build(self, mem_init):
@@ -197,7 +203,7 @@ class AmaranthBackend:
         # trace port) pass Python's default limit of 4300 digits for that conversion
         if 0 < sys.get_int_max_str_digits() < 1 << 20:
             sys.set_int_max_str_digits(0)
-        dut = HdlChip(self.cfg, trace=True, fault=self.fault)
+        dut = HdlChip(self.cfg, trace=True, fault=self.fault, mem_faults=self.mem_faults)
         names = [q.name for q in self.cfg.queues if q.kind == "mem"]
         for name, sl in zip(names, dut.mem_slices, strict=True):
             if mem_init and name in mem_init:
@@ -230,6 +236,7 @@ class AmaranthBackend:
             self.status = await bus.status(ctx)
             self.end_cycle = await bus.read(ctx, regs.CYCLE)
             self.error = await bus.error(ctx)
+            self.corrected = await bus.read(ctx, regs.ECC_CORRECTED)
 
         sim.add_testbench(testbench)
         yield from self._simulate(sim, dut, out)
@@ -257,6 +264,7 @@ class AmaranthBackend:
             self.status = await bus.status(ctx)
             self.end_cycle = await bus.read(ctx, regs.CYCLE)
             self.error = await bus.error(ctx)
+            self.corrected = await bus.read(ctx, regs.ECC_CORRECTED)
 
         sim.add_testbench(testbench)
         for _ in self._simulate(sim, dut, deque()):
@@ -504,7 +512,7 @@ class _Names:
         try:
             if ev.kind == "sr":
                 return cfg.positions[ev.unit].name
-            if ev.kind == "sram":
+            if ev.kind in ("sram", "ecc"):
                 return self.mem[ev.unit].name
             if ev.kind in ("wload", "install", "acc"):
                 return self.mxm[ev.unit].name
@@ -517,6 +525,7 @@ class _Names:
         return {
             "sr": f"stream {'ew'[ev.dir & 1]}{ev.index}",
             "sram": f"address {ev.index}",
+            "ecc": f"address {ev.index} ({('corrected', 'detected')[ev.dir & 1]})",
             "wload": f"row {ev.index}",
             "install": "",
             "acc": f"slot {ev.index}",
@@ -527,7 +536,7 @@ class _Names:
         cfg = self.cfg
         if ev.kind == "sr":
             return [q for q in cfg.queues if q.position == ev.unit]
-        if ev.kind == "sram":
+        if ev.kind in ("sram", "ecc"):
             return self.mem[ev.unit:ev.unit + 1]
         if ev.kind in ("wload", "install", "acc"):
             return self.mxm[ev.unit:ev.unit + 1]
@@ -546,6 +555,9 @@ def _explains(cfg, ins, td, ev, tau) -> bool:
         return any(ef.kind == "wr" and ef.dir == ev.dir and td + ef.dt == tau
                    and ef.stream <= ev.index < ef.stream + ef.width for ef in effs)
     a = ins.args
+    if ev.kind == "ecc":  # a read's word, put on the streams at td + 1
+        return op == Opcode.READ and td + 1 == tau and a["addr"] <= ev.index < a["addr"] + \
+            a["count"]
     if ev.kind == "sram":
         return op == Opcode.WRITE and td + 1 == tau and a["addr"] <= ev.index < a["addr"] + \
             a["count"]

@@ -36,11 +36,13 @@ from amaranth.lib import data
 
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
+from lpu.ecc import REPORT_BYTES
 from lpu.hdl.chip import Chip, trace_fields
 from lpu.hdl.mxm import acc_layout, wload_layout
 from lpu.trace import Event
 
-__all__ = ["TraceReader", "PackedTrace", "sram_events", "mxm_events", "event_mask",
+__all__ = ["TraceReader", "PackedTrace", "sram_events", "ecc_events", "mxm_events",
+           "event_mask",
            "port_chip", "TraceLayout", "EventArrays"]
 
 _PORT_CHIPS: dict = {}
@@ -65,6 +67,27 @@ def _int_of(ctx, value) -> int:
 
 def _fields(layout) -> dict:
     return {name: (f.offset, f.width) for name, f in layout}
+
+
+def ecc_events(ctx, port, unit: int, cycle: int) -> list[Event]:
+    """The ``ecc`` events of MEM slice number `unit` at `cycle`, from its ECC trace port
+    (:func:`lpu.hdl.mem.ecc_trace_layout`)."""
+    layout = port.shape()
+    bits = _int_of(ctx, port)
+    word = layout.elem_shape.elem_shape
+    f = _fields(word)
+    out = []
+    for k in range(layout.length):
+        for j in range(layout.elem_shape.length):
+            w = bits >> ((k * layout.elem_shape.length + j) * word.size)
+
+            def get(name, w=w):
+                off, width = f[name]
+                return (w >> off) & ((1 << width) - 1)
+            if get("valid"):
+                out.append(Event(cycle, "ecc", unit, get("detected"), get("addr"), k,
+                                 get("report").to_bytes(REPORT_BYTES, "little")))
+    return out
 
 
 def sram_events(ctx, port, unit: int, cycle: int, lanes: int) -> list[Event]:
@@ -198,6 +221,9 @@ class TraceReader:
         if "sram" in tr.signature.members:
             for i in range(len(self.chip.mem_slices)):
                 out += sram_events(ctx, tr.sram[i], i, cycle, L)
+        if "ecc" in tr.signature.members:
+            for i in range(len(self.chip.mem_slices)):
+                out += ecc_events(ctx, tr.ecc[i], i, cycle)
         for j, sl in enumerate(self.chip.mxm_slices):
             out += mxm_events(ctx, cfg, tr.mxm[j], sl.unit_base, cycle)
         return out

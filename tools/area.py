@@ -37,6 +37,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 
 from lpu import config as cfgmod
+from lpu.errors import LpuError
 from lpu.hdl.fabric import StreamFabric
 from lpu.hdl.host import Host
 from lpu.hdl.icu import Icu
@@ -63,7 +64,7 @@ BLOCKS = {
 }
 
 #: Ports that only feed the chip's trace port (left out of a block's synthesis).
-TRACE_ONLY = {"sram", "wload", "install", "acc", "index", "cycle", "running"}
+TRACE_ONLY = {"sram", "ecc", "wload", "install", "acc", "index", "cycle", "running"}
 
 
 class _Ports(wiring.Component):
@@ -111,14 +112,20 @@ def _synth_one(block, work: Path, yosys) -> tuple[dict, float]:
     return count_cells(design["num_cells_by_type"]), seconds
 
 
-def block_utilisation(cfg, *, workdir: Path, progress=None) -> dict:
-    """Synthesize each block of the chip of `cfg` alone (see the module docstring)."""
+def block_utilisation(cfg, *, workdir: Path, progress=None, only=None) -> dict:
+    """Synthesize each block of the chip of `cfg` alone (see the module docstring);
+    `only`: the names of the blocks to synthesize (default: all of :data:`BLOCKS`)."""
     cfg = cfgmod.load(cfg)
+    for key in only or ():
+        if key not in BLOCKS:
+            raise LpuError(f"no block {key!r}; blocks are: {', '.join(BLOCKS)}")
     check_tools()
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     rows, t0 = [], time.perf_counter()
     for key, (what, make, count) in BLOCKS.items():
+        if only and key not in only:
+            continue
         if progress:
             progress(f"synthesizing {key} ...")
         cells, seconds = _synth_one((key, make(cfg)), work, _yosys)

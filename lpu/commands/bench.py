@@ -5,8 +5,9 @@
     lpu bench rtl --config tiny --backend verilator   # RTL build, free and lockstep speed
     lpu bench accuracy                       # LPU-exact numerics against float32
     lpu bench synth --config fpga [--no-route]   # ECP5 area, Fmax, area by block
+    lpu bench ecc --config tiny [--backend golden|amaranth] [--pairs N]   # SECDED sweep
 
-The measurements are :mod:`lpu.tools.bench`.
+The measurements are :mod:`lpu.tools.bench` (and :mod:`lpu.tools.ecc` for ``ecc``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from lpu import config as cfgmod
 from lpu.errors import LpuError
 from lpu.tools.area import table_lines
 from lpu.tools.bench import bench_accuracy, bench_decode, bench_golden, bench_rtl, bench_synth
+from lpu.tools.ecc import BACKENDS as ECC_BACKENDS
+from lpu.tools.ecc import summary as ecc_summary
+from lpu.tools.ecc import sweep as ecc_sweep
 from lpu.tools.synth import report_lines
 
 HELP = "measure simulation speed"
@@ -27,14 +31,15 @@ MAX_CYCLES = 1_000_000
 
 
 def add_arguments(p):
-    p.add_argument("target", choices=["golden", "decode", "rtl", "accuracy", "synth"],
+    p.add_argument("target", choices=["golden", "decode", "rtl", "accuracy", "synth", "ecc"],
                    help="golden: golden-model cycles/s on a busy program; decode: the "
                         "shipped model on the golden chip (cycles/token, wall time); rtl: "
                         "the busy program on the RTL (build time, free-running and "
                         "lockstep cycles/s); accuracy: the shipped model's LPU-exact "
                         "logits against float32 on held-out text (top-1 agreement); synth: "
                         "the chip on the ECP5-85F (yowasp tools: LUT4s, DSPs, Fmax) and the "
-                        "area of each block")
+                        "area of each block; ecc: every single-bit and double-bit fault of "
+                        "an SRAM ECC word, corrected / detected percentages")
     p.add_argument("--backend", choices=["golden", "amaranth", "verilator", "icarus"],
                    default=None, help="rtl: the simulator (default verilator); decode: "
                    "golden (default), or verilator / icarus: every step also on the RTL "
@@ -55,6 +60,10 @@ def add_arguments(p):
                    help="decode: sequences in one step program (default 1)")
     p.add_argument("--positions", type=int, default=256,
                    help="accuracy: teacher-forced positions of held-out text (default 256)")
+    p.add_argument("--pairs", type=int, default=None,
+                   help="ecc: double-bit faults to try, a seeded sample (default: every pair)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="ecc: seed of the random words, places and sample (default 0)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -68,6 +77,17 @@ def run(args) -> int:
         else:
             print("\n".join(report_lines(r["chip"]) + table_lines(r["blocks"])))
         return 0 if r["chip"]["fits"] and r["chip"]["meets_target"] else 1
+    if args.target == "ecc":
+        backend = args.backend or "golden"
+        if backend not in ECC_BACKENDS:
+            raise LpuError(f"--backend {backend}: ecc runs on {' or '.join(ECC_BACKENDS)}")
+        if args.seed < 0:
+            raise LpuError(f"--seed must be 0 or more, not {args.seed}")
+        if args.pairs is not None and args.pairs < 1:
+            raise LpuError(f"--pairs must be at least 1, not {args.pairs}")
+        r = ecc_sweep(cfg, backend, pairs=args.pairs, seed=args.seed)
+        print(json.dumps(r, indent=2) if args.json else ecc_summary(r))
+        return 0 if r["corrected"] == r["singles"] and r["detected"] == r["doubles"] else 1
     if args.target == "accuracy":
         r = bench_accuracy(cfg, args.positions)
         if args.json:

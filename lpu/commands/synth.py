@@ -43,6 +43,8 @@ def add_arguments(p):
     p.add_argument("--blocks", action="store_true",
                    help="synthesize each block of the chip alone and report its area "
                         "(no place and route)")
+    p.add_argument("--block", action="append", metavar="NAME", dest="only",
+                   help="with --blocks: only this block (mem, host, vxm, ...; repeatable)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
 
 
@@ -60,6 +62,8 @@ def run(args) -> int:
             raise LpuError("--blocks reports the blocks of the chip; it does not take "
                            + ("--board" if args.board else f"--component {args.component}"))
         return _blocks(args)
+    if args.only:
+        raise LpuError("--block selects blocks of --blocks; give --blocks too")
     s = synth(args.config, device=args.device, package=args.package, freq=args.freq,
               component=args.component, workdir=args.output, seed=args.seed,
               board=args.board, baud=args.baud, route=not args.no_route)
@@ -77,7 +81,8 @@ def run(args) -> int:
 def _blocks(args) -> int:
     r = block_utilisation(args.config,
                           workdir=args.output or tempfile.mkdtemp(prefix="lpu-blocks-"),
-                          progress=lambda s: print(s, file=sys.stderr, flush=True))
+                          progress=lambda s: print(s, file=sys.stderr, flush=True),
+                          only=args.only)
     if args.json:
         print(json.dumps(r, indent=2))
     else:
