@@ -116,6 +116,13 @@ class TraceSignature(wiring.Signature):
         super().__init__(members)
 
 
+#: Yosys' RTLIL refuses wires of 65,536 bits or more: the ``ecc`` trace members are left
+#: out of a trace port that would reach it (``small``: 66,813 bits with them). The
+#: lockstep then does not compare ecc events on that chip (the ECC still works: errors,
+#: ERR_ADDRESS and ECC_CORRECTED are read through the host bus as on every chip).
+MAX_TRACE_BITS = 1 << 16
+
+
 class Chip(wiring.Component):
     """The whole chip for one config.
 
@@ -173,8 +180,12 @@ class Chip(wiring.Component):
             if self.mem_slices and "ecc" in self.mem_slices[0].signature.members:
                 ecc = self.mem_slices[0].signature.members["ecc"].shape
             tsig = TraceSignature(cfg, sram, mxm, len(self.mxm_slices), ecc)
-            members["trace"] = Out(tsig)
             width = sum(len(Value.cast(v)) for _, _, v in tsig.flatten(tsig.create()))
+            if ecc is not None and width >= MAX_TRACE_BITS:
+                # the ecc events do not fit beside the rest (small): left out of the trace
+                tsig = TraceSignature(cfg, sram, mxm, len(self.mxm_slices), None)
+                width = sum(len(Value.cast(v)) for _, _, v in tsig.flatten(tsig.create()))
+            members["trace"] = Out(tsig)
             members["trace_bits"] = Out(width)
         super().__init__(members)
 
