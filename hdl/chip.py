@@ -43,10 +43,14 @@ shows, every cycle, what the golden model reports as events (docs/trace.md):
 ``cycle``, ``running``
     The host's cycle counter and run state.
 
-A second output, ``trace_bits``, carries the same bits packed into one vector
-(:func:`trace_fields` gives each signal's offset), so a bench over the Verilog reads one
-port per cycle. Turning the port into :class:`~lpu.trace.Event` tuples is testbench
-work and lives in :mod:`lpu.sim.trace`. Synthesis builds use ``trace=False``.
+A second output, ``trace_bits`` (``packed=True``, the default), carries the same bits
+packed into one vector (:func:`trace_fields` gives each signal's offset), so a bench
+reads one value per cycle. The Verilog of a traced top (:func:`to_verilog`) has no
+``trace_bits``: Yosys' RTLIL refuses wires of 65,536 bits or more (``small``'s trace is
+66,813 bits), so the bench top over the Verilog (:func:`lpu.sim.recorder.bench_top`)
+packs the ``trace`` ports itself, in :func:`trace_fields` order. Turning the port into
+:class:`~lpu.trace.Event` tuples is testbench work and lives in :mod:`lpu.sim.trace`.
+Synthesis builds use ``trace=False``.
 
 Slices
 ------
@@ -116,12 +120,6 @@ class TraceSignature(wiring.Signature):
         super().__init__(members)
 
 
-#: Yosys' RTLIL refuses wires of 65,536 bits or more: the ``ecc`` trace members are left
-#: out of a trace port that would reach it (``small``: 66,813 bits with them). The
-#: lockstep then does not compare ecc events on that chip (the ECC still works: errors,
-#: ERR_ADDRESS and ECC_CORRECTED are read through the host bus as on every chip).
-MAX_TRACE_BITS = 1 << 16
-
 
 class Chip(wiring.Component):
     """The whole chip for one config.
@@ -131,6 +129,8 @@ class Chip(wiring.Component):
     cfg : ChipConfig or preset name
     trace : bool
         Add the ``trace`` output port (simulation and lockstep; not for synthesis).
+    packed : bool
+        With ``trace``: add ``trace_bits``, the trace port packed into one output.
     fault : :class:`lpu.hdl.vxm.VxmFault`, optional
         A deliberate bug in one VXM lane, for tests that the lockstep checker finds and
         locates a broken RTL. Never set outside those tests.
@@ -142,6 +142,7 @@ class Chip(wiring.Component):
     bus : In(:class:`~lpu.hdl.host.Bus`)
         The host interface (register map in :mod:`lpu.hdl.host`).
     trace : Out(:class:`TraceSignature`), only with ``trace=True``.
+    trace_bits : Out(width), only with ``trace=True`` and ``packed=True``.
 
     Attributes
     ----------
@@ -151,8 +152,8 @@ class Chip(wiring.Component):
         The host register map of this chip.
     """
 
-    def __init__(self, cfg: ChipConfig | str, trace: bool = True, *, fault=None,
-                 mem_faults=()):
+    def __init__(self, cfg: ChipConfig | str, trace: bool = True, *, packed: bool = True,
+                 fault=None, mem_faults=()):
         cfg = load_config(cfg)
         self.cfg = cfg
         self.regs = RegisterMap(cfg)
@@ -180,13 +181,10 @@ class Chip(wiring.Component):
             if self.mem_slices and "ecc" in self.mem_slices[0].signature.members:
                 ecc = self.mem_slices[0].signature.members["ecc"].shape
             tsig = TraceSignature(cfg, sram, mxm, len(self.mxm_slices), ecc)
-            width = sum(len(Value.cast(v)) for _, _, v in tsig.flatten(tsig.create()))
-            if ecc is not None and width >= MAX_TRACE_BITS:
-                # the ecc events do not fit beside the rest (small): left out of the trace
-                tsig = TraceSignature(cfg, sram, mxm, len(self.mxm_slices), None)
-                width = sum(len(Value.cast(v)) for _, _, v in tsig.flatten(tsig.create()))
             members["trace"] = Out(tsig)
-            members["trace_bits"] = Out(width)
+            if packed:
+                width = sum(len(Value.cast(v)) for _, _, v in tsig.flatten(tsig.create()))
+                members["trace_bits"] = Out(width)
         super().__init__(members)
 
     def _make_slices(self, cfg, fault, mem_faults):
@@ -254,7 +252,8 @@ class Chip(wiring.Component):
                     for name in _mxm_trace_members(sl):
                         m.d.comb += getattr(tr.mxm[j], name).eq(getattr(sl, name))
             m.d.comb += [tr.cycle.eq(host.cycle), tr.running.eq(host.running)]
-            m.d.comb += self.trace_bits.eq(Cat(v for v, _, _ in trace_fields(self)))
+            if "trace_bits" in self.signature.members:
+                m.d.comb += self.trace_bits.eq(Cat(v for v, _, _ in trace_fields(self)))
         return m
 
 
@@ -273,9 +272,10 @@ def trace_fields(chip: Chip) -> list:
 # -- builds -------------------------------------------------------------------------------------
 
 
-def build_top(cfg: ChipConfig | str, trace: bool = False) -> Chip:
-    """The chip top for `lpu verilog` (and simulation with ``trace=True``)."""
-    return Chip(cfg, trace=trace)
+def build_top(cfg: ChipConfig | str, trace: bool = False, mem_faults=()) -> Chip:
+    """The chip top for `lpu verilog` (and the benches over the Verilog with
+    ``trace=True``: the trace port unpacked; `mem_faults`: ECC tests only)."""
+    return Chip(cfg, trace=trace, packed=False, mem_faults=mem_faults)
 
 
 def port_description(top: Chip, name: str = "top") -> dict:
@@ -330,9 +330,10 @@ def verilog_of_top(top: Chip, name: str = "lpu_top") -> str:
 
 
 def to_verilog(cfg: ChipConfig | str, trace: bool = False, *,
-               name: str = "lpu_top") -> tuple[str, dict]:
+               name: str = "lpu_top", mem_faults=()) -> tuple[str, dict]:
     """Verilog of the chip top (:func:`verilog_of_top`) and its :func:`port_description`.
-    Takes a minute or more for the bigger configs."""
-    top = build_top(cfg, trace)
+    Takes a minute or more for the bigger configs. `mem_faults`: flipped SRAM bits built
+    in (:class:`lpu.hdl.mem.MemFault`; ECC tests only)."""
+    top = build_top(cfg, trace, mem_faults)
     desc = port_description(top, name)
     return verilog_of_top(top, name), desc

@@ -7,7 +7,9 @@ Contract
 model checks and loads the program as :class:`lpu.sim.lockstep.GoldenBackend` does
 and produces its events as columns, by the dataflow path in one pass
 (:meth:`lpu.golden.chip.Chip.run_events`) or, where that path cannot run the program
-(too large for it, or an error to raise at run time), by the interpreter, stepped as
+(too large for it, an error to raise at run time, or SRAM faults to inject:
+``faults``, :class:`lpu.hdl.mem.MemFault` s as :class:`~lpu.sim.lockstep.GoldenBackend`
+takes them), by the interpreter, stepped as
 far as each window needs. :class:`BulkRun` takes the RTL's records of the run
 (:class:`lpu.sim.recorder.Block`, in cycle order) and compares each block with the
 golden events of the same cycles, both as :class:`lpu.sim.trace.EventArrays`; memory
@@ -81,7 +83,7 @@ class Expected:
     to the end (:meth:`window` with ``hi=None``)."""
 
     def __init__(self, cfg: ChipConfig, program: Program, mem_init: dict | None, *,
-                 check: bool = True):
+                 check: bool = True, faults=()):
         self.cfg = cfg
         self.S, self.L = cfg.superlanes, cfg.lanes
         self.width = event_widths(cfg)
@@ -92,7 +94,7 @@ class Expected:
         chip.load(program, check_first=check)
         self.load_seconds = time.perf_counter() - t0
         self.end_cycle = chip.end_cycle
-        cols = chip.run_events()
+        cols = None if faults else chip.run_events()  # faults: the interpreter
         self.run_seconds = time.perf_counter() - t0 - self.load_seconds
         self.columns = cols is not None
         self._chip = chip
@@ -117,7 +119,7 @@ class Expected:
                     for k, c in self._rows.items() if c["t"].size]
             self.last = max([chip.cycle - 1, *last])
         else:  # the interpreter, stepped (the run is redone from its start)
-            self._gb = GoldenBackend(cfg, check=check)
+            self._gb = GoldenBackend(cfg, check=check, faults=faults)
             self._gen = self._gb.run(program, mem_init or {})
             self._head = None
 

@@ -50,6 +50,8 @@ from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 
 from lpu.config import load as load_config
 from lpu.hdl.host import RegisterMap
+from lpu.hdl.mem import MemFault
+from lpu.hostmap import ErrorCode
 from lpu.program import Program
 
 from .cocotb_runner import JOB_ENV, words_read, words_written
@@ -164,7 +166,8 @@ async def _load_program(bus, regs, cfg, program, loaded: dict | None = None) -> 
     return writes
 
 
-async def _run_one(dut, cfg, chip, program, mem, dirty, limit, device, ref_mem=None) -> dict:
+async def _run_one(dut, cfg, chip, program, mem, dirty, limit, device, ref_mem=None,
+                   faults=()) -> dict:
     regs = RegisterMap(cfg)
     bus = HostBus(dut)
     ctx, reader = PackedTrace(chip), TraceReader(chip)
@@ -175,7 +178,7 @@ async def _run_one(dut, cfg, chip, program, mem, dirty, limit, device, ref_mem=N
     bus.idle()
     load_seconds = time.perf_counter() - t0
 
-    gb = GoldenBackend(cfg)
+    gb = GoldenBackend(cfg, faults=faults)
     golden = EventCursor(gb.run(program, mem if ref_mem is None else ref_mem))
     cmp = Comparator(cfg, program=program)
     bits = dut.trace_bits
@@ -207,11 +210,10 @@ async def _run_one(dut, cfg, chip, program, mem, dirty, limit, device, ref_mem=N
         await bus.edge
         status = await bus.read(regs.STATUS)
         cmp.finish(gb.end_cycle, await bus.read(regs.CYCLE))  # the run ends alike
-        if status & regs.STATUS_ERROR:
-            err = {n: await bus.read(getattr(regs, "ERR_" + n.upper()))
-                   for n in ("cycle", "code", "position", "superlane", "unit", "queue")}
+        err, corrected = await _errors(bus, regs, status)
     result = cmp.result("golden", device)
     return {"lockstep": result.to_json(), "status": status, "error": err,
+            "corrected": corrected if cmp.divergence is None else None,
             "seconds": {"load": round(load_seconds, 3), "run": round(run_seconds, 3)},
             "bus_writes": writes, "rtl_cycles": c,
             "cycles_per_second": round(c / run_seconds, 1) if run_seconds else 0}
@@ -281,7 +283,7 @@ async def _record_one(dut, cfg, load, limit, go=None) -> dict:
     end = time.monotonic()
     out = {"timeout": timed_out, "start": start, "end": end, "bus_writes": writes,
            "seconds": {"load": round(load_seconds, 3), "run": round(end - start, 3)},
-           "status": None, "error": None, "end_cycle": None}
+           "status": None, "error": None, "corrected": None, "end_cycle": None}
     if timed_out:
         await _reset(dut, bus)  # RUNNING falls: the recorder ends the run
         await bus.edge
@@ -289,10 +291,21 @@ async def _record_one(dut, cfg, load, limit, go=None) -> dict:
     await bus.edge
     out["end_cycle"] = await bus.read(regs.CYCLE)
     out["status"] = status = await bus.read(regs.STATUS)
-    if status & regs.STATUS_ERROR:
-        out["error"] = {n: await bus.read(getattr(regs, "ERR_" + n.upper()))
-                        for n in ("cycle", "code", "position", "superlane", "unit", "queue")}
+    out["error"], out["corrected"] = await _errors(bus, regs, status)
     return out
+
+
+async def _errors(bus, regs, status: int):
+    """The first error (``{"cycle", "code", "position", "superlane", "unit", "queue"}``,
+    and ``"address"`` for an ``ECC`` error) or None, and ECC_CORRECTED, as the host reads
+    them after the run (:meth:`lpu.sim.hostbus.HostBus.error`)."""
+    err = None
+    if status & regs.STATUS_ERROR:
+        err = {n: await bus.read(getattr(regs, "ERR_" + n.upper()))
+               for n in ("cycle", "code", "position", "superlane", "unit", "queue")}
+        if err["code"] == ErrorCode.ECC.value:
+            err["address"] = await bus.read(regs.ERR_ADDRESS)
+    return err, await bus.read(regs.ECC_CORRECTED)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -365,7 +378,8 @@ async def _run_job(dut, job: dict) -> dict:
             continue
         ref = _npz(item["reference_mem"]) if "reference_mem" in item else None
         r = await _run_one(dut, cfg, chip, program, mem, dirty, limit,
-                           job.get("device", "hdl"), ref)
+                           job.get("device", "hdl"), ref,
+                           [MemFault(**f) for f in job.get("faults", [])])
         out.append(r)
         if job.get("stop_at_first") and (not r["lockstep"]["ok"] or r["error"]):
             break

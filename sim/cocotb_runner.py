@@ -41,6 +41,7 @@ write.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import importlib.metadata
@@ -61,6 +62,7 @@ from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.golden.schedule import timeline
 from lpu.hdl.chip import to_verilog
+from lpu.hdl.mem import MemFault
 from lpu.isa import Opcode
 from lpu.program import Program
 
@@ -77,10 +79,11 @@ __all__ = ["build_chip", "chip_verilog", "lockstep_hdl", "lockstep_hdl_many", "d
 JOB_ENV = "LPU_LOCKSTEP_JOB"
 
 
-def design_key(cfg: ChipConfig, trace: bool = True) -> str:
+def design_key(cfg: ChipConfig, trace: bool = True, mem_faults=()) -> str:
     """Hash of everything the chip's Verilog depends on: the HDL sources (the Verilog
     emitter :mod:`lpu.hdl.emit` among them), the ISA and config modules, the ISA version,
-    the config's hash and the versions of Amaranth and of the Yosys it converts with."""
+    the config's hash, the SRAM faults built in (ECC tests) and the versions of Amaranth
+    and of the Yosys it converts with."""
     h = hashlib.sha256()
     hdl_dir = Path(lpu.hdl.__file__).parent
     files = sorted(hdl_dir.glob("*.py")) + [Path(lpu.__file__).parent / n
@@ -90,6 +93,8 @@ def design_key(cfg: ChipConfig, trace: bool = True) -> str:
         h.update(f.read_bytes())
     h.update(f"{cfg.hash} trace={trace} isa={lpu.isa.ISA_VERSION} "
              f"amaranth={amaranth.__version__} yosys={_yosys_version()}".encode())
+    if mem_faults:
+        h.update(f" faults={[dataclasses.astuple(f) for f in mem_faults]}".encode())
     return h.hexdigest()[:16]
 
 
@@ -104,19 +109,20 @@ def _yosys_version() -> str:
     return "system"
 
 
-def chip_verilog(cfg: ChipConfig) -> str:
+def chip_verilog(cfg: ChipConfig, mem_faults=()) -> str:
     """The chip top's Verilog with its trace port (module :data:`CHIP_TOP`), converted
     once per design (:func:`design_key`) and kept for every simulator in
     ``<cache_root>/chip-verilog-<config hash>-<design key>/`` (one converter at a time:
-    a lock file beside it)."""
-    d = vl.cache_root() / f"chip-verilog-{cfg.hash}-{design_key(cfg)}"
+    a lock file beside it). `mem_faults`: :class:`lpu.hdl.mem.MemFault` s built in."""
+    d = vl.cache_root() / f"chip-verilog-{cfg.hash}-{design_key(cfg, True, mem_faults)}"
     src = d / f"{CHIP_TOP}.v"
     d.mkdir(parents=True, exist_ok=True)
     with open(d.parent / f"{d.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if not src.is_file():
-                verilog, _ = to_verilog(cfg, trace=True, name=CHIP_TOP)
+                verilog, _ = to_verilog(cfg, trace=True, name=CHIP_TOP,
+                                        mem_faults=mem_faults)
                 part = src.with_suffix(".part")
                 part.write_text(verilog)
                 part.replace(src)  # whole or absent, whatever stops the conversion
@@ -125,19 +131,22 @@ def chip_verilog(cfg: ChipConfig) -> str:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def build_chip(cfg: ChipConfig | str, simulator: str = "verilator", *, waves: bool = False):
+def build_chip(cfg: ChipConfig | str, simulator: str = "verilator", *, waves: bool = False,
+               mem_faults=()):
     """Build the chip top (with its trace port) for `simulator`; cached in a folder of
     its own per design (:func:`design_key`: two checkouts or branches on one machine
     never share one), one builder at a time (a lock file beside the folder, so
-    parallel test workers or regression workers build it once)."""
+    parallel test workers or regression workers build it once). `mem_faults`: flipped
+    SRAM bits built in (:func:`lockstep_hdl_many`)."""
     cfg = load_config(cfg)
-    key = design_key(cfg)
+    mem_faults = _timed_faults(mem_faults)
+    key = design_key(cfg, True, mem_faults)
     d = vl.build_dir("chip" + ("-waves" if waves else ""), f"{cfg.hash}-{key}", simulator)
     d.parent.mkdir(parents=True, exist_ok=True)
     with open(d.parent / f"{d.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            verilog = chip_verilog(cfg)  # converted once for every simulator
+            verilog = chip_verilog(cfg, mem_faults)  # converted once for every simulator
             d.mkdir(parents=True, exist_ok=True)
             top, files = bench_top(port_chip(cfg), simulator)
             for name, text in files.items():
@@ -145,22 +154,39 @@ def build_chip(cfg: ChipConfig | str, simulator: str = "verilator", *, waves: bo
                     (d / name).write_text(text)
             return vl.build(simulator, verilog + "\n" + top, TOPLEVEL, d, waves=waves,
                             extra_args=[*vl.top_ports_only(simulator),
+                                        *vl.wide_values(simulator,
+                                                        len(port_chip(cfg).trace_bits)),
                                         *(str(d / name) for name in files)],
                             keep=tuple(files))
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _timed_faults(mem_faults) -> tuple:
+    """The faults of a Verilog build, checked: each a :class:`~lpu.hdl.mem.MemFault`
+    with a cycle (the bench loads SRAM through the host bus before START, and a host
+    write ends a power-up fault: golden and RTL would differ)."""
+    out = tuple(mem_faults)
+    for f in out:
+        if not isinstance(f, MemFault):
+            raise ValueError(f"{f!r} is not a MemFault")
+        if f.cycle is None:
+            raise ValueError(f"{f!r}: a fault built into the Verilog needs a cycle (the "
+                             "bench's host writes before START end a power-up fault)")
+    return out
+
+
 def lockstep_hdl(cfg: ChipConfig | str, program: Program, mem_init: dict | None,
                  simulator: str = "verilator", *, vcd=None, max_cycles: int = 200_000,
-                 workdir=None, built=None, compare: str = "bulk", checked: bool = False):
+                 workdir=None, built=None, compare: str = "bulk", checked: bool = False,
+                 mem_faults=()):
     """Run `program` on the chip's Verilog under cocotb in lockstep with the golden
     model; returns a :class:`~lpu.sim.lockstep.LockstepResult` (plus ``.hdl`` info:
     build seconds, status and error registers). `built`: a
     :class:`~lpu.sim.verilator.BuildResult` to use instead of :func:`build_chip`."""
     return lockstep_hdl_many(cfg, [(program, mem_init)], simulator, vcd=vcd,
                              max_cycles=max_cycles, workdir=workdir, built=built,
-                             compare=compare, checked=checked)[0]
+                             compare=compare, checked=checked, mem_faults=mem_faults)[0]
 
 
 #: The ways :func:`lockstep_hdl_many` compares: recorded and in bulk, or cycle by cycle.
@@ -171,7 +197,8 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
                       vcd=None, max_cycles: int = 200_000, workdir=None, built=None,
                       stop_at_first: bool = False, reference_mem=None,
                       free_run: bool = False, compare: str = "bulk",
-                      block: int | None = None, checked: bool = False) -> list:
+                      block: int | None = None, checked: bool = False,
+                      mem_faults=()) -> list:
     """Run each ``(program, mem_init)`` of `runs` in lockstep, one after the other in one
     simulator process (the chip is reset between them; SRAM words an earlier run wrote
     or loaded are rewritten when a later run reads them). Returns one
@@ -189,6 +216,10 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
     (:func:`lpu.golden.check.check`), so the golden model loads them unchecked
     (``bulk`` only; the check of a long program takes longer than its run).
 
+    `mem_faults`: flipped SRAM bits (:class:`lpu.hdl.mem.MemFault`, each with a cycle;
+    ECC tests) built into the RTL (a build of its own) and injected into the golden
+    model alike (:meth:`lpu.golden.chip.Chip.inject`), so ``ecc`` events are compared.
+
     With `free_run` nothing is compared: each program is loaded, started and left to
     run until RUNNING falls (no Python in the simulation's cycles; for ``lpu bench
     rtl``); the result per run is a dict (``rtl_cycles``, ``seconds``, ``status``)."""
@@ -198,8 +229,9 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
     runs = list(runs)
     for program, _ in runs:
         program.check_config(cfg)
+    mem_faults = _timed_faults(mem_faults)
     if built is None:
-        built = build_chip(cfg, simulator, waves=bool(vcd))
+        built = build_chip(cfg, simulator, waves=bool(vcd), mem_faults=mem_faults)
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="lpu-lockstep-"))
     work.mkdir(parents=True, exist_ok=True)
     mode = "free" if free_run else "record" if compare == "bulk" else "cycle"
@@ -222,7 +254,8 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
     job = {"config": config_spec, "config_hash": cfg.hash, "runs": items,
            "result": str(result_path), "max_cycles": max_cycles, "device": simulator,
            "stop_at_first": stop_at_first, "mode": mode,
-           "go": str(work) if mode == "record" else None}
+           "go": str(work) if mode == "record" else None,
+           "faults": [dataclasses.asdict(f) for f in mem_faults]}
     (work / "job.json").write_text(json.dumps(job))
     env = {JOB_ENV: str(work / "job.json")}
     # Icarus writes its waveform where the build is, unless told otherwise
@@ -232,7 +265,7 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
         refs = [None if reference_mem is None or reference_mem[n] is None
                 else reference_mem[n] for n in range(len(runs))]
         return _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles,
-                     stop_at_first, block, checked, plus)
+                     stop_at_first, block, checked, plus, mem_faults)
     vl.run_test(built, "lpu.sim.cocotb_bench", test_dir=work, extra_env=env,
                 waves=bool(vcd), plusargs=plus)
     out = json.loads(result_path.read_text())
@@ -243,6 +276,7 @@ def lockstep_hdl_many(cfg: ChipConfig | str, runs, simulator: str = "verilator",
         res = LockstepResult.from_json(r["lockstep"])
         res.hdl = {"build_seconds": round(built.seconds, 1), "build_cached": built.cached,
                    "status": r.get("status"), "error": r.get("error"),
+                   "corrected": r.get("corrected"),
                    "run_seconds": r.get("seconds"), "rtl_cycles": r.get("rtl_cycles"),
                    "cycles_per_second": r.get("cycles_per_second"), "workdir": str(work),
                    "compare": "cycle"}
@@ -261,7 +295,7 @@ def _copy_waves(work: Path, vcd, results) -> None:
 
 
 def _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles, stop_at_first,
-          block, checked, plus) -> list:
+          block, checked, plus, mem_faults) -> list:
     """``compare="bulk"``: the simulator records (in a thread, a process of its own)
     while this process runs the golden model and compares each run's records as they
     come through the pipe."""
@@ -287,7 +321,7 @@ def _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles, stop_at
         try:
             for n, ((program, mem), ref) in enumerate(zip(runs, refs, strict=True)):
                 golden = Expected(cfg, program, mem if ref is None else ref,
-                                  check=not checked)
+                                  check=not checked, faults=mem_faults)
                 (work / f"go{n}").touch()  # the bench starts the run now
                 run = BulkRun(cfg, program, golden, chip)
                 for blk in pipe.records(block):
@@ -322,6 +356,7 @@ def _bulk(cfg, runs, refs, built, work, env, vcd, simulator, max_cycles, stop_at
         res.hdl = {"build_seconds": round(built.seconds, 1), "build_cached": built.cached,
                    "status": r["status"] if ok else None,
                    "error": r["error"] if ok else None,
+                   "corrected": r["corrected"] if ok else None,
                    "run_seconds": {**r["seconds"], "golden_load": round(g_load, 3),
                                    "golden_run": round(g_run, 3),
                                    "compare": round(run.seconds, 3),

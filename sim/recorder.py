@@ -4,12 +4,13 @@ the simulator itself, and read back in blocks.
 Contract
 --------
 :func:`bench_top` returns the Verilog of a thin bench top, :data:`TOPLEVEL`, around the
-chip top (``lpu_top``, :func:`lpu.hdl.chip.to_verilog` with its trace port). It has
-the ports the cocotb bench uses (``clk``, ``rst``, the host bus ``bus__*``,
-``trace_bits`` and ``trace__running``) and a recorder. Started with the plusarg
-``+lpu_trace=PATH`` (:data:`PLUSARG`), the recorder opens PATH at time 0 and, at the
-falling clock edge of every cycle while ``trace__running`` is high (the values a
-per-cycle bench samples there, after the cycle's inputs settle), writes one *record*
+chip top (``lpu_top``, :func:`lpu.hdl.chip.to_verilog` with its trace port, whose
+members are ports of their own). It has the ports the cocotb bench uses (``clk``,
+``rst``, the host bus ``bus__*``, ``trace_bits``: the trace ports packed as
+:func:`lpu.hdl.chip.trace_fields` packs them, and ``trace__running``) and a recorder.
+Started with the plusarg ``+lpu_trace=PATH`` (:data:`PLUSARG`), the recorder opens PATH
+at time 0 and, at the falling clock edge of every cycle while ``trace__running`` is high
+(the values a per-cycle bench samples there, after the cycle's inputs settle), writes one *record*
 if any event bit of ``trace_bits`` is set (:func:`lpu.sim.trace.event_mask`). When
 ``trace__running`` falls (the run ended, or the chip was reset) it writes an *end
 record* and flushes the file. Without the plusarg it writes nothing, so one build
@@ -51,9 +52,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import Shape
+from amaranth.hdl import Shape, Value
 
-from lpu.hdl.chip import Chip
+from lpu.hdl.chip import Chip, trace_fields
 
 from .trace import event_mask
 
@@ -102,16 +103,26 @@ def bench_top(chip: Chip, simulator: str) -> tuple[str, dict[str, str]]:
             bus.append(("__".join(str(x) for x in path),
                         "input" if member.flow.name == "In" else "output",
                         Shape.cast(member.shape).width))
+    # the trace ports as the Verilog names them (arrays element by element), packed
+    # in trace_fields order
+    trace = [("__".join(str(x) for x in path), "output", len(Value.cast(value)))
+             for path, _, value in chip.signature.flatten(chip) if path[0] == "trace"]
+    if [w for _, _, w in trace] != [w for _, _, w in trace_fields(chip)]:
+        raise RuntimeError("the chip's trace ports are not in trace_fields order")
 
     def decl(direction, w, name):
         return f"  {direction} {'' if w == 1 else f'[{w - 1}:0] '}{name};"
 
     names = ["clk", "rst", *(n for n, _, _ in bus), "trace_bits", "trace__running"]
+    chip_ports = ["clk", "rst", *(n for n, _, _ in bus), *(n for n, _, _ in trace)]
     lines = [f"module {TOPLEVEL}({', '.join(names)});",
              decl("input", 1, "clk"), decl("input", 1, "rst"),
              *(decl(d, w, n) for n, d, w in bus),
              decl("output", width, "trace_bits"), decl("output", 1, "trace__running"),
-             f"  {CHIP_TOP} chip ({', '.join(f'.{n}({n})' for n in names)});",
+             *(decl("wire", w, n) for n, _, w in trace if n != "trace__running"),
+             f"  {CHIP_TOP} chip ({', '.join(f'.{n}({n})' for n in chip_ports)});",
+             "  // the trace ports packed as lpu.hdl.chip.trace_fields packs them",
+             f"  assign trace_bits = {{{', '.join(n for n, _, _ in reversed(trace))}}};",
              "  // the recorder (lpu.sim.recorder)",
              f"  localparam [{width - 1}:0] EVENTS = {width}'h{mask:x};",
              "  reg rec_was = 1'b0;",

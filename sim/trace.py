@@ -236,8 +236,8 @@ def _offsets(chip: Chip) -> dict:
 
 def event_mask(chip: Chip) -> int:
     """The bits of ``trace_bits`` that say an event happens: the write enables of the
-    stream writes and SRAM writes, the dispatch, weight-load and accumulator valid bits
-    and the installs. A cycle with none of them set has no events."""
+    stream writes and SRAM writes, the dispatch, ECC-report, weight-load and accumulator
+    valid bits and the installs. A cycle with none of them set has no events."""
     at = _offsets(chip)
     tr = chip.trace
 
@@ -262,6 +262,13 @@ def event_mask(chip: Chip) -> int:
             n, word = layout.elem_shape.length, layout.elem_shape.elem_shape
             for e in range(layout.length * n):
                 mask |= 1 << (off + e * word.size + word["we"].offset)
+    if "ecc" in tr.signature.members:
+        for port in tr.ecc:
+            off, _ = field(port)
+            layout = port.shape()
+            n, word = layout.elem_shape.length, layout.elem_shape.elem_shape
+            for e in range(layout.length * n):
+                mask |= 1 << (off + e * word.size + word["valid"].offset)
     if "mxm" in tr.signature.members:
         for port in tr.mxm:
             off, w = field(port.install)
@@ -322,8 +329,9 @@ class TraceLayout:
     and the slices' layouts, the same the per-cycle decoders read), and the geometry of
     :class:`EventArrays` for that chip: ``P`` positions, ``S`` superlanes, ``N``
     streams, ``L`` lanes, ``Q`` queues, ``M`` MEM slices with ``R`` SRAM words per
-    superlane and cycle, ``X`` MXM planes taking up to ``C`` (= ``N``) weight rows per
-    cycle."""
+    superlane and cycle, ``E`` ECC reports per MEM slice, superlane and cycle (0: the
+    trace has no ecc port, docs/trace.md), ``X`` MXM planes taking up to ``C`` (= ``N``)
+    weight rows per cycle."""
 
     def __init__(self, chip: Chip):
         cfg = self.cfg = chip.cfg
@@ -353,6 +361,17 @@ class TraceLayout:
                                   (word["addr"].offset, word["addr"].width),
                                   word["data"].offset))
             self.M = len(self.sram)
+        self.ecc = []  # per MEM slice, if the trace has its ecc port (not on small)
+        self.E = 0
+        if "ecc" in tr.signature.members:
+            for port in tr.ecc:
+                layout = port.shape()
+                self.E = layout.elem_shape.length
+                word = layout.elem_shape.elem_shape
+                self.ecc.append((field(port)[0], word.size, word["valid"].offset,
+                                 word["detected"].offset,
+                                 (word["addr"].offset, word["addr"].width),
+                                 (word["report"].offset, word["report"].width)))
         self.mxm = []
         for j, sl in enumerate(chip.mxm_slices):
             port = tr.mxm[j]
@@ -384,6 +403,10 @@ class EventArrays:
         dispatches by queue;
     ``sram_n`` [M, S], ``sram_addr`` [M, S, R], ``sram`` [M, S, R, L]
         SRAM writes by slice and superlane, ``sram_n`` of them, in address order;
+    ``ecc_n`` [M, S], ``ecc_addr`` [M, S, E], ``ecc_dir`` [M, S, E], ``ecc`` [M, S, E, 2]
+        ECC reports (``ecc`` events: address, detected, report bytes) by slice and
+        superlane, in address order (no MEM slices here when the trace has no ecc port:
+        a row with an ``ecc`` event then does not fit);
     ``wload_n`` [X, S], ``wload_row`` [X, S, C], ``wload`` [X, S, C, L]
         weight-row loads by plane and superlane, in row order;
     ``install`` [X, S]; ``acc_we`` [X, S], ``acc_slot`` [X, S], ``acc`` [X, S, L, 4]
@@ -391,8 +414,8 @@ class EventArrays:
     """
 
     FIELDS = ("sr_we", "sr", "disp", "disp_word", "disp_index", "sram_n", "sram_addr",
-              "sram", "wload_n", "wload_row", "wload", "install", "acc_we", "acc_slot",
-              "acc", "overflow")
+              "sram", "ecc_n", "ecc_addr", "ecc_dir", "ecc", "wload_n", "wload_row", "wload",
+              "install", "acc_we", "acc_slot", "acc", "overflow")
 
     def __init__(self, lay: TraceLayout, n: int, *, sr: bool = True):
         P, S, N, L, Q, M, R, X, C = (lay.P, lay.S, lay.N, lay.L, lay.Q, lay.M, lay.R,
@@ -407,6 +430,11 @@ class EventArrays:
         self.sram_n = z((n, M, S), np.int64)
         self.sram_addr = z((n, M, S, R), np.int64)
         self.sram = z((n, M, S, R, L), np.uint8)
+        Me, E = len(lay.ecc), lay.E
+        self.ecc_n = z((n, Me, S), np.int64)
+        self.ecc_addr = z((n, Me, S, E), np.int64)
+        self.ecc_dir = z((n, Me, S, E), np.int64)
+        self.ecc = z((n, Me, S, E, REPORT_BYTES), np.uint8)
         self.wload_n = z((n, X, S), np.int64)
         self.wload_row = z((n, X, S, C), np.int64)
         self.wload = z((n, X, S, C, L), np.uint8)
@@ -492,6 +520,26 @@ class EventArrays:
             out.sram_n[:, m] = we.sum(axis=-1)
             out.sram_addr[:, m] = addr * we
             out.sram[:, m] = val * we[..., None]
+        E = lay.E
+        for m, (off, size, v_off, d_off, (a_off, a_w), (r_off, r_w)) in enumerate(lay.ecc):
+            valid = np.stack([_uint_at(bits, off + e * size + v_off, 1).astype(bool)
+                              for e in range(S * E)], axis=1).reshape(k, S, E)
+            if not valid.any():
+                continue
+            at = [off + e * size for e in range(S * E)]
+            addr = np.stack([_uint_at(bits, b + a_off, a_w) for b in at], 1).reshape(k, S, E)
+            det = np.stack([_uint_at(bits, b + d_off, 1) for b in at], 1).reshape(k, S, E)
+            rep = np.stack([_bytes_at(bits, b + r_off, r_w) for b in at], 1)
+            rep = rep.reshape(k, S, E, REPORT_BYTES)
+            key = np.where(valid, addr, 1 << 40)
+            order = np.argsort(key, axis=-1, kind="stable")  # address order
+            valid, addr, det = (np.take_along_axis(x, order, axis=-1)
+                                for x in (valid, addr, det))
+            rep = np.take_along_axis(rep, order[..., None], axis=-2)
+            out.ecc_n[:, m] = valid.sum(axis=-1)
+            out.ecc_addr[:, m] = addr * valid
+            out.ecc_dir[:, m] = det * valid
+            out.ecc[:, m] = rep * valid[..., None]
         for base_unit, inst_off, wl_off, acc_off, wl, al in lay.mxm:
             fw, fa = dict(_fields(wl)), dict(_fields(al))
             for x in range(lay.planes):
@@ -634,11 +682,15 @@ class _Placer:
             out.disp_index[r, c["unit"]] = c["index"]
             self.flats.setdefault(kind, []).append(
                 np.ravel_multi_index((r, c["unit"]), out.disp.shape))
-        elif kind in ("sram", "wload"):
-            nn, key, val = (("sram_n", "sram_addr", "sram") if kind == "sram"
-                            else ("wload_n", "wload_row", "wload"))
+        elif kind in ("sram", "wload", "ecc"):
+            nn, key, val = {"sram": ("sram_n", "sram_addr", "sram"),
+                            "wload": ("wload_n", "wload_row", "wload"),
+                            "ecc": ("ecc_n", "ecc_addr", "ecc")}[kind]
             counts, keys = getattr(out, nn), getattr(out, key)
             units, S, width = counts.shape[1], counts.shape[2], keys.shape[3]
+            if not units * width:  # no place for them (a trace without its ecc port)
+                out.overflow[r] = True
+                return
             index = np.broadcast_to(c["index"], r.shape)
             group = (r * units + c["unit"]) * S + k
             order = np.lexsort((index, group))
@@ -650,6 +702,8 @@ class _Placer:
             ix = (r[o], c["unit"][o], k[o])
             keys[(*ix, rank[fits])] = index[o]
             getattr(out, val)[(*ix, rank[fits])] = c["data"][o]
+            if kind == "ecc":
+                out.ecc_dir[(*ix, rank[fits])] = np.broadcast_to(c["dir"], r.shape)[o]
             np.add.at(counts, ix, 1)
             same = (g[1:] == g[:-1]) & (index[order][1:] == index[order][:-1])
             out.overflow[r[order][1:][same]] = True

@@ -74,7 +74,7 @@ from lpu.errors import LpuError
 from lpu.hdl import emit
 
 __all__ = ["WAIVERS", "SimulatorError", "available", "verilator_root", "simulator_env",
-           "simulator_environment", "verilog_of", "cache_root", "build_dir", "build",
+           "wide_values", "simulator_environment", "verilog_of", "cache_root", "build_dir", "build",
            "run_test", "lint", "top_ports_only", "BuildResult", "TestResult", "TIMESCALE"]
 
 #: Verilator warnings waived for Amaranth's Verilog (see the module docstring).
@@ -87,6 +87,15 @@ SIMULATORS = ("verilator", "icarus")
 
 class SimulatorError(LpuError):
     """A simulator is missing, a build failed, or a cocotb test failed."""
+
+
+def wide_values(simulator: str, width: int) -> list[str]:
+    """Build flags for values of `width` bits: Verilator refuses values wider than 64K
+    bits unless told (``--max-num-width``; ``small``'s packed trace is 66,813 bits).
+    Icarus needs nothing."""
+    if simulator != "verilator" or width <= 1 << 16:
+        return []
+    return ["--max-num-width", str(1 << (width - 1).bit_length())]
 
 
 def top_ports_only(simulator: str) -> list[str]:

@@ -3,6 +3,7 @@ ISA version, the config and the HDL sources, and only with what the Verilog depe
 
 import lpu.isa
 from lpu import config
+from lpu.hdl.mem import MemFault
 from lpu.sim import cocotb_runner as cr
 
 TINY, SMALL = config.load("tiny"), config.load("small")
@@ -36,7 +37,7 @@ def test_verilog_folder_is_named_by_config_hash_and_key(tmp_path, monkeypatch):
     monkeypatch.setenv("LPU_BUILD_DIR", str(tmp_path))
     calls = []
 
-    def fake(cfg, trace, name):
+    def fake(cfg, trace, name, mem_faults=()):
         calls.append((cfg.name, trace, name))
         return f"module {name}; endmodule\n", {}
 
@@ -46,3 +47,12 @@ def test_verilog_folder_is_named_by_config_hash_and_key(tmp_path, monkeypatch):
     assert calls == [("tiny", True, "lpu_top")]
     d = tmp_path / f"chip-verilog-{TINY.hash}-{cr.design_key(TINY)}"
     assert (d / "lpu_top.v").read_text() == first
+
+
+def test_built_in_faults_are_a_design_of_their_own():
+    """SRAM faults built into the Verilog (ECC tests) change the key; equal lists agree."""
+    f1, f2 = MemFault("mem_w0", 1, 5, 1, 0), MemFault("mem_w0", 1, 6, 1, 0)
+    plain = cr.design_key(TINY)
+    assert cr.design_key(TINY, True, ()) == plain
+    assert cr.design_key(TINY, True, [f1]) == cr.design_key(TINY, True, (f1,)) != plain
+    assert cr.design_key(TINY, True, [f1]) != cr.design_key(TINY, True, [f2])
