@@ -3,9 +3,9 @@
 Combinational: :func:`encode` gives the check word of a ``k``-bit data word; :func:`decode`
 the corrected data, whether a single error was corrected or an uncorrectable one
 detected, and the decode report. :class:`EccEncoder` and :class:`EccDecoder` wrap them as
-components (the formal proof, ``lpu formal --check ecc``, and unit tests drive those).
-Written apart from the golden model's numpy decoder (:mod:`lpu.golden.ecc`); tests
-compare the two.
+components (the formal proofs, ``lpu formal --check ecc-32`` / ``ecc-64`` / ``ecc-128``,
+and unit tests drive those). Written apart from the golden model's numpy decoder
+(:mod:`lpu.golden.ecc`); tests compare the two.
 """
 
 from __future__ import annotations
