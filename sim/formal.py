@@ -521,6 +521,32 @@ def _host_harness(part: str):
 # -- the ECC encoder and decoder ------------------------------------------------------------
 
 
+def _flip_mask(m: Module, n: int):
+    """``(flips, mask)``: none, one or two of `n` stored bits flipped, at indices the
+    solver picks (two distinct ones)."""
+    i, j = AnySeq(range(n)), AnySeq(range(n))
+    flips = AnySeq(range(3))  # 0, 1 or 2 flipped bits
+    m.d.comb += [Assume(i < n), Assume(j < n), Assume(flips <= 2),
+                 Assume((flips < 2) | (i != j))]
+    one, mask = Signal(n), Signal(n)
+    m.d.comb += [one.eq(1), mask.eq(Mux(flips >= 1, one << i, 0)
+                                     | Mux(flips == 2, one << j, 0))]
+    return flips, mask
+
+
+def _assert_outcome(m: Module, flips, dec, data, wrong: bool) -> None:
+    """SECDED's outcome by the number of flipped bits: none, `data` and nothing flagged;
+    one, `data` back and ``corrected``; two, ``detected`` and not ``corrected``."""
+    with m.If(flips == 0):
+        m.d.comb += Assert((dec.out == data) & ~dec.corrected & ~dec.detected)
+    with m.If(flips == 1):
+        m.d.comb += Assert((dec.out == data) & dec.corrected & ~dec.detected)
+    with m.If(flips == 2):
+        # wrong: expects a double-bit error corrected, which SECDED cannot do
+        m.d.comb += Assert((dec.corrected & (dec.out == data)) if wrong
+                           else (dec.detected & ~dec.corrected))
+
+
 def _ecc_harness(k: int):
     """Encoder, then up to two flipped bits at indices the solver picks, then decoder."""
     def build(wrong: bool = False):
@@ -529,25 +555,11 @@ def _ecc_harness(k: int):
         m.submodules.enc = enc = EccEncoder(k)
         m.submodules.dec = dec = EccDecoder(k)
         data = AnySeq(k)
-        i, j = AnySeq(range(n)), AnySeq(range(n))
-        flips = AnySeq(range(3))  # 0, 1 or 2 flipped bits
-        m.d.comb += [Assume(i < n), Assume(j < n), Assume(flips <= 2),
-                     Assume((flips < 2) | (i != j))]
-        one = Signal(n)
-        mask = Signal(n)
-        m.d.comb += [one.eq(1), mask.eq(Mux(flips >= 1, one << i, 0)
-                                         | Mux(flips == 2, one << j, 0))]
+        flips, mask = _flip_mask(m, n)
         stored = Signal(n)
         m.d.comb += [enc.data.eq(data), stored.eq(Value.cast(Cat(data, enc.check)) ^ mask),
                      dec.data.eq(stored[:k]), dec.check.eq(stored[k:])]
-        with m.If(flips == 0):
-            m.d.comb += Assert((dec.out == data) & ~dec.corrected & ~dec.detected)
-        with m.If(flips == 1):
-            m.d.comb += Assert((dec.out == data) & dec.corrected & ~dec.detected)
-        with m.If(flips == 2):
-            # wrong: expects a double-bit error corrected, which SECDED cannot do
-            m.d.comb += Assert((dec.corrected & (dec.out == data)) if wrong
-                               else (dec.detected & ~dec.corrected))
+        _assert_outcome(m, flips, dec, data, wrong)
         return m
 
     return build
@@ -606,23 +618,9 @@ def _ecc_parts_harness(k: int):
             ri = _decoder(m, f"flip_{i}", k, w ^ (1 << i)).report
             ru = _decoder(m, f"unit_{i}", k, Const(1 << i, n)).report
             m.d.comb += Assert(ri == (rw ^ ru))
-        # 3. errors (indices: as ecc-32)
-        i, j = AnySeq(range(n)), AnySeq(range(n))
-        flips = AnySeq(range(3))
-        m.d.comb += [Assume(i < n), Assume(j < n), Assume(flips <= 2),
-                     Assume((flips < 2) | (i != j))]
-        one, mask = Signal(n), Signal(n)
-        m.d.comb += [one.eq(1), mask.eq(Mux(flips >= 1, one << i, 0)
-                                         | Mux(flips == 2, one << j, 0))]
-        dec = _decoder(m, "errors", k, mask)
-        with m.If(flips == 0):
-            m.d.comb += Assert((dec.out == 0) & ~dec.corrected & ~dec.detected)
-        with m.If(flips == 1):
-            m.d.comb += Assert((dec.out == 0) & dec.corrected & ~dec.detected)
-        with m.If(flips == 2):
-            # wrong: expects a double-bit error corrected, which SECDED cannot do
-            m.d.comb += Assert((dec.corrected & (dec.out == 0)) if wrong
-                               else (dec.detected & ~dec.corrected))
+        # 3. errors: the zero word (indices as ecc-32)
+        flips, mask = _flip_mask(m, n)
+        _assert_outcome(m, flips, _decoder(m, "errors", k, mask), 0, wrong)
         # 4. by report
         w, v = AnySeq(n), AnySeq(n)
         a, b = _decoder(m, "report_w", k, w), _decoder(m, "report_v", k, v)

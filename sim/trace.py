@@ -255,20 +255,15 @@ def event_mask(chip: Chip) -> int:
     for d in tr.dispatch:
         off, _ = field(d.valid)
         mask |= 1 << off
-    if "sram" in tr.signature.members:
-        for port in tr.sram:
+    for member, flag in (("sram", "we"), ("ecc", "valid")):  # [superlane][i] -> {flag, ..}
+        if member not in tr.signature.members:
+            continue
+        for port in getattr(tr, member):
             off, _ = field(port)
             layout = port.shape()
             n, word = layout.elem_shape.length, layout.elem_shape.elem_shape
             for e in range(layout.length * n):
-                mask |= 1 << (off + e * word.size + word["we"].offset)
-    if "ecc" in tr.signature.members:
-        for port in tr.ecc:
-            off, _ = field(port)
-            layout = port.shape()
-            n, word = layout.elem_shape.length, layout.elem_shape.elem_shape
-            for e in range(layout.length * n):
-                mask |= 1 << (off + e * word.size + word["valid"].offset)
+                mask |= 1 << (off + e * word.size + word[flag].offset)
     if "mxm" in tr.signature.members:
         for port in tr.mxm:
             off, w = field(port.install)
