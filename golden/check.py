@@ -65,6 +65,7 @@ def check(cfg: ChipConfig, program: Program, *, name: str = "program") -> CheckR
     upstream: dict[tuple, int] = {}  # (dir, s, diag) -> most-upstream writer position
     mem_use: dict[tuple, tuple] = {}  # (t, queue, bank) -> ("r"|"w", queue name, where, text)
     held: dict[tuple, int] = {}  # (pos, dir, s) -> first cycle the slice at pos writes it
+    installs: dict[tuple, tuple] = {}  # (t, queue) -> (where, text) of the install
     n_w = n_r = 0
     for dsp in tl.dispatches:
         q = queues[dsp.queue]
@@ -121,6 +122,16 @@ def check(cfg: ChipConfig, program: Program, *, name: str = "program") -> CheckR
                     up = upstream.get(k2)
                     if up is None or (p < up if ef.dir == E else p > up):
                         upstream[k2] = p
+            elif ef.kind == "inst":
+                prev = installs.get((t, q.index))
+                if prev is not None:  # an iw where an lwi installs: one install a cycle
+                    raise ScheduleError(
+                        f"installs the weights of {q.name} in cycle {t}, where '{prev[1]}' "
+                        f"({prev[0]}) installs them too (an lwi installs two cycles after "
+                        "its dispatch; an iw there is a second install)",
+                        cycle=dsp.t, queue=q.name, where=where, instr=str(text),
+                        rule="install")
+                installs[(t, q.index)] = (where, text)
             else:
                 kind = "r" if ef.kind == "mrd" else "w"
                 key = (t, q.index, ef.bank)

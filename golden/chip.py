@@ -494,10 +494,14 @@ class Chip:
             return
         if q.kind == "mxm":
             x = self._mxm_index(q)
-            if op == Opcode.LW:
+            if op in (Opcode.LW, Opcode.LWI):
                 cnt = a["count"]
                 rows = self._read(d, a["src"], cnt, t, pos).view(np.int8).copy()
                 self._schedule(t + 1, ("lw", d, x, a["row"], rows))
+                if op == Opcode.LWI:  # an iw at t + 2, before that cycle's dispatches
+                    self._deferred[t + 2].append(
+                        lambda d=d, x=x, t=t: self._schedule(
+                            t + 2, ("iw", d, x, self.shadow[x].copy())))
             elif op == Opcode.IW:
                 self._schedule(t, ("iw", d, x, self.shadow[x].copy()))
             else:

@@ -147,7 +147,7 @@ def _bytes(cfg: ChipConfig, op: Opcode) -> int:
     VL = cfg.vl
     if op == Opcode.GATHER:  # a read of every word of the bank
         return 64 * cfg.bank_words
-    if op in (Opcode.IW, Opcode.MM, Opcode.MMACC):  # a read of every weight row
+    if op in (Opcode.IW, Opcode.LWI, Opcode.MM, Opcode.MMACC):  # a read of every weight row
         return 64 * VL + VL * VL
     if op == Opcode.TRANSPOSE:  # a source row and lane per lane
         return 32 * VL * VL
@@ -403,22 +403,23 @@ class _Builder:
         if q.kind == "mxm":
             x = self.unit[q.index]
             rows = x * VL + np.arange(VL)
-            if op == Opcode.LW:
+            if op in (Opcode.LW, Opcode.LWI):
                 cnt = g["count"]
                 cells = self.cells(n, cnt)
                 self.copies.append((cells, self.sr_read(pos, g.ref("src"), cnt, t)))
                 rows_w = g.col("row")[:, None] + np.arange(cnt)
-                self.places["shadow"].write(x * VL + rows_w, (t + d)[:, None], cells)
+                self.places["shadow"].write(x * VL + rows_w, (t + 1)[:, None], cells)
                 if self.log is not None:
-                    self._log("wload", t + d, x, 0, rows_w, cells)
-            elif op == Opcode.IW:  # the shadow as at the end of t - 1, active from t + 1
+                    self._log("wload", t + 1, x, 0, rows_w, cells)
+            if op in (Opcode.IW, Opcode.LWI):  # the shadow as at the end of ti - 1, active
+                ti = t if op == Opcode.IW else t + 2  # from ti + 1 (lwi: an iw at t + 2)
                 cells = self.cells(n, VL)
-                shadow = self.places["shadow"].read(rows[None, :], t[:, None])
+                shadow = self.places["shadow"].read(rows[None, :], ti[:, None])
                 self.copies.append((cells, ("shadow", shadow)))
-                self.places["weights"].write(rows[None, :], (t + d)[:, None], cells)
+                self.places["weights"].write(rows[None, :], ti[:, None], cells)
                 if self.log is not None:  # the install: no data (cell 0, the zero row)
-                    self._log("install", t + d, x, 0, 0, np.zeros((n, 1), np.int64))
-            else:  # MM, MMACC: mm adds its product to a row of zeros
+                    self._log("install", ti, x, 0, 0, np.zeros((n, 1), np.int64))
+            if op in (Opcode.MM, Opcode.MMACC):  # mm adds its product to a row of zeros
                 slot = x * self.cfg.mxm_acc_slots + g.col("slot")
                 acc = slot[:, None] * PLANES + np.arange(PLANES)[None, :]
                 prev = (("acc", self.places["acc"].read(acc, (t + d)[:, None]))

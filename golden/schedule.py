@@ -219,7 +219,7 @@ class Effect:
     kind: ``rd`` stream read / ``wr`` stream write (dir, stream, width); ``hrd`` a
     VXM-held read (ISA 1.1: what the VXM last wrote to those streams before this
     cycle); ``mrd`` / ``mwr`` SRAM read / write (bank, addr; addr None if
-    data-dependent).
+    data-dependent); ``inst`` an MXM install (``iw``; ``lwi``'s, ISA 1.2, two cycles on).
     """
 
     dt: int
@@ -273,7 +273,7 @@ def _effects(cfg: ChipConfig, instr: Instr) -> list[Effect]:
                 w = instr.args.get("count", 1)
             if info.opcode in (Opcode.READ, Opcode.WRITE):
                 w = instr.args["count"]
-            if info.opcode == Opcode.LW and o.name == "src":
+            if info.opcode in (Opcode.LW, Opcode.LWI) and o.name == "src":
                 w = instr.args["count"]
             if o.name == "map":
                 w = 2
@@ -308,11 +308,15 @@ def _effects(cfg: ChipConfig, instr: Instr) -> list[Effect]:
             out.append(Effect(1, "mwr", bank=bank, addr=instr.addr))
     elif op == Opcode.GATHER:
         out.append(Effect(1, "mrd", bank=instr.base // cfg.bank_words, addr=None))
-    elif op == Opcode.LW:
+    elif op in (Opcode.LW, Opcode.LWI):
         if instr.row < 0 or instr.row + instr.count > cfg.vl:
             raise ScheduleError(
                 f"weight rows {instr.row}..{instr.row + instr.count - 1} are outside "
                 f"0..{cfg.vl - 1}", rule="range")
+    if op == Opcode.IW:
+        out.append(Effect(0, "inst"))
+    elif op == Opcode.LWI:
+        out.append(Effect(2, "inst"))
     elif op in (Opcode.MM, Opcode.MMACC):
         if instr.slot >= cfg.mxm_acc_slots:
             raise ScheduleError(

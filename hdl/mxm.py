@@ -12,6 +12,9 @@ Tile ``n`` (superlane ``n``) holds the weight columns of superlane ``n``
 ``iw``
     Tile ``n`` copies its shadow columns, as they were at the end of ``t + n - 1``, to
     its active columns in cycle ``t + n`` (``install`` trace).
+``lwi row, src, count`` (ISA 1.2)
+    As ``lw``, and as an ``iw`` dispatched at ``t + 2`` (the stage two cycles on
+    installs; no dispatch slot is taken).
 ``mm dst, src, slot`` / ``mmacc``
     ``y[c] = sum_r x[r] * W[r][c]`` (int8 x int8, exact int32) over the whole vector
     ``x`` on stream ``src``, superlane ``j`` of which arrives at tile ``j`` in cycle
@@ -90,9 +93,10 @@ class _Stage:
 
     def __init__(self, m, valid, word, name):
         op = word.opcode
-        self.lw, self.iw, self.mm, self.mmacc = (
-            Signal(name=f"{name}_{n}") for n in ("lw", "iw", "mm", "mmacc"))
-        m.d.comb += [self.lw.eq(valid & (op == Opcode.LW)),
+        self.lw, self.lwi, self.iw, self.mm, self.mmacc = (
+            Signal(name=f"{name}_{n}") for n in ("lw", "lwi", "iw", "mm", "mmacc"))
+        m.d.comb += [self.lw.eq(valid & ((op == Opcode.LW) | (op == Opcode.LWI))),
+                     self.lwi.eq(valid & (op == Opcode.LWI)),
                      self.iw.eq(valid & (op == Opcode.IW)),
                      self.mmacc.eq(valid & (op == Opcode.MMACC)),
                      self.mm.eq(valid & ((op == Opcode.MM) | (op == Opcode.MMACC)))]
@@ -209,6 +213,10 @@ class MxmSlice(wiring.Component):
                                   self.rd.e_valid[k].as_value()))]
             return d, v
 
+        def installs(k):
+            """Tile k's install cycle: an iw dispatched k cycles ago, an lwi k + 2."""
+            return st[k].iw | st[k + 2].lwi
+
         # -- per tile: reads (lw data, x), empty-read checks, lw delay line --------------
         xs = []  # [j] -> [e]: x of superlane j, e cycles after it arrived (signed lanes)
         lw_pkts = []  # [n] -> [e]: tile n's lw packet, e cycles after the event cycle
@@ -247,7 +255,7 @@ class MxmSlice(wiring.Component):
                 m.d.sync += r.eq(pkts[-1])
                 pkts.append(r)
             lw_pkts.append(pkts)
-            m.d.comb += self.install[x][k].eq(s.iw)
+            m.d.comb += self.install[x][k].eq(installs(k))
 
         # -- weight blocks: shadow, active, partial products -------------------------------
         # block (j, n): rows j*L.. of the columns of superlane n, on tile max(j, n)'s clock
@@ -256,7 +264,7 @@ class MxmSlice(wiring.Component):
             for n in range(S):
                 o = max(j, n)
                 pkt = lw_pkts[n][o - n]
-                iw = st[o].iw
+                iw = installs(o)
                 xv = xs[j][o - j]
                 sums = [Const(0, signed(psum_w))] * L
                 for i in range(L):

@@ -31,7 +31,7 @@ __all__ = [
     "drain_cycles",
 ]
 
-ISA_VERSION = (1, 1)
+ISA_VERSION = (1, 2)
 WORD_BITS = 32
 
 
@@ -114,6 +114,8 @@ class Opcode(enum.Enum, shape=6):
     BCAST = 50
     PERM = 51
     TRANSPOSE = 52
+    # MXM, ISA 1.2
+    LWI = 53
 
 
 # -- payload formats (26 bits; field order is least significant first) -----------------
@@ -404,6 +406,12 @@ _op(Opcode.LW, "lw", "mxm", "lw",
      Operand("count", "u", "count", default=1, bits=5)], 1,
     "Load weight rows row..row+count-1 of the shadow buffer from streams "
     "src..src+count-1 (int8; cycle t in, shadow written in cycle t+1).", steps="row")
+_op(Opcode.LWI, "lwi", "mxm", "lw",
+    [Operand("row", "row", "row", bits=9), _sr("src", "src"),
+     Operand("count", "u", "count", default=1, bits=5)], 2,
+    "Load and install (ISA 1.2): as lw, then the shadow is installed as an iw "
+    "dispatched at t+2 would install it (as it was at the end of t+1, these rows "
+    "included); an mm from t+3 on uses them. No queue slot at t+2 is taken.", steps="row")
 _op(Opcode.IW, "iw", "mxm", "mm", [], 0,
     "Install the shadow buffer as the active weights at the end of cycle t (reads the "
     "shadow as it was at the end of t-1). An mm from t+1 on uses them.")

@@ -97,9 +97,10 @@ class Program:
         """Refuse a program built for another config, or for an ISA this one cannot run.
 
         ISA versions: a program of the same major version and an older or equal minor
-        version runs unchanged (1.1 only added held reads, in bits 1.0 kept zero; a 1.0
-        program whose words set them is refused). Another major version, or a newer
-        minor one, is refused."""
+        version runs unchanged (1.1 only added held reads, in bits 1.0 kept zero; 1.2
+        only added ``lwi``, an opcode 1.1 did not have): a 1.0 program whose words set
+        held-read flags, or a 1.0 or 1.1 program with an ``lwi``, is refused. Another
+        major version, or a newer minor one, is refused."""
         major, minor = (int(v) for v in self.isa_version)
         if major != ISA_VERSION[0] or minor > ISA_VERSION[1]:
             raise ProgramError(
@@ -107,14 +108,19 @@ class Program:
                 f"{ISA_VERSION[0]}.{ISA_VERSION[1]} (it runs programs of ISA "
                 f"{ISA_VERSION[0]}.0 to {ISA_VERSION[0]}.{ISA_VERSION[1]})"
             )
-        if minor < 1:
+        if minor < 2:
             for qname, words in self.queues.items():
                 for i, w in enumerate(words):
                     try:
                         ins = decode(w)
                     except IsaError:
                         continue  # reported where the words are decoded
-                    if any(ins.args.get(f) for f in ins.info.held_flags):
+                    if ins.op == Opcode.LWI:
+                        raise ProgramError(
+                            f"{name}: queue {qname} word {i}: 0x{w:08x} is an lwi, which "
+                            f"ISA {major}.{minor} does not have (ISA 1.2 added it); "
+                            "assemble the program again for ISA 1.2")
+                    if minor < 1 and any(ins.args.get(f) for f in ins.info.held_flags):
                         raise ProgramError(
                             f"{name}: queue {qname} word {i}: 0x{w:08x} sets a held-read "
                             "flag, which ISA 1.0 does not have (its bits were zero); "

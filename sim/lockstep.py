@@ -562,9 +562,10 @@ def _explains(cfg, ins, td, ev, tau) -> bool:
         return op == Opcode.WRITE and td + 1 == tau and a["addr"] <= ev.index < a["addr"] + \
             a["count"]
     if ev.kind == "wload":
-        return op == Opcode.LW and td + 1 == tau and a["row"] <= ev.index < a["row"] + a["count"]
+        return op in (Opcode.LW, Opcode.LWI) and td + 1 == tau and \
+            a["row"] <= ev.index < a["row"] + a["count"]
     if ev.kind == "install":
-        return op == Opcode.IW and td == tau
+        return (op == Opcode.IW and td == tau) or (op == Opcode.LWI and td + 2 == tau)
     if ev.kind == "acc":
         return op in (Opcode.MM, Opcode.MMACC) and td + S + 2 == tau and a["slot"] == ev.index
     return False

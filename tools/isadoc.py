@@ -253,9 +253,11 @@ def render() -> str:
         "the config hash and are refused on another config.",
         "",
         "Versions: ISA 1.1 added held reads (the `la` / `lb` flags of the VXM formats,",
-        "bits that ISA 1.0 kept zero). A program built for ISA 1.0 runs unchanged; one",
-        "whose words set those bits while it says 1.0 is refused, and so is a program of",
-        "another major version or of a newer minor version.",
+        "bits that ISA 1.0 kept zero); ISA 1.2 added `lwi` (MXM load and install, an",
+        "opcode 1.1 did not have). A program built for ISA 1.0 or 1.1 runs unchanged; one",
+        "whose words set the held-read bits while it says 1.0, or that has an `lwi` while",
+        "it says 1.0 or 1.1, is refused, and so is a program of another major version or",
+        "of a newer minor version.",
         "",
     ]
     lines += _word_section()

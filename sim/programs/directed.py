@@ -45,7 +45,9 @@ The programs, and what they pin down:
     ``lw`` of 1, 3 and 4 rows (with ``repeat``), ``iw`` at the first cycle that sees
     the last row and once a cycle too early (the row loaded just before is not
     installed), double buffering, ``mm`` with and without a result stream,
-    ``mmacc`` on both accumulator slots, both planes.
+    ``mmacc`` on both accumulator slots, both planes; ``lwi`` (ISA 1.2) with an
+    ``mm`` in its install cycle (old weights) and the next (new), and two ``lwi`` a
+    cycle apart (the first installs without the rows the second loads).
 ``sxm``
     ``shift``, ``rot`` (both signs, across superlanes, up to VL-1), ``bcast`` (first
     and last lane), ``perm`` (a reversal and a map with repeats), ``count`` 1 to 4,
@@ -711,23 +713,25 @@ def _mem(cfg: ChipConfig) -> Directed:
 
 
 def _load_weights(plan: Plan, tx: Txn, plane: str, mem: str, ref, w: np.ndarray, t0: int,
-                  groups: list[tuple[int, int]]) -> int:
+                  groups: list[tuple[int, int]], lwi: int = 0) -> int:
     """Weight rows `w` (int8 [VL, VL]) from `mem` onto streams `ref`, one read per group of
     rows on consecutive cycles from t0, each loaded by an ``lw`` of the MXM `plane` as it
-    arrives. groups: [(row, count)]; runs of 4-row groups use ``repeat`` (step 4) on both
-    queues. Returns the cycle of the last ``lw``."""
+    arrives (the last `lwi` groups by an ``lwi``, ISA 1.2: each installs the shadow two
+    cycles on). groups: [(row, count)]; runs of 4-row ``lw`` groups use ``repeat``
+    (step 4) on both queues. Returns the cycle of the last load."""
     s0, dr = ref
     dist = abs(plan.pos[mem] - plan.pos[plane])
     addr = tx.put(mem, w.view(np.uint8))
     t = t0
     i = 0
+    first_lwi = len(groups) - lwi
     while i < len(groups):
         row, n = groups[i]
         run = 1
-        while n == 4 and i + run < len(groups) and groups[i + run] == (row + 4 * run, 4):
+        while n == 4 and i + run < first_lwi and groups[i + run] == (row + 4 * run, 4):
             run += 1
         tx.send(mem, t, addr + row, (s0, dr), n, plane)
-        tx.at(plane, t + 1 + dist, "lw", row, (s0, dr), n)
+        tx.at(plane, t + 1 + dist, "lwi" if i >= first_lwi else "lw", row, (s0, dr), n)
         if run > 1:
             for k in range(1, run):
                 tx.flow(mem, (s0, dr), n, t + k + 1, plane)
@@ -739,7 +743,7 @@ def _load_weights(plan: Plan, tx: Txn, plane: str, mem: str, ref, w: np.ndarray,
 
 
 def _mxm(cfg: ChipConfig) -> Directed:
-    plan = Plan(cfg, "mxm", "lw/iw/mm/mmacc on both planes, double buffering")
+    plan = Plan(cfg, "mxm", "lw/lwi/iw/mm/mmacc on both planes, double buffering")
     vl, S = cfg.vl, cfg.superlanes
     rng = np.random.default_rng(5)
     if vl % 4:
@@ -774,6 +778,8 @@ def _mxm(cfg: ChipConfig) -> Directed:
     mixed = [(0, 3), (3, 1)] + [(r, 4) for r in range(4, vl, 4)]
     w1, w2, w3 = weights(), weights(), weights()
     x = [xvec() for _ in range(8)]
+    w4, w5 = weights(), weights()
+    x += [xvec() for _ in range(4)]
     # west plane: W1 into the shadow, installed at the first cycle that sees the last row
     with plan.one() as tx:
         t_lw = _load_weights(plan, tx, "mxm_w0", "mem_w1", (0, W), w1, 0, fours)
@@ -802,6 +808,25 @@ def _mxm(cfg: ChipConfig) -> Directed:
            acc0, "mmacc e0, w6, 0 (W2)")
         mm(tx, "mxm_w0", "mm", x[4], 1, t_iw2 + 4, (4, E), "mem_w1", (6, W), "mem_w0",
            mm_ref(x[4], w2), "mm e4, w6, 1 overwrites the accumulator (W2)")
+    # lwi (ISA 1.2): W4's last rows by an lwi, which installs two cycles on with no iw:
+    # an mm in that cycle still uses W2, the next one W4. Then W5's last two groups by
+    # lwi one cycle apart: the first installs W5 but for the rows of the last group
+    # (still W4's: they reach the shadow a cycle later), the second all of W5.
+    with plan.one() as tx:
+        t_l4 = _load_weights(plan, tx, "mxm_w0", "mem_w1", (0, W), w4, t_iw2 + 12, fours, 1)
+        mm(tx, "mxm_w0", "mm", x[8], 0, t_l4 + 2, (0, E), "mem_w0", (7, W), "mem_w1",
+           mm_ref(x[8], w2), "mm e0, w7, 0 in the cycle an lwi installs (still W2)")
+        mm(tx, "mxm_w0", "mm", x[9], 1, t_l4 + 3, (4, E), "mem_w0", (7, W), "mem_w1",
+           mm_ref(x[9], w4), "mm e4, w7, 1 the cycle after (W4, installed by the lwi)")
+        t_l5 = _load_weights(plan, tx, "mxm_w0", "mem_w1", (0, W), w5, t_l4 + 1, fours, 2)
+        split = fours[-1][0]  # the last group's rows are still W4's at the first install
+        w54 = np.concatenate([w5[:split], w4[split:]])
+        mm(tx, "mxm_w0", "mm", x[10], 0, t_l5 + 2, (0, E), "mem_w0", (6, W), "mem_w0",
+           mm_ref(x[10], w54), "mm e0, w6, 0 after the first of two lwi a cycle apart (W5's "
+           "first rows, W4's last)")
+        mm(tx, "mxm_w0", "mmacc", x[11], 0, t_l5 + 3, (4, E), "mem_w0", (6, W), "mem_w1",
+           (mm_ref(x[10], w54) + mm_ref(x[11], w5)).astype(np.uint32),
+           "mmacc e4, w6, 0 after the second lwi (all of W5)")
     # east plane: W3 from mem_e1 on east streams, results west
     with plan.one() as tx:
         t_lw = _load_weights(plan, tx, "mxm_e0", "mem_e1", (4, E), w3, 2, fours)

@@ -247,7 +247,7 @@ class Txn:
         """`repeat n, d, step` after the instruction placed at `cycle`: copies at
         cycle + d .. cycle + n*d, the queue busy until then."""
         prev = next(ins for q, c, ins in self.ins if (q, c) == (queue, cycle))
-        field = {"read": "addr", "write": "addr", "gather": "base", "lw": "row"}.get(
+        field = {"read": "addr", "write": "addr", "gather": "base", "lw": "row", "lwi": "row"}.get(
             prev.info.mnemonic)
         for k in range(1, n + 1):
             if field is not None:

@@ -280,7 +280,7 @@ class _Gen:
         self.w_occ: set = set()  # (t, dir, s, pos)
         self.diag: dict = {}  # (dir, s, diag) -> {pos: tag}
         self.protected: set = set()  # (dir, s, diag, pos)
-        self.bank_use: dict = {}  # (t, mem, bank) -> set of "r"/"w"
+        self.bank_use: dict = {}  # (t, mem, bank) -> set of "r"/"w"; (t, plane, -1): "i"
         self.notifies: set = set()
         # the VXM's own writes (ISA 1.1 held reads): (dir, s) -> cycles it writes there
         self.vxm_w: dict = {}
@@ -384,6 +384,8 @@ class _Gen:
                         return None
             elif ef.kind in ("mrd", "mwr"):
                 pl.banks.append((t + ef.dt, qs.mem, ef.bank, "r" if ef.kind == "mrd" else "w"))
+            elif ef.kind == "inst":  # one install a plane and cycle (iw, lwi two cycles on)
+                pl.banks.append((t + ef.dt, qs.q.name, -1, "i"))
         # data-dependent rules, proven by tags
         needs = []  # ((dir, s), bound)
         if op == O.GATHER:
@@ -540,7 +542,7 @@ class _Gen:
         elif kind == "vxm":
             menu = [(OPS[o].mnemonic, 1.0) for o in VXM_OPCODES]
         elif kind == "mxm":
-            menu = [("lw", 0.35), ("iw", 0.12), ("mm", 0.25), ("mmacc", 0.28)]
+            menu = [("lw", 0.27), ("lwi", 0.12), ("iw", 0.08), ("mm", 0.25), ("mmacc", 0.28)]
         else:
             menu = [("shift", 1.0), ("rot", 1.0), ("bcast", 1.0), ("perm", 1.3)]
             if self.transposes:
@@ -633,7 +635,7 @@ class _Gen:
         if name == "iw":
             return make("iw")
         arr = self.arrivals(p, t)
-        if name == "lw":
+        if name in ("lw", "lwi"):
             top = min(32, VL, self.cfg.streams)
             count = int(rng.integers(1, min(4, top) + 1)) if rng.random() < 0.8 else \
                 int(rng.integers(1, top + 1))
@@ -641,7 +643,7 @@ class _Gen:
             if src is None:
                 return None
             row = int(rng.integers(0, VL - count + 1))
-            return make("lw", row, src, count)
+            return make(name, row, src, count)
         src = self.pick_group(arr, 1)
         if src is None:
             return None

@@ -145,13 +145,26 @@ def test_a_held_stream_where_there_is_none_is_refused_with_its_column(line, col)
 
 
 def test_programs_of_isa_1_0_run_unchanged_and_newer_ones_are_refused():
-    assert ISA_VERSION == (1, 1)
+    assert ISA_VERSION == (1, 2)
     words = assemble(PLAIN, TINY).queues
     old = Program(TINY.hash, words, isa_version=(1, 0))
     old.check_config(TINY)  # no held flags: a 1.0 program loads
     held = Program(TINY.hash, assemble(CHAIN, TINY).queues, isa_version=(1, 0))
     with pytest.raises(ProgramError, match="queue vxm0 word 3: .* held-read flag"):
         held.check_config(TINY)
-    for version in ((1, 2), (2, 0), (0, 9)):
+    for version in ((1, 3), (2, 0), (0, 9)):
         with pytest.raises(ProgramError, match=f"built for ISA {version[0]}.{version[1]}"):
             Program(TINY.hash, words, isa_version=version).check_config(TINY)
+
+
+def test_an_lwi_needs_isa_1_2():
+    """ISA 1.2 added lwi: a 1.1 (or 1.0) program without one loads, one with an lwi is
+    refused with the queue and word; at 1.2 it loads."""
+    plain = assemble(PLAIN, TINY).queues
+    Program(TINY.hash, plain, isa_version=(1, 1)).check_config(TINY)
+    words = {"mxm_w0": [encode(make("lw", 0, (0, 0), 2)), encode(make("lwi", 2, (0, 0), 2))]}
+    for version in ((1, 0), (1, 1)):
+        with pytest.raises(ProgramError, match="queue mxm_w0 word 1: .* is an lwi, which ISA "
+                           f"{version[0]}.{version[1]} does not have"):
+            Program(TINY.hash, words, isa_version=version).check_config(TINY)
+    Program(TINY.hash, words, isa_version=(1, 2)).check_config(TINY)

@@ -78,6 +78,9 @@ def test_rule_static_and_dynamic(case):
     ({"sxm_w": [make("rot", (0, E), (0, W), 8)]}, "range", "not below VL"),
     ({"mem_w0": [make("nop", 2), make("repeat", 3, 1)]}, "repeat", "directly follow"),
     ({"mem_w0": [make("sync"), make("read", 0, (0, E))]}, "sync", "never released"),
+    ({"mem_w1": [make("read", 0, (0, W))],  # an iw where an lwi (ISA 1.2) installs
+      "mxm_w0": [make("nop", 3), make("lwi", 0, (0, W)), make("nop", 1), make("iw")]},
+     "install", "lwi installs two cycles after its dispatch"),
 ])
 def test_static_rules(queues, rule, needle):
     with pytest.raises(ScheduleError, match=needle) as ei:

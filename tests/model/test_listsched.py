@@ -53,10 +53,15 @@ def test_the_program_chains_vxm_operations_through_held_reads(model):
     alu = [i for i in vxm_words if i.info.unit == "vxm"]
     held = [i for i in alu if any(i.args.get(f) for f in i.info.held_flags)]
     assert len(held) > 0.3 * len(alu)
-    # one lw loads all VL rows of a weight block
-    lws = [decode(w) for q, ws in st.program.queues.items() if q.startswith("mxm")
-           for w in ws if decode(w).info.mnemonic == "lw"]
-    assert lws and all(i.count == SMALL.vl for i in lws)
+    # one lwi (ISA 1.2) loads and installs all VL rows of a weight block: no lw, no iw,
+    # and one mm or mmacc a block for each tile that uses it
+    mxm = [decode(w) for q, ws in st.program.queues.items() if q.startswith("mxm")
+           for w in ws]
+    names = [i.info.mnemonic for i in mxm]
+    lwis = [i for i in mxm if i.info.mnemonic == "lwi"]
+    assert lwis and all(i.count == SMALL.vl for i in lwis)
+    assert "lw" not in names and "iw" not in names
+    assert names.count("mm") + names.count("mmacc") >= len(lwis)
 
 
 def test_the_token_copies_are_all_written_and_the_program_does_not_depend_on_it(model):
@@ -123,10 +128,10 @@ def test_a_batch_decodes_each_sequence_as_alone(model):
     assert greedy.batch_tokens == [alone.tokens, alone.tokens]
     assert chip.cycles_per_step == pytest.approx(chip.cycles_per_token * 3)
     st = schedule_step(model, SMALL, 1, 16, batch=3)
-    lws = sum(decode(w).info.mnemonic == "lw" for q, ws in st.program.queues.items()
+    lws = sum(decode(w).info.mnemonic == "lwi" for q, ws in st.program.queues.items()
               if q.startswith("mxm") for w in ws)
     st1 = schedule_step(model, SMALL, 1, 16)
-    lws1 = sum(decode(w).info.mnemonic == "lw" for q, ws in st1.program.queues.items()
+    lws1 = sum(decode(w).info.mnemonic == "lwi" for q, ws in st1.program.queues.items()
                if q.startswith("mxm") for w in ws)
     # KV blocks are each sequence's own (loaded once for the query heads of their KV
     # head: 4 heads, 1 KV head, 4 accumulator slots); every weight block once for the batch
@@ -142,14 +147,14 @@ def test_decode_batch_is_checked():
 
 
 def _lws(st) -> dict[str, int]:
-    """lw instructions per MXM plane of a step program."""
-    return {q: sum(decode(w).info.mnemonic == "lw" for w in ws)
+    """lwi instructions (a block each) per MXM plane of a step program."""
+    return {q: sum(decode(w).info.mnemonic == "lwi" for w in ws)
             for q, ws in st.program.queues.items() if q.startswith("mxm")}
 
 
 def test_every_block_is_loaded_once_the_heads_of_a_kv_head_sharing_it(model):
     """Two query heads read each block of their KV head (two blocks at position 20):
-    one lw per distinct weight or KV block of the step, not one per head."""
+    one lwi per distinct weight or KV block of the step, not one per head."""
     assert model.config.num_attention_heads == 2 * model.config.num_key_value_heads
     st = schedule_step(model, SMALL, 20, 48)
     tiles = [n for n in st.graph.nodes if n.kind in ("mm", "mmt")]

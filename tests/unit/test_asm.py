@@ -51,7 +51,7 @@ def legal_args(info, cfg, pick):
     elif info.unit == "vxm":
         for o in info.operands:
             a[o.name] = pick(0, 31) if o.name == "imm" else stream(o.width)
-    elif m == "lw":
+    elif m in ("lw", "lwi"):
         c = pick(1, min(32, vl, ns))
         a.update(row=pick(0, vl - c), src=stream(c), count=c)
     elif m in ("mm", "mmacc"):
@@ -77,7 +77,7 @@ def span_ok(ins, cfg):
     """The addresses / rows `ins` touches exist (and a MEM access stays in one bank)."""
     m, a = ins.info.mnemonic, ins.args
     c = a.get("count", 1)
-    if m == "lw":
+    if m in ("lw", "lwi"):
         return 0 <= a["row"] and a["row"] + c <= cfg.vl
     v = a["base"] if m == "gather" else a["addr"]
     bw = cfg.bank_words
@@ -86,7 +86,7 @@ def span_ok(ins, cfg):
 
 def legal_repeat(prev, cfg, pick):
     n, d, step = pick(1, 4095), pick(1, 255), pick(-32, 31)
-    field = {"read": "addr", "write": "addr", "gather": "base", "lw": "row"}.get(
+    field = {"read": "addr", "write": "addr", "gather": "base", "lw": "row", "lwi": "row"}.get(
         prev.info.mnemonic)
     if field:
         v0 = prev.args[field]

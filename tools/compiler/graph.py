@@ -17,7 +17,7 @@ cache, and the data the host writes (``host``). Each node remembers the algorith
   (:class:`Latency`), with unlimited units. VXM results feed VXM operations through held
   reads (ISA 1.1); everything else travels on streams.
 * ``throughput``: per unit kind, the instructions its queues must dispatch over the
-  number of queues (VXM ALUs; SXMs; MXM planes counting ``lw``, ``iw`` and ``mm``
+  number of queues (VXM ALUs; SXMs; MXM planes counting ``lw`` / ``lwi`` and ``mm``
   slots; MEM slices counting reads and writes).
 * ``bandwidth``: bytes of weights and KV cache read over the MEM read rate.
 
@@ -470,12 +470,13 @@ class Latency:
 
 def block_slots(cfg: ChipConfig) -> tuple[int, int]:
     """``(lw, slots)``: the ``lw`` instructions that load one VL x VL weight block into a
-    plane (each loads up to ``streams`` rows, at most 32) and the queue slots a block
-    takes on its plane, ``lw`` + ``iw`` + ``mm``: three wherever one ``lw`` loads all
-    rows (``streams >= VL``, what the compiler needs), more on a chip such as ``groq``
-    (ten ``lw`` a block), which only :mod:`lpu.tools.project` models."""
+    plane (each loads up to ``streams`` rows, at most 32; the last an ``lwi``, which
+    installs the block without an ``iw``, ISA 1.2) and the queue slots a block takes on
+    its plane, the loads + ``mm``: two wherever one ``lwi`` loads all rows (``streams >=
+    VL``, what the compiler needs), more on a chip such as ``groq`` (ten loads a block),
+    which only :mod:`lpu.tools.project` models."""
     lw = max(1, math.ceil(cfg.vl / min(cfg.streams, 32)))
-    return lw, lw + 2
+    return lw, lw + 1
 
 
 def _unit(n: Node) -> str:
@@ -520,7 +521,7 @@ def critical_path(g: Graph, cfg: ChipConfig) -> tuple[int, dict[int, int], dict[
             res[n.id] = ready(n, "sxm") + d_rot
         elif n.kind == "store":
             res[n.id] = ready(n, "mem") + 1  # the write's SRAM cycle
-        else:  # mm chain on one plane: lw, iw, mm per block (block_slots queue slots)
+        else:  # mm chain on one plane: lwi, mm per block (block_slots queue slots)
             t_mm = -slots
             t_last = 0
             for a in n.args:
@@ -532,7 +533,7 @@ def critical_path(g: Graph, cfg: ChipConfig) -> tuple[int, dict[int, int], dict[
             start = 0
             if n.kind == "mmt" or n.deps:
                 # a block written this step: read (1), to the SXM (transpose) or straight
-                # to the plane, lw (1), iw (1), then the mm
+                # to the plane, lwi (1), its install (1), then the mm
                 for dep in n.deps:
                     via = (lat.hop("mem", "sxm") + d_tr + lat.hop("sxm", "mxm")
                            if n.kind == "mmt" else lat.hop("mem", "mxm"))
@@ -603,11 +604,11 @@ def throughput(g: Graph, cfg: ChipConfig) -> dict[str, float]:
         elif n.kind in ("mm", "mmt"):
             blocks = len(n.args) if n.kind == "mm" else max(len(n.args), 1)
             share = n.meta.get("share")
-            # a block's lw and iw serve every sequence of a shared tile group
+            # a block's loads serve every sequence of a shared tile group
             first = share is None or share not in seen or seen[share] % cfg.mxm_acc_slots == 0
             if share is not None:
                 seen[share] = seen.get(share, 0) + 1
-            c["mxm"] += blocks * ((lw_per_block + 1) * first + 1)
+            c["mxm"] += blocks * (lw_per_block * first + 1)
             c["mem_words"] += blocks * vl
             if n.kind == "mmt":
                 c["sxm"] += blocks  # the transpose

@@ -30,13 +30,22 @@ static checker verifies the result.
 Persistent data
 ---------------
 Weight blocks (``VL x VL`` int8) are spread four rows per MEM slice over ``VL/4`` slices
-of the hemisphere of the MXM plane that uses them, so one ``lw`` loads all ``VL`` rows in
-one cycle; the KV cache (K blocks read transposed through the SXM, V blocks as weights)
-likewise, the K blocks of a KV head alternating hemispheres block by block, its V blocks
-in one hemisphere; host vectors (constants, norm weights, scales) have a copy in both
-hemispheres. The output tiles of all matrices take the two planes in turn. Tiles that
-read one block (the sequences of a batch for a weight block, the query heads of a KV
-head for a KV block) are placed together: one ``lw`` and ``iw`` a block, an ``mm`` each.
+of the hemisphere of the MXM plane that uses them, so one ``lwi`` (ISA 1.2: load and
+install, no ``iw``) loads all ``VL`` rows in one cycle; the KV cache (K blocks read
+transposed through the SXM, V blocks as weights) likewise, the K blocks of a KV head
+alternating hemispheres block by block, its V blocks in one hemisphere; host vectors
+(constants, norm weights, scales) have a copy in both hemispheres. The output tiles of
+all matrices take the two planes in turn. Tiles that read one block (the sequences of a
+batch for a weight block, the query heads of a KV head for a KV block) are placed
+together: one ``lwi`` a block, an ``mm`` each.
+
+MXM tiles
+---------
+A plane takes two queue slots a block (``lwi``, ``mm``); its tiles go in one after the
+other, each placed as its inputs are (a block once its input is placed, the last when
+the tile is ready), and a tile of many blocks shares its plane with the next tile of
+the same inputs (block by block, an accumulator slot each), so neither waits for the
+last input to start.
 """
 
 from __future__ import annotations
@@ -57,6 +66,13 @@ from lpu.isa import BY_MNEMONIC, E, W, make
 from .graph import Graph, GraphOps, Latency, block_slots, trace_step
 from .kernels import MemAlloc, Tensor
 from .sched import Flow, SchedError, Scheduler
+
+# A job of several tiles (kt-major, an accumulator slot each) only for tiles of many
+# blocks, whose inputs arrive over a long span (the embedding's one-hot vectors); two
+# tiles a job. Measured on the shipped model: jobs for the down projection's ten blocks,
+# or of three or four tiles, cost cycles.
+_JOB_MIN_BLOCKS = 12
+_JOB_TILES = 2
 
 __all__ = ["ListScheduler", "ScheduledStep", "schedule_step"]
 
@@ -998,19 +1014,19 @@ class ListScheduler:
         return flows
 
     def _load_rows(self, plane: str, parts, tl: int) -> bool:
-        """lw of all VL rows at tl, read from the block's slices so they meet the plane."""
+        """lwi of all VL rows at tl, read from the block's slices so they meet the plane."""
         s = self.s
         pm = s.qpos[plane]
         flows = self._read_parts(parts, pm, tl)
         if flows is None:
             return False
-        ok, _ = s.try_unit(plane, tl, "lw", flows, None, [], 0,
+        ok, _ = s.try_unit(plane, tl, "lwi", flows, None, [], 0,
                            fixed={"row": 0, "count": self.vl})
         return ok
 
     def _load_rows_t(self, plane: str, parts, tl: int) -> bool:
         """The block read onto VL streams, transposed by the SXM next to the plane, and
-        loaded in one lw at tl."""
+        loaded in one lwi at tl."""
         s = self.s
         pm = s.qpos[plane]
         sxm = "sxm_" + plane[4]
@@ -1025,7 +1041,7 @@ class ListScheduler:
         ok, tf = s.try_unit(sxm, ts, "transpose", flows, E if pm > ps else W, [pm], self.vl)
         if not ok:
             return False
-        ok, _ = s.try_unit(plane, tl, "lw", {"src": tf}, None, [], 0,
+        ok, _ = s.try_unit(plane, tl, "lwi", {"src": tf}, None, [], 0,
                            fixed={"row": 0, "count": self.vl})
         return ok
 
@@ -1033,41 +1049,56 @@ class ListScheduler:
         """One output tile: per block lw (all rows), iw, then mm / mmacc of its input."""
         return self.place_mm_group([n])
 
-    def place_mm_group(self, members):
+    def place_mm_group(self, members, k0: int = 0, k1: int | None = None):
         """Output tiles of one weight tile (the sequences of a batch): per block one lw
         of all rows and one iw, then an mm / mmacc of each member's input into its own
-        accumulator slot; the last block sends each member's result."""
+        accumulator slot; the last block sends each member's result. Blocks `k0` up to
+        `k1` only."""
+        blocks = members[0].meta["blocks"]
+        return self._place_blocks(members[0], [
+            (blocks[k], [(m, k, slot) for slot, m in enumerate(members)])
+            for k in range(k0, len(blocks) if k1 is None else k1)])
+
+    def place_mm_job(self, tiles, k0: int = 0, k1: int | None = None):
+        """Output tiles of one plane with the same inputs, each in its own accumulator
+        slot, placed input by input: block k of every tile before block k + 1 of any
+        (blocks `k0` up to `k1`), so input k is used as soon as it is placed."""
+        blocks = tiles[0].meta["blocks"]
+        return self._place_blocks(tiles[0], [
+            (m.meta["blocks"][k], [(m, k, slot)])
+            for k in range(k0, len(blocks) if k1 is None else k1)
+            for slot, m in enumerate(tiles)])
+
+    def _place_blocks(self, n0, steps):
+        """Per step ``(block, [(tile, k, slot)])``: lwi of the block (all rows), then the
+        mm / mmacc of each tile's input k into its slot, on the plane of `n0`, in order; a
+        tile's last block sends its result. Returns the first mm's cycle."""
         s = self.s
-        n0 = members[0]
         plane = self._plane_of(n0)
         pm = s.qpos[plane]
         hemi = plane[4]
-        transposed = n0.kind == "mmt"
-        blocks = n0.meta["blocks"]
+        load = self._load_rows_t if n0.kind == "mmt" else self._load_rows
         d_mm = BY_MNEMONIC["mm"].d(self.S)
-        # the plane's queue: lw of block k+1 may come right after the iw of block k (the
-        # shadow is free again), its iw after the last mm of block k (the active weights)
-        lw_min, iw_min = self.plane_free.get(plane, (0, 0))
+        # the plane's queue: the lwi of block k+1 comes after that of block k, and it
+        # installs (two cycles on) no earlier than the last mm of block k (which uses the
+        # active weights of its cycle); the mm of block k + 1 from its install + 1
+        lw_min, mm_last = self.plane_free.get(plane, (0, 0))
         first_mm = None
-        for k, blk in enumerate(blocks):
+        for blk, uses in steps:
             parts = self._block_parts(blk)
-            load = self._load_rows_t if transposed else self._load_rows
-            last = k == len(blocks) - 1
             placed = False
-            for tl in range(lw_min, lw_min + self.max_wait):
+            t0 = max(lw_min, mm_last - 2)
+            for tl in range(t0, t0 + self.max_wait):
                 if not s.queue_free(plane, tl):
                     continue
                 s.begin()
                 if not load(plane, parts, tl):
                     s.rollback()
                     continue
-                ti = max(tl + 2, iw_min)
-                while not s.queue_free(plane, ti):
-                    ti += 1
-                s._emit(plane, ti, "iw")
-                tm = ti + 1
+                tm = tl + 3
                 ok = True
-                for slot, m in enumerate(members):
+                for m, k, slot in uses:
+                    last = k == len(m.meta["blocks"]) - 1
                     tm = self._place_member_mm(m, k, slot, plane, pm, hemi, last, tm, d_mm)
                     if tm is None:
                         ok = False
@@ -1077,13 +1108,14 @@ class ListScheduler:
                     tm += 1
                 if ok:
                     s.commit()
-                    lw_min, iw_min = ti - 1, tm
+                    lw_min, mm_last = tl + 1, tm - 1
                     placed = True
                     break
                 s.rollback()
             if not placed:
-                raise SchedError(f"could not place block {k} of tile node {n0.id}")
-        self.plane_free[plane] = (lw_min, iw_min)
+                m, k, _ = uses[0]
+                raise SchedError(f"could not place block {k} of tile node {m.id}")
+        self.plane_free[plane] = (lw_min, mm_last)
         return first_mm
 
     def _place_member_mm(self, m, k, slot, plane, pm, hemi, last, t_from, d_mm):
@@ -1153,6 +1185,51 @@ class ListScheduler:
                 for i in ids[c:c + k]:
                     group_of[i] = (key, c)
         sizes = Counter(group_of.values())  # members per group
+        # Without a batch, tiles are placed as their inputs are: once the first input of
+        # a plane's next tile is placed, that tile and the plane's other tiles of the same
+        # inputs (one accumulator slot each) form a job that holds the plane; each input
+        # placed adds its block of every tile of the job, so the loads take the MEM
+        # queue slots before the VXM work placed after them, and the last input costs a
+        # block a tile rather than whole tiles. The last blocks go in when the tiles are
+        # ready, as any node. A job starts only at the plane's first tile (in trace order)
+        # not placed, so no tile it waits for can be waiting for the plane.
+        nodes = self.g.nodes
+        plane_of = {n.id: self._plane_of(n) for n in nodes if n.kind in ("mm", "mmt")}
+        order: dict[str, list[int]] = {}
+        for i in plane_of:
+            order.setdefault(plane_of[i], []).append(i)
+        first = dict.fromkeys(order, 0)  # per plane: its first tile not placed yet
+        job_of: dict[int, list[int]] = {}  # tile -> the tiles of its job
+        partial: dict[int, int] = {}  # job (its first tile) -> its next block
+        claim: dict[str, int] = {}  # plane -> the job placing its blocks
+        deferred: dict[str, list[int]] = {}  # plane -> ready tiles waiting for it
+        finished: set[int] = set()
+        placed = {n.id for n in nodes if n.kind == "host"}
+
+        def progress(c: int):
+            pl, n = plane_of[c], nodes[c]
+            job = job_of.get(c)
+            if job is None:
+                if c in group_of and sizes[group_of[c]] > 1:
+                    return  # a batch group: placed together once all are ready
+                tiles = order[pl]
+                if pl in claim or tiles[first[pl]] != c or n.args[0] not in placed \
+                        or any(d not in placed for d in n.deps):
+                    return
+                size = min(k, _JOB_TILES if len(n.args) >= _JOB_MIN_BLOCKS else 1)
+                job = [c] + [t for t in tiles[first[pl] + 1:first[pl] + 2 * k]
+                             if t not in finished and nodes[t].args == n.args
+                             and nodes[t].deps == n.deps and nodes[t].kind == n.kind][:size - 1]
+                for t in job:
+                    job_of[t] = job
+                claim[pl] = c
+            k0 = kk = partial.get(job[0], 0)
+            while kk < len(n.args) - 1 and n.args[kk] in placed:
+                kk += 1
+            if kk > k0:
+                self.place_mm_job([nodes[t] for t in job], k0, kk)
+                partial[job[0]] = kk
+
         while heap:
             _, nid = heapq.heappop(heap)
             nid = -nid
@@ -1164,24 +1241,45 @@ class ListScheduler:
                 self.place_store(n)
             elif n.kind == "sxm":
                 self.place_sxm(n)
-            elif nid in group_of and sizes[group_of[nid]] > 1:
-                w = waiting.setdefault(group_of[nid], [])
-                w.append(n)
-                if len(w) < sizes[group_of[nid]]:
-                    continue  # wait for the other sequences' inputs
-                pm = self.s.qpos[self._plane_of(n)]  # the member whose input is first
-                done = sorted(w, key=lambda m: (self.earliest(m.args[0], pm),
-                                                m.meta.get("seq", 0), m.id))
-                self.place_mm_group(done)
+            elif nid in finished:
+                continue  # placed with its job
             else:
-                self.place_mm(n)
+                pl = plane_of[nid]
+                job = job_of.get(nid, [nid])
+                if claim.get(pl, job[0]) != job[0]:
+                    deferred.setdefault(pl, []).append(nid)
+                    continue
+                if nid in group_of and sizes[group_of[nid]] > 1:
+                    w = waiting.setdefault(group_of[nid], [])
+                    w.append(n)
+                    if len(w) < sizes[group_of[nid]]:
+                        continue  # wait for the other sequences' inputs
+                    pm = self.s.qpos[pl]  # the member whose input is first
+                    done = sorted(w, key=lambda m: (self.earliest(m.args[0], pm),
+                                                    m.meta.get("seq", 0), m.id))
+                    self.place_mm_group(done)
+                else:
+                    self.place_mm_job([nodes[t] for t in job], partial.pop(job[0], 0))
+                    done = [nodes[t] for t in job]
+                    claim.pop(pl, None)
+                finished.update(m.id for m in done)
+                tiles = order[pl]
+                while first[pl] < len(tiles) and tiles[first[pl]] in finished:
+                    first[pl] += 1
+                for c in deferred.pop(pl, []):
+                    heapq.heappush(heap, (-rank[c], -c))
             for m in done:
+                placed.add(m.id)
                 for a in m.args:
                     self._consumed(a)
                 for c in dependents[m.id]:
                     indeg[c] -= 1
                     if indeg[c] == 0:
                         heapq.heappush(heap, (-rank[c], -c))
+                    elif c in plane_of:
+                        progress(c)
+        if deferred:
+            raise SchedError(f"MXM tiles {sorted(sum(deferred.values(), []))} never placed")
 
     def _consumed(self, a: int):
         self.pending[a] -= 1
