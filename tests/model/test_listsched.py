@@ -179,3 +179,32 @@ def test_the_linear_layers_of_one_input_split_evenly_between_the_planes():
     for x, per in by_input.items():
         most = max(len(n.args) for n in st.graph.nodes if n.kind == "mm" and n.args[0] == x)
         assert abs(per.get("mxm_w0", 0) - per.get("mxm_e0", 0)) <= most, (x, per)
+
+
+def test_the_embeddings_two_tiles_of_a_plane_go_block_by_block():
+    """The embedding's tiles (sixteen blocks each) share each plane two at a time, block
+    by block, an accumulator slot each: the second tile's products start before the
+    first tile's last one, and each tile's sixteen go to its own slot."""
+    from lpu.golden.model.checkpoint import load_builtin
+    from lpu.golden.schedule import timeline
+
+    st = schedule_step(load_builtin(), SMALL, 3)
+    g = st.graph
+    emb = [n for n in g.nodes if n.kind == "mm" and n.algo == "decode_step"]
+    assert len(emb) == 4 and all(len(n.args) == 16 for n in emb)
+    names = [q.name for q in SMALL.queues]
+    mm_by_plane: dict[str, list] = {}
+    for d in timeline(SMALL, st.program).dispatches:
+        q = names[d.queue]
+        if q.startswith("mxm") and d.instr.info.mnemonic in ("mm", "mmacc"):
+            mm_by_plane.setdefault(q, []).append((d.t, d.instr.slot))
+    planes = {st.placed[n.id][0] for n in emb}
+    assert planes == {"mxm_w0", "mxm_e0"}
+    for p in planes:
+        # the embedding's 32 products on this plane come first: 16 blocks of two tiles
+        first = sorted(mm_by_plane[p])[:32]
+        slots = [s for _, s in first]
+        assert sorted(set(slots)) == [0, 1] and slots.count(0) == slots.count(1) == 16
+        t_last0 = max(t for t, s in first if s == 0)
+        t_first1 = min(t for t, s in first if s == 1)
+        assert t_first1 < t_last0
