@@ -1045,19 +1045,14 @@ class ListScheduler:
                            fixed={"row": 0, "count": self.vl})
         return ok
 
-    def place_mm(self, n):
-        """One output tile: per block lw (all rows), iw, then mm / mmacc of its input."""
-        return self.place_mm_group([n])
-
-    def place_mm_group(self, members, k0: int = 0, k1: int | None = None):
-        """Output tiles of one weight tile (the sequences of a batch): per block one lw
-        of all rows and one iw, then an mm / mmacc of each member's input into its own
-        accumulator slot; the last block sends each member's result. Blocks `k0` up to
-        `k1` only."""
+    def place_mm_group(self, members):
+        """Output tiles of one weight tile (the sequences of a batch): per block one lwi
+        of all rows, then an mm / mmacc of each member's input into its own accumulator
+        slot; the last block sends each member's result."""
         blocks = members[0].meta["blocks"]
         return self._place_blocks(members[0], [
-            (blocks[k], [(m, k, slot) for slot, m in enumerate(members)])
-            for k in range(k0, len(blocks) if k1 is None else k1)])
+            (blk, [(m, k, slot) for slot, m in enumerate(members)])
+            for k, blk in enumerate(blocks)])
 
     def place_mm_job(self, tiles, k0: int = 0, k1: int | None = None):
         """Output tiles of one plane with the same inputs, each in its own accumulator
@@ -1185,9 +1180,10 @@ class ListScheduler:
                 for i in ids[c:c + k]:
                     group_of[i] = (key, c)
         sizes = Counter(group_of.values())  # members per group
-        # Without a batch, tiles are placed as their inputs are: once the first input of
-        # a plane's next tile is placed, that tile and the plane's other tiles of the same
-        # inputs (one accumulator slot each) form a job that holds the plane; each input
+        # Tiles other than a batch's groups are placed as their inputs are: once the
+        # first input of a plane's next tile is placed, that tile and the plane's other
+        # tiles of the same inputs (one accumulator slot each) form a job that holds the
+        # plane; each input
         # placed adds its block of every tile of the job, so the loads take the MEM
         # queue slots before the VXM work placed after them, and the last input costs a
         # block a tile rather than whole tiles. The last blocks go in when the tiles are
