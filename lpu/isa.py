@@ -401,14 +401,12 @@ _op(Opcode.MOV32, "mov32", "vxm", "alu", [_sw("dst", "dst", 4), _ha()], 1,
     "Copy a group of four streams.", dtype="i32")
 
 # MXM (weights W[k][n], k = input lane, n = output lane; y[n] = sum_k x[k] * W[k][n])
-_op(Opcode.LW, "lw", "mxm", "lw",
-    [Operand("row", "row", "row", bits=9), _sr("src", "src"),
-     Operand("count", "u", "count", default=1, bits=5)], 1,
+_LW_OPERANDS = [Operand("row", "row", "row", bits=9), _sr("src", "src"),
+                Operand("count", "u", "count", default=1, bits=5)]
+_op(Opcode.LW, "lw", "mxm", "lw", _LW_OPERANDS, 1,
     "Load weight rows row..row+count-1 of the shadow buffer from streams "
     "src..src+count-1 (int8; cycle t in, shadow written in cycle t+1).", steps="row")
-_op(Opcode.LWI, "lwi", "mxm", "lw",
-    [Operand("row", "row", "row", bits=9), _sr("src", "src"),
-     Operand("count", "u", "count", default=1, bits=5)], 2,
+_op(Opcode.LWI, "lwi", "mxm", "lw", _LW_OPERANDS, 2,
     "Load and install (ISA 1.2): as lw, then the shadow is installed as an iw "
     "dispatched at t+2 would install it (as it was at the end of t+1, these rows "
     "included); an mm from t+3 on uses them. No queue slot at t+2 is taken.", steps="row")
