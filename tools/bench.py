@@ -44,6 +44,7 @@ from lpu.tools.area import block_utilisation
 from lpu.tools.compiler.decode import decode
 from lpu.tools.compiler.graph import schedule_gap
 from lpu.tools.compiler.listsched import schedule_step
+from lpu.tools.compiler.timeline import utilisation
 from lpu.tools.rtl_decode import decode as rtl_decode
 from lpu.tools.synth import synth
 
@@ -183,6 +184,7 @@ def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n", batch: int = 1,
     limit = max(mean_bounds, key=mean_bounds.get)
     tput = {k_: v for k_, v in mean_bounds.items() if k_.startswith("throughput")}
     t_limit = max(tput, key=tput.get)
+    gap, slot_use = _last_step(cfg, k - 1, batch, r.context)
     out = {
         "model": "bytes-llama (builtin)", "config": cfg.name, "steps": k, "batch": batch,
         "cycles_per_step": round(r.cycles_per_step, 1),
@@ -193,7 +195,8 @@ def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n", batch: int = 1,
         "largest_throughput_bound": t_limit,
         "ratio_to_throughput": round(r.cycles_per_step / tput[t_limit], 2),
         "critical_path_breakdown": r.bounds[-1]["breakdown"],
-        "schedule_gap_breakdown": _gap(cfg, k - 1) if batch == 1 else None,
+        "schedule_gap_breakdown": gap,
+        "slot_use_last_step": slot_use,
         "bound_cycles_per_token": round(float(np.mean(r.bound_cycles)), 1),
         "ratio_to_bound": round(r.ratio_to_bound, 2),
         "tokens_per_s_at_clock": round(r.tokens_per_s, 1), "clock_mhz": cfg.clock_mhz,
@@ -220,10 +223,14 @@ def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n", batch: int = 1,
     return out
 
 
-def _gap(cfg, pos: int) -> dict:
-    """Cycles the schedule of step `pos` loses against its critical path, by algorithm."""
-    st = schedule_step(load_builtin(), cfg, pos)
-    return schedule_gap(st.graph, cfg, st.result)
+def _last_step(cfg, pos: int, batch: int, context: int) -> tuple[dict | None, dict]:
+    """The step at `pos` scheduled again: the cycles its schedule loses against its
+    critical path, by algorithm (one sequence only: None with a batch), and the fraction
+    of each slice kind's queue slots that dispatch an instruction over the whole step."""
+    st = schedule_step(load_builtin(), cfg, pos, context, batch=batch)
+    gap = schedule_gap(st.graph, cfg, st.result) if batch == 1 else None
+    use = utilisation(cfg, st.program, bins=1)
+    return gap, {k: round(float(v[0]), 3) for k, v in use.kinds.items()}
 
 
 def _bench_mem(cfg, seed=0) -> dict:

@@ -136,6 +136,8 @@ def run(args) -> int:
                 f"{k} {v}" for k, v in r["bounds_cycles_per_step"].items()))
             print("critical path by algorithm (cycles): " + ", ".join(
                 f"{k} {v}" for k, v in r["critical_path_breakdown"].items()))
+            print("queue slots dispatching, by slice kind (last step): " + ", ".join(
+                f"{k} {100 * v:.0f}%" for k, v in r["slot_use_last_step"].items()))
             if r["schedule_gap_breakdown"] is not None:
                 print("schedule minus critical path, by algorithm (cycles, last step): " +
                       ", ".join(f"{k} {v}" for k, v in r["schedule_gap_breakdown"].items()))

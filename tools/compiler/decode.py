@@ -56,6 +56,7 @@ class DecodeResult:
     run_s: float = 0.0
     clock_mhz: float | None = None
     batch: int = 1  # sequences decoded together; cycles are per step (all of them)
+    context: int = 0  # the context the steps were compiled for (tokens)
     batch_tokens: list[list[int]] = field(default_factory=list)  # generated, per sequence
     batch_texts: list[str] = field(default_factory=list)
     #: RTL backends: the RTL's cycles, seconds from START to the end of each run
@@ -176,6 +177,7 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
     cfg = None
     res = DecodeResult(tokens, [], "", backend, None)
     res.batch = batch
+    res.context = ctx
     if backend == "reference":
         caches = [KVCache.for_config(m.config, ctx) for _ in range(batch)]
 
