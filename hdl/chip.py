@@ -45,10 +45,13 @@ shows, every cycle, what the golden model reports as events (docs/trace.md):
 
 A second output, ``trace_bits`` (``packed=True``, the default), carries the same bits
 packed into one vector (:func:`trace_fields` gives each signal's offset), so a bench
-reads one value per cycle. The Verilog of a traced top (:func:`to_verilog`) has no
-``trace_bits``: Yosys' RTLIL refuses wires of 65,536 bits or more (``small``'s trace is
-66,813 bits), so the bench top over the Verilog (:func:`lpu.sim.recorder.bench_top`)
-packs the ``trace`` ports itself, in :func:`trace_fields` order. Turning the port into
+reads one value per cycle. The Verilog of a traced top (:func:`to_verilog`) and the
+chip on Amaranth's simulator have no ``trace_bits``: Yosys' RTLIL refuses wires of
+65,536 bits or more and Amaranth's simulator values of more than 65,536 bits
+(``small``'s trace is 66,813 bits), so the bench top over the Verilog
+(:func:`lpu.sim.recorder.bench_top`) packs the ``trace`` ports itself, in
+:func:`trace_fields` order, and the Amaranth benches (:func:`lpu.sim.lockstep.sim_chip`)
+read the fields. Turning the port into
 :class:`~lpu.trace.Event` tuples is testbench work and lives in :mod:`lpu.sim.trace`.
 Synthesis builds use ``trace=False``.
 

@@ -48,7 +48,6 @@ from amaranth.sim import Simulator
 
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
-from lpu.hdl.chip import Chip as HdlChip
 from lpu.hostmap import RegisterMap
 from lpu.program import Program
 
@@ -56,7 +55,7 @@ from . import verilator as vl
 from .bulk import BulkRun, Expected, compare_recording
 from .cocotb_runner import JOB_ENV, build_chip
 from .hostbus import SimBus
-from .lockstep import LockstepResult, record_run
+from .lockstep import LockstepResult, record_run, sim_chip
 from .recorder import PLUSARG, Pipe, RecorderError, record_bytes
 from .trace import port_chip
 
@@ -275,7 +274,7 @@ class AmaranthSession:
         if 0 < sys.get_int_max_str_digits() < 1 << 20:  # as AmaranthBackend.build
             sys.set_int_max_str_digits(0)
         self.built = time.perf_counter()
-        dut = HdlChip(self.cfg, trace=True, fault=self.fault)
+        dut = sim_chip(self.cfg, fault=self.fault)
         for name, sl in zip(self.names, dut.mem_slices, strict=True):
             if name in sram:
                 sl.preload(sram[name])
