@@ -83,7 +83,7 @@ from .vxm import VxmSlice
 from .vxm_alu import VxmAlu
 
 __all__ = ["Chip", "TraceSignature", "SLICE_CLASSES", "build_top", "port_description",
-           "shared_module", "to_verilog", "trace_fields", "verilog_of_top"]
+           "shared_module", "to_verilog", "trace_fields", "trace_width", "verilog_of_top"]
 
 #: The HDL class of each slice kind.
 SLICE_CLASSES = {"mem": MemSlice, "vxm": VxmSlice, "mxm": MxmSlice, "sxm": SxmSlice}
@@ -258,6 +258,11 @@ class Chip(wiring.Component):
             if "trace_bits" in self.signature.members:
                 m.d.comb += self.trace_bits.eq(Cat(v for v, _, _ in trace_fields(self)))
         return m
+
+
+def trace_width(chip: Chip) -> int:
+    """Bits of the trace port: the width of ``trace_bits``, packed or not."""
+    return sum(w for _, _, w in trace_fields(chip))
 
 
 def trace_fields(chip: Chip) -> list:

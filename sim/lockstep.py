@@ -74,7 +74,7 @@ from lpu.errors import LpuError
 from lpu.golden.chip import Chip as GoldenChip
 from lpu.golden.schedule import effects, timeline
 from lpu.hdl.chip import Chip as HdlChip
-from lpu.hdl.chip import trace_fields
+from lpu.hdl.chip import trace_fields, trace_width
 from lpu.hdl.host import RegisterMap
 from lpu.isa import IsaError, Opcode, decode
 from lpu.program import Program
@@ -301,15 +301,15 @@ def sim_chip(cfg: ChipConfig, **kw) -> HdlChip:
     return HdlChip(cfg, trace=True, packed=False, **kw)
 
 
-async def record_run(ctx, dut, limit: int):
+async def record_run(ctx, dut, limit: int, live: dict | None = None):
     """From cycle 0 of a run (an Amaranth testbench's `ctx`, the chip `dut` with its trace
     port, packed or not) until RUNNING falls, or `limit` cycles have passed: ``(cycles,
     trace, running)`` as :mod:`lpu.sim.recorder` records the Verilog (the cycles with an event,
     their ``trace_bits`` as uint8 [n, bytes] little-endian, the cycles the chip ran:
-    above `limit` if it had not finished)."""
+    above `limit` if it had not finished). `live`: its ``"cycle"`` is set to the cycle
+    reached every 256 cycles (for progress lines)."""
     fields = trace_fields(dut)
-    width = sum(w for _, _, w in fields)
-    mask, nbytes = event_mask(dut), 4 * -(-width // 32)
+    mask, nbytes = event_mask(dut), 4 * -(-trace_width(dut) // 32)
     cycles, rows, c = [], [], 0
     get = ctx.get
     while get(dut.trace.running):
@@ -323,6 +323,8 @@ async def record_run(ctx, dut, limit: int):
             rows.append(bits.to_bytes(nbytes, "little"))
         await ctx.tick()
         c += 1
+        if live is not None and not c & 255:
+            live["cycle"] = c
         if c > limit:
             break
     trace = np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), nbytes)

@@ -250,10 +250,12 @@ class AmaranthSession:
     :class:`amaranth.sim.Simulator` for the whole session, advanced only while a run is
     asked for (between runs it waits, its state kept).
 
-    The same contract, with two differences: the first run's SRAM is the memories'
-    power-up contents (:meth:`lpu.hdl.mem.MemSlice.preload`) instead of bus writes,
-    which on Amaranth's simulator would take minutes (its later runs' `writes` go
-    through the bus); and the trace is sampled by the testbench every cycle
+    The same contract, with two differences: the first run's SRAM and program are the
+    memories' power-up contents (:meth:`lpu.hdl.mem.MemSlice.preload`,
+    :meth:`lpu.hdl.icu.Icu.preload`; the host still writes every queue's length)
+    instead of bus writes, which on Amaranth's simulator would take minutes (a decode
+    step of ``small`` is about 25,000 instruction words; later runs' `writes` and
+    program words go through the bus); and the trace is sampled by the testbench every cycle
     (:func:`lpu.sim.lockstep.record_run`, Python per cycle), then compared in bulk."""
 
     simulator = "amaranth"
@@ -270,7 +272,7 @@ class AmaranthSession:
     def nonzero(self, sram: dict):
         return _nonzero(self.cfg, self.names, sram)
 
-    def _build(self, sram: dict):
+    def _build(self, sram: dict, program: Program):
         if 0 < sys.get_int_max_str_digits() < 1 << 20:  # as AmaranthBackend.build
             sys.set_int_max_str_digits(0)
         self.built = time.perf_counter()
@@ -278,6 +280,7 @@ class AmaranthSession:
         for name, sl in zip(self.names, dut.mem_slices, strict=True):
             if name in sram:
                 sl.preload(sram[name])
+        dut.icu.preload(program)
         top = Module()
         top.domains.sync = cd = ClockDomain("sync")
         top.submodules.chip = dut
@@ -285,7 +288,8 @@ class AmaranthSession:
         sim.add_clock(1e-6, domain="sync")
         regs = RegisterMap(self.cfg)
         bus = SimBus(dut.bus, regs)
-        imem: dict = {}
+        # what the instruction memories hold: the first program, preloaded
+        imem: dict = {q: list(w) for q, w in program.queues.items()}
 
         async def bench(ctx):
             while True:
@@ -303,8 +307,9 @@ class AmaranthSession:
                     writes += regs.chunks * self.cfg.superlanes + 1
                 writes += await bus.load_program(ctx, job["program"], imem)
                 t1 = time.perf_counter()
+                self.live["phase"] = "running on Amaranth's simulator"
                 await bus.start(ctx)
-                cycles, trace, c = await record_run(ctx, dut, self.max_cycles)
+                cycles, trace, c = await record_run(ctx, dut, self.max_cycles, self.live)
                 t2 = time.perf_counter()
                 status = await bus.status(ctx)
                 end = await bus.read(ctx, regs.CYCLE)
@@ -332,7 +337,7 @@ class AmaranthSession:
         program.check_config(cfg)
         if self._sim is None:  # the first run's SRAM: the memories' power-up contents
             self.live = {"phase": "building the simulation", "cycle": None}
-            self._build(sram)
+            self._build(sram, program)
             writes = None
         if writes is None:
             writes = (np.zeros(0, np.int64), np.zeros(0, np.int64),
@@ -342,7 +347,8 @@ class AmaranthSession:
         golden = Expected(cfg, program, sram, check=not checked)
         t_golden = time.perf_counter() - t0
         self._job = job = {"program": program, "writes": writes, "reads": regions, "out": None}
-        self.live = {"phase": "loading and running on Amaranth's simulator", "cycle": None}
+        self.live = {"phase": "the host writes the SRAM and the program through the bus",
+                     "cycle": None}
         while job["out"] is None:
             self._sim.advance()
         out = job["out"]
