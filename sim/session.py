@@ -71,7 +71,9 @@ class SessionRun:
     ``status`` and ``error`` (the host's registers after it; None after a divergence),
     ``reads`` (per region asked for: uint8 [n, VL]), ``seconds`` (load: bus writes;
     run: START to the end; compare; golden: the golden model's check and run) and
-    ``bus_writes`` (host bus accesses to load the run)."""
+    ``bus_writes`` (host bus accesses to load the run); ``preloaded``: the SRAM and
+    program were the memories' power-up contents, not bus writes (an
+    :class:`AmaranthSession`'s first run)."""
 
     lockstep: LockstepResult
     status: int | None
@@ -82,6 +84,7 @@ class SessionRun:
     cycles: int = 0  # up to the RTL's last event, inclusive (as lpu.golden.chip.RunResult)
     running: int = 0  # the cycles the RTL ran (to the end of the run and its drain)
     golden: object = None  # the golden chip after the run (lpu.golden.chip.Chip)
+    preloaded: bool = False
 
     @property
     def ok(self) -> bool:
@@ -335,7 +338,8 @@ class AmaranthSession:
         """As :meth:`RtlSession.run`."""
         cfg, n = self.cfg, self.runs
         program.check_config(cfg)
-        if self._sim is None:  # the first run's SRAM: the memories' power-up contents
+        preloaded = self._sim is None
+        if preloaded:  # the first run's SRAM and program: the memories' power-up contents
             self.live = {"phase": "building the simulation", "cycle": None}
             self._build(sram, program)
             writes = None
@@ -365,7 +369,7 @@ class AmaranthSession:
         return SessionRun(res, out["status"] if ok else None, out["error"] if ok else None,
                           out["reads"], {**out["seconds"], "golden": round(t_golden, 3),
                                          "compare": round(bulk.seconds, 3)},
-                          out["bus_writes"], last + 1, out["running"], golden.chip)
+                          out["bus_writes"], last + 1, out["running"], golden.chip, preloaded)
 
     def close(self) -> None:
         self._sim = None
