@@ -242,3 +242,29 @@ def test_a_program_of_isa_1_2_with_a_send_is_refused():
         old.check_config(CFG)
     plain = {q: w for q, w in prog.queues.items() if not q.startswith("c2c")}
     Program(CFG.hash, plain, isa_version=(1, 2)).check_config(CFG)  # no C2C: it loads
+
+
+# -- the directed C2C program on systems of N chips ----------------------------------------------
+
+
+@pytest.mark.parametrize("topology, n, group", [
+    ("pairs", 4, None), ("ring", 3, None), ("full", 4, None), ("full", 6, 3),
+])
+def test_the_directed_c2c_program_moves_every_cable_both_ways(topology, n, group):
+    from lpu.sim.programs.c2c import c2c_directed
+
+    cfg = config.load("tiny").replace(c2c_links=3, c2c_latency=5, c2c_width=3)
+    sc = system.system(cfg, n, topology, group=group)
+    ds = c2c_directed(sc, seed=n)
+    assert sum(len(d.expected) for d in ds) == 2 * len(sc.links)
+    s = System(sc)
+    for chip, d in zip(s.chips, ds, strict=True):
+        for name, words in d.mem_init.items():
+            chip.write_mem(name, 0, words)
+        for ex in d.expected:  # the words are news to the receiver: the check means something
+            assert not np.array_equal(d.mem_init[ex.mem][ex.addr:ex.addr + len(ex.words)],
+                                      ex.words)
+    s.load([d.program for d in ds])
+    s.run()
+    for chip, d in zip(s.chips, ds, strict=True):
+        d.check(chip)
