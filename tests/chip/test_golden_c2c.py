@@ -2,6 +2,7 @@
 against numpy, and the link-schedule checker refusing a missing or mistimed recv with a
 located error (chip, file:line, link, cycle), statically and at run time."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -268,3 +269,29 @@ def test_the_directed_c2c_program_moves_every_cable_both_ways(topology, n, group
     s.run()
     for chip, d in zip(s.chips, ds, strict=True):
         d.check(chip)
+
+
+# -- lpu run --system ---------------------------------------------------------------------------
+
+
+def test_lpu_run_system_runs_both_chips_from_sram_images(tmp_path, capsys):
+    from lpu import cli
+    from lpu.vectors import from_words
+
+    rng = np.random.default_rng(7)
+    a, b, c = (rng.integers(-1000, 1000, (1, CFG.vl)).astype(np.int32) for _ in range(3))
+    np.savez(tmp_path / "m0.npz", mem_w0=a, mem_e0=b)
+    np.savez(tmp_path / "m1.npz", mem_e0=c)
+    out = tmp_path / "out.npz"
+    rc = cli.main(["run", "--system", str(EX / "system.yaml"), str(EX / "chip0.s"),
+                   str(EX / "chip1.s"), "--mem-in", str(tmp_path / "m0.npz"), "--mem-in",
+                   str(tmp_path / "m1.npz"), "--mem-out", str(out),
+                   "--trace", str(tmp_path / "t.jsonl")])
+    text = capsys.readouterr().out
+    assert rc == 0 and "chip 0: " in text and "chip 1: " in text
+    mem = np.load(out)
+    want = (a.astype(np.int64) + b) * c
+    for key in ("chip0.mem_e1", "chip1.mem_w0"):
+        assert np.array_equal(from_words(mem[key][8:12], 1).view(np.int32), want)
+    chips = {json.loads(line)["chip"] for line in (tmp_path / "t.jsonl").read_text().splitlines()}
+    assert chips == {0, 1}
