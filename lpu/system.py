@@ -33,7 +33,7 @@ from pathlib import Path
 from . import config as _config
 from .config import ChipConfig, ConfigError
 
-__all__ = ["SystemConfig", "SystemError", "TOPOLOGIES", "MAX_GROUP", "MAX_CHIPS", "system",
+__all__ = ["SystemConfig", "SystemConfigError", "TOPOLOGIES", "MAX_GROUP", "MAX_CHIPS", "system",
            "load"]
 
 TOPOLOGIES = ("pairs", "ring", "full")
@@ -43,7 +43,7 @@ MAX_CHIPS = 64
 End = tuple[int, int]  # (chip, link)
 
 
-class SystemError(ConfigError):
+class SystemConfigError(ConfigError):
     """A system file or topology is invalid: names the file, the key and the problem."""
 
 
@@ -99,33 +99,34 @@ def system(chip: ChipConfig | str, chips: int, topology: str, *, group: int | No
     where = source
     cfg = _config.load(chip)
     if isinstance(chips, bool) or not isinstance(chips, int) or not 2 <= chips <= MAX_CHIPS:
-        raise SystemError(f"{where}: key 'chips': the number of chips must be a whole number "
-                          f"from 2 to {MAX_CHIPS}, not {chips!r}")
+        raise SystemConfigError(f"{where}: key 'chips': the number of chips must be a whole number "
+                                f"from 2 to {MAX_CHIPS}, not {chips!r}")
     if topology not in TOPOLOGIES:
-        raise SystemError(f"{where}: key 'topology': must be one of {', '.join(TOPOLOGIES)}, "
-                          f"not {topology!r}")
+        raise SystemConfigError(f"{where}: key 'topology': must be one of {', '.join(TOPOLOGIES)}, "
+                                f"not {topology!r}")
     if topology == "full":
         g = chips if group is None else group
         if isinstance(g, bool) or not isinstance(g, int) or not 2 <= g <= MAX_GROUP:
-            raise SystemError(f"{where}: key 'group': a fully connected group has 2 to "
-                              f"{MAX_GROUP} chips, not {g!r}")
+            raise SystemConfigError(f"{where}: key 'group': a fully connected group has 2 to "
+                                    f"{MAX_GROUP} chips, not {g!r}")
         if chips % g:
-            raise SystemError(f"{where}: key 'chips': {chips} chips do not make groups of {g}")
+            raise SystemConfigError(f"{where}: key 'chips': {chips} chips do not make groups "
+                                    f"of {g}")
     else:
         if group is not None:
-            raise SystemError(f"{where}: key 'group': only a 'full' topology has groups "
-                              f"(this one is {topology!r})")
+            raise SystemConfigError(f"{where}: key 'group': only a 'full' topology has groups "
+                                    f"(this one is {topology!r})")
         g = 2 if topology == "pairs" else chips
         if topology == "pairs" and chips % 2:
-            raise SystemError(f"{where}: key 'chips': pairs need an even number of chips, "
-                              f"not {chips}")
+            raise SystemConfigError(f"{where}: key 'chips': pairs need an even number of chips, "
+                                    f"not {chips}")
     need = _need(topology, g)
     if cfg.c2c_links < need:
         what = f"a fully connected group of {g}" if topology == "full" else f"a {topology} " \
             "topology"
-        raise SystemError(f"{where}: key 'topology': {what} needs {need} C2C links a chip, "
-                          f"but config {cfg.name!r} has {cfg.c2c_links}; set c2c_links: {need} "
-                          "(or more) in the chip's config")
+        raise SystemConfigError(f"{where}: key 'topology': {what} needs {need} C2C links a "
+                                f"chip, but config {cfg.name!r} has {cfg.c2c_links}; set "
+                                f"c2c_links: {need} (or more) in the chip's config")
     return SystemConfig(cfg, chips, topology, g, tuple(_links(topology, chips, g)), source)
 
 
@@ -138,16 +139,16 @@ def load(spec: str | Path | SystemConfig) -> SystemConfig:
         return spec
     path = Path(spec)
     if not path.is_file():
-        raise SystemError(f"{path}: no such system file")
+        raise SystemConfigError(f"{path}: no such system file")
     source = str(path)
     raw = _config._read_yaml(_config._read_text(path), source)
     for key in raw:
         if key not in _KEYS:
-            raise SystemError(f"{source}: unknown key {key!r}; a system file has the keys "
-                              f"{', '.join(_KEYS)}")
+            raise SystemConfigError(f"{source}: unknown key {key!r}; a system file has the keys "
+                                    f"{', '.join(_KEYS)}")
     for key in ("chip", "chips", "topology"):
         if key not in raw:
-            raise SystemError(f"{source}: missing key {key!r}")
+            raise SystemConfigError(f"{source}: missing key {key!r}")
     chip = raw["chip"]
     try:
         if isinstance(chip, dict):
@@ -156,10 +157,10 @@ def load(spec: str | Path | SystemConfig) -> SystemConfig:
             spec_c = chip if not chip.endswith((".yaml", ".yml")) else str(path.parent / chip)
             cfg = _config.load(spec_c)
         else:
-            raise SystemError(f"{source}: key 'chip': must be a preset name, a config file or a "
-                              f"mapping of config keys, not {chip!r}")
-    except SystemError:
+            raise SystemConfigError(f"{source}: key 'chip': must be a preset name, a config "
+                                    f"file or a mapping of config keys, not {chip!r}")
+    except SystemConfigError:
         raise
     except ConfigError as e:
-        raise SystemError(f"{source}: key 'chip': {e}") from None
+        raise SystemConfigError(f"{source}: key 'chip': {e}") from None
     return system(cfg, raw["chips"], raw["topology"], group=raw.get("group"), source=source)

@@ -110,7 +110,7 @@ def test_topologies_cable_each_end_once_and_join_the_right_chips(topology, n, gr
 def test_bad_system_files_are_refused_with_the_file_and_key(tmp_path, text, key):
     f = tmp_path / "s.yaml"
     f.write_text(text)
-    with pytest.raises(system.SystemError) as e:
+    with pytest.raises(system.SystemConfigError) as e:
         system.load(f)
     assert str(e.value).startswith(f"{f}: ") and f"key {key!r}" in str(e.value)
 
