@@ -295,3 +295,13 @@ def test_lpu_run_system_runs_both_chips_from_sram_images(tmp_path, capsys):
         assert np.array_equal(from_words(mem[key][8:12], 1).view(np.int32), want)
     chips = {json.loads(line)["chip"] for line in (tmp_path / "t.jsonl").read_text().splitlines()}
     assert chips == {0, 1}
+
+
+def test_random_programs_on_a_chip_with_links_leave_the_links_alone():
+    from lpu.golden.check import check
+    from lpu.sim.programs.randprog import generate
+
+    for seed in (1, 2):
+        rp = generate(CFG, seed, cycles=40)
+        check(CFG, rp.program)
+        assert rp.program.queues and not any(q.startswith("c2c") for q in rp.program.queues)
