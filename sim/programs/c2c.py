@@ -20,6 +20,9 @@ The timing is docs/timing.md's: a read at ``t`` reaches the C2C slice next to it
 next to it at ``t + 4 + L``. Transfers are placed one after the other, each at the first
 cycle all four of its queue slots are free. The expected words come from the SRAM images
 (a copy: numpy, not the model).
+
+:func:`c2c_random` builds the same kind of program from random transfers (random cable
+ends, counts, streams, repeats and gaps), for a seed.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from lpu.system import load as load_system
 
 from .placer import Directed, DirectedError, Expect
 
-__all__ = ["c2c_directed"]
+__all__ = ["c2c_directed", "c2c_random"]
 
 
 def _edge(cfg, link: int):
@@ -46,28 +49,52 @@ def _edge(cfg, link: int):
 def c2c_directed(sysc: SystemConfig | str, seed: int = 0) -> list[Directed]:
     """The directed C2C program for `sysc`: one :class:`Directed` a chip (see above)."""
     sysc = load_system(sysc)
-    cfg = sysc.chip
-    L, W = cfg.c2c_latency, cfg.c2c_width
+    W, NS = sysc.chip.c2c_width, sysc.chip.streams
+    plan = []
+    for j, end in enumerate(e for cable in sysc.links for e in (cable, cable[::-1])):
+        rep = int(j < 2)  # the first transfer each way repeats (2 copies, 1 cycle apart)
+        count = min(1 + j % W, 4 - rep)  # a repeated read steps within its 4 words
+        plan.append((end, count, rep, j % (NS - count + 1), 1))
+    return _build(sysc, plan, np.random.default_rng(seed), "directed")
+
+
+def c2c_random(sysc: SystemConfig | str, seed: int, transfers: int = 12) -> list[Directed]:
+    """A random C2C program for `sysc`, as :func:`c2c_directed` but with `transfers`
+    transfers over random cable ends (either way), of random counts (1 to
+    ``c2c_width``), streams and repeats, each placed a random 0 to 3 cycles after the
+    first free cycle, so that transfers overlap in flight."""
+    sysc = load_system(sysc)
     rng = np.random.default_rng(seed)
+    W, NS = sysc.chip.c2c_width, sysc.chip.streams
+    ends = [e for cable in sysc.links for e in (cable, cable[::-1])]
+    plan = []
+    for _ in range(transfers):
+        rep = int(rng.random() < 0.3)
+        count = int(rng.integers(1, min(W, 4 - rep) + 1))
+        s = int(rng.integers(0, NS - count + 1))
+        plan.append((ends[int(rng.integers(len(ends)))], count, rep, s, int(rng.integers(0, 4))))
+    return _build(sysc, plan, rng, f"random {seed}")
+
+
+def _build(sysc: SystemConfig, plan, rng, what: str) -> list[Directed]:
+    """One Directed a chip from `plan`: ``(((a, la), (b, lb)), count, repeat, stream,
+    gap)`` per transfer, in order (see the module docstring)."""
+    cfg = sysc.chip
+    L = cfg.c2c_latency
     mems = [q.name for q in cfg.queues if q.kind == "mem"]
     inits = [{m: rng.integers(0, 256, (cfg.mem_words, cfg.vl), dtype=np.uint8) for m in mems}
              for _ in range(sysc.chips)]
     builders = [ProgramBuilder(cfg) for _ in range(sysc.chips)]
     expected: list[list[Expect]] = [[] for _ in range(sysc.chips)]
-    ends = [e for cable in sysc.links for e in (cable, cable[::-1])]
-    if 4 * len(ends) + W > cfg.bank_words:
-        raise DirectedError(f"config {cfg.name}: {len(ends)} transfers do not fit a bank "
+    if 4 * len(plan) + 4 > cfg.bank_words:
+        raise DirectedError(f"config {cfg.name}: {len(plan)} transfers do not fit a bank "
                             f"of {cfg.bank_words} words")
     t0 = 0
-    for j, ((a, la), (b, lb)) in enumerate(ends):
-        rep = int(j < 2)  # the first transfer each way repeats (2 copies, 1 cycle apart)
-        count = min(1 + j % W, 4 - rep)  # a repeated read steps within its 4 words
+    for j, (((a, la), (b, lb)), count, rep, s, gap) in enumerate(plan):
         words = count + rep
-        s = j % (cfg.streams - count + 1)
         qa, ma, da = _edge(cfg, la)
         qb, mb, db = _edge(cfg, lb)
         src, dst = 4 * j, cfg.bank_words + 4 * j
-
         slots = [(a, ma, 0), (a, qa, 2), (b, qb, 2 + L), (b, mb, 4 + L)]
         while not all(not builders[c].busy(q, t0 + x) and not builders[c].busy(q, t0 + x - 1)
                       and not (rep and builders[c].busy(q, t0 + x + 1)) for c, q, x in slots):
@@ -88,11 +115,11 @@ def c2c_directed(sysc: SystemConfig | str, seed: int = 0) -> list[Directed]:
         expected[b].append(Expect(mb, dst, want[dst:dst + words].copy(),
                                   f"chip {a} link {la} -> chip {b} link {lb}: {count} "
                                   f"vector(s){' twice' if rep else ''}"))
-        t0 += 1
+        t0 += gap
     out = []
     for c in range(sysc.chips):
         prog = builders[c].program()
-        out.append(Directed(f"c2c-chip{c}", f"chip {c} of the directed C2C program", prog,
+        out.append(Directed(f"c2c-chip{c}", f"chip {c} of the {what} C2C program", prog,
                             inits[c], expected[c],
                             cycles=max((builders[c].last_cycle(q.name) for q in cfg.queues),
                                        default=-1) + 1))

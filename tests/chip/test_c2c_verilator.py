@@ -3,7 +3,8 @@ instantiated twice, joined by link models: lpu.sim.system_verilator) under cocot
 lockstep with the golden system, on a ring of two chips of examples/c2c/chip.yaml:
 
 * the two-chip example (send, receive, compute on both chips), random SRAM;
-* the directed C2C program (both cables both ways, every count, repeats);
+* the directed C2C program (both cables both ways, every count, repeats), and random
+  C2C programs (lpu.sim.programs.c2c.c2c_random: a fixed seed and LPU_FRESH_SEED);
 * the lockstep sees what crosses the link: against a golden system whose chip 0 holds
   other data, chip 1 diverges at its recv's stream write.
 
@@ -22,7 +23,7 @@ import pytest
 from lpu import system
 from lpu.asm import assemble_file
 from lpu.sim import verilator as vl
-from lpu.sim.programs.c2c import c2c_directed
+from lpu.sim.programs.c2c import c2c_directed, c2c_random
 from lpu.sim.system_lockstep import GoldenSystemBackend, system_lockstep
 
 pytestmark = [pytest.mark.chip, pytest.mark.slow]
@@ -90,3 +91,12 @@ def test_the_directed_c2c_program(built, tmp_path):
     res = system_lockstep(RING, [d.program for d in ds], [d.mem_init for d in ds], dev)
     assert res.ok, res.text()
     assert dev.errors == [None, None]
+
+
+@pytest.mark.parametrize("seed", [3, int(os.environ.get("LPU_FRESH_SEED") or 0)],
+                         ids=["3", "fresh"])
+def test_random_c2c_programs(built, tmp_path, seed):
+    ds = c2c_random(RING, seed, transfers=10)
+    dev = _device(built, tmp_path)
+    res = system_lockstep(RING, [d.program for d in ds], [d.mem_init for d in ds], dev)
+    assert res.ok, f"seed {seed}: {res.text()}"

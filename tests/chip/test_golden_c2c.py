@@ -3,6 +3,7 @@ against numpy, and the link-schedule checker refusing a missing or mistimed recv
 located error (chip, file:line, link, cycle), statically and at run time."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -305,3 +306,26 @@ def test_random_programs_on_a_chip_with_links_leave_the_links_alone():
         rp = generate(CFG, seed, cycles=40)
         check(CFG, rp.program)
         assert rp.program.queues and not any(q.startswith("c2c") for q in rp.program.queues)
+
+
+FRESH = int(os.environ.get("LPU_FRESH_SEED") or 0)
+
+
+@pytest.mark.parametrize("topology, n", [("pairs", 2), ("ring", 3), ("full", 4)])
+@pytest.mark.parametrize("seed", [1, 2, FRESH], ids=["1", "2", "fresh"])
+def test_random_c2c_programs_pass_the_checker_and_move_their_words(topology, n, seed):
+    """Random transfers (lpu.sim.programs.c2c.c2c_random) in flight together; replay a
+    fresh one with LPU_FRESH_SEED."""
+    from lpu.sim.programs.c2c import c2c_random
+
+    cfg = config.load("tiny").replace(c2c_links=3, c2c_latency=2, c2c_width=3)
+    sc = system.system(cfg, n, topology)
+    ds = c2c_random(sc, seed, transfers=14)
+    s = System(sc)
+    for chip, d in zip(s.chips, ds, strict=True):
+        for name, words in d.mem_init.items():
+            chip.write_mem(name, 0, words)
+    s.load([d.program for d in ds])
+    s.run()
+    for chip, d in zip(s.chips, ds, strict=True):
+        d.check(chip)
