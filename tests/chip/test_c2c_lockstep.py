@@ -108,3 +108,17 @@ def test_the_directed_c2c_program_runs_in_lockstep_on_a_ring_of_two():
     res = system_lockstep(RING, [d.program for d in ds], [d.mem_init for d in ds], dev)
     assert res.ok, res.text()
     assert dev.errors == [None, None]
+
+
+def test_the_sxm_beside_the_c2c_slice_runs_its_directed_program():
+    """On a chip with links each SXM sits in an edge slice with its C2C slice (one
+    position, merged stream writes): the SXM's directed program (both SXMs, every op)
+    runs in lockstep there as on a chip without links."""
+    from lpu.sim.lockstep import AmaranthBackend, lockstep
+    from lpu.sim.programs.directed import directed_programs
+
+    d = next(p for p in directed_programs(CFG) if p.name == "sxm")
+    be = AmaranthBackend(CFG)
+    res = lockstep(CFG, d.program, d.mem_init, be)
+    assert res.ok, res.text()
+    assert be.error is None
