@@ -24,6 +24,12 @@ dataflow depth in one numpy operation and leaves the same state, cycle counts an
 results; wherever the interpreter would raise, the dataflow path steps aside
 (before changing any state) and the interpreter runs and raises.
 
+C2C (ISA 1.3): a ``send`` appends its vectors to :attr:`Chip.link_out` and a ``recv``
+takes what :attr:`Chip.link_in` holds for its cycle and link; a system of chips
+(:mod:`lpu.golden.system`) carries them from one chip to the other. A chip on its own
+keeps what it sends, and its ``recv`` finds nothing (an error at that cycle). Programs
+with C2C instructions run on the interpreter.
+
 Usage::
 
     chip = Chip(lpu.config.load("tiny"))

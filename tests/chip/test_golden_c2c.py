@@ -329,3 +329,13 @@ def test_random_c2c_programs_pass_the_checker_and_move_their_words(topology, n, 
     s.run()
     for chip, d in zip(s.chips, ds, strict=True):
         d.check(chip)
+
+
+def test_a_link_the_topology_does_not_cable_is_refused():
+    sc = system.system(CFG, 4, "pairs")  # chip 0's link 0 (west edge) goes nowhere
+    text = ".queue mem_w1\n    read 0, w0\n.queue c2c_w\n    nop 2\n    send 0, w0\n"
+    progs = [assemble(text, CFG, "c0.s")] + [Program(CFG.hash, {}) for _ in range(3)]
+    with pytest.raises(LinkError, match=r"^chip 0, c0\.s:5, cycle 2, queue c2c_w, "
+                                        r"'send 0, w0, 1': sends over link 0, which is not "
+                                        r"cabled in the pairs topology"):
+        check_system(sc, progs)
