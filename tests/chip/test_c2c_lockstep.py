@@ -7,8 +7,12 @@ the configured latency) on Amaranth's simulator, in lockstep with the golden sys
 * the directed C2C program (lpu.sim.programs.c2c) on a ring of two: both cables both ways,
   every count up to the link width, repeated sends and recvs.
 
-Each system build takes about 20 s on Amaranth's simulator; there are two. The C2C slice
-on its own (timing, LINK errors) and the link model: tests/slice/test_hdl_c2c.py.
+* the SXM's directed program on a chip with links (each SXM in an edge slice beside its
+  C2C slice);
+* unchecked, a vector nobody receives is the receiving chip's sticky LINK error.
+
+Each system build takes about 20 s on Amaranth's simulator; there are three. The C2C
+slice on its own (timing, LINK errors) and the link model: tests/slice/test_hdl_c2c.py.
 """
 
 from pathlib import Path
@@ -122,3 +126,26 @@ def test_the_sxm_beside_the_c2c_slice_runs_its_directed_program():
     res = lockstep(CFG, d.program, d.mem_init, be)
     assert res.ok, res.text()
     assert be.error is None
+
+
+def test_a_vector_nobody_receives_is_the_sticky_link_error_of_the_receiving_chip():
+    """Unchecked, the example without chip 1's recv: the vectors chip 0 sends arrive at
+    chip 1's link 0 in cycle 10 and nothing takes them; chip 1's host reads the LINK
+    error there (position sxm_w, unit 1: queue c2c_w), as the golden system raises it
+    (at the send) and the link checker refuses the program."""
+    from lpu.asm import assemble
+    from lpu.golden.system import LinkError, check_system
+    from lpu.hostmap import ErrorCode
+
+    texts = [(EX / f"chip{i}.s").read_text() for i in range(2)]
+    texts[1] = texts[1].replace("    recv 0, e0, 4", "    nop 1")
+    progs = [assemble(t, CFG, f"chip{i}.s") for i, t in enumerate(texts)]
+    with pytest.raises(LinkError):
+        check_system(PAIR, progs)
+    dev = AmaranthSystemBackend(PAIR)
+    dev.run(progs, [_sram(1), _sram(2)])
+    err = dev.errors[1]
+    assert err is not None and err["code"] == ErrorCode.LINK.value
+    assert (err["cycle"], err["position"], err["unit"], err["superlane"]) == \
+        (10, CFG.position("sxm_w").index, 1, 0)
+    assert err["queue"] == CFG.queue("c2c_w").index
