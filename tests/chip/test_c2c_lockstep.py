@@ -5,8 +5,7 @@ the configured latency) on Amaranth's simulator, in lockstep with the golden sys
   SRAM; the lockstep sees what crosses the link: against a golden system whose chip 0
   holds other data, chip 1 diverges at its recv's stream write;
 * the directed C2C program (lpu.sim.programs.c2c) on a ring of two: both cables both ways,
-  every count up to the link width, repeated sends and recvs.
-
+  every count up to the link width, repeated sends and recvs;
 * the SXM's directed program on a chip with links (each SXM in an edge slice beside its
   C2C slice);
 * unchecked, a vector nobody receives is the receiving chip's sticky LINK error.
