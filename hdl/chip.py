@@ -45,10 +45,13 @@ shows, every cycle, what the golden model reports as events (docs/trace.md):
 
 A second output, ``trace_bits`` (``packed=True``, the default), carries the same bits
 packed into one vector (:func:`trace_fields` gives each signal's offset), so a bench
-reads one value per cycle. The Verilog of a traced top (:func:`to_verilog`) has no
-``trace_bits``: Yosys' RTLIL refuses wires of 65,536 bits or more (``small``'s trace is
-66,813 bits), so the bench top over the Verilog (:func:`lpu.sim.recorder.bench_top`)
-packs the ``trace`` ports itself, in :func:`trace_fields` order. Turning the port into
+reads one value per cycle. The Verilog of a traced top (:func:`to_verilog`) and the
+chip on Amaranth's simulator have no ``trace_bits``: Yosys' RTLIL refuses wires of
+65,536 bits or more and Amaranth's simulator values of more than 65,536 bits
+(``small``'s trace is 66,813 bits), so the bench top over the Verilog
+(:func:`lpu.sim.recorder.bench_top`) packs the ``trace`` ports itself, in
+:func:`trace_fields` order, and the Amaranth benches (:func:`lpu.sim.lockstep.sim_chip`)
+read the fields. Turning the port into
 :class:`~lpu.trace.Event` tuples is testbench work and lives in :mod:`lpu.sim.trace`.
 Synthesis builds use ``trace=False``.
 
@@ -89,7 +92,7 @@ from .vxm import VxmSlice
 from .vxm_alu import VxmAlu
 
 __all__ = ["Chip", "TraceSignature", "SLICE_CLASSES", "build_top", "port_description",
-           "shared_module", "to_verilog", "trace_fields", "verilog_of_top"]
+           "shared_module", "to_verilog", "trace_fields", "trace_width", "verilog_of_top"]
 
 #: The HDL class of each slice kind.
 SLICE_CLASSES = {"mem": MemSlice, "vxm": VxmSlice, "mxm": MxmSlice, "sxm": SxmSlice}
@@ -272,6 +275,11 @@ class Chip(wiring.Component):
             if "trace_bits" in self.signature.members:
                 m.d.comb += self.trace_bits.eq(Cat(v for v, _, _ in trace_fields(self)))
         return m
+
+
+def trace_width(chip: Chip) -> int:
+    """Bits of the trace port: the width of ``trace_bits``, packed or not."""
+    return sum(w for _, _, w in trace_fields(chip))
 
 
 def trace_fields(chip: Chip) -> list:

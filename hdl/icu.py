@@ -37,7 +37,10 @@ the host writes meanwhile (a new program and length).
 Instruction memory
 ------------------
 ``cfg.imem_words`` 32-bit words (:class:`amaranth.lib.memory.Memory`) written by the
-host through :attr:`Dispatcher.load`, with the program length. The read port is
+host through :attr:`Dispatcher.load`, with the program length; its power-up contents
+are zero, or the words given to :meth:`Icu.preload` (simulation only: a bench's first
+program without the bus writes, as :meth:`lpu.hdl.mem.MemSlice.preload` does for SRAM;
+the length is still written by the host). The read port is
 synchronous: its address is the *next* value of the program counter, computed
 combinationally, so the word at the program counter is on the read data in every
 cycle without a bubble (the start cycle reads word 0 for cycle 0).
@@ -102,6 +105,7 @@ class Dispatcher(wiring.Component):
             self._MustUse__silence = True
             raise TypeError(f"Dispatcher needs a ChipConfig, not {cfg!r}")
         self._cfg = cfg
+        self.init: list[int] = []  # the instruction memory's power-up words (Icu.preload)
         super().__init__({
             "start": In(1),
             "load": In(ImemLoad(cfg)),
@@ -118,7 +122,7 @@ class Dispatcher(wiring.Component):
         cfg = self._cfg
         words = cfg.imem_words
 
-        m.submodules.imem = imem = Memory(shape=32, depth=words, init=[])
+        m.submodules.imem = imem = Memory(shape=32, depth=words, init=self.init)
         wp = imem.write_port()
         rp = imem.read_port()
         m.d.comb += [wp.addr.eq(self.load.addr), wp.data.eq(self.load.data),
@@ -270,6 +274,7 @@ class Icu(wiring.Component):
             self._MustUse__silence = True
             raise TypeError(f"Icu needs a ChipConfig, not {cfg!r}")
         self._cfg = cfg
+        self._init: dict[int, list[int]] = {}
         n = len(cfg.queues)
         super().__init__({
             "start": In(1),
@@ -280,6 +285,17 @@ class Icu(wiring.Component):
             "parked": Out(n),
         })
 
+    def preload(self, program) -> None:
+        """Power-up contents of the instruction memories: every queue's words of
+        `program` (a :class:`lpu.program.Program`), before elaboration. The lengths are
+        not set: the host writes them."""
+        for q in self._cfg.queues:
+            words = [int(w) for w in program.queues.get(q.name, [])]
+            if len(words) > self._cfg.imem_words:
+                raise ValueError(f"queue {q.name}: {len(words)} words do not fit the "
+                                 f"instruction memory ({self._cfg.imem_words})")
+            self._init[q.index] = words
+
     def elaborate(self, platform):
         m = Module()
         queues = self._cfg.queues
@@ -288,6 +304,7 @@ class Icu(wiring.Component):
         all_done = 1
         for q in queues:
             dp = Dispatcher(self._cfg)
+            dp.init = self._init.get(q.index, [])
             m.submodules[f"q_{q.name}"] = dp
             m.d.comb += [
                 dp.start.eq(self.start),

@@ -74,6 +74,7 @@ from lpu.errors import LpuError
 from lpu.golden.chip import Chip as GoldenChip
 from lpu.golden.schedule import effects, timeline
 from lpu.hdl.chip import Chip as HdlChip
+from lpu.hdl.chip import trace_fields, trace_width
 from lpu.hdl.host import RegisterMap
 from lpu.isa import IsaError, Opcode, decode
 from lpu.program import Program
@@ -83,7 +84,8 @@ from lpu.trace import KINDS, Event, from_json, to_json
 from .trace import TraceReader, event_mask
 
 __all__ = ["Backend", "GoldenBackend", "AmaranthBackend", "Divergence", "LockstepResult",
-           "LockstepError", "Comparator", "compare", "lockstep", "events_by_cycle"]
+           "LockstepError", "Comparator", "compare", "lockstep", "events_by_cycle", "sim_chip",
+           "record_run"]
 
 _KORDER = {k: i for i, k in enumerate(KINDS)}
 #: Dispatches per queue (each side) the instruction in flight is looked up in.
@@ -203,7 +205,7 @@ class AmaranthBackend:
         # trace port) pass Python's default limit of 4300 digits for that conversion
         if 0 < sys.get_int_max_str_digits() < 1 << 20:
             sys.set_int_max_str_digits(0)
-        dut = HdlChip(self.cfg, trace=True, fault=self.fault, mem_faults=self.mem_faults)
+        dut = sim_chip(self.cfg, fault=self.fault, mem_faults=self.mem_faults)
         names = [q.name for q in self.cfg.queues if q.kind == "mem"]
         for name, sl in zip(names, dut.mem_slices, strict=True):
             if mem_init and name in mem_init:
@@ -290,21 +292,39 @@ class AmaranthBackend:
                 writer.__exit__(None, None, None)
 
 
-async def record_run(ctx, dut, limit: int):
+def sim_chip(cfg: ChipConfig, **kw) -> HdlChip:
+    """The chip as Amaranth's simulator runs it: traced, the trace port unpacked. A
+    packed ``trace_bits`` is one value of every trace bit (66,813 on ``small``), and
+    Amaranth's simulator refuses values over 65,536 bits; :func:`record_run` reads the
+    port's fields instead. `kw`: :class:`lpu.hdl.chip.Chip`'s ``fault`` and
+    ``mem_faults``."""
+    return HdlChip(cfg, trace=True, packed=False, **kw)
+
+
+async def record_run(ctx, dut, limit: int, live: dict | None = None):
     """From cycle 0 of a run (an Amaranth testbench's `ctx`, the chip `dut` with its trace
-    port) until RUNNING falls, or `limit` cycles have passed: ``(cycles, trace,
-    running)`` as :mod:`lpu.sim.recorder` records the Verilog (the cycles with an event,
+    port, packed or not) until RUNNING falls, or `limit` cycles have passed: ``(cycles,
+    trace, running)`` as :mod:`lpu.sim.recorder` records the Verilog (the cycles with an event,
     their ``trace_bits`` as uint8 [n, bytes] little-endian, the cycles the chip ran:
-    above `limit` if it had not finished)."""
-    mask, nbytes = event_mask(dut), 4 * -(-len(dut.trace_bits) // 32)
+    above `limit` if it had not finished). `live`: its ``"cycle"`` is set to the cycle
+    reached every 256 cycles (for progress lines)."""
+    fields = trace_fields(dut)
+    mask, nbytes = event_mask(dut), 4 * -(-trace_width(dut) // 32)
     cycles, rows, c = [], [], 0
-    while ctx.get(dut.trace.running):
-        bits = ctx.get(dut.trace_bits)
+    get = ctx.get
+    while get(dut.trace.running):
+        bits = 0  # trace_bits, assembled from the trace port's fields
+        for sig, off, w in fields:
+            v = get(sig)
+            if v:
+                bits |= (v & ((1 << w) - 1) if v < 0 else v) << off
         if bits & mask:
             cycles.append(c)
             rows.append(bits.to_bytes(nbytes, "little"))
         await ctx.tick()
         c += 1
+        if live is not None and not c & 255:
+            live["cycle"] = c
         if c > limit:
             break
     trace = np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), nbytes)

@@ -48,7 +48,6 @@ from amaranth.sim import Simulator
 
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
-from lpu.hdl.chip import Chip as HdlChip
 from lpu.hostmap import RegisterMap
 from lpu.program import Program
 
@@ -56,7 +55,7 @@ from . import verilator as vl
 from .bulk import BulkRun, Expected, compare_recording
 from .cocotb_runner import JOB_ENV, build_chip
 from .hostbus import SimBus
-from .lockstep import LockstepResult, record_run
+from .lockstep import LockstepResult, record_run, sim_chip
 from .recorder import PLUSARG, Pipe, RecorderError, record_bytes
 from .trace import port_chip
 
@@ -72,7 +71,9 @@ class SessionRun:
     ``status`` and ``error`` (the host's registers after it; None after a divergence),
     ``reads`` (per region asked for: uint8 [n, VL]), ``seconds`` (load: bus writes;
     run: START to the end; compare; golden: the golden model's check and run) and
-    ``bus_writes`` (host bus accesses to load the run)."""
+    ``bus_writes`` (host bus accesses to load the run); ``preloaded``: the SRAM and
+    program were the memories' power-up contents, not bus writes (an
+    :class:`AmaranthSession`'s first run)."""
 
     lockstep: LockstepResult
     status: int | None
@@ -83,6 +84,7 @@ class SessionRun:
     cycles: int = 0  # up to the RTL's last event, inclusive (as lpu.golden.chip.RunResult)
     running: int = 0  # the cycles the RTL ran (to the end of the run and its drain)
     golden: object = None  # the golden chip after the run (lpu.golden.chip.Chip)
+    preloaded: bool = False
 
     @property
     def ok(self) -> bool:
@@ -251,10 +253,12 @@ class AmaranthSession:
     :class:`amaranth.sim.Simulator` for the whole session, advanced only while a run is
     asked for (between runs it waits, its state kept).
 
-    The same contract, with two differences: the first run's SRAM is the memories'
-    power-up contents (:meth:`lpu.hdl.mem.MemSlice.preload`) instead of bus writes,
-    which on Amaranth's simulator would take minutes (its later runs' `writes` go
-    through the bus); and the trace is sampled by the testbench every cycle
+    The same contract, with two differences: the first run's SRAM and program are the
+    memories' power-up contents (:meth:`lpu.hdl.mem.MemSlice.preload`,
+    :meth:`lpu.hdl.icu.Icu.preload`; the host still writes every queue's length)
+    instead of bus writes, which on Amaranth's simulator would take minutes (a decode
+    step of ``small`` is about 25,000 instruction words; later runs' `writes` and
+    program words go through the bus); and the trace is sampled by the testbench every cycle
     (:func:`lpu.sim.lockstep.record_run`, Python per cycle), then compared in bulk."""
 
     simulator = "amaranth"
@@ -271,14 +275,15 @@ class AmaranthSession:
     def nonzero(self, sram: dict):
         return _nonzero(self.cfg, self.names, sram)
 
-    def _build(self, sram: dict):
+    def _build(self, sram: dict, program: Program):
         if 0 < sys.get_int_max_str_digits() < 1 << 20:  # as AmaranthBackend.build
             sys.set_int_max_str_digits(0)
         self.built = time.perf_counter()
-        dut = HdlChip(self.cfg, trace=True, fault=self.fault)
+        dut = sim_chip(self.cfg, fault=self.fault)
         for name, sl in zip(self.names, dut.mem_slices, strict=True):
             if name in sram:
                 sl.preload(sram[name])
+        dut.icu.preload(program)
         top = Module()
         top.domains.sync = cd = ClockDomain("sync")
         top.submodules.chip = dut
@@ -286,7 +291,8 @@ class AmaranthSession:
         sim.add_clock(1e-6, domain="sync")
         regs = RegisterMap(self.cfg)
         bus = SimBus(dut.bus, regs)
-        imem: dict = {}
+        # what the instruction memories hold: the first program, preloaded
+        imem: dict = {q: list(w) for q, w in program.queues.items()}
 
         async def bench(ctx):
             while True:
@@ -304,8 +310,9 @@ class AmaranthSession:
                     writes += regs.chunks * self.cfg.superlanes + 1
                 writes += await bus.load_program(ctx, job["program"], imem)
                 t1 = time.perf_counter()
+                self.live["phase"] = "running on Amaranth's simulator"
                 await bus.start(ctx)
-                cycles, trace, c = await record_run(ctx, dut, self.max_cycles)
+                cycles, trace, c = await record_run(ctx, dut, self.max_cycles, self.live)
                 t2 = time.perf_counter()
                 status = await bus.status(ctx)
                 end = await bus.read(ctx, regs.CYCLE)
@@ -331,9 +338,10 @@ class AmaranthSession:
         """As :meth:`RtlSession.run`."""
         cfg, n = self.cfg, self.runs
         program.check_config(cfg)
-        if self._sim is None:  # the first run's SRAM: the memories' power-up contents
+        preloaded = self._sim is None
+        if preloaded:  # the first run's SRAM and program: the memories' power-up contents
             self.live = {"phase": "building the simulation", "cycle": None}
-            self._build(sram)
+            self._build(sram, program)
             writes = None
         if writes is None:
             writes = (np.zeros(0, np.int64), np.zeros(0, np.int64),
@@ -343,7 +351,8 @@ class AmaranthSession:
         golden = Expected(cfg, program, sram, check=not checked)
         t_golden = time.perf_counter() - t0
         self._job = job = {"program": program, "writes": writes, "reads": regions, "out": None}
-        self.live = {"phase": "loading and running on Amaranth's simulator", "cycle": None}
+        self.live = {"phase": "the host writes the SRAM and the program through the bus",
+                     "cycle": None}
         while job["out"] is None:
             self._sim.advance()
         out = job["out"]
@@ -360,7 +369,7 @@ class AmaranthSession:
         return SessionRun(res, out["status"] if ok else None, out["error"] if ok else None,
                           out["reads"], {**out["seconds"], "golden": round(t_golden, 3),
                                          "compare": round(bulk.seconds, 3)},
-                          out["bus_writes"], last + 1, out["running"], golden.chip)
+                          out["bus_writes"], last + 1, out["running"], golden.chip, preloaded)
 
     def close(self) -> None:
         self._sim = None

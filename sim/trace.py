@@ -37,7 +37,7 @@ from amaranth.lib import data, wiring
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
 from lpu.ecc import REPORT_BYTES
-from lpu.hdl.chip import Chip, trace_fields
+from lpu.hdl.chip import Chip, trace_fields, trace_width
 from lpu.hdl.mxm import acc_layout, wload_layout
 from lpu.trace import Event
 
@@ -340,7 +340,7 @@ class TraceLayout:
             return at[id(Value.cast(value.as_value() if isinstance(value, data.View)
                                     else value))]
 
-        self.width = len(chip.trace_bits)
+        self.width = trace_width(chip)
         self.P, self.S, self.N, self.L = (len(cfg.positions), cfg.superlanes, cfg.streams,
                                           cfg.lanes)
         self.Q = len(cfg.queues)

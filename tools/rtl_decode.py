@@ -181,8 +181,9 @@ class RtlDecoder(ChipDecoder):
             sec = r.seconds
             print(f"rtl: step {self.steps}{of} (position {pos}): {r.running} cycles in lockstep, "
                   f"{r.lockstep.events:,} events, {rate:,.0f} cycles/s; {len(a):,} SRAM words "
-                  f"written; {run_s:.1f} s (bus {sec.get('load', 0):.1f}, golden "
-                  f"{sec.get('golden', 0):.1f}, RTL {sec.get('run', 0):.1f})",
+                  f"{'preloaded' if r.preloaded else 'written'}; {run_s:.1f} s "
+                  f"(bus {sec.get('load', 0):.1f}, golden {sec.get('golden', 0):.1f}, "
+                  f"RTL {sec.get('run', 0):.1f})",
                   file=self.log, flush=True)
         return StepResult(token, pos, lgs[0] if self.batch == 1 else lgs, r.cycles,
                           cs.compile_s, run_s, bound)

@@ -125,7 +125,7 @@ def run(args) -> int:
         print(f"{len(r.cycles)} steps on {r.config} ({r.backend}): {per}"
               f"{r.cycles_per_token:.0f} cycles/token, "
               f"{r.tokens_per_s:,.0f} tokens/s at {r.clock_mhz:g} MHz, "
-              f"{r.ratio_to_floor:.2f}x the step's floor of {r.floor_cycles_per_token:.0f} "
+              f"{r.ratio_to_floor:.3f}x the step's floor of {r.floor_cycles_per_token:.0f} "
               f"(critical path, units, bandwidth: lpu bench decode); "
               f"compile {r.compile_s:.1f} s, "
               f"{'golden model' if r.backend == 'golden' else r.backend + ' in lockstep'} "

@@ -350,6 +350,15 @@ class ListScheduler:
                "mm": lat.hop("mem", "mxm")}
         # (one sequence only: a batch is throughput-bound, and every sequence's KV rows
         # raised ahead keeps more temporaries live than SRAM holds, batch 8 on small)
+        sharing = Counter(n.meta.get("share") for n in self.g.nodes
+                          if n.kind in ("mm", "mmt"))
+
+        def per_block(n) -> int:
+            """Plane cycles a block of tile `n` takes: a job's tiles (`_JOB_TILES` of many
+            blocks, not a batch's group) share the plane block by block (run)."""
+            job = len(n.args) >= _JOB_MIN_BLOCKS and sharing[n.meta.get("share")] == 1
+            return slots * (_JOB_TILES if job else 1)
+
         after: dict[int, list[int]] = {}
         for n in self.g.nodes if len(getattr(self.g, "outputs", None) or [0]) == 1 else ():
             for dep in n.deps:
@@ -360,7 +369,7 @@ class ListScheduler:
             elif n.kind == "sxm":
                 d = lat.d("rot")
             elif n.kind in ("mm", "mmt"):
-                d = lat.d("mm") + slots * len(n.args)
+                d = lat.d("mm") + per_block(n) * len(n.args)
             else:
                 d = 0
             best = 0
@@ -368,7 +377,7 @@ class ListScheduler:
                 m = self.g.nodes[c]
                 r = rank[c] + lat.hop(unit[n.kind], unit[m.kind])
                 if m.kind in ("mm", "mmt"):  # the input of block k is needed k blocks in
-                    r -= slots * m.args.index(n.id)
+                    r -= per_block(m) * m.args.index(n.id)
                 best = max(best, r)
             for c in after.get(n.id, ()):
                 best = max(best, rank[c] + 1 + via[self.g.nodes[c].kind] + 3)
