@@ -24,6 +24,12 @@ dataflow depth in one numpy operation and leaves the same state, cycle counts an
 results; wherever the interpreter would raise, the dataflow path steps aside
 (before changing any state) and the interpreter runs and raises.
 
+C2C (ISA 1.3): a ``send`` appends its vectors to :attr:`Chip.link_out` and a ``recv``
+takes what :attr:`Chip.link_in` holds for its cycle and link; a system of chips
+(:mod:`lpu.golden.system`) carries them from one chip to the other. A chip on its own
+keeps what it sends, and its ``recv`` finds nothing (an error at that cycle). Programs
+with C2C instructions run on the interpreter.
+
 Usage::
 
     chip = Chip(lpu.config.load("tiny"))
@@ -134,6 +140,12 @@ class Chip:
         self.ecc_corrected = 0
         self.error: dict | None = None
         self._host_cycle = 0
+        # C2C (ISA 1.3): what this chip sent in the run, [(skewed cycle, link, vectors
+        # [count, VL], dispatch)], for the system to carry; what arrives, (skewed cycle,
+        # link) -> vectors, put there by the system (lpu.golden.system) before that cycle
+        self.link_out: list = []
+        self.link_in: dict = {}
+        self.in_system = False  # set by lpu.golden.system.System
 
     # -- host access to SRAM -------------------------------------------------------------
     def _mem_slice(self, name: str) -> int:
@@ -286,6 +298,7 @@ class Chip:
         self.ecc_corrected, self.error = 0, None  # the host's START clears them
         self.stamp[:] = -(1 << 40)
         self.held_at[:] = 1 << 60
+        self.link_out, self.link_in = [], {}
         self._by_t: dict[int, list[Dispatch]] = defaultdict(list)
         for d in self._tl.dispatches:
             self._by_t[d.t].append(d)
@@ -491,6 +504,22 @@ class Chip:
             return
         if q.kind == "vxm":
             self._vxm(d, t, pos, op, a)
+            return
+        if q.kind == "c2c":
+            link, cnt = a["link"], a["count"]
+            if op == Opcode.SEND:
+                self.link_out.append((t, link, self._read(d, a["src"], cnt, t, pos).copy(), d))
+                return
+            vals = self.link_in.pop((t, link), None)
+            if vals is None:
+                alone = "" if self.in_system else " (a chip on its own has no link " \
+                    "partner: run a system, lpu.golden.system)"
+                raise self._err(f"receives over link {link}, where nothing arrives in this "
+                                f"cycle{alone}", d, "link")
+            if vals.shape[0] != cnt:
+                raise self._err(f"receives {cnt} vector(s) over link {link}, where "
+                                f"{vals.shape[0]} arrive in this cycle", d, "link")
+            self._schedule(t + 1, ("sr", d, pos, a["dst"], vals))
             return
         if q.kind == "mxm":
             x = self._mxm_index(q)

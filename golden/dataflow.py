@@ -21,8 +21,9 @@ cycle, queue, place and rule. A static one (two writers of a stream register, a 
 a register or held value that holds nothing, an SRAM bank used twice in a cycle) makes
 :func:`plan` return None; a data-dependent one (a ``gather`` address outside the bank of
 its base, a ``perm`` map entry not below VL) makes :meth:`Plan.run` return False and
-leave the state untouched. :func:`plan` also returns None for a program too large to
-hold in memory at once (:data:`MAX_BYTES`).
+leave the state untouched. A program with C2C instructions (ISA 1.3) has no plan: its
+data comes from other chips, cycle by cycle (:mod:`lpu.golden.system`). :func:`plan`
+also returns None for a program too large to hold in memory at once (:data:`MAX_BYTES`).
 
 How
 ---
@@ -90,6 +91,9 @@ def plan(cfg: ChipConfig, tl: Timeline, ring: int, *, events: bool = False) -> P
     `events`, the plan also keeps every write, for :meth:`Plan.events`."""
     if not tl.dispatches:
         return None
+    c2c = {q.index for q in cfg.queues if q.kind == "c2c"}
+    if c2c and any(d.queue in c2c for d in tl.dispatches):
+        return None  # C2C (ISA 1.3): a system of chips steps them cycle by cycle
     b = _Builder(cfg, tl, events)
     groups: dict = {}  # group key -> the dispatches of each of its words
     of_word: dict = {}  # (queue, word index) -> its dispatches (a repeat's: its copies)

@@ -120,6 +120,13 @@ def timeline(cfg: ChipConfig, program: Program, *, name: str = "program") -> Tim
                     f"'{ins.text()}' is a {unit.upper()} instruction; queue {qname} feeds "
                     f"a {kind.upper()} slice", queue=qname, where=where, instr=ins.text(),
                     rule="unit")
+            if unit == "c2c" and cfg.link_queue(ins.args["link"]) != qname:
+                raise ScheduleError(
+                    f"link {ins.args['link']} leaves the chip at the "
+                    f"{'east' if ins.args['link'] % 2 else 'west'} edge: queue "
+                    f"{cfg.link_queue(ins.args['link'])} serves it, not {qname} (even links "
+                    "west, odd links east)", queue=qname, where=where, instr=ins.text(),
+                    rule="range")
             out.append(ins)
         decoded[qi] = out
 
@@ -219,7 +226,9 @@ class Effect:
     kind: ``rd`` stream read / ``wr`` stream write (dir, stream, width); ``hrd`` a
     VXM-held read (ISA 1.1: what the VXM last wrote to those streams before this
     cycle); ``mrd`` / ``mwr`` SRAM read / write (bank, addr; addr None if
-    data-dependent); ``inst`` an MXM install (``iw``; ``lwi``'s, ISA 1.2, two cycles on).
+    data-dependent); ``inst`` an MXM install (``iw``; ``lwi``'s, ISA 1.2, two cycles on);
+    ``tx`` / ``rx`` (ISA 1.3) `width` vectors sent over / taken from C2C link `link`
+    (whether a send and a recv match is the system's check, :mod:`lpu.golden.system`).
     """
 
     dt: int
@@ -229,6 +238,7 @@ class Effect:
     width: int = 1
     bank: int = 0
     addr: int | None = None
+    link: int = 0
 
 
 _EFFECTS: dict = {}
@@ -275,6 +285,8 @@ def _effects(cfg: ChipConfig, instr: Instr) -> list[Effect]:
                 w = instr.args["count"]
             if info.opcode in (Opcode.LW, Opcode.LWI) and o.name == "src":
                 w = instr.args["count"]
+            if info.unit == "c2c":
+                w = instr.args["count"]
             if o.name == "map":
                 w = 2
             if o.width == 0:
@@ -313,6 +325,18 @@ def _effects(cfg: ChipConfig, instr: Instr) -> list[Effect]:
             raise ScheduleError(
                 f"weight rows {instr.row}..{instr.row + instr.count - 1} are outside "
                 f"0..{cfg.vl - 1}", rule="range")
+    elif op in (Opcode.SEND, Opcode.RECV):
+        if not 0 <= instr.link < cfg.c2c_links:
+            raise ScheduleError(
+                f"link {instr.link} does not exist (config {cfg.name} has "
+                + (f"links 0..{cfg.c2c_links - 1})" if cfg.c2c_links else "no C2C links)"),
+                rule="range")
+        if instr.count > cfg.c2c_width:
+            raise ScheduleError(
+                f"{instr.count} vectors in one cycle exceed the link width {cfg.c2c_width} "
+                f"of config {cfg.name}", rule="range")
+        out.append(Effect(0, "tx" if op == Opcode.SEND else "rx", width=instr.count,
+                          link=instr.link))
     if op == Opcode.IW:
         out.append(Effect(0, "inst"))
     elif op == Opcode.LWI:

@@ -59,7 +59,15 @@ Slices
 ------
 The slice classes are ``MemSlice`` (:mod:`lpu.hdl.mem`), ``VxmSlice``
 (:mod:`lpu.hdl.vxm`), ``MxmSlice`` (:mod:`lpu.hdl.mxm`) and ``SxmSlice``
-(:mod:`lpu.hdl.sxm`) (:data:`SLICE_CLASSES`).
+(:mod:`lpu.hdl.sxm`) (:data:`SLICE_CLASSES`). On a config with C2C links (ISA 1.3) each
+SXM position holds an ``EdgeSlice`` (:mod:`lpu.hdl.c2c`): the SXM and the C2C slice of
+that edge, queues ``sxm_h`` and ``c2c_h``.
+
+C2C links
+---------
+With ``c2c_links > 0`` the top has ``c2c_tx[l]`` (Out) and ``c2c_rx[l]`` (In), one
+:class:`~lpu.hdl.c2c.LinkPort` each per link ``l``, wired to the edge slice that serves
+the link; a system top (:mod:`lpu.hdl.system`) joins them with link models.
 """
 
 from __future__ import annotations
@@ -72,6 +80,7 @@ from lpu.config import ChipConfig
 from lpu.config import load as load_config
 
 from . import emit
+from .c2c import EdgeSlice, LinkPort
 from .fabric import StreamFabric
 from .host import Bus, Host, RegisterMap
 from .icu import Icu
@@ -174,6 +183,9 @@ class Chip(wiring.Component):
         self.mxm_slices = [s for s, p in zip(self.slices, cfg.positions, strict=True)
                            if p.kind == "mxm"]
         members = {"bus": In(Bus())}
+        if cfg.c2c_links:
+            members["c2c_tx"] = Out(LinkPort(cfg)).array(cfg.c2c_links)
+            members["c2c_rx"] = In(LinkPort(cfg)).array(cfg.c2c_links)
         self._trace = trace
         if trace:
             sram = None
@@ -202,6 +214,8 @@ class Chip(wiring.Component):
                 self.slices.append(cls(cfg, pos.hemisphere, faults=here))
             elif pos.kind == "mxm":
                 self.slices.append(cls(cfg, pos.hemisphere))
+            elif pos.kind == "sxm" and cfg.c2c_links:
+                self.slices.append(EdgeSlice(cfg, pos.hemisphere))
             elif pos.kind == "vxm" and fault is not None:
                 self.slices.append(cls(cfg, fault=fault))
             else:
@@ -230,6 +244,9 @@ class Chip(wiring.Component):
                 m.d.comb += sl.start.eq(host.start)
             if "running" in sl.signature.members:  # a MEM slice's fault at a cycle
                 m.d.comb += [sl.cycle.eq(host.cycle), sl.running.eq(host.running)]
+            for i, ln in enumerate(sl.links if isinstance(sl, EdgeSlice) else ()):
+                wiring.connect(m, sl.tx[i], wiring.flipped(self.c2c_tx[ln]))
+                wiring.connect(m, wiring.flipped(self.c2c_rx[ln]), sl.rx[i])
         for i, sl in enumerate(self.mem_slices):
             if "host" in sl.signature.members:
                 wiring.connect(m, host.mem[i], sl.host)

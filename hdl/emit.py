@@ -88,15 +88,17 @@ def compact_zero_init(text: str) -> str:
     return _MEMORY_INIT.sub(replace, text)
 
 
-def convert(component, name: str, *, share=None) -> str:
+def convert(component, name: str, *, share=None, deep: bool = False) -> str:
     """Verilog of an Amaranth component, top module `name` (clock ``clk``, reset
     ``rst``), no source locations, zero memory initializations compacted, the
-    subcomponents `share` names converted once each (see the module docstring)."""
+    subcomponents `share` names converted once each (see the module docstring); with
+    `deep`, a shared module's own subcomponents are shared too (a system of chips: the
+    chip once, and in it each MEM slice and VXM ALU lane once)."""
     if share is None:
         return compact_zero_init(verilog.convert(component, name=name, emit_src=False))
     fragment = Fragment.get(component, None)
     modules: dict[str, tuple[str, set[str]]] = {}  # suffix -> (Verilog, its port names)
-    _share_below(fragment, name, share, modules)
+    _share_below(fragment, name, share, modules, deep)
     text, _ = verilog.convert_fragment(fragment, _ports(component), name, emit_src=False)
     return compact_zero_init("\n".join([text, *(v for v, _ in modules.values())]))
 
@@ -113,17 +115,20 @@ def _ports(component) -> dict:
 _HEADER = re.compile(r"^module (?P<name>\S+)\((?P<ports>[^)]*)\);", re.M)
 
 
-def _share_below(fragment, top: str, share, modules: dict) -> None:
+def _share_below(fragment, top: str, share, modules: dict, deep: bool = False) -> None:
     for i, (sub, sub_name, src_loc) in enumerate(fragment.subfragments):
         origin = sub.origins[0] if sub.origins else None
         answer = share(origin) if isinstance(origin, wiring.Component) else None
         if answer is None:
-            _share_below(sub, top, share, modules)
+            _share_below(sub, top, share, modules, deep)
             continue
         suffix, make = answer
         module = f"{top}__{suffix}"
         if suffix not in modules:
-            text = verilog.convert(make(), name=module, emit_src=False)
+            if deep:
+                text = convert(make(), module, share=share, deep=True)
+            else:
+                text = verilog.convert(make(), name=module, emit_src=False)
             header = next(m for m in _HEADER.finditer(text) if m["name"] == module)
             modules[suffix] = (text, {p.strip() for p in header["ports"].split(",")})
         names = modules[suffix][1]

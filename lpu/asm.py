@@ -108,11 +108,16 @@ def operand_range(info: OpInfo, o: Operand, cfg: ChipConfig) -> tuple[int, int, 
         hi = min(hi, cfg.vl - 1)
     elif m in ("mm", "mmacc") and o.name == "slot":
         hi = min(hi, cfg.mxm_acc_slots - 1)
+    elif o.kind == "link":
+        hi = min(hi, cfg.c2c_links - 1)
+    elif m in ("send", "recv") and o.name == "count":
+        hi = min(hi, cfg.c2c_width)
     elif m == "bcast" and o.name == "lane":
         hi = min(hi, cfg.vl - 1)
     elif m in ("shift", "rot") and o.name == "n":
         lo, hi = max(lo, -(cfg.vl - 1)), min(hi, cfg.vl - 1)
-    by_config = o.kind in ("addr", "row") or ((lo, hi) != (lo0, hi0) and m not in ("nop", "repeat"))
+    by_config = o.kind in ("addr", "row", "link") or \
+        ((lo, hi) != (lo0, hi0) and m not in ("nop", "repeat"))
     return lo, hi, by_config
 
 
@@ -383,6 +388,11 @@ class _Assembler:
         args, cols = self.parse_operands(info, toks, mcol, len(body) + 1)
         ins = Instr(info.opcode, args)
         problems = instr_problems(ins, self.cfg, q.kind, self.prev)
+        if not problems and info.unit == "c2c" and self.cfg.link_queue(args["link"]) != q.name:
+            problems = [("link", f"link {args['link']} leaves the chip at the "
+                                 f"{'east' if args['link'] % 2 else 'west'} edge: queue "
+                                 f"{self.cfg.link_queue(args['link'])} serves it, not {q.name} "
+                                 "(even links west, odd links east)")]
         if problems:
             name, msg = problems[0]
             if name == "step" and name not in cols:  # the default step: point at n

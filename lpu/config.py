@@ -18,6 +18,16 @@ Derived values
     one per MXM plane, one per SXM.
 ``hash``
     A short hash of the geometry (not of the name); programs carry it.
+
+C2C (chip-to-chip links, ISA 1.3)
+---------------------------------
+``c2c_links`` numbered links leave the chip, even ones at the west edge (served by
+the C2C slice ``c2c_w``, at the position of ``sxm_w``), odd ones at the east edge
+(``c2c_e``, at ``sxm_e``); a vector sent at cycle ``t`` arrives at the link's other
+end at ``t + c2c_latency``; one ``send`` or ``recv`` moves up to ``c2c_width``
+vectors. A config without links (``c2c_links: 0``, every shipped preset) has no C2C
+queues and the hash it had before C2C existed: the C2C keys count in the hash only
+when there are links.
 """
 
 from __future__ import annotations
@@ -33,7 +43,8 @@ import yaml
 
 from .errors import LpuError
 
-__all__ = ["ChipConfig", "ConfigError", "Position", "Queue", "load", "preset_names"]
+__all__ = ["ChipConfig", "ConfigError", "Position", "Queue", "load", "preset_names",
+           "from_mapping"]
 
 
 class ConfigError(LpuError, ValueError):
@@ -53,6 +64,16 @@ _PARAMS = {
     "imem_words": (int, 16, 1 << 20, "pow2", "instruction memory words per queue (HDL)"),
     "clock_mhz": (float, 1.0, 5000.0, None, "clock frequency used for projections (MHz)"),
 }
+
+# the C2C keys (docs/timing.md, "C2C"): apart from _PARAMS, since they join the hash
+# only when c2c_links > 0
+_C2C_PARAMS = {
+    "c2c_links": (int, 0, 7, None, "chip-to-chip links (0: none; even ones west, odd east)"),
+    "c2c_latency": (int, 1, 4096, None, "cycles from a send to its arrival at the link's "
+                    "other end"),
+    "c2c_width": (int, 1, 4, None, "vectors one send or recv moves over a link in a cycle"),
+}
+_C2C_DEFAULTS = {"c2c_links": 0, "c2c_latency": 16, "c2c_width": 1}
 
 _MAX_VL = 512  # SXM shift and MXM row fields are sized for this
 
@@ -96,6 +117,9 @@ class ChipConfig:
     # SECDED check bits on every SRAM word (lpu.ecc); not part of the hash: a program
     # runs the same with or without them
     ecc: bool = True
+    c2c_links: int = 0
+    c2c_latency: int = 16
+    c2c_width: int = 1
     source: str = field(default="<memory>", compare=False)
 
     # -- derived values ---------------------------------------------------------------
@@ -114,11 +138,16 @@ class ChipConfig:
         return max(1, (self.mem_words - 1).bit_length())
 
     def params(self) -> dict:
-        return {k: getattr(self, k) for k in _PARAMS}
+        """The geometry: every parameter key, and the C2C keys if the chip has links."""
+        out = {k: getattr(self, k) for k in _PARAMS}
+        if self.c2c_links:
+            out.update({k: getattr(self, k) for k in _C2C_PARAMS})
+        return out
 
     @property
     def hash(self) -> str:
-        """12 hex digits identifying the geometry (the name does not count)."""
+        """12 hex digits identifying the geometry (the name does not count; nor do the
+        C2C keys of a chip without links)."""
         blob = json.dumps(self.params(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -129,6 +158,11 @@ class ChipConfig:
     @property
     def queues(self) -> tuple[Queue, ...]:
         return _queues(self)
+
+    def link_queue(self, link: int) -> str:
+        """The C2C queue that serves link `link`: ``c2c_w`` for an even link (the west
+        edge), ``c2c_e`` for an odd one (the east edge)."""
+        return "c2c_e" if link % 2 else "c2c_w"
 
     def queue(self, name: str) -> Queue:
         for q in self.queues:
@@ -149,7 +183,7 @@ class ChipConfig:
 
     def replace(self, **changes) -> ChipConfig:
         """A validated copy with some parameters changed."""
-        values = self.params() | changes
+        values = self.params() | {k: getattr(self, k) for k in _C2C_PARAMS} | changes
         return _build(values, name=changes.get("name", self.name), source="<replace>")
 
     def describe(self) -> str:
@@ -157,7 +191,10 @@ class ChipConfig:
             f"{self.name}: {self.superlanes}x{self.lanes} (VL {self.vl} B), "
             f"{self.streams} streams/dir, {self.mem_slices}x{self.mem_words} words MEM per "
             f"hemisphere ({self.mem_bytes // 1024} KiB), {self.vxm_alus} VXM ALUs, "
-            f"{self.mxm_planes} MXM plane(s)/hemisphere, hash {self.hash}"
+            f"{self.mxm_planes} MXM plane(s)/hemisphere"
+            + (f", {self.c2c_links} C2C link(s) ({self.c2c_latency} cycles, "
+               f"{self.c2c_width} vector(s)/cycle)" if self.c2c_links else "")
+            + f", hash {self.hash}"
         )
 
 
@@ -181,7 +218,7 @@ def _positions(cfg: ChipConfig) -> tuple[Position, ...]:
 
 
 def _queues(cfg: ChipConfig) -> tuple[Queue, ...]:
-    key = (cfg.mem_slices, cfg.vxm_alus, cfg.mxm_planes)
+    key = (cfg.mem_slices, cfg.vxm_alus, cfg.mxm_planes, bool(cfg.c2c_links))
     if key in _Q_CACHE:
         return _Q_CACHE[key]
     pos = {p.name: p.index for p in _positions(cfg)}
@@ -192,6 +229,8 @@ def _queues(cfg: ChipConfig) -> tuple[Queue, ...]:
     for h in "we":
         specs += [(f"mxm_{h}{i}", "mxm", pos[f"mxm_{h}"], i) for i in range(cfg.mxm_planes)]
     specs += [("sxm_w", "sxm", pos["sxm_w"], 0), ("sxm_e", "sxm", pos["sxm_e"], 0)]
+    if cfg.c2c_links:  # after every other queue: the queues of a chip without links keep
+        specs += [("c2c_w", "c2c", pos["sxm_w"], 0), ("c2c_e", "c2c", pos["sxm_e"], 0)]
     out = tuple(Queue(i, *s) for i, s in enumerate(specs))
     _Q_CACHE[key] = out
     return out
@@ -305,7 +344,7 @@ def _preset_raw(name: str) -> tuple[dict, str]:
 
 
 def _check_value(key: str, value, source: str):
-    typ, lo, hi, extra, desc = _PARAMS[key]
+    typ, lo, hi, extra, desc = _PARAMS.get(key) or _C2C_PARAMS[key]
     where = f"{source}: key {key!r}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where}: {desc} must be a number from {lo} to {hi}, not {value!r}")
@@ -338,7 +377,8 @@ def _build(values: dict, *, name: str, source: str) -> ChipConfig:
     if not isinstance(ecc, bool):
         raise ConfigError(f"{source}: key 'ecc': SECDED check bits on the SRAM words must "
                           f"be true or false, not {ecc!r}")
-    return ChipConfig(name=name, source=source, ecc=ecc, **clean)
+    c2c = {k: _check_value(k, values.get(k, _C2C_DEFAULTS[k]), source) for k in _C2C_PARAMS}
+    return ChipConfig(name=name, source=source, ecc=ecc, **clean, **c2c)
 
 
 def load(spec: str | Path | ChipConfig | None = None) -> ChipConfig:
@@ -373,8 +413,15 @@ def load(spec: str | Path | ChipConfig | None = None) -> ChipConfig:
         raise ConfigError(f"{path}: no such config file")
     source = str(path)
     raw = _read_yaml(_read_text(path), source)
+    return from_mapping(raw, source, path.stem)
+
+
+def from_mapping(raw: dict, source: str, name: str) -> ChipConfig:
+    """A config from the keys of a YAML mapping (what a config file holds: ``base``,
+    ``name`` and parameter keys), read from `source` (named in errors); `name` unless
+    the mapping names it."""
+    raw = dict(raw)
     values: dict = {}
-    name = path.stem
     if "base" in raw:
         base = raw.pop("base")
         if not isinstance(base, str):
@@ -391,10 +438,10 @@ def load(spec: str | Path | ChipConfig | None = None) -> ChipConfig:
             raise ConfigError(f"{source}: key 'name': must be a non-empty text, not {name!r}")
         name = str(name)
     for key in raw:
-        if key not in _PARAMS and key != "ecc":
+        if key not in _PARAMS and key not in _C2C_PARAMS and key != "ecc":
             raise ConfigError(
                 f"{source}: unknown key {key!r}; known keys are: base, name, "
-                + ", ".join(_PARAMS) + ", ecc"
+                + ", ".join(_PARAMS) + ", ecc, " + ", ".join(_C2C_PARAMS)
             )
     values.update(raw)
     return _build(values, name=name, source=source)
@@ -403,7 +450,7 @@ def load(spec: str | Path | ChipConfig | None = None) -> ChipConfig:
 def param_table() -> list[tuple[str, str, str, str]]:
     """(key, type, range, description) for the docs."""
     out = []
-    for k, (typ, lo, hi, extra, desc) in _PARAMS.items():
+    for k, (typ, lo, hi, extra, desc) in (_PARAMS | _C2C_PARAMS).items():
         rng = f"{lo} .. {hi}" + (", power of two" if extra == "pow2" else "")
         out.append((k, typ.__name__, rng, desc))
     return out

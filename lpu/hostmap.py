@@ -98,6 +98,7 @@ class ErrorCode(enum.Enum, shape=3):
     BANK = 3  # SRAM bank read and written in one cycle
     RANGE = 4  # data-dependent address / lane out of range (gather, perm)
     ECC = 5  # an SRAM word with an uncorrectable (double-bit) error was read (lpu.ecc)
+    LINK = 6  # C2C (ISA 1.3): a recv with nothing arriving, or an arrival with no recv
 
 
 class RegisterMap:

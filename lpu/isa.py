@@ -31,7 +31,7 @@ __all__ = [
     "drain_cycles",
 ]
 
-ISA_VERSION = (1, 2)
+ISA_VERSION = (1, 3)
 WORD_BITS = 32
 
 
@@ -116,6 +116,9 @@ class Opcode(enum.Enum, shape=6):
     TRANSPOSE = 52
     # MXM, ISA 1.2
     LWI = 53
+    # C2C, ISA 1.3
+    SEND = 54
+    RECV = 55
 
 
 # -- payload formats (26 bits; field order is least significant first) -----------------
@@ -186,6 +189,12 @@ class PermFormat(data.Struct):
     map: StreamRef
 
 
+class C2cFormat(data.Struct):
+    link: 3
+    s: StreamRef
+    count: 2  # vectors moved minus one
+
+
 class Payload(data.Union):
     nop: NopFormat
     repeat: RepeatFormat
@@ -197,6 +206,7 @@ class Payload(data.Union):
     mm: MmFormat
     sxm: SxmFormat
     perm: PermFormat
+    c2c: C2cFormat
 
 
 class Instruction(data.Struct):
@@ -217,7 +227,8 @@ class Operand:
     """One assembly operand.
 
     kind: ``sr`` stream read, ``sw`` stream write, ``sw?`` stream write or ``-`` for
-    none, ``addr`` MEM address, ``row`` MXM weight row, ``u`` unsigned immediate,
+    none, ``addr`` MEM address, ``row`` MXM weight row, ``link`` C2C link (ISA 1.3),
+    ``u`` unsigned immediate,
     ``s`` signed immediate. ``width`` is the number of consecutive streams (1 or 4;
     0 means VL streams, for ``transpose``) for stream operands. ``field`` is the
     payload field it fills. ``held``, for a VXM stream read, names the one-bit payload
@@ -239,7 +250,7 @@ class Operand:
 class OpInfo:
     opcode: Opcode
     mnemonic: str
-    unit: str  # "icu" | "mem" | "vxm" | "mxm" | "sxm"
+    unit: str  # "icu" | "mem" | "vxm" | "mxm" | "sxm" | "c2c"
     fmt: str  # member of Payload
     operands: tuple[Operand, ...]
     delay: tuple[int, int]  # (constant, per-superlane): d = c + a * S
@@ -445,6 +456,20 @@ _op(Opcode.TRANSPOSE, "transpose", "sxm", "sxm",
     "= src stream j, lane i (streams src..src+VL-1 and dst..dst+VL-1; needs streams >= "
     "VL). Width 0 in the table means VL streams.")
 
+# C2C (ISA 1.3): vectors over a numbered link; even links at the west edge (c2c_w), odd
+# ones at the east edge (c2c_e); the latency L and the width are the config's
+_C2C_OPERANDS = lambda kind, name: [  # noqa: E731
+    Operand("link", "link", "link", bits=3), Operand(name, kind, "s"),
+    Operand("count", "u", "count", default=1, bits=2)]
+_op(Opcode.SEND, "send", "c2c", "c2c", _C2C_OPERANDS("sr", "src"), 0,
+    "Send the vectors on streams src..src+count-1 (cycle t; count up to the config's "
+    "c2c_width) over link `link` (ISA 1.3): they arrive at the link's other end at t+L "
+    "(L = c2c_latency), where a recv of the same count must be dispatched at t+L.")
+_op(Opcode.RECV, "recv", "c2c", "c2c", _C2C_OPERANDS("sw", "dst"), 1,
+    "Receive the count vectors arriving over link `link` in cycle t (sent at t-L by the "
+    "chip at its other end) and write them to streams dst..dst+count-1 at t+1 (ISA 1.3). "
+    "A recv with nothing arriving, or a send with no recv at its arrival, is illegal.")
+
 BY_MNEMONIC: dict[str, OpInfo] = {info.mnemonic: info for info in OPS.values()}
 
 #: opcode -> its held-read flag arguments (ISA 1.1), for the opcodes that have any.
@@ -459,7 +484,7 @@ E: int = Direction.EAST.value
 W: int = Direction.WEST.value
 
 #: Slice kinds that execute instructions, in floorplan order of first appearance.
-UNITS = ("icu", "mem", "vxm", "mxm", "sxm")
+UNITS = ("icu", "mem", "vxm", "mxm", "sxm", "c2c")
 
 
 def opcodes_of(unit: str) -> tuple[Opcode, ...]:
@@ -499,7 +524,8 @@ REPEAT_STEP_MAX: int = (1 << (field_width("repeat", "step") - 1)) - 1  # a signe
 REPEAT_STEP_MIN: int = -(1 << (field_width("repeat", "step") - 1))
 
 # The "count" operand of lw/SXM is stored minus one; these fields get that bias.
-_BIASED = {("lw", "count"), ("sxm", "count"), ("perm", "count"), ("mem", "count")}
+_BIASED = {("lw", "count"), ("sxm", "count"), ("perm", "count"), ("mem", "count"),
+           ("c2c", "count")}
 
 
 @dataclass(frozen=True)

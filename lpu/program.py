@@ -98,9 +98,10 @@ class Program:
 
         ISA versions: a program of the same major version and an older or equal minor
         version runs unchanged (1.1 only added held reads, in bits 1.0 kept zero; 1.2
-        only added ``lwi``, an opcode 1.1 did not have): a 1.0 program whose words set
-        held-read flags, or a 1.0 or 1.1 program with an ``lwi``, is refused. Another
-        major version, or a newer minor one, is refused."""
+        only added ``lwi``, an opcode 1.1 did not have; 1.3 only added ``send`` and
+        ``recv``): a 1.0 program whose words set held-read flags, a 1.0 or 1.1 program
+        with an ``lwi``, or a program before 1.3 with a ``send`` or ``recv``, is refused.
+        Another major version, or a newer minor one, is refused."""
         major, minor = (int(v) for v in self.isa_version)
         if major != ISA_VERSION[0] or minor > ISA_VERSION[1]:
             raise ProgramError(
@@ -108,14 +109,20 @@ class Program:
                 f"{ISA_VERSION[0]}.{ISA_VERSION[1]} (it runs programs of ISA "
                 f"{ISA_VERSION[0]}.0 to {ISA_VERSION[0]}.{ISA_VERSION[1]})"
             )
-        if minor < 2:
+        if minor < 3:
             for qname, words in self.queues.items():
                 for i, w in enumerate(words):
                     try:
                         ins = decode(w)
                     except IsaError:
                         continue  # reported where the words are decoded
-                    if ins.op == Opcode.LWI:
+                    if ins.op in (Opcode.SEND, Opcode.RECV):
+                        raise ProgramError(
+                            f"{name}: queue {qname} word {i}: 0x{w:08x} is a "
+                            f"{ins.info.mnemonic}, which ISA {major}.{minor} does not have "
+                            "(ISA 1.3 added send and recv); assemble the program again for "
+                            "ISA 1.3")
+                    if minor < 2 and ins.op == Opcode.LWI:
                         raise ProgramError(
                             f"{name}: queue {qname} word {i}: 0x{w:08x} is an lwi, which "
                             f"ISA {major}.{minor} does not have (ISA 1.2 added it); "

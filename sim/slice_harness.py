@@ -69,6 +69,7 @@ RULE_CODES = {
     "two-writers": ErrorCode.TWO_WRITERS,
     "bank": ErrorCode.BANK,
     "range": ErrorCode.RANGE,
+    "link": ErrorCode.LINK,
 }
 
 #: event kinds that belong to a slice kind, besides its stream writes

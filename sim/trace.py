@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Value
-from amaranth.lib import data
+from amaranth.lib import data, wiring
 
 from lpu.config import ChipConfig
 from lpu.config import load as load_config
@@ -58,6 +58,9 @@ def port_chip(cfg: ChipConfig | str) -> Chip:
         chip = _PORT_CHIPS[cfg.hash] = Chip(cfg, trace=True)
         for obj in (chip, chip.icu, chip.fabric, chip.host, *chip.slices):
             obj._MustUse__silence = True
+            for part in vars(obj).values():  # an edge slice's SXM and C2C slice (ISA 1.3)
+                if isinstance(part, wiring.Component):
+                    part._MustUse__silence = True
     return chip
 
 

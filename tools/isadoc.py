@@ -34,6 +34,12 @@ _UNITS = [
     ("mxm", "MXM", "Weight-stationary int8 matrix unit with a shadow weight buffer and int32 "
                    "accumulators."),
     ("sxm", "SXM", "Whole-vector lane moves: shift, rotate, broadcast, permute."),
+    ("c2c", "C2C", "Chip-to-chip links (ISA 1.3): two C2C slices, `c2c_w` at the position of "
+                   "`sxm_w` (the even links, at the west edge) and `c2c_e` at the position of "
+                   "`sxm_e` (the odd links, east), on a config with `c2c_links` > 0. `L` is "
+                   "the config's `c2c_latency`; `count` is at most its `c2c_width`. Every "
+                   "send needs the recv of the same count at the link's other end exactly "
+                   "`L` cycles later, and every recv its send (docs/timing.md, \"C2C\")."),
 ]
 
 
@@ -235,7 +241,8 @@ def _syntax_section() -> list[str]:
         "  where the operand is signed.",
         "- An instruction must belong to its queue's slice kind; the ICU instructions are",
         "  valid in every queue. Operand values are checked against the config (streams,",
-        "  addresses, rows, slots, lanes), and errors are reported as `FILE:LINE:COL: ...`.",
+        "  addresses, rows, slots, lanes, links), and errors are reported as",
+        "  `FILE:LINE:COL: ...`.",
         "",
     ]
 
@@ -254,10 +261,11 @@ def render() -> str:
         "",
         "Versions: ISA 1.1 added held reads (the `la` / `lb` flags of the VXM formats,",
         "bits that ISA 1.0 kept zero); ISA 1.2 added `lwi` (MXM load and install, an",
-        "opcode 1.1 did not have). A program built for ISA 1.0 or 1.1 runs unchanged; one",
-        "whose words set the held-read bits while it says 1.0, or that has an `lwi` while",
-        "it says 1.0 or 1.1, is refused, and so is a program of another major version or",
-        "of a newer minor version.",
+        "opcode 1.1 did not have); ISA 1.3 added `send` and `recv` (C2C links, opcodes",
+        "1.2 did not have). A program built for ISA 1.0, 1.1 or 1.2 runs unchanged; one",
+        "whose words set the held-read bits while it says 1.0, that has an `lwi` while",
+        "it says 1.0 or 1.1, or a `send` or `recv` while it says 1.2 or older, is refused,",
+        "and so is a program of another major version or of a newer minor version.",
         "",
     ]
     lines += _word_section()

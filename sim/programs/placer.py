@@ -144,8 +144,9 @@ def opcodes_of(program: Program) -> set[str]:
 
 
 def all_mnemonics() -> set[str]:
-    """Every mnemonic of the ISA (:data:`lpu.isa.OPS`)."""
-    return {info.mnemonic for info in OPS.values()}
+    """Every mnemonic one chip runs on its own: those of :data:`lpu.isa.OPS` but the C2C
+    ones (``send``, ``recv``: they need a system of chips, :mod:`lpu.sim.programs.c2c`)."""
+    return {info.mnemonic for info in OPS.values() if info.unit != "c2c"}
 
 
 

@@ -272,6 +272,8 @@ class _Gen:
         self.R = len(RESERVED_WORDS)
         self.queues = []
         for q in cfg.queues:
+            if q.kind == "c2c":  # send/recv need a system of chips: sim/programs/c2c.py
+                continue
             m = None
             if q.kind == "mem":
                 m = q.unit if q.name.startswith("mem_w") else q.unit + cfg.mem_slices

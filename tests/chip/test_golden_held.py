@@ -145,14 +145,14 @@ def test_a_held_stream_where_there_is_none_is_refused_with_its_column(line, col)
 
 
 def test_programs_of_isa_1_0_run_unchanged_and_newer_ones_are_refused():
-    assert ISA_VERSION == (1, 2)
+    assert ISA_VERSION == (1, 3)
     words = assemble(PLAIN, TINY).queues
     old = Program(TINY.hash, words, isa_version=(1, 0))
     old.check_config(TINY)  # no held flags: a 1.0 program loads
     held = Program(TINY.hash, assemble(CHAIN, TINY).queues, isa_version=(1, 0))
     with pytest.raises(ProgramError, match="queue vxm0 word 3: .* held-read flag"):
         held.check_config(TINY)
-    for version in ((1, 3), (2, 0), (0, 9)):
+    for version in ((1, 4), (2, 0), (0, 9)):
         with pytest.raises(ProgramError, match=f"built for ISA {version[0]}.{version[1]}"):
             Program(TINY.hash, words, isa_version=version).check_config(TINY)
 

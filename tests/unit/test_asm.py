@@ -19,6 +19,7 @@ from lpu.program import Program, ProgramError
 pytestmark = [pytest.mark.unit]
 
 TINY = config.load("tiny")
+TINY_C2C = TINY.replace(c2c_links=3, c2c_width=4)  # C2C (ISA 1.3): links 0, 2 west, 1 east
 SMALL = config.load("small")
 
 
@@ -59,6 +60,10 @@ def legal_args(info, cfg, pick):
         a.update(src=stream(), slot=pick(0, cfg.mxm_acc_slots - 1))
     elif m == "transpose":
         a.update(dst=stream(vl), src=stream(vl))
+    elif info.unit == "c2c":
+        c = pick(1, cfg.c2c_width)
+        a.update(link=pick(0, cfg.c2c_links - 1), count=c)
+        a["src" if m == "send" else "dst"] = stream(c)
     elif info.unit == "sxm":
         c = pick(1, 4)
         a.update(dst=stream(c), src=stream(c), count=c)
@@ -128,13 +133,15 @@ def _highest(lo, hi):
 @pytest.mark.parametrize("info", list(OPS.values()), ids=lambda i: i.mnemonic)
 @pytest.mark.parametrize("pick", [_lowest, _highest], ids=["low", "high"])
 def test_every_opcode_round_trips(info, pick):
-    cfg = TINY
+    cfg = TINY_C2C if info.unit == "c2c" else TINY
     q = queue_of_kind(cfg, info.unit)
     if info.mnemonic == "repeat":
         prev = make("read", 0, (0, E))
         instrs = [prev, legal_repeat(prev, cfg, pick)]
     else:
         instrs = [legal_args(info, cfg, pick)]
+        if info.unit == "c2c":  # even links at the west edge, odd ones at the east
+            q = cfg.link_queue(instrs[0].link)
     text = canonical_text(cfg, {q: instrs})
     prog = assemble(text, cfg, "rt.s")
     assert prog.queues == {q: [encode(i) for i in instrs]}

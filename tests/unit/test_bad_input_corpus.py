@@ -78,6 +78,11 @@ NOP1 = _w("nop", 1)
 
 #: config files (YAML)
 CONFIGS = {
+    # systems of chips (lpu run --system; lpu.system)
+    "sys_mesh.yaml": b"chip: {base: tiny, c2c_links: 2}\nchips: 2\ntopology: mesh\n",
+    "sys_nolinks.yaml": b"chip: tiny\nchips: 2\ntopology: ring\n",
+    "sys_odd.yaml": b"chip: {base: tiny, c2c_links: 2}\nchips: 3\ntopology: pairs\n",
+    "sys_badchip.yaml": b"chip: {base: tiny, c2c_width: 9}\nchips: 2\ntopology: pairs\n",
     "utf8.yaml": b"base: tiny\nname: \xff\xfe\n",
     "dup.yaml": b"base: tiny\nstreams: 8\nstreams: 12\n",
     "bigint.yaml": b"base: tiny\nstreams: 1" + b"0" * 5000 + b"\n",
@@ -321,6 +326,19 @@ def corpus(tmp_path_factory) -> Path:
 
 # -- checks of the good cases -------------------------------------------------------------
 
+def _system_ran(d, out, err):
+    """Both chips ran, and end where the golden system says (lpu.golden.system)."""
+    from lpu.asm import assemble_file
+    from lpu.golden.system import System
+
+    ex = Path(__file__).resolve().parents[2] / "examples" / "c2c"
+    s = System(ex / "system.yaml")
+    s.load([assemble_file(ex / f"chip{i}.s", s.cfg.chip) for i in range(2)])
+    ends = [r.end_cycle for r in s.run()]
+    res = json.loads(out)
+    return res["ok"] and [r["end_cycle"] for r in res["results"]] == ends
+
+
 def _streams_12(d, out, err):
     return "12 streams/dir" in out
 
@@ -499,6 +517,27 @@ CASES: list[tuple[str, str, Expect]] = [
     ("run-not-text", "run {d}/noise.dat --config tiny",
      refused("noise.dat:1:1:", "neither an assembled program", "nor UTF-8 text")),
     ("run-source-error", "run {d}/addr_range.s --config tiny", refused("addr_range.s:2:10:")),
+    # systems of chips: lpu run --system S.yaml P0 P1
+    ("run-system-topology", "run --system {d}/sys_mesh.yaml {ex}/c2c/chip0.s {ex}/c2c/chip1.s",
+     refused("sys_mesh.yaml: key 'topology'", "'mesh'")),
+    ("run-system-no-links", "run --system {d}/sys_nolinks.yaml {ex}/c2c/chip0.s "
+     "{ex}/c2c/chip1.s", refused("sys_nolinks.yaml: key 'topology'", "needs 2 C2C links")),
+    ("run-system-odd-pairs", "run --system {d}/sys_odd.yaml {ex}/c2c/chip0.s {ex}/c2c/chip1.s",
+     refused("sys_odd.yaml: key 'chips'", "even number")),
+    ("run-system-chip-key", "run --system {d}/sys_badchip.yaml {ex}/c2c/chip0.s "
+     "{ex}/c2c/chip1.s", refused("sys_badchip.yaml: key 'chip'", "key 'c2c_width'")),
+    ("run-system-programs", "run --system {ex}/c2c/system.yaml {ex}/c2c/chip0.s",
+     refused("system.yaml: a system of 2 chips runs 2 programs", "not 1")),
+    ("run-system-config", "run --system {ex}/c2c/system.yaml {ex}/c2c/chip0.s "
+     "{ex}/c2c/chip1.s --config tiny", refused("--config and --system")),
+    ("run-system-mem-in", "run --system {ex}/c2c/system.yaml {ex}/c2c/chip0.s {ex}/c2c/chip1.s "
+     "--mem-in - --mem-in - --mem-in -", refused("--mem-in is given 3 times for 2 chips")),
+    ("run-system-link", "run --system {ex}/c2c/system.yaml {ex}/c2c/chip0.s {ex}/c2c/chip0.s",
+     refused("chip 0, ", "chip0.s:13, cycle 6, queue c2c_e", "link 1", "no recv takes them")),
+    ("run-two-programs", "run {ex}/vector_add.s {ex}/lane_sum.s",
+     refused("one program runs on one chip, not 2", "--system")),
+    ("run-system-ok", "run --system {ex}/c2c/system.yaml {ex}/c2c/chip0.s {ex}/c2c/chip1.s "
+     "--mem-in - --json", ran(_system_ran)),
 
     # binary programs: lpu run FILE --config tiny
     *[(f"bin-{name[:-4]}", f"run {{d}}/{name} --config tiny", refused(name, *needles))

@@ -74,7 +74,8 @@ def test_every_opcode_appears(tiny_programs):
     seen = Counter()
     for rp in tiny_programs:
         seen.update(rp.ops)
-    missing = [info.mnemonic for info in OPS.values() if not seen[info.mnemonic]]
+    missing = [info.mnemonic for info in OPS.values() if not seen[info.mnemonic]
+               and info.unit != "c2c"]  # send and recv need a system: sim/programs/c2c.py
     assert not missing, (f"opcodes never generated in seeds {list(FIXED_TINY)} on tiny: "
                          f"{missing}")
     # the ICU words are there in earnest, not once by luck
