@@ -9,6 +9,8 @@
 * :func:`load_mem_npz`: an SRAM image (``.npz``: arrays named ``SLICE`` or
   ``SLICE@ADDR``) written into anything with ``write_tensor(slice, addr, array)``
   (the golden chip, a host driver).
+* :func:`load_system_inputs`: a system file (:mod:`lpu.system`) with one program a
+  chip and at most one SRAM image a chip (``-``: none), as ``--system`` takes them.
 * :func:`output_path` / :func:`write_output`: a file a command will write, checked
   before any work starts (its folder exists, it is not a folder, its suffix), and the
   write itself, every failure naming the path.
@@ -30,8 +32,10 @@ from .asm import AsmError, assemble_file, decode_program
 from .config import ChipConfig
 from .errors import LpuError
 from .program import MAGIC, Program
+from .system import load as load_system
 
-__all__ = ["load_program", "imem_problem", "load_mem_npz", "output_path", "write_output"]
+__all__ = ["load_program", "imem_problem", "load_mem_npz", "load_system_inputs", "output_path",
+           "write_output"]
 
 #: The dtypes an SRAM image may hold: one word per vector (8 bits) or four (32 bits).
 _MEM_DTYPES = tuple(np.dtype(d) for d in ("int8", "uint8", "int32", "uint32", "float32"))
@@ -117,6 +121,25 @@ def load_mem_npz(target, path) -> None:
                 target.write_tensor(slice_name, a, arr)
             except LpuError as e:
                 raise LpuError(f"{p}: array {key!r}: {e}") from None
+
+
+def load_system_inputs(path, programs, mem_in, *, config=None):
+    """The system of `path` for `programs` (one a chip, in chip order) and `mem_in` (at
+    most one a chip, ``-`` for none): ``(system, mem_in)``. `config`: a ``--config``
+    given beside it, which is refused (the system file names the chip)."""
+    if config is not None:
+        raise LpuError("--config and --system: the system file names the chip's config "
+                       "(key 'chip'); give one of them")
+    sysc = load_system(path)
+    n = sysc.chips
+    if len(programs) != n:
+        raise LpuError(f"{path}: a system of {n} chips runs {n} programs, one a chip "
+                       f"in chip order, not {len(programs)}")
+    mem_in = list(mem_in or [])
+    if len(mem_in) > n:
+        raise LpuError(f"--mem-in is given {len(mem_in)} times for {n} chips (once a chip, "
+                       "in chip order; '-' for none)")
+    return sysc, mem_in
 
 
 def output_path(path, *, suffix: str | None = None, what: str = "output",

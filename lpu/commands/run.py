@@ -12,8 +12,14 @@ from lpu import config as cfgmod
 from lpu.errors import LpuError
 from lpu.golden.chip import Chip, progress_lines
 from lpu.golden.system import System
-from lpu.loaders import imem_problem, load_mem_npz, load_program, output_path, write_output
-from lpu.system import load as load_system
+from lpu.loaders import (
+    imem_problem,
+    load_mem_npz,
+    load_program,
+    load_system_inputs,
+    output_path,
+    write_output,
+)
 from lpu.trace import to_json, write_jsonl
 
 HELP = "run a program on the golden chip model (or a system of chips: --system)"
@@ -106,20 +112,11 @@ def run(args) -> int:
 
 def _run_system(args) -> int:
     """``lpu run --system S.yaml P0 P1 ..``: the golden system (one program a chip)."""
-    if args.config is not None:
-        raise LpuError("--config and --system: the system file names the chip's config "
-                       "(key 'chip'); give one of them")
     if args.max_cycles is not None:
         raise LpuError("--max-cycles is not supported with --system (a system runs to its end)")
-    sysc = load_system(args.system)
+    sysc, mem_in = load_system_inputs(args.system, args.program, args.mem_in,
+                                      config=args.config)
     n = sysc.chips
-    if len(args.program) != n:
-        raise LpuError(f"{args.system}: a system of {n} chips runs {n} programs, one a chip "
-                       f"in chip order, not {len(args.program)}")
-    mem_in = args.mem_in or []
-    if len(mem_in) > n:
-        raise LpuError(f"--mem-in is given {len(mem_in)} times for {n} chips (once a chip, "
-                       "in chip order; '-' for none)")
     inputs = (*args.program, *(m for m in mem_in if m != "-"))
     if args.trace:
         output_path(args.trace, what="trace", inputs=inputs)

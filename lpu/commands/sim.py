@@ -27,14 +27,13 @@ from lpu import config as cfgmod
 from lpu.errors import LpuError
 from lpu.golden.check import check
 from lpu.golden.chip import Chip
-from lpu.loaders import imem_problem, load_mem_npz, load_program, output_path
+from lpu.loaders import imem_problem, load_mem_npz, load_program, load_system_inputs, output_path
 from lpu.sim.cocotb_runner import lockstep_hdl
 from lpu.sim.lockstep import AmaranthBackend, lockstep
 from lpu.sim.programs.randprog import generate
 from lpu.sim.system_lockstep import AmaranthSystemBackend, system_lockstep
 from lpu.sim.system_verilator import VerilogSystemBackend
 from lpu.sim.verilator import SimulatorError
-from lpu.system import load as load_system
 
 HELP = "run a program on the RTL in lockstep with the golden model"
 
@@ -141,18 +140,9 @@ def _run_system(args) -> int:
                         ("--cycles", args.cycles is not None)):
         if given:
             raise LpuError(f"{flag} is not supported with --system")
-    if args.config is not None:
-        raise LpuError("--config and --system: the system file names the chip's config "
-                       "(key 'chip'); give one of them")
-    sysc = load_system(args.system)
+    sysc, mem_in = load_system_inputs(args.system, args.program, args.mem_in,
+                                      config=args.config)
     n, cfg = sysc.chips, sysc.chip
-    if len(args.program) != n:
-        raise LpuError(f"{args.system}: a system of {n} chips runs {n} programs, one a chip "
-                       f"in chip order, not {len(args.program)}")
-    mem_in = args.mem_in or []
-    if len(mem_in) > n:
-        raise LpuError(f"--mem-in is given {len(mem_in)} times for {n} chips (once a chip, "
-                       "in chip order; '-' for none)")
     programs = [load_program(p, cfg) for p in args.program]
     for p, prog in zip(args.program, programs, strict=True):
         too_long = imem_problem(prog, cfg, p)
