@@ -35,9 +35,9 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from lpu.config import ChipConfig
-from lpu.isa import Direction, Instruction, Opcode
+from lpu.isa import Direction, Opcode
 
-from .interface import ErrorCode, SlicePorts, shift_words
+from .interface import ErrorCode, SlicePorts, shift_words, superlane_dispatch
 from .sxm import SxmSlice
 
 __all__ = ["LinkPort", "C2cSlice", "EdgeSlice", "LinkModel", "links_of"]
@@ -109,13 +109,7 @@ class C2cSlice(wiring.Component):
         S, NS, WS = cfg.superlanes, cfg.streams, cfg.c2c_width
         lane_bits = 8 * cfg.lanes
 
-        valid, ins = [self.dispatch[0].valid], [self.dispatch[0].word]
-        for k in range(1, S):
-            v = Signal(name=f"t{k}_valid")
-            w = Signal(Instruction, name=f"t{k}_ins")
-            m.d.sync += [v.eq(valid[-1]), w.eq(ins[-1])]
-            valid.append(v)
-            ins.append(w)
+        valid, ins = superlane_dispatch(m, self.dispatch[0], S)
 
         rd = self.rd
         errors = []  # per superlane: (empty read, link error)

@@ -34,7 +34,7 @@ from lpu.hostmap import ErrorCode
 from lpu.isa import Instruction
 
 __all__ = ["stream_data", "stream_bits", "StreamIn", "StreamOut", "Dispatch", "ErrorCode",
-           "SliceError", "SlicePorts", "delayed", "report_unit_errors"]
+           "SliceError", "SlicePorts", "delayed", "superlane_dispatch", "report_unit_errors"]
 
 
 def stream_data(cfg: ChipConfig) -> data.ArrayLayout:
@@ -99,6 +99,20 @@ def SlicePorts(cfg: ChipConfig, n_queues: int = 1) -> dict:
         "dispatch": In(Dispatch()).array(n_queues),
         "error": Out(SliceError(cfg)),
     }
+
+
+def superlane_dispatch(m, dispatch, superlanes: int) -> tuple[list, list]:
+    """The instruction as each superlane's tile sees it: ``(valid, ins)``, one entry a
+    superlane, tile ``k`` registered ``k`` cycles after the dispatch (it moves north one
+    tile a cycle; signals ``t{k}_valid`` / ``t{k}_ins`` in ``m``'s sync domain)."""
+    valid, ins = [dispatch.valid], [dispatch.word]
+    for k in range(1, superlanes):
+        v = Signal(name=f"t{k}_valid")
+        w = Signal(Instruction, name=f"t{k}_ins")
+        m.d.sync += [v.eq(valid[-1]), w.eq(ins[-1])]
+        valid.append(v)
+        ins.append(w)
+    return valid, ins
 
 
 def delayed(m, n: int, name: str, value):

@@ -83,10 +83,10 @@ from amaranth.lib.wiring import In, Out
 
 from lpu.config import ChipConfig
 from lpu.ecc import REPORT_BYTES, check_bits, hamming_masks
-from lpu.isa import Direction, Instruction, Opcode
+from lpu.isa import Direction, Opcode
 
 from . import ecc
-from .interface import ErrorCode, SlicePorts, shift_words
+from .interface import ErrorCode, SlicePorts, shift_words, superlane_dispatch
 
 __all__ = ["MemSlice", "HostPort", "FaultPort", "MemFault", "sram_trace_layout",
            "ecc_trace_layout", "ecc_width"]
@@ -333,14 +333,9 @@ class MemSlice(wiring.Component):
         host_errors = []
         host_rdata = []
         corrected = []  # 1-bit: an ECC word corrected this cycle
-        valid, ins = self.dispatch[0].valid, self.dispatch[0].word
+        valid, ins = superlane_dispatch(m, self.dispatch[0], cfg.superlanes)
         for k in range(cfg.superlanes):
-            if k:  # the instruction moves north one tile per cycle
-                v = Signal(name=f"t{k}_valid")
-                w = Signal(Instruction, name=f"t{k}_ins")
-                m.d.sync += [v.eq(valid), w.eq(ins)]
-                valid, ins = v, w
-            tile_errors, hd, h_err, cor = self._tile(m, k, valid, ins, h_bank, h_r, h_rd)
+            tile_errors, hd, h_err, cor = self._tile(m, k, valid[k], ins[k], h_bank, h_r, h_rd)
             errors.append(tile_errors)
             host_errors.append((*h_err, k))
             host_rdata.append(hd)

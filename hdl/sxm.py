@@ -42,7 +42,7 @@ from amaranth.lib import wiring
 from lpu.config import ChipConfig
 from lpu.isa import Direction, Instruction, Opcode
 
-from .interface import ErrorCode, SlicePorts, delayed, shift_words
+from .interface import ErrorCode, SlicePorts, delayed, shift_words, superlane_dispatch
 
 __all__ = ["SxmSlice", "SXM_OPCODES"]
 
@@ -89,13 +89,7 @@ class SxmSlice(wiring.Component):
         lane_bits = 8 * L
 
         # -- the instruction moves north one tile per cycle ----------------------------------
-        valid, ins = [self.dispatch[0].valid], [self.dispatch[0].word]
-        for k in range(1, S):
-            v = Signal(name=f"t{k}_valid")
-            w = Signal(Instruction, name=f"t{k}_ins")
-            m.d.sync += [v.eq(valid[-1]), w.eq(ins[-1])]
-            valid.append(v)
-            ins.append(w)
+        valid, ins = superlane_dispatch(m, self.dispatch[0], S)
 
         # -- tile k, cycle t+k: select the operand streams, check them, deskew -------------
         errors = []
