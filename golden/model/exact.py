@@ -31,7 +31,7 @@ from .reference import rope_tables
 
 __all__ = ["Ops", "NumpyOps", "NumpyCache", "exp", "reciprocal", "rsqrt", "rmsnorm",
            "softmax", "silu", "quantize", "linear", "rope", "attention", "swiglu", "Prepared",
-           "decode_step", "step_inputs", "pairwise", "LOG2E", "NEWTON_STEPS",
+           "decode_step", "decode_stage", "step_inputs", "pairwise", "LOG2E", "NEWTON_STEPS",
            "DECODE_NEWTON_STEPS", "EXP2_COEFFS"]
 
 LOG2E = 1.4426950408889634
@@ -397,12 +397,22 @@ def _f32(v):
 
 
 class Prepared:
-    """A model's weights as handles of one executor (numpy arrays or chip tensors)."""
+    """A model's weights as handles of one executor (numpy arrays or chip tensors).
 
-    def __init__(self, ops: Ops, model, max_pos: int):
+    ``layers`` / ``embed`` / ``head``: a *stage* of the model (a chip of a layer
+    pipeline, :mod:`lpu.tools.compiler.pipeline`): only those layers (numbered from 0
+    in ``self.layers`` and in the stage's own KV cache), the embedding table and lane
+    ids only if the stage embeds the token, the final norm and the LM head (with a
+    tied head, the table again) only if it ends the model. The default is the whole
+    model; :func:`decode_stage` runs a stage."""
+
+    def __init__(self, ops: Ops, model, max_pos: int, *, layers: range | None = None,
+                 embed: bool = True, head: bool = True):
         cfg = model.config
         vl = ops.vl
         self.cfg, self.vl, self.max_pos = cfg, vl, max_pos
+        self.layer_ids = range(cfg.num_hidden_layers) if layers is None else layers
+        self.embeds, self.heads = embed, head
 
         def lin(w):  # [out, in] float -> (int8 [in, out], scales handle [out / VL, VL])
             qw = w if hasattr(w, "values") else quantize_weight(np.asarray(w, np.float32))
@@ -412,25 +422,28 @@ class Prepared:
         def vec(w):
             return ops.weight_f32(_f32(w).reshape(-1, vl))
 
-        emb = model.embed if hasattr(model.embed, "values") else quantize_weight(
-            np.asarray(model.embed, np.float32))
-        # one copy of the table: one-hot @ table for the embedding, and (tied) the LM
-        # head reads it transposed
-        self.embed_w = ops.weight_spread(np.ascontiguousarray(emb.values))
-        self.embed_scales = ops.weight_f32(_f32(emb.scales).reshape(-1, vl))
-        lane_ids = np.arange(cfg.vocab_size, dtype=np.uint32).reshape(-1, vl)
-        self.lane_ids = ops.const_vec(lane_ids)
+        self.tied = model.lm_head is model.embed
+        if embed or (head and self.tied):
+            emb = model.embed if hasattr(model.embed, "values") else quantize_weight(
+                np.asarray(model.embed, np.float32))
+            # one copy of the table: one-hot @ table for the embedding, and (tied) the LM
+            # head reads it transposed
+            self.embed_w = ops.weight_spread(np.ascontiguousarray(emb.values))
+            self.embed_scales = ops.weight_f32(_f32(emb.scales).reshape(-1, vl))
+        if embed:
+            lane_ids = np.arange(cfg.vocab_size, dtype=np.uint32).reshape(-1, vl)
+            self.lane_ids = ops.const_vec(lane_ids)
         self.layers = []
-        for lw in model.layers:
+        for lw in (model.layers[i] for i in self.layer_ids):
             self.layers.append({
                 "attn_norm": vec(lw.attn_norm), "ffn_norm": vec(lw.ffn_norm),
                 "wq": lin(lw.wq), "wk": lin(lw.wk), "wv": lin(lw.wv), "wo": lin(lw.wo),
                 "w_gate": lin(lw.w_gate), "w_up": lin(lw.w_up), "w_down": lin(lw.w_down),
             })
-        self.norm = vec(model.norm)
-        self.tied = model.lm_head is model.embed
-        self.head = (self.embed_w, self.embed_scales) if self.tied else lin(model.lm_head)
-        self.cache = ops.new_cache(cfg.num_hidden_layers, cfg.num_key_value_heads, max_pos)
+        if head:
+            self.norm = vec(model.norm)
+            self.head = (self.embed_w, self.embed_scales) if self.tied else lin(model.lm_head)
+        self.cache = ops.new_cache(len(self.layer_ids), cfg.num_key_value_heads, max_pos)
 
 
 def _linear(ops, x, wl, quantized=None):
@@ -502,20 +515,33 @@ def swiglu(ops, h, w_gate, w_up, w_down):
 def decode_step(ops, P: Prepared, token: int, pos: int):
     """Logits handle [vocab / VL, VL] (fp32 bits) for `token` at `pos`; writes the KV
     cache of `pos`. Every value is computed as the chip computes it."""
+    return decode_stage(ops, P, pos, token=token)
+
+
+def decode_stage(ops, P: Prepared, pos: int, *, token: int | None = None, x=None):
+    """The part of the decode step at `pos` that `P` holds (:class:`Prepared`): the
+    embedding of `token` if the stage embeds, else `x` (the hidden state [hidden / VL,
+    VL] fp32 bits that the stage before it returned); its layers (writing their KV
+    cache of `pos`); then the logits if the stage ends the model, else the hidden
+    state for the next stage. The stages of a model run in turn give
+    :func:`decode_step`'s logits bit for bit: they are its parts, not a copy."""
     cfg, vl = P.cfg, P.vl
     if cfg.head_dim != vl:
         raise ValueError(f"head_dim {cfg.head_dim} must equal VL {vl}")
+    if P.embeds == (x is not None):
+        raise ValueError("a stage that embeds takes the token; the others take x")
     cos_a, sin_a, lane_mask_a, valid_a = step_inputs(cfg, pos, vl, cfg.rope_theta)
     cos, sin = ops.weight_f32(cos_a), ops.weight_f32(sin_a)
     lane_mask, valid = ops.const_vec(lane_mask_a), ops.const_vec(valid_a)
-    tok = ops.token(token)
-    # embedding: one-hot(token) @ table, times the token's row scale
-    hit = ops.binary("eq", P.lane_ids, tok)
-    onehot = ops.unary("cvt.i32.i8", ops.binary("and", hit, ops.const_bits(1)))
-    row = ops.matvec(onehot, P.embed_w)
-    s_tok = ops.lane_reduce("fadd", ops.vec_reduce(
-        "fadd", ops.select(hit, P.embed_scales, ops.const_f32(0.0))))
-    x = ops.binary("fmul", ops.unary("cvt.i32.f32", row), s_tok)
+    if P.embeds:
+        tok = ops.token(token)
+        # embedding: one-hot(token) @ table, times the token's row scale
+        hit = ops.binary("eq", P.lane_ids, tok)
+        onehot = ops.unary("cvt.i32.i8", ops.binary("and", hit, ops.const_bits(1)))
+        row = ops.matvec(onehot, P.embed_w)
+        s_tok = ops.lane_reduce("fadd", ops.vec_reduce(
+            "fadd", ops.select(hit, P.embed_scales, ops.const_f32(0.0))))
+        x = ops.binary("fmul", ops.unary("cvt.i32.f32", row), s_tok)
     for li, L in enumerate(P.layers):
         h = rmsnorm(ops, x, L["attn_norm"], cfg.rms_norm_eps, cfg.hidden_size)
         hq = quantize(ops, h)  # one quantization of h for q, k and v
@@ -527,6 +553,8 @@ def decode_step(ops, P: Prepared, token: int, pos: int):
         x = ops.binary("fadd", x, _linear(ops, att, L["wo"]))
         h = rmsnorm(ops, x, L["ffn_norm"], cfg.rms_norm_eps, cfg.hidden_size)
         x = ops.binary("fadd", x, swiglu(ops, h, L["w_gate"], L["w_up"], L["w_down"]))
+    if not P.heads:
+        return x
     x = rmsnorm(ops, x, P.norm, cfg.rms_norm_eps, cfg.hidden_size)
     if P.tied:  # logits = x @ table^T, the table read transposed
         q, xs = quantize(ops, x)

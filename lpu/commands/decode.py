@@ -42,6 +42,10 @@ def add_arguments(p):
     p.add_argument("--batch", type=int, default=1,
                    help="sequences of the prompt decoded together (golden: one step program "
                         "runs them all; sampling uses a generator per sequence)")
+    p.add_argument("--chips", type=int, default=1,
+                   help="split the model's layers across a pipeline of this many chips "
+                        "joined by C2C links (golden backend; the config gets two links "
+                        "if it has none); the tokens are the one-chip tokens")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -89,7 +93,7 @@ def run(args) -> int:
                backend=args.backend, temperature=args.temperature, seed=args.seed,
                context=args.context, batch=args.batch, progress=progress,
                log=sys.stderr if args.backend in RTL_BACKENDS else None,
-               failures=args.fail_dir)
+               failures=args.fail_dir, chips=args.chips)
     if show:
         print(file=sys.stderr)
     for step, logits in enumerate(r.logits):
@@ -108,7 +112,7 @@ def run(args) -> int:
         "floor_cycles_per_token": r.floor_cycles_per_token,
         "ratio_to_floor": r.ratio_to_floor, "tokens_per_s": r.tokens_per_s,
         "clock_mhz": r.clock_mhz, "compile_s": round(r.compile_s, 3),
-        "run_s": round(r.run_s, 3),
+        "run_s": round(r.run_s, 3), "chips": r.chips, "pipeline": r.pipeline,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -119,10 +123,15 @@ def run(args) -> int:
         for b, text in enumerate(r.batch_texts):
             print(f"[{b}] {text}")
     print()
+    if r.pipeline is not None:
+        print(f"{r.pipeline['system']}")
+        for line in r.pipeline["stages"]:
+            print(f"  {line}")
     if r.cycles:
         per = (f"{r.cycles_per_step:.0f} cycles/step for {r.batch} sequences, "
                if r.batch > 1 else "")
-        print(f"{len(r.cycles)} steps on {r.config} ({r.backend}): {per}"
+        where = f"{r.chips} chips of {r.config}" if r.chips > 1 else r.config
+        print(f"{len(r.cycles)} steps on {where} ({r.backend}): {per}"
               f"{r.cycles_per_token:.0f} cycles/token, "
               f"{r.tokens_per_s:,.0f} tokens/s at {r.clock_mhz:g} MHz, "
               f"{r.ratio_to_floor:.3f}x the step's floor of {r.floor_cycles_per_token:.0f} "

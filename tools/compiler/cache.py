@@ -168,13 +168,16 @@ def compiler_hash() -> str:
 
 
 def step_key(model, chip: ChipConfig | str, pos: int, context: int | None = None,
-             batch: int = 1) -> str:
-    """The cache key of one step program (hex)."""
+             batch: int = 1, stage: list | None = None) -> str:
+    """The cache key of one step program (hex); `stage`: a pipeline stage's
+    :meth:`~lpu.tools.compiler.pipeline.Stage.key` (None: the whole step)."""
     chip = load_config(chip)
     context = context or model.config.max_position_embeddings
     fields = {"format": FORMAT, "model": model_hash(model), "chip": chip.hash,
               "isa": list(ISA_VERSION), "pos": int(pos), "context": int(context),
               "batch": int(batch), "compiler": compiler_hash()}
+    if stage is not None:
+        fields["stage"] = list(stage)
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:40]
 
 
@@ -244,6 +247,8 @@ def _entry_bytes(cs, key: str) -> bytes:
                   for i, ((t, _), a) in enumerate(zip(cs.image, arrays, strict=True))],
         "image_bytes": offsets[-1],
         "logits": _enc_tensors(cs.logits), "token": _enc_tensors(cs.token),
+        "stage_in": None if getattr(cs, "stage_in", None) is None
+        else _enc_tensors(cs.stage_in),
         "compile_s": float(cs.compile_s), "instructions": int(cs.instructions),
         "sram_words": int(cs.sram_words),
     }
@@ -280,9 +285,12 @@ def _load_entry(path: Path, key: str, chip: ChipConfig, pos: int, step_type):
             raise ValueError("an image array is outside the stored bytes")
         arr = blob[off:off + size].view(dtype).reshape(shape).copy()
         image.append((Tensor(sl, addr, n, dt), arr))
-    return step_type(pos, prog, image, _dec_tensors(meta["logits"]),
-                     _dec_tensors(meta["token"]), time.perf_counter() - t0,
-                     int(meta["instructions"]), int(meta["sram_words"]))
+    cs = step_type(pos, prog, image, _dec_tensors(meta["logits"]),
+                   _dec_tensors(meta["token"]), time.perf_counter() - t0,
+                   int(meta["instructions"]), int(meta["sram_words"]))
+    if meta.get("stage_in") is not None:
+        cs.stage_in = _dec_tensors(meta["stage_in"])
+    return cs
 
 
 def _store(folder: Path, path: Path, data: bytes) -> None:
@@ -315,7 +323,8 @@ def _store(folder: Path, path: Path, data: bytes) -> None:
 
 
 def cached_compile(model, chip: ChipConfig | str, pos: int, context: int | None = None, *,
-                   compile: Callable, step_type: type, batch: int = 1):
+                   compile: Callable, step_type: type, batch: int = 1,
+                   stage: list | None = None):
     """The compiled step of position `pos`, from the disk cache when it is there.
 
     ``compile(model, chip, pos, context)`` makes the step on a miss
@@ -323,14 +332,15 @@ def cached_compile(model, chip: ChipConfig | str, pos: int, context: int | None 
     its own compiler and its `batch`); a hit is built as
     ``step_type(pos, program, image, logits, token, load_s, instructions, sram_words)``
     (:class:`~lpu.tools.compiler.lower.CompiledStep`; `load_s` is the seconds the load
-    took, in place of the compile time)."""
+    took, in place of the compile time). `stage`: a pipeline stage's key
+    (:func:`step_key`; its entry keeps the stage's ``stage_in`` tensor too)."""
     chip = load_config(chip)
     context = context or model.config.max_position_embeddings
     folder = cache_dir()
     key = path = None
     if folder is not None:
         try:
-            key = step_key(model, chip, pos, context, batch)
+            key = step_key(model, chip, pos, context, batch, stage)
         except (LpuError, OSError) as e:
             _warn(f"compiled step {pos} cannot be cached ({e})")
             folder = None

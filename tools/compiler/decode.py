@@ -31,6 +31,7 @@ from lpu.golden.model.tokenizer import decode_bytes, encode_bytes
 
 from .graph import step_bounds
 from .lower import ChipDecoder, check_model
+from .pipeline import PipelineDecoder
 
 __all__ = ["decode", "DecodeResult", "pick_token", "load_model", "BACKENDS"]
 
@@ -62,6 +63,10 @@ class DecodeResult:
     #: RTL backends: the RTL's cycles, seconds from START to the end of each run
     #: (``rtl_run_s``), bus accesses and steps (lpu.tools.rtl_decode.RtlDecoder)
     rtl: dict | None = None
+    chips: int = 1  # chips the model is split across (lpu.tools.compiler.pipeline)
+    #: --chips N: the stages (one line a chip), the system, and per step the cycle each
+    #: chip's stage starts, each chip's cycles, and the words sent over each link
+    pipeline: dict | None = None
 
     @property
     def cycles_per_step(self) -> float | None:
@@ -121,7 +126,7 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
            n: int = 16, config="small", backend: str = "golden", temperature: float = 0.0,
            seed: int | None = None, context: int | None = None, batch: int = 1,
            progress: Callable[[int, int], None] | None = None,
-           decoder: Callable | None = None) -> DecodeResult:
+           decoder: Callable | None = None, chips: int = 1) -> DecodeResult:
     """Decode `n` tokens after the prompt; every prompt token is one step too.
 
     With ``batch > 1``, that many sequences of the same prompt decode together: on the
@@ -138,9 +143,22 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
     the chip's RTL in lockstep with the golden model: `decoder` (``(model, cfg,
     context, batch) ->`` a :class:`~lpu.tools.compiler.lower.ChipDecoder` with a
     ``close()`` and ``stats()``) makes the decoder;
-    :func:`lpu.tools.rtl_decode.decode` passes :class:`lpu.tools.rtl_decode.RtlDecoder`."""
+    :func:`lpu.tools.rtl_decode.decode` passes :class:`lpu.tools.rtl_decode.RtlDecoder`.
+
+    With ``chips > 1`` (golden backend, one sequence) the model's layers are pipelined
+    across a system of that many chips joined by C2C links
+    (:mod:`lpu.tools.compiler.pipeline`): the tokens are the one-chip tokens, and
+    ``pipeline`` says where each chip's stage ran and what the links carried."""
     if backend not in BACKENDS:
         raise LpuError(f"unknown backend {backend!r}; backends are: {', '.join(BACKENDS)}")
+    if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
+        raise LpuError(f"--chips must be a whole number of at least 1, not {chips!r}")
+    if chips > 1 and backend != "golden":
+        raise LpuError(f"--chips {chips}: a model split across chips runs on the golden "
+                       f"system (--backend golden), not --backend {backend}")
+    if chips > 1 and batch > 1:
+        raise LpuError(f"--chips {chips} --batch {batch}: a pipeline of chips decodes one "
+                       "sequence (--batch 1)")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise LpuError(f"--batch must be a whole number of at least 1, not {batch!r}")
     if not (isinstance(temperature, int | float) and math.isfinite(temperature)
@@ -199,6 +217,12 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
                 raise LpuError(f"backend {backend}: the RTL backends decode through "
                                "lpu.tools.rtl_decode.decode")
             dec = decoder(m, cfg, ctx, batch)
+        elif chips > 1:
+            dec = PipelineDecoder(m, cfg, chips, ctx)
+            res.chips = chips
+            res.pipeline = {"system": dec.sysc.describe(),
+                            "stages": [s_.describe() for s_ in dec.stages],
+                            "starts": [], "chip_cycles": [], "link_words": []}
         else:
             dec = ChipDecoder(m, cfg, ctx, batch=batch)
 
@@ -224,6 +248,10 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
                 res.bounds.append(step_bounds(m, cfg, pos, ctx, batch))
                 res.compile_s += info.compile_s
                 res.run_s += info.run_s
+                if res.pipeline is not None:
+                    res.pipeline["starts"].append(info.starts)
+                    res.pipeline["chip_cycles"].append(info.chip_cycles)
+                    res.pipeline["link_words"].append(info.link_words)
             if n and pos >= len(tokens) - 1:  # -n 0: only the prompt's steps (a prefill)
                 for b in range(batch):
                     nxt = pick_token(np.asarray(logits[b]), temperature, rngs[b])

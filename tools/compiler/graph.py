@@ -139,6 +139,7 @@ class GraphOps:
         self.token_node: int | None = None
         self.token_nodes: list[int] = []  # one per sequence of a batch
         self.seq = 0  # the sequence being traced (batches)
+        self.input_nodes: list[int] = []  # a pipeline stage's input (stage_input)
 
     # -- recording helpers
     def _host(self, vec, op="input", dtype="f32") -> int:
@@ -173,6 +174,14 @@ class GraphOps:
     def weight_f32(self, array):
         arr = np.asarray(array, dtype=np.float32).view(np.uint32).reshape(-1, self.vl)
         return _V([self._host(row, "weight") for row in arr])
+
+    def stage_input(self, n: int):
+        """The hidden state a pipeline stage receives from the chip before it: `n` fp32
+        vectors (``host`` nodes ``stage_in``, written into SRAM over a C2C link before
+        the stage's program, :mod:`lpu.tools.compiler.pipeline`)."""
+        ids = [self._host(np.zeros(self.vl, np.uint32), "stage_in") for _ in range(n)]
+        self.input_nodes = ids
+        return _V(ids)
 
     def weight_i8(self, w):
         w = np.asarray(w, dtype=np.int8)
@@ -318,15 +327,32 @@ class GraphOps:
 
 
 def trace_step(model, vl: int, pos: int, context: int | None = None, *,
-               radix: int = RADIX, batch: int = 1) -> tuple[Graph, GraphOps]:
+               radix: int = RADIX, batch: int = 1, stage=None) -> tuple[Graph, GraphOps]:
     """The graph of the decode step at `pos` (the tokens are host inputs) for `batch`
     sequences at once: each has its own KV cache (its layers numbered
     ``seq * layers + layer`` in one cache of ``batch * layers`` layers) and token input;
     the weights are shared, and MXM tiles of one weight tile across the sequences carry
     one ``meta["share"]`` key. ``g.output`` is every sequence's logits in turn
-    (``g.outputs[seq]`` each)."""
+    (``g.outputs[seq]`` each).
+
+    `stage` (a :class:`lpu.tools.compiler.pipeline.Stage`, batch 1): only that part of
+    the step, :func:`lpu.golden.model.exact.decode_stage`; a stage that does not embed
+    takes the hidden state as ``stage_in`` nodes (``ops.input_nodes``), one that does
+    not end the model outputs the hidden state instead of the logits."""
     ops = GraphOps(vl, radix)
     ctx = context or model.config.max_position_embeddings
+    if stage is not None:
+        if batch != 1:
+            raise ValueError("a pipeline stage is traced for one sequence")
+        prepared = LX.Prepared(ops, model, ctx, layers=stage.layers, embed=stage.embed,
+                               head=stage.head)
+        ops.prepared = prepared
+        x = None if stage.embed else ops.stage_input(model.config.hidden_size // vl)
+        out = LX.decode_stage(ops, prepared, pos, token=0 if stage.embed else None, x=x)
+        g = ops.g
+        g.outputs = [list(out.ids)]
+        g.output = list(out.ids)
+        return g, ops
     prepared = LX.Prepared(ops, model, ctx)
     L = model.config.num_hidden_layers
     base = ops.new_cache(L * batch, model.config.num_key_value_heads, ctx)
@@ -348,11 +374,11 @@ def trace_step(model, vl: int, pos: int, context: int | None = None, *,
 # -- running a graph with numpy ---------------------------------------------------------------
 
 
-def evaluate(g: Graph, ops: GraphOps, token: int, cache=None) -> np.ndarray:
+def evaluate(g: Graph, ops: GraphOps, token: int | None, cache=None, x=None) -> np.ndarray:
     """The step's output (uint32 bits [n, VL]) computed node by node with numpy, on the
     LPU-exact arithmetic; `token`: the token, or one per sequence of a batch; `cache`: a
     :class:`~lpu.golden.model.exact.NumpyCache` of earlier positions (updated in place),
-    or None for an empty one."""
+    or None for an empty one; `x`: a pipeline stage's input (uint32 bits [n, VL])."""
     vl = ops.vl
     pc = ops.prepared.cache
     if cache is None:
@@ -365,6 +391,8 @@ def evaluate(g: Graph, ops: GraphOps, token: int, cache=None) -> np.ndarray:
                 tok = token[ops.token_nodes.index(n.id)] if isinstance(token, list | tuple) \
                     else token
                 val[n.id] = np.full(vl, tok, np.uint32)
+            elif n.op == "stage_in":
+                val[n.id] = np.asarray(x, np.uint32)[ops.input_nodes.index(n.id)]
             elif n.op == "cache":
                 m = n.meta
                 arr = cache.ks if m["cache"] == "ks" else cache.vs

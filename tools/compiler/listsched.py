@@ -110,6 +110,7 @@ class ScheduledStep:
     placed: dict = field(default_factory=dict, repr=False)  # node -> (queue, dispatch cycle)
     logits_per_seq: list = field(default_factory=list)  # [Tensor] per sequence of a batch
     token_groups: list = field(default_factory=list)  # [[Tensor]] per sequence
+    stage_in: Tensor | None = None  # a pipeline stage's input tensor (schedule_step)
 
 
 def _sorted_remove(lst: list, x) -> None:
@@ -206,8 +207,10 @@ class ListScheduler:
         self.pending = {i: len(c) for i, c in self.consumers.items()}
         self.home: dict[int, Tensor] = {}
         self.token_tensor: Tensor | None = None
+        self.token_tensors: list[Tensor] = []  # every copy of every sequence's token
         self.token_groups: list[list[Tensor]] = []  # per sequence: the token's copies
         self.logits: Tensor | None = None
+        self.stage_in: Tensor | None = None  # a pipeline stage's input (place_data)
         self.blocks: dict = {}  # block key -> [(slice, addr)] x VL/4
         self.tile_hemi: dict = {}  # (matrix, output tile) -> hemisphere of its plane
         self.plane_free: dict[str, int] = {}
@@ -303,6 +306,14 @@ class ListScheduler:
                 self.token_groups.append([Tensor(s_, addr, 1, "f32") for s_, addr, _ in a.sram])
                 self.token_tensors = [t_ for grp in self.token_groups for t_ in grp]
                 self.token_tensor = self.token_tensors[0]
+            elif n.op == "stage_in":  # a pipeline stage's input: written over a C2C link
+                if self.stage_in is None:  # one tensor (consecutive words), not the host's
+                    t = self.alloc.alloc(len(self.gops.input_nodes), "f32",
+                                         slice=self.mem_names[0], fresh=True)
+                    self.s.mark_ready(t.slice, t.addr, t.n * t.words)
+                    self.stage_in = t
+                a.sram = [(self.stage_in.slice,
+                           self.stage_in.vec(self.gops.input_nodes.index(n.id)), 0)]
             elif n.op == "const":  # used all over the step: copies in both hemispheres
                 uses = len(self.consumers[n.id])
                 k = 4 if uses >= 16 else 2
@@ -1335,17 +1346,20 @@ class ListScheduler:
 
 
 def schedule_step(model, cfg: ChipConfig, pos: int, context: int | None = None, *,
-                  batch: int = 1):
+                  batch: int = 1, stage=None):
     """Trace and schedule the decode step at `pos` of `batch` sequences; returns a
-    :class:`ScheduledStep` (``logits_per_seq`` / ``token_groups``: per sequence)."""
+    :class:`ScheduledStep` (``logits_per_seq`` / ``token_groups``: per sequence).
+    `stage`: only that part of the step (:func:`trace_step`): ``logits`` is then the
+    stage's output (the hidden state unless the stage ends the model) and
+    ``stage_in`` the tensor its input is written into (None if it embeds)."""
     t0 = time.perf_counter()
-    g, gops = trace_step(model, cfg.vl, pos, context, batch=batch)
+    g, gops = trace_step(model, cfg.vl, pos, context, batch=batch, stage=stage)
     ls = ListScheduler(cfg, g, gops)
     ls.place_data(model)
     ls.run()
     prog = ls.s.program()
     words = sum(nxt - (b * cfg.bank_words) for (_, b), nxt in ls.alloc.next.items())
-    if ls.token_tensor is None:
+    if ls.token_tensor is None and (stage is None or stage.embed):
         raise LpuError("the step has no token input")
     st = ScheduledStep(prog, ls.image, ls.logits, ls.token_tensors,
                        sum(len(w) for w in prog.queues.values()), words,
@@ -1354,4 +1368,5 @@ def schedule_step(model, cfg: ChipConfig, pos: int, context: int | None = None, 
                        dict(ls.placed))
     st.logits_per_seq = list(ls.logits_per_seq)
     st.token_groups = [list(grp) for grp in ls.token_groups]
+    st.stage_in = ls.stage_in
     return st

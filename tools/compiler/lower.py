@@ -49,6 +49,8 @@ class CompiledStep:
     compile_s: float
     instructions: int
     sram_words: int  # words allocated (weights, cache, constants, temporaries)
+    #: a pipeline stage's input, written over a C2C link (lpu.tools.compiler.pipeline)
+    stage_in: object = None
 
 
 def check_model(model_cfg, chip: ChipConfig, context: int) -> None:
