@@ -18,7 +18,8 @@ import sys
 from lpu import config as cfgmod
 from lpu.errors import LpuError
 from lpu.tools.area import table_lines
-from lpu.tools.bench import bench_accuracy, bench_decode, bench_golden, bench_rtl, bench_synth
+from lpu.tools.bench import (bench_accuracy, bench_decode, bench_golden, bench_pipeline,
+                             bench_rtl, bench_synth)
 from lpu.tools.ecc import BACKENDS as ECC_BACKENDS
 from lpu.tools.ecc import summary as ecc_summary
 from lpu.tools.ecc import sweep as ecc_sweep
@@ -58,6 +59,9 @@ def add_arguments(p):
     p.add_argument("--steps", type=int, default=10, help="decode steps (decode)")
     p.add_argument("--batch", type=int, default=1,
                    help="decode: sequences in one step program (default 1)")
+    p.add_argument("--chips", type=int, default=1,
+                   help="decode: the model's layers pipelined across this many chips "
+                        "(golden system; compared with one chip)")
     p.add_argument("--positions", type=int, default=256,
                    help="accuracy: teacher-forced positions of held-out text (default 256)")
     p.add_argument("--pairs", type=int, default=None,
@@ -65,6 +69,38 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0,
                    help="ecc: seed of the random words, places and sample (default 0)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _pipeline(args, cfg, backend) -> int:
+    if backend != "golden":
+        raise LpuError(f"--chips {args.chips}: the pipeline runs on the golden system "
+                       f"(--backend golden), not --backend {backend}")
+    if args.batch != 1:
+        raise LpuError(f"--chips {args.chips} --batch {args.batch}: a pipeline of chips "
+                       "decodes one sequence (--batch 1)")
+    r = bench_pipeline(cfg, args.steps, args.chips)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0 if r["same_as_one_chip"] else 1
+    print(f"decode on {r['system']}: {r['steps']} steps, {r['cycles_per_token']} "
+          f"cycles/token ({r['ratio_to_one_chip']}x one chip's {r['one_chip_cycles_per_token']}); "
+          f"{r['tokens_per_s_at_clock']} tokens/s at {r['clock_mhz']:g} MHz; tokens and "
+          f"logits {'identical to' if r['same_as_one_chip'] else 'DIFFERENT from'} one "
+          f"chip's; wall {r['wall_s_per_token']} s/step (compile {r['compile_s_per_token']} "
+          f"s, golden system {r['golden_run_s_per_token']} s)")
+    for s in r["stages"]:
+        cp = s["critical_path_first_last_step"]
+        print(f"  {s['stage']}: {s['cycles']} cycles/step ({100 * s['busy_fraction']:.0f}% "
+              f"of the step; critical path {cp[0]} .. {cp[1]}), SRAM {s['sram_words']} words "
+              f"({100 * s['sram_fraction']:.0f}%)")
+    print(f"links: {r['link_words_per_hop_per_token']} words a hop a token "
+          f"({r['link_bytes_per_token']} bytes a token over {r['chips'] - 1} hop(s)), "
+          f"{r['link_busy_cycles_per_hop']} send cycles a hop at width {r['link_width']}, "
+          f"latency {r['link_latency']}; cycles from one chip's end to the next one's start: "
+          + ", ".join(str(h) for h in r["hop_cycles"]))
+    print(f"bounds: the stages' critical paths sum to "
+          f"{r['sum_of_stage_critical_paths_last_step']} cycles (last step), plus the hops")
+    return 0 if r["same_as_one_chip"] else 1
 
 
 def run(args) -> int:
@@ -107,6 +143,8 @@ def run(args) -> int:
         backend = args.backend or "golden"
         if backend == "amaranth":
             raise LpuError("--backend amaranth: decode runs on golden, verilator or icarus")
+        if args.chips != 1:
+            return _pipeline(args, cfg, backend)
         r = bench_decode(cfg, args.steps, batch=args.batch, backend=backend,
                          log=sys.stderr if backend != "golden" else None)
         if args.json:

@@ -222,7 +222,7 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
             res.chips = chips
             res.pipeline = {"system": dec.sysc.describe(),
                             "stages": [s_.describe() for s_ in dec.stages],
-                            "starts": [], "chip_cycles": [], "link_words": []}
+                            "starts": [], "ends": [], "chip_cycles": [], "link_words": []}
         else:
             dec = ChipDecoder(m, cfg, ctx, batch=batch)
 
@@ -250,6 +250,7 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
                 res.run_s += info.run_s
                 if res.pipeline is not None:
                     res.pipeline["starts"].append(info.starts)
+                    res.pipeline["ends"].append(info.ends)
                     res.pipeline["chip_cycles"].append(info.chip_cycles)
                     res.pipeline["link_words"].append(info.link_words)
             if n and pos >= len(tokens) - 1:  # -n 0: only the prompt's steps (a prefill)

@@ -49,14 +49,14 @@ from lpu.program import Program, ProgramBuilder
 from lpu.system import SystemConfig, system
 
 from .cache import cached_compile
-from .graph import analytic_bound
+from .graph import analytic_bound, critical_path, trace_step
 from .kernels import Tensor, write_image
 from .listsched import schedule_step
 from .lower import CompiledStep, StepResult, check_model
 from .sched import SchedError
 
 __all__ = ["Stage", "partition", "system_for", "compile_stage", "link", "Linked",
-           "PipelineDecoder", "SEND_LINK", "RECV_LINK", "MAX_CHIPS"]
+           "PipelineDecoder", "stage_critical_path", "SEND_LINK", "RECV_LINK", "MAX_CHIPS"]
 
 #: The link a stage sends its output over (the east edge) and the next receives it on
 #: (the west edge): a ``ring`` cables chip k's link 1 to chip k+1's link 0.
@@ -132,6 +132,13 @@ def compile_stage(model, chip: ChipConfig, pos: int, context: int, stage: Stage
 
     return cached_compile(model, chip, pos, context, compile=compile_,
                           step_type=CompiledStep, stage=stage.key())
+
+
+def stage_critical_path(model, cfg: ChipConfig, pos: int, context: int, stage: Stage) -> int:
+    """The critical path of a stage's graph (cycles, unlimited units,
+    :func:`lpu.tools.compiler.graph.critical_path`): no schedule of the stage beats it."""
+    g, _ = trace_step(model, cfg.vl, pos, context, stage=stage)
+    return critical_path(g, cfg)[0]
 
 
 # -- joining the stages ---------------------------------------------------------------
@@ -227,7 +234,8 @@ def link(cfg: ChipConfig, stages: list[CompiledStep]) -> Linked:
 class PipelineResult(StepResult):
     """A step on a system: the cycles are the system's (its last chip's end)."""
 
-    starts: list = field(default_factory=list)
+    starts: list = field(default_factory=list)  # the cycle each chip's stage starts
+    ends: list = field(default_factory=list)  # the cycle after its last dispatch
     chip_cycles: list = field(default_factory=list)  # each chip's run, cycles
     link_words: int = 0
 
@@ -280,5 +288,5 @@ class PipelineDecoder:
         bound = analytic_bound(self.model.config, self.chip_cfg, pos)["bound_cycles"]
         return PipelineResult(token, pos, logits.copy(), max(r.cycles for r in res),
                               compile_s, time.perf_counter() - t0, bound,
-                              starts=list(linked.starts),
+                              starts=list(linked.starts), ends=list(linked.ends),
                               chip_cycles=[r.cycles for r in res], link_words=linked.words)
