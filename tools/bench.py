@@ -225,60 +225,69 @@ def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n", batch: int = 1,
     return out
 
 
-def bench_pipeline(cfg, steps: int, chips: int, prompt: str = "ROMEO:\n") -> dict:
+def bench_pipeline(cfg, steps: int, chips: int, batch: int = 1,
+                   prompt: str = "ROMEO:\n") -> dict:
     """Decode the shipped model for `steps` steps on a pipeline of `chips` chips
-    (:mod:`lpu.tools.compiler.pipeline`, golden system) and on one chip: cycles per
-    token of both, the stages and what each costs (cycles from its start to its last
-    dispatch, against its own critical path), the cycles each hop adds between one
-    chip's end and the next one's start, the link traffic, each chip's SRAM, and
+    (:mod:`lpu.tools.compiler.pipeline`, golden system), `batch` sequences in flight,
+    and one sequence on one chip: cycles per token of both, the stages and how busy
+    each chip is (the cycles from its stage's start to its last dispatch over the
+    run's cycles), its stage's critical path, the cycles between one chip's end and
+    the next one's start (one sequence), the link traffic, each chip's SRAM, and
     whether the tokens and logits are the one-chip ones."""
     n = max(0, steps - len(prompt.encode()) + 1)
     prompt_b = prompt.encode()[:steps] if n == 0 else prompt.encode()
     t0 = time.perf_counter()
-    r = decode("builtin", tokens=list(prompt_b), n=n, config=cfg, chips=chips)
+    r = decode("builtin", tokens=list(prompt_b), n=n, config=cfg, chips=chips, batch=batch)
     wall = time.perf_counter() - t0
-    one = decode("builtin", tokens=list(prompt_b), n=n, config=cfg)
+    one = decode("builtin", tokens=list(prompt_b), n=n, config=cfg, context=r.context)
     k = len(r.cycles)
     m = load_builtin()
     sysc = system_for(cfg, chips)
     stages = partition(m.config, chips)
     pl = r.pipeline
-    starts = np.array(pl["starts"])  # [step, chip]
-    ends = np.array(pl["ends"])
-    cps = np.array([[stage_critical_path(m, sysc.chip, pos, r.context, s) for s in stages]
-                    for pos in (0, k - 1)])
-    words = pl["link_words"][-1]
-    dec = PipelineDecoder(m, cfg, chips, r.context)
-    sram = [cs.sram_words for cs in dec.compiled(k - 1)[0]]
+    starts, ends = np.array(pl["starts"]), np.array(pl["ends"])  # [step or beat, chip]
+    runs = np.array(pl.get("beat_cycles") or r.cycles)
+    busy = (ends - starts).sum(axis=0) / runs.sum()
+    cps = [stage_critical_path(m, sysc.chip, k - 1, r.context, s) for s in stages]
+    words = max(pl["link_words"])
+    dec = PipelineDecoder(m, cfg, chips, r.context, slots=batch)
+    sram = [dec.stage(i, k - 1).sram_words for i in range(chips)]
     capacity = 2 * sysc.chip.mem_slices * sysc.chip.mem_words
-    hops = (starts[:, 1:] - ends[:, :-1]).mean(axis=0) if chips > 1 else np.zeros(0)
-    return {
+    out = {
         "model": "bytes-llama (builtin)", "config": cfg.name, "system": sysc.describe(),
-        "chips": chips, "steps": k,
+        "chips": chips, "batch": batch, "steps": k, "context": r.context,
         "cycles_per_token": round(r.cycles_per_token, 1),
+        "tokens_per_s_at_clock": round(r.tokens_per_s, 1),
+        "tokens_per_s_per_sequence": round(r.tokens_per_s / batch, 1),
+        "clock_mhz": cfg.clock_mhz,
         "one_chip_cycles_per_token": round(one.cycles_per_token, 1),
-        "ratio_to_one_chip": round(r.cycles_per_token / one.cycles_per_token, 3),
-        "stages": [{"stage": s.describe(),
-                    "cycles": round(float((ends[:, i] - starts[:, i]).mean()), 1),
-                    "critical_path_first_last_step": [int(cps[0, i]), int(cps[1, i])],
-                    "busy_fraction": round(float(((ends[:, i] - starts[:, i])
-                                                   / np.array(r.cycles)).mean()), 3),
+        "speedup_over_one_chip": round(one.cycles_per_token / r.cycles_per_token, 3),
+        "stages": [{"stage": s.describe(), "busy_fraction": round(float(busy[i]), 3),
+                    "critical_path_last_step": int(cps[i]),
                     "sram_words": sram[i], "sram_fraction": round(sram[i] / capacity, 3)}
                    for i, s in enumerate(stages)],
-        "hop_cycles": [round(float(h), 1) for h in hops],
         "link_latency": sysc.chip.c2c_latency, "link_width": sysc.chip.c2c_width,
         "link_words_per_hop_per_token": words,
         "link_bytes_per_token": words * sysc.chip.vl * (chips - 1),
-        "link_busy_cycles_per_hop": words // sysc.chip.c2c_width,
-        "sum_of_stage_critical_paths_last_step": int(cps[1].sum()),
-        "same_as_one_chip": r.tokens == one.tokens and all(
+        "link_send_cycles_per_hop": words // sysc.chip.c2c_width,
+        "same_as_one_chip": r.batch_tokens == [one.tokens] * batch and all(
             np.array_equal(a.view(np.uint32), b.view(np.uint32))
             for a, b in zip(one.logits, r.logits, strict=True)),
-        "tokens_per_s_at_clock": round(r.tokens_per_s, 1), "clock_mhz": cfg.clock_mhz,
-        "compile_s_per_token": round(r.compile_s / k, 3),
-        "golden_run_s_per_token": round(r.run_s / k, 3),
-        "wall_s_per_token": round(wall / k, 3),
+        "compile_s_per_token": round(r.compile_s / (k * batch), 3),
+        "golden_run_s_per_token": round(r.run_s / (k * batch), 3),
+        "wall_s_per_token": round(wall / (k * batch), 3),
     }
+    if batch == 1:
+        out["hop_cycles"] = [round(float(h), 1)
+                             for h in (starts[:, 1:] - ends[:, :-1]).mean(axis=0)]
+        out["sum_of_stage_critical_paths_last_step"] = int(sum(cps))
+    else:
+        beat = np.array(pl["beat_cycles"])
+        out["beats"] = int(pl["beats"])
+        out["beat_cycles_median"] = float(np.median(beat))
+        out["beat_start_cycle"] = int(np.median(starts[:, 0]))  # the links' prologue
+        out["largest_stage_critical_path"] = int(max(cps))
+    return out
 
 
 def _last_step(cfg, pos: int, batch: int, context: int) -> tuple[dict | None, dict]:

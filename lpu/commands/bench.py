@@ -75,31 +75,35 @@ def _pipeline(args, cfg, backend) -> int:
     if backend != "golden":
         raise LpuError(f"--chips {args.chips}: the pipeline runs on the golden system "
                        f"(--backend golden), not --backend {backend}")
-    if args.batch != 1:
-        raise LpuError(f"--chips {args.chips} --batch {args.batch}: a pipeline of chips "
-                       "decodes one sequence (--batch 1)")
-    r = bench_pipeline(cfg, args.steps, args.chips)
+    r = bench_pipeline(cfg, args.steps, args.chips, args.batch)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0 if r["same_as_one_chip"] else 1
-    print(f"decode on {r['system']}: {r['steps']} steps, {r['cycles_per_token']} "
-          f"cycles/token ({r['ratio_to_one_chip']}x one chip's {r['one_chip_cycles_per_token']}); "
-          f"{r['tokens_per_s_at_clock']} tokens/s at {r['clock_mhz']:g} MHz; tokens and "
-          f"logits {'identical to' if r['same_as_one_chip'] else 'DIFFERENT from'} one "
-          f"chip's; wall {r['wall_s_per_token']} s/step (compile {r['compile_s_per_token']} "
-          f"s, golden system {r['golden_run_s_per_token']} s)")
+    flight = f", {r['batch']} sequences in flight" if r["batch"] > 1 else ""
+    print(f"decode on {r['system']}{flight}: {r['steps']} steps, {r['cycles_per_token']} "
+          f"cycles/token ({r['speedup_over_one_chip']}x the throughput of one chip's "
+          f"{r['one_chip_cycles_per_token']}); {r['tokens_per_s_at_clock']} tokens/s in "
+          f"total, {r['tokens_per_s_per_sequence']} per sequence at {r['clock_mhz']:g} MHz; "
+          f"tokens and logits {'identical to' if r['same_as_one_chip'] else 'DIFFERENT from'}"
+          f" one chip's; wall {r['wall_s_per_token']} s/token (compile "
+          f"{r['compile_s_per_token']} s, golden system {r['golden_run_s_per_token']} s)")
     for s in r["stages"]:
-        cp = s["critical_path_first_last_step"]
-        print(f"  {s['stage']}: {s['cycles']} cycles/step ({100 * s['busy_fraction']:.0f}% "
-              f"of the step; critical path {cp[0]} .. {cp[1]}), SRAM {s['sram_words']} words "
+        print(f"  {s['stage']}: busy {100 * s['busy_fraction']:.0f}% of the cycles, critical "
+              f"path {s['critical_path_last_step']} (last step), SRAM {s['sram_words']} words "
               f"({100 * s['sram_fraction']:.0f}%)")
     print(f"links: {r['link_words_per_hop_per_token']} words a hop a token "
           f"({r['link_bytes_per_token']} bytes a token over {r['chips'] - 1} hop(s)), "
-          f"{r['link_busy_cycles_per_hop']} send cycles a hop at width {r['link_width']}, "
-          f"latency {r['link_latency']}; cycles from one chip's end to the next one's start: "
-          + ", ".join(str(h) for h in r["hop_cycles"]))
-    print(f"bounds: the stages' critical paths sum to "
-          f"{r['sum_of_stage_critical_paths_last_step']} cycles (last step), plus the hops")
+          f"{r['link_send_cycles_per_hop']} send cycles a hop at width {r['link_width']}, "
+          f"latency {r['link_latency']}")
+    if r["batch"] == 1:
+        print("cycles from one chip's end to the next one's start: "
+              + ", ".join(str(h) for h in r["hop_cycles"])
+              + f"; the stages' critical paths sum to "
+                f"{r['sum_of_stage_critical_paths_last_step']} (last step)")
+    else:
+        print(f"{r['beats']} beats, median {r['beat_cycles_median']} cycles (stages start at "
+              f"cycle {r['beat_start_cycle']}, after the links); the largest stage's "
+              f"critical path {r['largest_stage_critical_path']}")
     return 0 if r["same_as_one_chip"] else 1
 
 

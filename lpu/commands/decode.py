@@ -127,7 +127,13 @@ def run(args) -> int:
         print(f"{r.pipeline['system']}")
         for line in r.pipeline["stages"]:
             print(f"  {line}")
-    if r.cycles:
+    if r.cycles and r.chips > 1 and r.batch > 1:
+        print(f"{len(r.cycles)} steps of {r.batch} sequences in flight on {r.chips} chips of "
+              f"{r.config} ({r.pipeline['beats']} beats): {r.cycles_per_token:.0f} cycles/token, "
+              f"{r.tokens_per_s:,.0f} tokens/s in total at {r.clock_mhz:g} MHz "
+              f"({r.tokens_per_s / r.batch:,.0f} per sequence); compile {r.compile_s:.1f} s, "
+              f"golden system {r.run_s:.1f} s")
+    elif r.cycles:
         per = (f"{r.cycles_per_step:.0f} cycles/step for {r.batch} sequences, "
                if r.batch > 1 else "")
         where = f"{r.chips} chips of {r.config}" if r.chips > 1 else r.config

@@ -86,7 +86,7 @@ class DecodeResult:
     @property
     def ratio_to_bound(self) -> float | None:
         """Cycles per token over the bandwidth bound."""
-        if not self.cycles:
+        if not self.cycles or not self.bound_cycles:
             return None
         return float(np.mean(self.cycles) / np.mean(self.bound_cycles))  # per step
 
@@ -120,6 +120,48 @@ def pick_token(logits: np.ndarray, temperature: float, rng: np.random.Generator)
     p = np.exp(z - z.max())
     p /= p.sum()
     return int(rng.choice(len(p), p=p))
+
+
+def _wavefront(dec, res: DecodeResult, seqs, prompt_len, n, steps, temperature, rngs,
+               progress) -> None:
+    """`len(seqs)` sequences in flight on a pipeline of chips (PipelineDecoder.beat):
+    in beat ``t`` chip 0 takes sequence ``t mod chips`` (if there is one) at position
+    ``t // chips``, and chip ``k`` goes on with what chip ``k - 1`` did in beat
+    ``t - 1``. A sequence's logits leave the last chip one beat before its next token
+    enters chip 0, so with as many sequences as chips no chip idles once the pipeline
+    is full. ``res.cycles[p]`` are the cycles of the beats in which chip 0 took
+    position ``p`` (the last one also the beats that drain the pipeline): they sum to
+    the run's cycles, and the mean over the batch is the cycles per token."""
+    N, B = dec.chips, len(seqs)
+    work: list = [None] * N
+    res.pipeline["beat_cycles"] = []
+    beats = N * (steps - 1) + (B - 1) + N  # until the last sequence's last step leaves
+    res.cycles = [0] * steps
+    logits0: dict[int, np.ndarray] = {}
+    done = 0
+    for t in range(beats):
+        j, p = t % N, t // N
+        work = [(j, p) if j < B and p < steps else None] + work[:-1]
+        token = seqs[j][p] if work[0] is not None else None
+        r = dec.beat(work, token)
+        res.cycles[min(p, steps - 1)] += r.cycles
+        res.compile_s += r.compile_s
+        res.run_s += r.run_s
+        res.pipeline["starts"].append([r.start] * N)
+        res.pipeline["ends"].append(r.ends)
+        res.pipeline["link_words"].append(r.link_words)
+        res.pipeline["beat_cycles"].append(r.cycles)
+        if r.done is not None:
+            seq, pos = r.done
+            if seq == 0:
+                logits0[pos] = r.logits
+            if n and pos >= prompt_len - 1:
+                seqs[seq].append(pick_token(r.logits, temperature, rngs[seq]))
+            done += 1
+            if progress:
+                progress(done, steps * B)
+    res.logits = [np.asarray(logits0[p], dtype=np.float32) for p in range(steps)]
+    res.pipeline["beats"] = beats
 
 
 def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] | None = None,
@@ -156,9 +198,9 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
     if chips > 1 and backend != "golden":
         raise LpuError(f"--chips {chips}: a model split across chips runs on the golden "
                        f"system (--backend golden), not --backend {backend}")
-    if chips > 1 and batch > 1:
-        raise LpuError(f"--chips {chips} --batch {batch}: a pipeline of chips decodes one "
-                       "sequence (--batch 1)")
+    if chips > 1 and batch > chips:
+        raise LpuError(f"--chips {chips} --batch {batch}: a pipeline of {chips} chips keeps "
+                       f"at most {chips} sequences in flight (one a chip)")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise LpuError(f"--batch must be a whole number of at least 1, not {batch!r}")
     if not (isinstance(temperature, int | float) and math.isfinite(temperature)
@@ -218,7 +260,7 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
                                "lpu.tools.rtl_decode.decode")
             dec = decoder(m, cfg, ctx, batch)
         elif chips > 1:
-            dec = PipelineDecoder(m, cfg, chips, ctx)
+            dec = PipelineDecoder(m, cfg, chips, ctx, slots=batch)
             res.chips = chips
             res.pipeline = {"system": dec.sysc.describe(),
                             "stages": [s_.describe() for s_ in dec.stages],
@@ -235,6 +277,13 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
     seqs = [list(tokens) for _ in range(batch)]
     steps = total - 1 if n else len(tokens)
     t0 = time.perf_counter()
+    if chips > 1 and batch > 1:
+        _wavefront(dec, res, seqs, len(tokens), n, steps, temperature, rngs, progress)
+        res.tokens = seqs[0][len(tokens):]
+        res.text = decode_bytes(seqs[0])
+        res.batch_tokens = [s[len(tokens):] for s in seqs]
+        res.batch_texts = [decode_bytes(s) for s in seqs]
+        return res
     info = None
     if backend in RTL_BACKENDS:
         dec.total = steps  # for its progress lines

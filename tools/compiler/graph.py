@@ -327,7 +327,8 @@ class GraphOps:
 
 
 def trace_step(model, vl: int, pos: int, context: int | None = None, *,
-               radix: int = RADIX, batch: int = 1, stage=None) -> tuple[Graph, GraphOps]:
+               radix: int = RADIX, batch: int = 1, stage=None,
+               slot: tuple[int, int] = (0, 1)) -> tuple[Graph, GraphOps]:
     """The graph of the decode step at `pos` (the tokens are host inputs) for `batch`
     sequences at once: each has its own KV cache (its layers numbered
     ``seq * layers + layer`` in one cache of ``batch * layers`` layers) and token input;
@@ -338,7 +339,9 @@ def trace_step(model, vl: int, pos: int, context: int | None = None, *,
     `stage` (a :class:`lpu.tools.compiler.pipeline.Stage`, batch 1): only that part of
     the step, :func:`lpu.golden.model.exact.decode_stage`; a stage that does not embed
     takes the hidden state as ``stage_in`` nodes (``ops.input_nodes``), one that does
-    not end the model outputs the hidden state instead of the logits."""
+    not end the model outputs the hidden state instead of the logits. ``slot = (j,
+    slots)``: the stage's chip keeps the KV caches of `slots` sequences (one cache of
+    ``slots * layers`` layers, as a batch's) and this step is sequence `j`'s."""
     ops = GraphOps(vl, radix)
     ctx = context or model.config.max_position_embeddings
     if stage is not None:
@@ -346,12 +349,17 @@ def trace_step(model, vl: int, pos: int, context: int | None = None, *,
             raise ValueError("a pipeline stage is traced for one sequence")
         prepared = LX.Prepared(ops, model, ctx, layers=stage.layers, embed=stage.embed,
                                head=stage.head)
+        j, slots = slot
+        nl = len(stage.layers)
+        prepared.cache = dict(ops.new_cache(slots * nl, model.config.num_key_value_heads, ctx),
+                              offset=j * nl)
         ops.prepared = prepared
         x = None if stage.embed else ops.stage_input(model.config.hidden_size // vl)
         out = LX.decode_stage(ops, prepared, pos, token=0 if stage.embed else None, x=x)
         g = ops.g
         g.outputs = [list(out.ids)]
         g.output = list(out.ids)
+        g.stage = stage
         return g, ops
     prepared = LX.Prepared(ops, model, ctx)
     L = model.config.num_hidden_layers

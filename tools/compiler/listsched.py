@@ -287,6 +287,16 @@ class ListScheduler:
                     t = self.alloc.alloc(nbmax, "f32", fresh=True)
                     self.scale_tensors[(which, li, gi)] = t
                     self.s.mark_ready(t.slice, t.addr, t.n * t.words)
+        # a pipeline stage's input and output: at the same words at every position (a
+        # wavefront reads the output of one step's program while the next is loaded)
+        staged = getattr(self.g, "stage", None) is not None
+        if staged:
+            self._place_outputs()
+            if self.gops.input_nodes:
+                t = self.alloc.alloc(len(self.gops.input_nodes), "f32",
+                                     slice=self.mem_names[0], fresh=True)
+                self.s.mark_ready(t.slice, t.addr, t.n * t.words)
+                self.stage_in = t
         # host vectors: a copy near the VXM in each hemisphere (rotating over the slices)
         rr = 0
         ws, es = self._hemi_slices("w"), self._hemi_slices("e")
@@ -307,11 +317,6 @@ class ListScheduler:
                 self.token_tensors = [t_ for grp in self.token_groups for t_ in grp]
                 self.token_tensor = self.token_tensors[0]
             elif n.op == "stage_in":  # a pipeline stage's input: written over a C2C link
-                if self.stage_in is None:  # one tensor (consecutive words), not the host's
-                    t = self.alloc.alloc(len(self.gops.input_nodes), "f32",
-                                         slice=self.mem_names[0], fresh=True)
-                    self.s.mark_ready(t.slice, t.addr, t.n * t.words)
-                    self.stage_in = t
                 a.sram = [(self.stage_in.slice,
                            self.stage_in.vec(self.gops.input_nodes.index(n.id)), 0)]
             elif n.op == "const":  # used all over the step: copies in both hemispheres
@@ -331,6 +336,11 @@ class ListScheduler:
             if self.g.nodes[nid].kind == "vxm":
                 t = self.scale_tensors[(f"{which}s", li, gi)]
                 self.home[nid] = Tensor(t.slice, t.vec(b), 1, "f32")
+        if not staged:
+            self._place_outputs()
+
+    def _place_outputs(self):
+        """The fixed homes of the step's outputs (the logits, one tensor a sequence)."""
         outs = getattr(self.g, "outputs", None) or [self.g.output]
         self.logits_per_seq = []
         for b, out in enumerate(outs):
@@ -1346,14 +1356,15 @@ class ListScheduler:
 
 
 def schedule_step(model, cfg: ChipConfig, pos: int, context: int | None = None, *,
-                  batch: int = 1, stage=None):
+                  batch: int = 1, stage=None, slot: tuple[int, int] = (0, 1)):
     """Trace and schedule the decode step at `pos` of `batch` sequences; returns a
     :class:`ScheduledStep` (``logits_per_seq`` / ``token_groups``: per sequence).
     `stage`: only that part of the step (:func:`trace_step`): ``logits`` is then the
     stage's output (the hidden state unless the stage ends the model) and
-    ``stage_in`` the tensor its input is written into (None if it embeds)."""
+    ``stage_in`` the tensor its input is written into (None if it embeds); `slot`:
+    which of how many sequences' KV caches the stage's chip keeps (:func:`trace_step`)."""
     t0 = time.perf_counter()
-    g, gops = trace_step(model, cfg.vl, pos, context, batch=batch, stage=stage)
+    g, gops = trace_step(model, cfg.vl, pos, context, batch=batch, stage=stage, slot=slot)
     ls = ListScheduler(cfg, g, gops)
     ls.place_data(model)
     ls.run()

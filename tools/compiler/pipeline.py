@@ -56,7 +56,7 @@ from .lower import CompiledStep, StepResult, check_model
 from .sched import SchedError
 
 __all__ = ["Stage", "partition", "system_for", "compile_stage", "link", "Linked",
-           "PipelineDecoder", "stage_critical_path", "SEND_LINK", "RECV_LINK", "MAX_CHIPS"]
+           "PipelineDecoder", "BeatResult", "stage_critical_path", "link_beat", "SEND_LINK", "RECV_LINK", "MAX_CHIPS"]
 
 #: The link a stage sends its output over (the east edge) and the next receives it on
 #: (the west edge): a ``ring`` cables chip k's link 1 to chip k+1's link 0.
@@ -115,15 +115,18 @@ def system_for(cfg: ChipConfig | str, chips: int) -> SystemConfig:
     return system(cfg, chips, "ring", source=f"--chips {chips} on {cfg.name}")
 
 
-def compile_stage(model, chip: ChipConfig, pos: int, context: int, stage: Stage
-                  ) -> CompiledStep:
+def compile_stage(model, chip: ChipConfig, pos: int, context: int, stage: Stage,
+                  slot: tuple[int, int] = (0, 1)) -> CompiledStep:
     """Chip ``stage.chip``'s program of the step at `pos`, before :func:`link`: its
     input (``stage_in``) in SRAM at cycle 0, its output at ``logits`` (the hidden state
-    unless the stage ends the model); from the disk cache when it is there."""
+    unless the stage ends the model); from the disk cache when it is there. ``slot =
+    (j, slots)``: the chip keeps `slots` sequences' KV caches and this is sequence
+    `j`'s step (a wavefront, :meth:`PipelineDecoder.beat`). The input and output
+    tensors are at the same words for every position and slot of a stage."""
 
     def compile_(model, chip, pos, context):
         try:
-            st = schedule_step(model, chip, pos, context, stage=stage)
+            st = schedule_step(model, chip, pos, context, stage=stage, slot=slot)
         except SchedError as e:
             raise LpuError(f"cannot compile {stage.describe()} for position {pos} with a "
                            f"context of {context} on {chip.name}: {e}") from None
@@ -131,7 +134,7 @@ def compile_stage(model, chip: ChipConfig, pos: int, context: int, stage: Stage
                             st.seconds, st.instructions, st.sram_words, stage_in=st.stage_in)
 
     return cached_compile(model, chip, pos, context, compile=compile_,
-                          step_type=CompiledStep, stage=stage.key())
+                          step_type=CompiledStep, stage=stage.key() + list(slot))
 
 
 def stage_critical_path(model, cfg: ChipConfig, pos: int, context: int, stage: Stage) -> int:
@@ -175,56 +178,98 @@ class Linked:
     words: int  # words (VL bytes each) sent over each link per step
 
 
+def _send(b: ProgramBuilder, cfg: ChipConfig, out: Tensor, t0: int) -> list[int]:
+    """Read `out` from SRAM ``c2c_width`` words a cycle from `t0` onto the east streams
+    and send each piece over :data:`SEND_LINK`; the cycles the pieces arrive at the
+    other end."""
+    w = cfg.c2c_width
+    words = out.n * out.words
+    if words % w:
+        raise LpuError(f"the hidden state's {words} words do not split into pieces of "
+                       f"c2c_width {w}")
+    dist = cfg.position("sxm_e").index - cfg.position(out.slice).index
+    arrive = []
+    for j in range(words // w):
+        b.at(out.slice, t0 + j, "read", out.addr + j * w, (0, E), w)
+        ts = t0 + j + 1 + dist  # on the streams at t0 + j + 1, then east to the edge
+        b.at(cfg.link_queue(SEND_LINK), ts, "send", SEND_LINK, (0, E), w)
+        arrive.append(ts + cfg.c2c_latency)
+    return arrive
+
+
+def _recv(b: ProgramBuilder, cfg: ChipConfig, dst: Tensor, arrive: list[int]) -> int:
+    """Receive the pieces arriving over :data:`RECV_LINK` at the cycles `arrive` into
+    `dst`; the first cycle all of them are readable in SRAM."""
+    w = cfg.c2c_width
+    if len(arrive) * w != dst.n * dst.words:
+        raise LpuError(f"{len(arrive) * w} words arrive for an input of {dst.n * dst.words}")
+    dist = cfg.position(dst.slice).index - cfg.position("sxm_w").index
+    ready = 0
+    for j, ta in enumerate(arrive):
+        b.at(cfg.link_queue(RECV_LINK), ta, "recv", RECV_LINK, (0, E), w)
+        tw = ta + 1 + dist  # on the streams at the west edge at ta + 1, then east
+        b.at(dst.slice, tw, "write", dst.addr + j * w, (0, E), w)
+        ready = tw + 2  # SRAM written at tw + 1, readable from tw + 2
+    return ready
+
+
+def _place(b: ProgramBuilder, cfg: ChipConfig, prog: Program, start: int) -> int:
+    """Every instruction of `prog`, `start` cycles late; the cycle after its last
+    dispatch."""
+    for q in cfg.queues:
+        for t, ins in _placed(prog, q.name):
+            b.at(q.name, start + t, ins)
+    return start + timeline(cfg, prog).end
+
+
 def link(cfg: ChipConfig, stages: list[CompiledStep]) -> Linked:
     """The programs of one step on a system of ``len(stages)`` chips of `cfg` (see the
     module docstring): chip ``k`` sends ``stages[k].logits`` to chip ``k + 1``, which
     receives it into ``stages[k + 1].stage_in``."""
-    w = cfg.c2c_width
-    p_e, p_w = cfg.position("sxm_e").index, cfg.position("sxm_w").index
-    qpos = {q.name: q.position for q in cfg.queues}
     programs, starts, ends, sends = [], [], [], []
-    arrive: list[int] = []  # cycles the pieces of the previous chip's output arrive
+    arrive: list[int] = []
     words = 0
     for k, cs in enumerate(stages):
         b = ProgramBuilder(cfg)
-        start = 0
-        if k:  # receive the hidden state, piece by piece, into stage_in
-            dst = cs.stage_in
-            if dst is None or dst.n * dst.words != words:
-                raise LpuError(f"chip {k}'s stage takes {0 if dst is None else dst.n} "
-                               f"vector(s); chip {k - 1} sends {words // 4}")
-            dist = qpos[dst.slice] - p_w
-            for j, ta in enumerate(arrive):
-                b.at(cfg.link_queue(RECV_LINK), ta, "recv", RECV_LINK, (0, E), w)
-                tw = ta + 1 + dist  # the pieces flow east from the west edge
-                b.at(dst.slice, tw, "write", dst.addr + j * w, (0, E), w)
-                start = tw + 2  # the SRAM cycle is tw + 1; readable from tw + 2
-        prog = cs.program
-        for q in cfg.queues:
-            for t, ins in _placed(prog, q.name):
-                b.at(q.name, start + t, ins)
-        end = start + timeline(cfg, prog).end
-        out: Tensor = cs.logits
+        start = _recv(b, cfg, cs.stage_in, arrive) if k else 0
+        end = _place(b, cfg, cs.program, start)
         sent = []
-        if k < len(stages) - 1:  # send the output east, piece by piece
-            words = out.n * out.words
-            if words % w:
-                raise LpuError(f"the hidden state's {words} words do not split into pieces "
-                               f"of c2c_width {w}")
-            dist = p_e - qpos[out.slice]
-            t0 = end + 1  # the output's last SRAM write is readable from here
-            arrive = []
-            for j in range(words // w):
-                b.at(out.slice, t0 + j, "read", out.addr + j * w, (0, E), w)
-                ts = t0 + j + 1 + dist
-                b.at(cfg.link_queue(SEND_LINK), ts, "send", SEND_LINK, (0, E), w)
-                sent.append(ts)
-                arrive.append(ts + cfg.c2c_latency)
+        if k < len(stages) - 1:  # the output's last SRAM write is readable from end + 1
+            arrive = _send(b, cfg, cs.logits, end + 1)
+            sent = [t - cfg.c2c_latency for t in arrive]
+            words = cs.logits.n * cs.logits.words
         programs.append(b.program())
         starts.append(start)
         ends.append(end)
         sends.append(sent)
     return Linked(programs, starts, ends, sends, words)
+
+
+def link_beat(cfg: ChipConfig, now: list[CompiledStep | None],
+              before: list[CompiledStep | None]) -> Linked:
+    """The programs of one beat of a wavefront: chip ``k`` runs ``now[k]`` (None: no
+    stage this beat); first every chip whose stage takes an input receives it from
+    chip ``k - 1``, which sends the output of the stage it ran the beat before
+    (``before[k - 1]``, still in its SRAM), all from cycle 0; then every chip's stage
+    starts in the same cycle, the first after the last input is readable."""
+    n = len(now)
+    bs = [ProgramBuilder(cfg) for _ in range(n)]
+    start, words = 0, 0
+    sends: list[list[int]] = [[] for _ in range(n)]
+    for k in range(1, n):
+        if now[k] is None:
+            continue
+        prev = before[k - 1]
+        if prev is None:
+            raise LpuError(f"chip {k} has a stage this beat, but chip {k - 1} ran none "
+                           "the beat before")
+        arrive = _send(bs[k - 1], cfg, prev.logits, 0)
+        sends[k - 1] = [t - cfg.c2c_latency for t in arrive]
+        start = max(start, _recv(bs[k], cfg, now[k].stage_in, arrive))
+        words = prev.logits.n * prev.logits.words
+    ends = [_place(b, cfg, cs.program, start) if cs is not None else start
+            for b, cs in zip(bs, now, strict=True)]
+    return Linked([b.program() for b in bs], [start] * n, ends, sends, words)
 
 
 # -- the host loop --------------------------------------------------------------------
@@ -241,13 +286,31 @@ class PipelineResult(StepResult):
 
 
 @dataclass
+class BeatResult:
+    """One beat of a wavefront: what the last chip finished (``(sequence, position)``,
+    or None), its logits, the beat's cycles and where they went."""
+
+    done: tuple[int, int] | None
+    logits: np.ndarray | None
+    cycles: int
+    compile_s: float
+    run_s: float
+    start: int  # the cycle every chip's stage started in
+    ends: list  # the cycle after each chip's last dispatch
+    link_words: int
+
+
+@dataclass
 class PipelineDecoder:
-    """Token-by-token decoding of one sequence on a golden system of `chips` chips."""
+    """Token-by-token decoding on a golden system of `chips` chips: one sequence a
+    step (:meth:`step`), or `slots` sequences in flight (:meth:`beat`: each chip keeps
+    every sequence's KV cache of its layers)."""
 
     model: object
     chip_cfg: ChipConfig
     chips: int
     context: int | None = None
+    slots: int = 1
     _sys: System = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -257,36 +320,72 @@ class PipelineDecoder:
         self.context = self.context or self.model.config.max_position_embeddings
         check_model(self.model.config, self.chip_cfg, self.context)
         self.stages = partition(self.model.config, self.chips)
+        if not 1 <= self.slots <= self.chips:
+            raise LpuError(f"--batch {self.slots}: a pipeline of {self.chips} chips keeps 1 "
+                           f"to {self.chips} sequences in flight (one a chip)")
         self._sys = System(self.sysc)
+        self._before: list = [None] * self.chips  # the stages of the last beat
+        self._beats = 0
+
+    def stage(self, k: int, pos: int, seq: int = 0) -> CompiledStep:
+        """Chip `k`'s stage program for sequence `seq` at `pos`."""
+        return compile_stage(self.model, self.chip_cfg, pos, self.context, self.stages[k],
+                             (seq, self.slots))
 
     def compiled(self, pos: int) -> tuple[list[CompiledStep], Linked, float]:
-        """The stages of the step at `pos`, joined; the seconds compiling (or loading)
-        took."""
+        """The stages of the step at `pos` (sequence 0), joined; the seconds compiling
+        (or loading) took."""
         if pos not in self._cache:
             t0 = time.perf_counter()
-            stages = [compile_stage(self.model, self.chip_cfg, pos, self.context, s)
-                      for s in self.stages]
+            stages = [self.stage(k, pos) for k in range(self.chips)]
             self._cache[pos] = (stages, link(self.chip_cfg, stages),
                                 time.perf_counter() - t0)
         return self._cache[pos]
 
-    def step(self, token: int, pos: int) -> PipelineResult:
-        """Run the step at `pos` for `token` on every chip; the logits (float32 [vocab])
-        are read from the last chip."""
-        if isinstance(token, list | tuple):
-            raise LpuError("a pipeline decodes one sequence (--batch 1)")
-        stages, linked, compile_s = self.compiled(pos)
+    def _run(self, programs, images, tokens, name):
         chips = self._sys.chips
+        for k, cs in enumerate(images):
+            if cs is not None:
+                write_image(chips[k], cs.image, {t: tokens for t in cs.token})
+        self._sys.load(programs, names=[f"chip {k} {name}" for k in range(self.chips)])
+        return self._sys.run()
+
+    def _logits(self, cs: CompiledStep) -> np.ndarray:
+        out = cs.logits
+        return self._sys.chips[-1].read_tensor(out.slice, out.addr, out.n,
+                                               np.float32).reshape(-1).copy()
+
+    def step(self, token: int, pos: int) -> PipelineResult:
+        """Run the step at `pos` for `token` on every chip in turn; the logits (float32
+        [vocab]) are read from the last chip."""
+        if isinstance(token, list | tuple):
+            raise LpuError("PipelineDecoder.step decodes one sequence; a wavefront of "
+                           "several runs beat by beat (beat)")
+        stages, linked, compile_s = self.compiled(pos)
         t0 = time.perf_counter()
-        for chip, cs in zip(chips, stages, strict=True):
-            write_image(chip, cs.image, {t: token for t in cs.token})
-        self._sys.load(linked.programs, names=[f"chip {k} step {pos}"
-                                               for k in range(self.chips)])
-        res = self._sys.run()
-        out = stages[-1].logits
-        logits = chips[-1].read_tensor(out.slice, out.addr, out.n, np.float32).reshape(-1)
+        res = self._run(linked.programs, stages, token, f"step {pos}")
         bound = analytic_bound(self.model.config, self.chip_cfg, pos)["bound_cycles"]
-        return PipelineResult(token, pos, logits.copy(), max(r.cycles for r in res),
+        return PipelineResult(token, pos, self._logits(stages[-1]), max(r.cycles for r in res),
                               compile_s, time.perf_counter() - t0, bound,
                               starts=list(linked.starts), ends=list(linked.ends),
                               chip_cycles=[r.cycles for r in res], link_words=linked.words)
+
+    def beat(self, work: list[tuple[int, int] | None], token: int | None) -> BeatResult:
+        """One beat of a wavefront: chip ``k`` runs its stage of ``work[k] = (sequence,
+        position)`` (None: nothing), chip ``k``'s work being chip ``k - 1``'s of the
+        beat before; `token` is the token of chip 0's work. Every chip runs at once;
+        the last chip's logits, if it ran, are read."""
+        if len(work) != self.chips:
+            raise LpuError(f"a beat gives one piece of work a chip ({self.chips}), not "
+                           f"{len(work)}")
+        t0 = time.perf_counter()
+        now = [None if w is None else self.stage(k, w[1], w[0]) for k, w in enumerate(work)]
+        linked = link_beat(self.chip_cfg, now, self._before)
+        compile_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        res = self._run(linked.programs, now, token, f"beat {self._beats}")
+        self._before, self._beats = now, self._beats + 1
+        last = work[-1]
+        return BeatResult(last, None if last is None else self._logits(now[-1]),
+                          max(r.cycles for r in res), compile_s, time.perf_counter() - t1,
+                          linked.starts[0], list(linked.ends), linked.words)
