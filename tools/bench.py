@@ -278,15 +278,23 @@ def bench_pipeline(cfg, steps: int, chips: int, batch: int = 1,
         "wall_s_per_token": round(wall / (k * batch), 3),
     }
     if batch == 1:
-        out["hop_cycles"] = [round(float(h), 1)
-                             for h in (starts[:, 1:] - ends[:, :-1]).mean(axis=0)]
+        hops = (starts[:, 1:] - ends[:, :-1]).mean(axis=0)
+        out["hop_cycles"] = [round(float(h), 1) for h in hops]
         out["sum_of_stage_critical_paths_last_step"] = int(sum(cps))
+        # no schedule of these stages over these links beats their critical paths plus
+        # the hops (each hop's cycles are fixed by the link and the floorplan)
+        floor = sum(cps) + float(hops.sum())
+        out["pipeline_floor_last_step"] = round(floor, 1)
+        out["last_step_ratio_to_pipeline_floor"] = round(r.cycles[-1] / floor, 3)
     else:
         beat = np.array(pl["beat_cycles"])
         out["beats"] = int(pl["beats"])
         out["beat_cycles_median"] = float(np.median(beat))
         out["beat_start_cycle"] = int(np.median(starts[:, 0]))  # the links' prologue
         out["largest_stage_critical_path"] = int(max(cps))
+        out["beat_floor"] = int(max(cps)) + out["beat_start_cycle"]
+        out["median_beat_ratio_to_floor"] = round(out["beat_cycles_median"]
+                                                  / out["beat_floor"], 3)
     return out
 
 

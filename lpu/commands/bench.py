@@ -99,11 +99,15 @@ def _pipeline(args, cfg, backend) -> int:
         print("cycles from one chip's end to the next one's start: "
               + ", ".join(str(h) for h in r["hop_cycles"])
               + f"; the stages' critical paths sum to "
-                f"{r['sum_of_stage_critical_paths_last_step']} (last step)")
+                f"{r['sum_of_stage_critical_paths_last_step']}, with the hops "
+                f"{r['pipeline_floor_last_step']}: the last step is "
+                f"{r['last_step_ratio_to_pipeline_floor']}x that floor")
     else:
         print(f"{r['beats']} beats, median {r['beat_cycles_median']} cycles (stages start at "
               f"cycle {r['beat_start_cycle']}, after the links); the largest stage's "
-              f"critical path {r['largest_stage_critical_path']}")
+              f"critical path {r['largest_stage_critical_path']}, with the links "
+              f"{r['beat_floor']}: the median beat is {r['median_beat_ratio_to_floor']}x "
+              "that floor")
     return 0 if r["same_as_one_chip"] else 1
 
 

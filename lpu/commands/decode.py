@@ -140,8 +140,10 @@ def run(args) -> int:
         print(f"{len(r.cycles)} steps on {where} ({r.backend}): {per}"
               f"{r.cycles_per_token:.0f} cycles/token, "
               f"{r.tokens_per_s:,.0f} tokens/s at {r.clock_mhz:g} MHz, "
-              f"{r.ratio_to_floor:.3f}x the step's floor of {r.floor_cycles_per_token:.0f} "
-              f"(critical path, units, bandwidth: lpu bench decode); "
+              f"{r.ratio_to_floor:.3f}x the {'one-chip ' if r.chips > 1 else ''}step's "
+              f"floor of {r.floor_cycles_per_token:.0f} "
+              + ("(the links add their cycles: lpu bench decode --chips); " if r.chips > 1
+                 else "(critical path, units, bandwidth: lpu bench decode); ") +
               f"compile {r.compile_s:.1f} s, "
               f"{'golden model' if r.backend == 'golden' else r.backend + ' in lockstep'} "
               f"{r.run_s:.1f} s")

@@ -93,6 +93,30 @@ def test_decode_on_two_and_four_chips_gives_the_one_chip_tokens(model):
             assert cyc >= ends[-1]
 
 
+@pytest.mark.parametrize("chips,batch,n", [(2, 2, 2), (4, 2, 1)])
+def test_wavefront_gives_every_sequence_the_one_chip_tokens(model, chips, batch, n):
+    """`batch` sequences in flight: each gets the tokens of one sequence on one chip (the
+    first one's logits bit for bit); the beats' cycles are all counted once; with a
+    full pipeline a token costs fewer cycles than on one chip."""
+    r = decode(model, prompt="R", n=n, config="small", chips=chips, batch=batch)
+    one = decode(model, prompt="R", n=n, config="small", context=r.context)
+    assert r.batch_tokens == [one.tokens] * batch
+    for a, b in zip(one.logits, r.logits, strict=True):
+        assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+    steps = len(one.cycles)
+    pl = r.pipeline
+    assert pl["beats"] == chips * (steps - 1) + batch - 1 + chips
+    assert sum(r.cycles) == sum(pl["beat_cycles"]) and len(pl["beat_cycles"]) == pl["beats"]
+    if batch == chips:
+        assert r.cycles_per_token < one.cycles_per_token
+
+
+def test_a_beat_needs_the_work_of_the_chip_before(model):
+    dec = PipelineDecoder(model, config.load("small"), 2, 16, slots=2)
+    with pytest.raises(LpuError, match="chip 0 ran none the beat before"):
+        dec.beat([None, (0, 0)], None)
+
+
 def test_joined_programs_pass_the_link_checker_and_a_late_recv_is_refused(model):
     dec = PipelineDecoder(model, config.load("small"), 2, 32)
     stages, linked, _ = dec.compiled(0)
@@ -136,7 +160,7 @@ def test_decode_chips_cli_json(capsys):
     (["--chips", "0"], "--chips must be a whole number of at least 1"),
     (["--chips", "5"], "at most 4 chips"),
     (["--chips", "2", "--backend", "exact"], "--backend golden"),
-    (["--chips", "2", "--batch", "2"], "one sequence"),
+    (["--chips", "2", "--batch", "3"], "at most 2 sequences in flight"),
 ])
 def test_decode_chips_errors(argv, needle):
     r = subprocess.run([sys.executable, "-m", "lpu.cli", "decode", "-n", "1", *argv],

@@ -315,10 +315,10 @@ class PipelineDecoder:
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
+        self.context = self.context or self.model.config.max_position_embeddings
+        check_model(self.model.config, load_config(self.chip_cfg), self.context)
         self.sysc = system_for(self.chip_cfg, self.chips)
         self.chip_cfg = self.sysc.chip
-        self.context = self.context or self.model.config.max_position_embeddings
-        check_model(self.model.config, self.chip_cfg, self.context)
         self.stages = partition(self.model.config, self.chips)
         if not 1 <= self.slots <= self.chips:
             raise LpuError(f"--batch {self.slots}: a pipeline of {self.chips} chips keeps 1 "
