@@ -20,6 +20,7 @@ Binary operations broadcast a one-vector operand ``[1, VL]`` over ``n``.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Protocol
 
 import numpy as np
@@ -31,7 +32,7 @@ from .reference import rope_tables
 
 __all__ = ["Ops", "NumpyOps", "NumpyCache", "exp", "reciprocal", "rsqrt", "rmsnorm",
            "softmax", "silu", "quantize", "linear", "rope", "attention", "swiglu", "Prepared",
-           "decode_step", "decode_stage", "step_inputs", "pairwise", "LOG2E", "NEWTON_STEPS",
+           "decode_step", "decode_stage", "step_inputs", "NumpyGroup", "run_group", "pairwise", "LOG2E", "NEWTON_STEPS",
            "DECODE_NEWTON_STEPS", "EXP2_COEFFS"]
 
 LOG2E = 1.4426950408889634
@@ -125,6 +126,12 @@ class Ops(Protocol):
     def matvec_t(self, x, w):
         """int8 ``x`` ``[N/VL, VL]`` @ ``W^T`` for ``W`` ``[K, N]`` -> int32 ``[K/VL, VL]``."""
 
+    # tensor parallelism (a group of chips)
+    def all_reduce(self, op: str, a):
+        """``a`` combined by ``op`` (``add``: int32, ``fmax``) with the same value of
+        every other rank of the tensor-parallel group, the same bits on every rank
+        (both ops are exact in any order); ``a`` itself in a group of one."""
+
     # the KV cache
     def new_cache(self, layers: int, kv_heads: int, max_pos: int):
         """An empty int8 KV cache with per-position scales."""
@@ -153,11 +160,62 @@ class NumpyCache:
         self.vs = np.zeros((layers, kv_heads, max_pos // vl, vl), dtype=np.uint32)
 
 
+class NumpyGroup:
+    """The ranks of a tensor-parallel group evaluated with numpy, one thread a rank
+    (:func:`run_group`): :meth:`exchange` waits for every rank's value and combines
+    them in rank order."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._barrier = threading.Barrier(size)
+        self._board: list = [None] * size
+
+    def exchange(self, rank: int, op: str, a: np.ndarray) -> np.ndarray:
+        self._board[rank] = a.copy()
+        self._barrier.wait()
+        vals = list(self._board)
+        self._barrier.wait()  # everyone has read the board before it is written again
+        out = vals[0]
+        for v in vals[1:]:
+            out = _BIN[op](out.astype(np.uint32), v.astype(np.uint32))
+        return out
+
+
+def run_group(size: int, fn):
+    """``[fn(rank, group) for rank in range(size)]``, each rank in its own thread, sharing
+    one :class:`NumpyGroup`; an exception of any rank is raised."""
+    group = NumpyGroup(size)
+    out: list = [None] * size
+    errs: list = []
+
+    def one(r):
+        try:
+            out[r] = fn(r, group)
+        except BaseException as e:  # noqa: BLE001 - re-raised below, after the join
+            errs.append(e)
+            group._barrier.abort()
+
+    threads = [threading.Thread(target=one, args=(r,)) for r in range(size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errs:
+        raise errs[0]
+    return out
+
+
 class NumpyOps:
     """Chip primitives on numpy arrays, bit-exact with the chip (an :class:`Ops`)."""
 
-    def __init__(self, vl: int):
+    def __init__(self, vl: int, group: NumpyGroup | None = None, rank: int = 0):
         self.vl = vl
+        self.group, self.rank = group, rank
+
+    def all_reduce(self, op, a):
+        if self.group is None:
+            return np.asarray(a)
+        return self.group.exchange(self.rank, op, np.asarray(a))
 
     # constants: one vector with every lane equal
     def const_f32(self, value: float):
@@ -359,25 +417,35 @@ def silu(ops, x):
     return ops.binary("fmul", x, reciprocal(ops, d, DECODE_NEWTON_STEPS))
 
 
-def quantize(ops, x):
+def quantize(ops, x, reduce: bool = False):
     """Per-token symmetric int8: scale = max|x| / 127; q = sat(round(x / scale)).
 
-    Returns (q int8 [n, VL], scale fp32 [1, VL], all lanes equal)."""
+    Returns (q int8 [n, VL], scale fp32 [1, VL], all lanes equal). `reduce`: `x` is
+    this rank's part of a vector split across a tensor-parallel group; the maximum is
+    taken over every rank's part (``ops.all_reduce``), so the scale is the whole
+    vector's."""
     amax = ops.lane_reduce("fmax", ops.vec_reduce("fmax", ops.unary("fabs", x)))
+    if reduce:
+        amax = ops.all_reduce("fmax", amax)
     scale = ops.binary("fmax", ops.binary("fmul", amax, ops.const_f32(1.0 / 127.0)),
                        ops.const_f32(1e-30))
     q = ops.cvt_f32_i8(x, reciprocal(ops, scale, DECODE_NEWTON_STEPS))
     return q, scale
 
 
-def linear(ops, x, w_q, w_scale, quantized=None):
+def linear(ops, x, w_q, w_scale, quantized=None, reduce: bool = False):
     """y = x @ W with int8 weights (per output channel scales) and per-token int8
     activations: y = (float(q @ Wq) * w_scale) * x_scale.
 
     x: fp32 [K/VL, VL]; w_q: int8 [K, N]; w_scale: the handle of fp32 [N/VL, VL].
-    `quantized`: ``quantize(ops, x)`` already computed (several linears of one input)."""
-    q, xs = quantized if quantized is not None else quantize(ops, x)
+    `quantized`: ``quantize(ops, x)`` already computed (several linears of one input).
+    `reduce`: `x` and the rows of `w_q` are this rank's part of K in a tensor-parallel
+    group: the scale is the whole input's and the int32 partial products of every rank
+    are summed (``ops.all_reduce``, exact in any order) before the scales."""
+    q, xs = quantized if quantized is not None else quantize(ops, x, reduce)
     acc = ops.matvec(q, w_q)
+    if reduce:
+        acc = ops.all_reduce("add", acc)
     return ops.binary("fmul", ops.binary("fmul", ops.unary("cvt.i32.f32", acc), w_scale), xs)
 
 
@@ -407,17 +475,36 @@ class Prepared:
     model; :func:`decode_stage` runs a stage."""
 
     def __init__(self, ops: Ops, model, max_pos: int, *, layers: range | None = None,
-                 embed: bool = True, head: bool = True):
+                 embed: bool = True, head: bool = True, tp: tuple[int, int] = (0, 1)):
         cfg = model.config
         vl = ops.vl
         self.cfg, self.vl, self.max_pos = cfg, vl, max_pos
         self.layer_ids = range(cfg.num_hidden_layers) if layers is None else layers
         self.embeds, self.heads = embed, head
+        # tensor parallelism: rank r of a group of g takes query heads and FFN columns
+        # [r/g, (r+1)/g) of each layer (the K and V heads, the norms, the embedding and
+        # the head are on every rank); wo and w_down take the matching input rows, and
+        # their products are summed over the group (linear(reduce=True))
+        rank, g = tp
+        if cfg.num_attention_heads % g or cfg.intermediate_size % (g * vl):
+            raise ValueError(f"a tensor-parallel group of {g} needs the heads "
+                             f"({cfg.num_attention_heads}) and the intermediate size "
+                             f"({cfg.intermediate_size}) in {g} equal parts of whole vectors")
+        self.tp = (rank, g)
+        hq = cfg.num_attention_heads // g
+        self.head_ids = range(rank * hq, (rank + 1) * hq)
+        qcols = slice(rank * hq * cfg.head_dim, (rank + 1) * hq * cfg.head_dim)
+        ic = cfg.intermediate_size // g
+        icols = slice(rank * ic, (rank + 1) * ic)
+        full = slice(None)
 
-        def lin(w):  # [out, in] float -> (int8 [in, out], scales handle [out / VL, VL])
+        def lin(w, rows=full, cols=full):
+            """[out, in] float -> (int8 [in, out], scales handle [out / VL, VL]), the
+            whole matrix quantized (per output channel) before `rows` and `cols` of it
+            are taken."""
             qw = w if hasattr(w, "values") else quantize_weight(np.asarray(w, np.float32))
-            return (ops.weight_i8(np.ascontiguousarray(qw.values.T)),
-                    ops.weight_f32(_f32(qw.scales).reshape(-1, vl)))
+            return (ops.weight_i8(np.ascontiguousarray(qw.values[rows, cols].T)),
+                    ops.weight_f32(_f32(qw.scales[rows]).reshape(-1, vl)))
 
         def vec(w):
             return ops.weight_f32(_f32(w).reshape(-1, vl))
@@ -437,8 +524,9 @@ class Prepared:
         for lw in (model.layers[i] for i in self.layer_ids):
             self.layers.append({
                 "attn_norm": vec(lw.attn_norm), "ffn_norm": vec(lw.ffn_norm),
-                "wq": lin(lw.wq), "wk": lin(lw.wk), "wv": lin(lw.wv), "wo": lin(lw.wo),
-                "w_gate": lin(lw.w_gate), "w_up": lin(lw.w_up), "w_down": lin(lw.w_down),
+                "wq": lin(lw.wq, rows=qcols), "wk": lin(lw.wk), "wv": lin(lw.wv),
+                "wo": lin(lw.wo, cols=qcols), "w_gate": lin(lw.w_gate, rows=icols),
+                "w_up": lin(lw.w_up, rows=icols), "w_down": lin(lw.w_down, cols=icols),
             })
         if head:
             self.norm = vec(model.norm)
@@ -446,8 +534,8 @@ class Prepared:
         self.cache = ops.new_cache(len(self.layer_ids), cfg.num_key_value_heads, max_pos)
 
 
-def _linear(ops, x, wl, quantized=None):
-    return linear(ops, x, wl[0], wl[1], quantized)
+def _linear(ops, x, wl, quantized=None, reduce=False):
+    return linear(ops, x, wl[0], wl[1], quantized, reduce)
 
 
 def step_inputs(cfg, pos: int, vl: int, theta: float):
@@ -473,13 +561,15 @@ def rope(ops, t, cos, sin):
                       ops.binary("fmul", ops.rotate(t, ops.vl // 2), sin))
 
 
-def attention(ops, cache, layer, q, k, v, pos, lane_mask, valid, n_heads, n_kv_heads):
+def attention(ops, cache, layer, q, k, v, pos, lane_mask, valid, n_heads, n_kv_heads,
+              heads: range | None = None):
     """Grouped-query attention of one token at `pos` over the int8 KV cache.
 
     q [n_heads, VL], k, v [n_kv_heads, VL] fp32 (after RoPE); writes k, v (int8, with
     per-position scales) at `pos`, then per head: scores q.K^T on the MXM (K read
     transposed), scaled, masked past `pos`, softmax, probabilities times the V scales,
-    quantized, times V on the MXM. Returns [n_heads, VL] fp32."""
+    quantized, times V on the MXM. Returns [n_heads, VL] fp32. `heads`: only those
+    query heads (a tensor-parallel rank's; q holds just them), [len(heads), VL]."""
     vl = ops.vl
     nb = pos // vl + 1
     for g in range(n_kv_heads):
@@ -488,10 +578,11 @@ def attention(ops, cache, layer, q, k, v, pos, lane_mask, valid, n_heads, n_kv_h
         ops.kv_write(cache, layer, g, pos, kq, ks, vq, vs, lane_mask)
     inv_sqrt = ops.const_f32(1.0 / math.sqrt(vl))
     group = n_heads // n_kv_heads
-    heads = []
-    for hi in range(n_heads):
+    heads = range(n_heads) if heads is None else heads
+    out = []
+    for i, hi in enumerate(heads):
         g = hi // group
-        qq, qs = quantize(ops, ops.binary("fmul", ops.part(q, hi), inv_sqrt))
+        qq, qs = quantize(ops, ops.binary("fmul", ops.part(q, i), inv_sqrt))
         acc = ops.scores(cache, layer, g, nb, qq)
         s = ops.binary("fmul", ops.binary("fmul", ops.unary("cvt.i32.f32", acc), qs),
                        ops.scale_vecs(cache, "k", layer, g, nb))
@@ -499,17 +590,18 @@ def attention(ops, cache, layer, q, k, v, pos, lane_mask, valid, n_heads, n_kv_h
         p = ops.binary("fmul", softmax(ops, s), ops.scale_vecs(cache, "v", layer, g, nb))
         pq, ps = quantize(ops, p)
         o = ops.attend(cache, layer, g, nb, pq)
-        heads.append(ops.binary("fmul", ops.unary("cvt.i32.f32", o), ps))
-    return ops.stack(heads)
+        out.append(ops.binary("fmul", ops.unary("cvt.i32.f32", o), ps))
+    return ops.stack(out)
 
 
-def swiglu(ops, h, w_gate, w_up, w_down):
+def swiglu(ops, h, w_gate, w_up, w_down, reduce: bool = False):
     """down(silu(gate(h)) * up(h)) with int8 linears; each w_* is (int8 [in, out],
-    scales handle)."""
+    scales handle). `reduce`: gate and up are a tensor-parallel rank's columns, down
+    its rows (summed over the group)."""
     hq = quantize(ops, h)  # one quantization of h for both linears
     gate = silu(ops, _linear(ops, h, w_gate, hq))
     up = _linear(ops, h, w_up, hq)
-    return _linear(ops, ops.binary("fmul", gate, up), w_down)
+    return _linear(ops, ops.binary("fmul", gate, up), w_down, reduce=reduce)
 
 
 def decode_step(ops, P: Prepared, token: int, pos: int):
@@ -542,6 +634,7 @@ def decode_stage(ops, P: Prepared, pos: int, *, token: int | None = None, x=None
         s_tok = ops.lane_reduce("fadd", ops.vec_reduce(
             "fadd", ops.select(hit, P.embed_scales, ops.const_f32(0.0))))
         x = ops.binary("fmul", ops.unary("cvt.i32.f32", row), s_tok)
+    split = P.tp[1] > 1  # a tensor-parallel rank: two sums over the group a layer
     for li, L in enumerate(P.layers):
         h = rmsnorm(ops, x, L["attn_norm"], cfg.rms_norm_eps, cfg.hidden_size)
         hq = quantize(ops, h)  # one quantization of h for q, k and v
@@ -549,10 +642,11 @@ def decode_stage(ops, P: Prepared, pos: int, *, token: int | None = None, x=None
         k = rope(ops, _linear(ops, h, L["wk"], hq), cos, sin)
         v = _linear(ops, h, L["wv"], hq)
         att = attention(ops, P.cache, li, q, k, v, pos, lane_mask, valid,
-                        cfg.num_attention_heads, cfg.num_key_value_heads)
-        x = ops.binary("fadd", x, _linear(ops, att, L["wo"]))
+                        cfg.num_attention_heads, cfg.num_key_value_heads, P.head_ids)
+        x = ops.binary("fadd", x, _linear(ops, att, L["wo"], reduce=split))
         h = rmsnorm(ops, x, L["ffn_norm"], cfg.rms_norm_eps, cfg.hidden_size)
-        x = ops.binary("fadd", x, swiglu(ops, h, L["w_gate"], L["w_up"], L["w_down"]))
+        x = ops.binary("fadd", x, swiglu(ops, h, L["w_gate"], L["w_up"], L["w_down"],
+                                         reduce=split))
     if not P.heads:
         return x
     x = rmsnorm(ops, x, P.norm, cfg.rms_norm_eps, cfg.hidden_size)

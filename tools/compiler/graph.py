@@ -140,6 +140,7 @@ class GraphOps:
         self.token_nodes: list[int] = []  # one per sequence of a batch
         self.seq = 0  # the sequence being traced (batches)
         self.input_nodes: list[int] = []  # a pipeline stage's input (stage_input)
+        self.tp = 1  # ranks of the tensor-parallel group (all_reduce)
 
     # -- recording helpers
     def _host(self, vec, op="input", dtype="f32") -> int:
@@ -236,6 +237,24 @@ class GraphOps:
 
     def vec_reduce(self, op, a):
         return LX.pairwise(lambda u, v: self.binary(op, u, v), [_V([i]) for i in a.ids])
+
+    # -- tensor parallelism
+    def all_reduce(self, op, a):
+        """Over a ring of ``self.tp`` ranks: ``tp - 1`` rounds, each an ``xchg`` node per
+        vector (send the value east, receive the west neighbour's, the C2C links of
+        every rank used alike), the received values combined in turn. Every rank's
+        graph, and so its schedule, is the same."""
+        if self.tp == 1:
+            return a
+        out = []
+        for i in range(a.n):
+            acc = cur = a[i]
+            for _ in range(self.tp - 1):
+                cur = self.g.add("xchg", "xchg", (cur,), dtype=self.g.nodes[cur].dtype,
+                                 algo=_algorithm())
+                acc = self._vxm(op, (acc, cur))
+            out.append(acc)
+        return _V(out)
 
     def stack(self, vals):
         return _V([i for v in vals for i in v.ids])
@@ -347,8 +366,9 @@ def trace_step(model, vl: int, pos: int, context: int | None = None, *,
     if stage is not None:
         if batch != 1:
             raise ValueError("a pipeline stage is traced for one sequence")
+        ops.tp = stage.tp[1]
         prepared = LX.Prepared(ops, model, ctx, layers=stage.layers, embed=stage.embed,
-                               head=stage.head)
+                               head=stage.head, tp=stage.tp)
         j, slots = slot
         nl = len(stage.layers)
         prepared.cache = dict(ops.new_cache(slots * nl, model.config.num_key_value_heads, ctx),
@@ -516,8 +536,9 @@ def block_slots(cfg: ChipConfig) -> tuple[int, int]:
 
 
 def _unit(n: Node) -> str:
+    # an exchange's value arrives at the chip's edge, where the SXM sits
     return {"host": "mem", "vxm": "vxm", "sxm": "sxm", "mm": "mxm", "mmt": "mxm",
-            "store": "mem"}[n.kind]
+            "store": "mem", "xchg": "sxm"}[n.kind]
 
 
 def critical_path(g: Graph, cfg: ChipConfig) -> tuple[int, dict[int, int], dict[int, int]]:
@@ -555,6 +576,8 @@ def critical_path(g: Graph, cfg: ChipConfig) -> tuple[int, dict[int, int], dict[
             res[n.id] = max(ready(n, "vxm"), 2) + lat.d(n.op)
         elif n.kind == "sxm":
             res[n.id] = ready(n, "sxm") + d_rot
+        elif n.kind == "xchg":  # sent at one edge, received at the other L cycles later
+            res[n.id] = ready(n, "sxm") + cfg.c2c_latency + 1
         elif n.kind == "store":
             res[n.id] = ready(n, "mem") + 1  # the write's SRAM cycle
         else:  # mm chain on one plane: lwi, mm per block (block_slots queue slots)

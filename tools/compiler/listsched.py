@@ -74,7 +74,12 @@ from .sched import Flow, SchedError, Scheduler
 _JOB_MIN_BLOCKS = 12
 _JOB_TILES = 2
 
-__all__ = ["ListScheduler", "ScheduledStep", "schedule_step"]
+__all__ = ["ListScheduler", "ScheduledStep", "schedule_step", "SEND_LINK", "RECV_LINK"]
+
+#: The C2C links a chip sends east over and receives from the west on (a ``ring``
+#: cables chip k's link 1 to chip k+1's link 0): a pipeline's hops and the ring
+#: exchanges of a tensor-parallel group.
+SEND_LINK, RECV_LINK = 1, 0
 
 _WIDTH = {"i8": 1, "i32": 4, "f32": 4}
 
@@ -363,7 +368,7 @@ class ListScheduler:
         lat = self.lat
         rank: dict[int, int] = {}
         unit = {"host": "mem", "vxm": "vxm", "sxm": "sxm", "mm": "mxm", "mmt": "mxm",
-                "store": "vxm"}
+                "store": "vxm", "xchg": "sxm"}
         slots = block_slots(self.cfg)[1]  # queue slots of one weight block on a plane
         # a KV row stored this step is read by its products after the SRAM write lands
         # (through the SXM for q.K^T; as graph.critical_path counts it)
@@ -389,6 +394,8 @@ class ListScheduler:
                 d = lat.d(n.op if n.kind == "vxm" else "mov")
             elif n.kind == "sxm":
                 d = lat.d("rot")
+            elif n.kind == "xchg":
+                d = self.cfg.c2c_latency + 1
             elif n.kind in ("mm", "mmt"):
                 d = lat.d("mm") + per_block(n) * len(n.args)
             else:
@@ -1009,6 +1016,42 @@ class ListScheduler:
                 s.rollback()
         raise SchedError(f"could not place rot (node {n.id})")
 
+    def place_xchg(self, n):
+        """A tensor-parallel exchange: the value delivered to the east edge and sent over
+        :data:`SEND_LINK` at ``t``; the west neighbour's value (every rank runs this
+        same schedule) received over :data:`RECV_LINK` at ``t + c2c_latency``, on the
+        streams at the west edge a cycle later, flowing east and stored on its way."""
+        a = n.args[0]
+        s = self.s
+        w = _WIDTH[n.dtype]
+        if self.cfg.c2c_width < w:
+            raise SchedError(f"an exchange of a {w}-stream vector needs c2c_width >= {w} "
+                             f"(config {self.cfg.name}: {self.cfg.c2c_width})")
+        send_q, recv_q = self.cfg.link_queue(SEND_LINK), self.cfg.link_queue(RECV_LINK)
+        pe, pw = s.qpos[send_q], s.qpos[recv_q]
+        lat = self.cfg.c2c_latency
+        t0 = self.earliest(a, pe)
+        for t in range(t0, t0 + self.max_wait):
+            tr = t + lat
+            if not s.queue_free(send_q, t) or not s.queue_free(recv_q, tr):
+                continue
+            s.begin()
+            got = self.deliver(a, pe, t, vxm=False)
+            if got is not None:
+                res = self._emit_result(n.id, pw, tr + 1, dirs=(E,))
+                if res is not None:
+                    dirn, grp, flow, copy, tt = res
+                    s._emit(send_q, t, "send", SEND_LINK, got[1], w)
+                    s._emit(recv_q, tr, "recv", RECV_LINK, (grp, dirn), w)
+                    av = Avail(w, r=tr + 1, sram=[copy], flows=[flow])
+                    av.tensor = tt
+                    self.av[n.id] = av
+                    self.placed[n.id] = (recv_q, tr)
+                    s.commit()
+                    return tr
+            s.rollback()
+        raise SchedError(f"could not place the exchange (node {n.id})")
+
     def _plane_of(self, n) -> str:
         """The plane of an output tile: matvec tiles take the planes in turn
         (``tile_hemi``; the embedding's by output tile), the transposed LM head's by its
@@ -1267,6 +1310,8 @@ class ListScheduler:
                 self.place_store(n)
             elif n.kind == "sxm":
                 self.place_sxm(n)
+            elif n.kind == "xchg":
+                self.place_xchg(n)
             elif nid in finished:
                 continue  # placed with its job
             else:

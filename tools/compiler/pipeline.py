@@ -51,16 +51,13 @@ from lpu.system import SystemConfig, system
 from .cache import cached_compile
 from .graph import analytic_bound, critical_path, trace_step
 from .kernels import Tensor, write_image
-from .listsched import schedule_step
+from .listsched import RECV_LINK, SEND_LINK, schedule_step
 from .lower import CompiledStep, StepResult, check_model
 from .sched import SchedError
 
 __all__ = ["Stage", "partition", "system_for", "compile_stage", "link", "Linked",
            "PipelineDecoder", "BeatResult", "stage_critical_path", "link_beat", "SEND_LINK", "RECV_LINK", "MAX_CHIPS"]
 
-#: The link a stage sends its output over (the east edge) and the next receives it on
-#: (the west edge): a ``ring`` cables chip k's link 1 to chip k+1's link 0.
-SEND_LINK, RECV_LINK = 1, 0
 #: The most chips ``lpu decode --chips`` splits a model across.
 MAX_CHIPS = 16
 
@@ -74,24 +71,44 @@ class Stage:
     layers: range
     embed: bool
     head: bool
+    tp: tuple[int, int] = (0, 1)  # (rank, group size) of tensor parallelism
 
     def key(self) -> list:
         """What the stage's program depends on, for the compile cache."""
-        return [self.layers.start, self.layers.stop, self.embed, self.head]
+        return [self.layers.start, self.layers.stop, self.embed, self.head, *self.tp]
 
     def describe(self) -> str:
         parts = (["embedding"] if self.embed else []) + \
             [f"layers {self.layers.start}-{self.layers.stop - 1}"
              if len(self.layers) > 1 else f"layer {self.layers.start}"] + \
             (["norm + LM head"] if self.head else [])
-        return f"chip {self.chip}: " + ", ".join(parts)
+        rank, g = self.tp
+        split = f" (tensor-parallel rank {rank} of {g}: heads and FFN columns {rank + 1}/{g})" \
+            if g > 1 else ""
+        return f"chip {self.chip}: " + ", ".join(parts) + split
 
 
-def partition(model_cfg, chips: int) -> list[Stage]:
-    """The model's layers cut into `chips` stages in order (see the module docstring)."""
+def partition(model_cfg, chips: int, tp: int = 1, vl: int | None = None) -> list[Stage]:
+    """The model's layers cut into `chips` stages in order (see the module docstring);
+    with ``tp == chips``, every chip a rank of one tensor-parallel group instead (every
+    layer on every chip, its query heads and FFN columns split; `vl` the vector
+    length, for the check that they split into whole vectors)."""
     L = model_cfg.num_hidden_layers
     if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
         raise LpuError(f"--chips must be a whole number of at least 1, not {chips!r}")
+    if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
+        raise LpuError(f"--tp must be a whole number of at least 1, not {tp!r}")
+    if tp > 1:
+        if tp != chips:
+            raise LpuError(f"--tp {tp} --chips {chips}: a tensor-parallel group inside a "
+                           "pipeline is not built; give --tp equal to --chips (one group) "
+                           "or --tp 1 (a pipeline)")
+        heads, inter = model_cfg.num_attention_heads, model_cfg.intermediate_size
+        if heads % tp or (vl and inter % (tp * vl)):
+            raise LpuError(f"--tp {tp}: the model's {heads} query heads and intermediate "
+                           f"size {inter} must split into {tp} equal parts (of whole "
+                           f"{vl}-lane vectors)")
+        return [Stage(r, range(L), True, True, (r, tp)) for r in range(tp)]
     if chips > min(L, MAX_CHIPS):
         raise LpuError(f"--chips {chips}: a model of {L} layer(s) splits across at most "
                        f"{min(L, MAX_CHIPS)} chips (a layer a chip at least"
@@ -105,13 +122,20 @@ def partition(model_cfg, chips: int) -> list[Stage]:
     return out
 
 
-def system_for(cfg: ChipConfig | str, chips: int) -> SystemConfig:
+def system_for(cfg: ChipConfig | str, chips: int, tp: int = 1) -> SystemConfig:
     """The system a pipeline of `chips` runs on: a ``ring`` of chips of `cfg`; a config
     without C2C links gets two (the config's default latency and width), named
-    ``<name>+c2c``."""
+    ``<name>+c2c``. A tensor-parallel group exchanges whole fp32 and int32 vectors (four
+    streams) in one send: a derived config gets ``c2c_width`` 4, a given one with less
+    is refused."""
     cfg = load_config(cfg)
     if cfg.c2c_links < 2:
-        cfg = cfg.replace(c2c_links=2, name=f"{cfg.name}+c2c")
+        cfg = cfg.replace(c2c_links=2, name=f"{cfg.name}+c2c",
+                          **({"c2c_width": 4} if tp > 1 else {}))
+    if tp > 1 and cfg.c2c_width < 4:
+        raise LpuError(f"--tp {tp}: config {cfg.name} has c2c_width {cfg.c2c_width}; a "
+                       "tensor-parallel exchange sends a 32-bit vector (4 streams) at once: "
+                       "set c2c_width: 4")
     return system(cfg, chips, "ring", source=f"--chips {chips} on {cfg.name}")
 
 
@@ -272,6 +296,22 @@ def link_beat(cfg: ChipConfig, now: list[CompiledStep | None],
     return Linked([b.program() for b in bs], [start] * n, ends, sends, words)
 
 
+def _group(cfg: ChipConfig, ranks: list[CompiledStep]) -> Linked:
+    """The programs of a tensor-parallel group: each rank's own, which must be the same
+    program (the ranks' graphs are alike, so their schedules are: every exchange's send
+    meets the neighbour's receive), run from cycle 0."""
+    first = ranks[0].program
+    for r, cs in enumerate(ranks[1:], 1):
+        if cs.program.queues != first.queues:
+            raise LpuError(f"tensor-parallel rank {r}'s program differs from rank 0's: the "
+                           "exchanges would not meet (a compiler bug)")
+    sends = [[t for t, ins in _placed(cs.program, cfg.link_queue(SEND_LINK))]
+             for cs in ranks]
+    end = timeline(cfg, first).end
+    return Linked([cs.program for cs in ranks], [0] * len(ranks), [end] * len(ranks), sends,
+                  len(sends[0]) * cfg.c2c_width)
+
+
 # -- the host loop --------------------------------------------------------------------
 
 
@@ -311,15 +351,20 @@ class PipelineDecoder:
     chips: int
     context: int | None = None
     slots: int = 1
+    tp: int = 1  # tensor parallelism: every chip a rank of one group (tp == chips)
     _sys: System = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.context = self.context or self.model.config.max_position_embeddings
-        check_model(self.model.config, load_config(self.chip_cfg), self.context)
-        self.sysc = system_for(self.chip_cfg, self.chips)
+        cfg = load_config(self.chip_cfg)
+        check_model(self.model.config, cfg, self.context)
+        self.stages = partition(self.model.config, self.chips, self.tp, cfg.vl)
+        self.sysc = system_for(cfg, self.chips, self.tp)
         self.chip_cfg = self.sysc.chip
-        self.stages = partition(self.model.config, self.chips)
+        if self.tp > 1 and self.slots > 1:
+            raise LpuError(f"--tp {self.tp} --batch {self.slots}: a tensor-parallel group "
+                           "decodes one sequence")
         if not 1 <= self.slots <= self.chips:
             raise LpuError(f"--batch {self.slots}: a pipeline of {self.chips} chips keeps 1 "
                            f"to {self.chips} sequences in flight (one a chip)")
@@ -338,8 +383,9 @@ class PipelineDecoder:
         if pos not in self._cache:
             t0 = time.perf_counter()
             stages = [self.stage(k, pos) for k in range(self.chips)]
-            self._cache[pos] = (stages, link(self.chip_cfg, stages),
-                                time.perf_counter() - t0)
+            joined = link(self.chip_cfg, stages) if self.tp == 1 else \
+                _group(self.chip_cfg, stages)
+            self._cache[pos] = (stages, joined, time.perf_counter() - t0)
         return self._cache[pos]
 
     def _run(self, programs, images, tokens, name):
