@@ -42,10 +42,9 @@ from lpu.sim.hostbus import SimBus
 from lpu.sim.lockstep import AmaranthBackend, lockstep
 from lpu.tools.area import block_utilisation
 from lpu.tools.compiler.decode import decode
-from lpu.tools.compiler.pipeline import (PipelineDecoder, partition, stage_critical_path,
-                                         system_for)
 from lpu.tools.compiler.graph import schedule_gap
 from lpu.tools.compiler.listsched import schedule_step
+from lpu.tools.compiler.pipeline import PipelineDecoder, partition, stage_critical_path, system_for
 from lpu.tools.compiler.timeline import utilisation
 from lpu.tools.rtl_decode import decode as rtl_decode
 from lpu.tools.synth import synth
@@ -225,7 +224,7 @@ def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n", batch: int = 1,
     return out
 
 
-def bench_pipeline(cfg, steps: int, chips: int, batch: int = 1,
+def bench_pipeline(cfg, steps: int, chips: int, batch: int = 1, tp: int = 1,
                    prompt: str = "ROMEO:\n") -> dict:
     """Decode the shipped model for `steps` steps on a pipeline of `chips` chips
     (:mod:`lpu.tools.compiler.pipeline`, golden system), `batch` sequences in flight,
@@ -233,29 +232,32 @@ def bench_pipeline(cfg, steps: int, chips: int, batch: int = 1,
     each chip is (the cycles from its stage's start to its last dispatch over the
     run's cycles), its stage's critical path, the cycles between one chip's end and
     the next one's start (one sequence), the link traffic, each chip's SRAM, and
-    whether the tokens and logits are the one-chip ones."""
+    whether the tokens and logits are the one-chip ones. With ``tp == chips``, the
+    chips are one tensor-parallel group: every rank's critical path (its exchanges
+    included) is the floor."""
     n = max(0, steps - len(prompt.encode()) + 1)
     prompt_b = prompt.encode()[:steps] if n == 0 else prompt.encode()
     t0 = time.perf_counter()
-    r = decode("builtin", tokens=list(prompt_b), n=n, config=cfg, chips=chips, batch=batch)
+    r = decode("builtin", tokens=list(prompt_b), n=n, config=cfg, chips=chips, batch=batch,
+               tp=tp)
     wall = time.perf_counter() - t0
     one = decode("builtin", tokens=list(prompt_b), n=n, config=cfg, context=r.context)
     k = len(r.cycles)
     m = load_builtin()
-    sysc = system_for(cfg, chips)
-    stages = partition(m.config, chips)
+    sysc = system_for(cfg, chips, tp)
+    stages = partition(m.config, chips, tp, cfg.vl)
     pl = r.pipeline
     starts, ends = np.array(pl["starts"]), np.array(pl["ends"])  # [step or beat, chip]
     runs = np.array(pl.get("beat_cycles") or r.cycles)
     busy = (ends - starts).sum(axis=0) / runs.sum()
     cps = [stage_critical_path(m, sysc.chip, k - 1, r.context, s) for s in stages]
     words = max(pl["link_words"])
-    dec = PipelineDecoder(m, cfg, chips, r.context, slots=batch)
+    dec = PipelineDecoder(m, cfg, chips, r.context, slots=batch, tp=tp)
     sram = [dec.stage(i, k - 1).sram_words for i in range(chips)]
     capacity = 2 * sysc.chip.mem_slices * sysc.chip.mem_words
     out = {
         "model": "bytes-llama (builtin)", "config": cfg.name, "system": sysc.describe(),
-        "chips": chips, "batch": batch, "steps": k, "context": r.context,
+        "chips": chips, "tp": tp, "batch": batch, "steps": k, "context": r.context,
         "cycles_per_token": round(r.cycles_per_token, 1),
         "tokens_per_s_at_clock": round(r.tokens_per_s, 1),
         "tokens_per_s_per_sequence": round(r.tokens_per_s / batch, 1),
@@ -277,7 +279,13 @@ def bench_pipeline(cfg, steps: int, chips: int, batch: int = 1,
         "golden_run_s_per_token": round(r.run_s / (k * batch), 3),
         "wall_s_per_token": round(wall / (k * batch), 3),
     }
-    if batch == 1:
+    if tp > 1:
+        out["exchanges_per_step"] = words // sysc.chip.c2c_width
+        out["link_words_per_hop_per_token"] = words  # over each rank's link east
+        out["link_bytes_per_token"] = words * sysc.chip.vl * chips
+        out["rank_critical_path_last_step"] = int(cps[0])
+        out["last_step_ratio_to_rank_critical_path"] = round(r.cycles[-1] / cps[0], 3)
+    elif batch == 1:
         hops = (starts[:, 1:] - ends[:, :-1]).mean(axis=0)
         out["hop_cycles"] = [round(float(h), 1) for h in hops]
         out["sum_of_stage_critical_paths_last_step"] = int(sum(cps))

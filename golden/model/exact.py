@@ -32,8 +32,8 @@ from .reference import rope_tables
 
 __all__ = ["Ops", "NumpyOps", "NumpyCache", "exp", "reciprocal", "rsqrt", "rmsnorm",
            "softmax", "silu", "quantize", "linear", "rope", "attention", "swiglu", "Prepared",
-           "decode_step", "decode_stage", "step_inputs", "NumpyGroup", "run_group", "pairwise", "LOG2E", "NEWTON_STEPS",
-           "DECODE_NEWTON_STEPS", "EXP2_COEFFS"]
+           "decode_step", "decode_stage", "step_inputs", "NumpyGroup", "run_group", "pairwise",
+           "LOG2E", "NEWTON_STEPS", "DECODE_NEWTON_STEPS", "EXP2_COEFFS"]
 
 LOG2E = 1.4426950408889634
 # 2^f for |f| <= 1/2: a degree-5 polynomial, highest power first, evaluated by Horner's

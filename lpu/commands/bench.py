@@ -18,8 +18,14 @@ import sys
 from lpu import config as cfgmod
 from lpu.errors import LpuError
 from lpu.tools.area import table_lines
-from lpu.tools.bench import (bench_accuracy, bench_decode, bench_golden, bench_pipeline,
-                             bench_rtl, bench_synth)
+from lpu.tools.bench import (
+    bench_accuracy,
+    bench_decode,
+    bench_golden,
+    bench_pipeline,
+    bench_rtl,
+    bench_synth,
+)
 from lpu.tools.ecc import BACKENDS as ECC_BACKENDS
 from lpu.tools.ecc import summary as ecc_summary
 from lpu.tools.ecc import sweep as ecc_sweep
@@ -62,6 +68,8 @@ def add_arguments(p):
     p.add_argument("--chips", type=int, default=1,
                    help="decode: the model's layers pipelined across this many chips "
                         "(golden system; compared with one chip)")
+    p.add_argument("--tp", type=int, default=1,
+                   help="decode with --chips N: N makes the chips one tensor-parallel group")
     p.add_argument("--positions", type=int, default=256,
                    help="accuracy: teacher-forced positions of held-out text (default 256)")
     p.add_argument("--pairs", type=int, default=None,
@@ -75,7 +83,10 @@ def _pipeline(args, cfg, backend) -> int:
     if backend != "golden":
         raise LpuError(f"--chips {args.chips}: the pipeline runs on the golden system "
                        f"(--backend golden), not --backend {backend}")
-    r = bench_pipeline(cfg, args.steps, args.chips, args.batch)
+    if args.chips == 1:
+        raise LpuError(f"--tp {args.tp}: tensor parallelism splits a layer across chips; "
+                       f"give --chips {args.tp} too")
+    r = bench_pipeline(cfg, args.steps, args.chips, args.batch, args.tp)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0 if r["same_as_one_chip"] else 1
@@ -91,11 +102,21 @@ def _pipeline(args, cfg, backend) -> int:
         print(f"  {s['stage']}: busy {100 * s['busy_fraction']:.0f}% of the cycles, critical "
               f"path {s['critical_path_last_step']} (last step), SRAM {s['sram_words']} words "
               f"({100 * s['sram_fraction']:.0f}%)")
-    print(f"links: {r['link_words_per_hop_per_token']} words a hop a token "
-          f"({r['link_bytes_per_token']} bytes a token over {r['chips'] - 1} hop(s)), "
-          f"{r['link_send_cycles_per_hop']} send cycles a hop at width {r['link_width']}, "
-          f"latency {r['link_latency']}")
-    if r["batch"] == 1:
+    if r["tp"] > 1:
+        print(f"links: {r['link_words_per_hop_per_token']} words a rank a token on its ring "
+              f"link ({r['link_bytes_per_token']} bytes a token over {r['chips']} links), "
+              f"width {r['link_width']}, latency {r['link_latency']}")
+    else:
+        print(f"links: {r['link_words_per_hop_per_token']} words a hop a token "
+              f"({r['link_bytes_per_token']} bytes a token over {r['chips'] - 1} hop(s)), "
+              f"{r['link_send_cycles_per_hop']} send cycles a hop at width {r['link_width']}, "
+              f"latency {r['link_latency']}")
+    if r["tp"] > 1:
+        print(f"tensor parallel: {r['exchanges_per_step']} exchanges a step on each rank's "
+              f"ring link; a rank's critical path (its exchanges included) "
+              f"{r['rank_critical_path_last_step']}: the last step is "
+              f"{r['last_step_ratio_to_rank_critical_path']}x it")
+    elif r["batch"] == 1:
         print("cycles from one chip's end to the next one's start: "
               + ", ".join(str(h) for h in r["hop_cycles"])
               + f"; the stages' critical paths sum to "
@@ -151,7 +172,7 @@ def run(args) -> int:
         backend = args.backend or "golden"
         if backend == "amaranth":
             raise LpuError("--backend amaranth: decode runs on golden, verilator or icarus")
-        if args.chips != 1:
+        if args.chips != 1 or args.tp != 1:
             return _pipeline(args, cfg, backend)
         r = bench_decode(cfg, args.steps, batch=args.batch, backend=backend,
                          log=sys.stderr if backend != "golden" else None)

@@ -46,6 +46,10 @@ def add_arguments(p):
                    help="split the model's layers across a pipeline of this many chips "
                         "joined by C2C links (golden backend; the config gets two links "
                         "if it has none); the tokens are the one-chip tokens")
+    p.add_argument("--tp", type=int, default=1,
+                   help="with --chips N: 1 (default) pipelines the layers; N makes the chips "
+                        "one tensor-parallel group (query heads and FFN columns split, "
+                        "all-reduced over the links)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -93,7 +97,7 @@ def run(args) -> int:
                backend=args.backend, temperature=args.temperature, seed=args.seed,
                context=args.context, batch=args.batch, progress=progress,
                log=sys.stderr if args.backend in RTL_BACKENDS else None,
-               failures=args.fail_dir, chips=args.chips)
+               failures=args.fail_dir, chips=args.chips, tp=args.tp)
     if show:
         print(file=sys.stderr)
     for step, logits in enumerate(r.logits):

@@ -161,6 +161,11 @@ def test_decode_chips_cli_json(capsys):
     (["--chips", "5"], "at most 4 chips"),
     (["--chips", "2", "--backend", "exact"], "--backend golden"),
     (["--chips", "2", "--batch", "3"], "at most 2 sequences in flight"),
+    (["--tp", "2"], "give --chips 2 too"),
+    (["--chips", "4", "--tp", "2"], "inside a pipeline is not built"),
+    (["--chips", "4", "--tp", "4"], "must split into 4 equal parts"),
+    (["--chips", "2", "--tp", "2", "--batch", "2"], "decodes one sequence"),
+    (["--chips", "2", "--tp", "0"], "--tp must be a whole number"),
 ])
 def test_decode_chips_errors(argv, needle):
     r = subprocess.run([sys.executable, "-m", "lpu.cli", "decode", "-n", "1", *argv],

@@ -168,7 +168,7 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
            n: int = 16, config="small", backend: str = "golden", temperature: float = 0.0,
            seed: int | None = None, context: int | None = None, batch: int = 1,
            progress: Callable[[int, int], None] | None = None,
-           decoder: Callable | None = None, chips: int = 1) -> DecodeResult:
+           decoder: Callable | None = None, chips: int = 1, tp: int = 1) -> DecodeResult:
     """Decode `n` tokens after the prompt; every prompt token is one step too.
 
     With ``batch > 1``, that many sequences of the same prompt decode together: on the
@@ -190,11 +190,17 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
     With ``chips > 1`` (golden backend, one sequence) the model's layers are pipelined
     across a system of that many chips joined by C2C links
     (:mod:`lpu.tools.compiler.pipeline`): the tokens are the one-chip tokens, and
-    ``pipeline`` says where each chip's stage ran and what the links carried."""
+    ``pipeline`` says where each chip's stage ran and what the links carried. With
+    ``tp == chips`` the chips are one tensor-parallel group instead (every layer's
+    query heads and FFN columns split across them, two all-reduces a layer over the
+    links)."""
     if backend not in BACKENDS:
         raise LpuError(f"unknown backend {backend!r}; backends are: {', '.join(BACKENDS)}")
     if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
         raise LpuError(f"--chips must be a whole number of at least 1, not {chips!r}")
+    if tp != 1 and chips == 1:
+        raise LpuError(f"--tp {tp}: tensor parallelism splits a layer across chips; give "
+                       f"--chips {tp} too")
     if chips > 1 and backend != "golden":
         raise LpuError(f"--chips {chips}: a model split across chips runs on the golden "
                        f"system (--backend golden), not --backend {backend}")
@@ -260,9 +266,9 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
                                "lpu.tools.rtl_decode.decode")
             dec = decoder(m, cfg, ctx, batch)
         elif chips > 1:
-            dec = PipelineDecoder(m, cfg, chips, ctx, slots=batch)
+            dec = PipelineDecoder(m, cfg, chips, ctx, slots=batch, tp=tp)
             res.chips = chips
-            res.pipeline = {"system": dec.sysc.describe(),
+            res.pipeline = {"system": dec.sysc.describe(), "tp": tp,
                             "stages": [s_.describe() for s_ in dec.stages],
                             "starts": [], "ends": [], "chip_cycles": [], "link_words": []}
         else:

@@ -44,7 +44,7 @@ from lpu.config import load as load_config
 from lpu.errors import LpuError
 from lpu.golden.schedule import timeline
 from lpu.golden.system import System
-from lpu.isa import E, Instr, Opcode, make
+from lpu.isa import E, Instr, Opcode
 from lpu.program import Program, ProgramBuilder
 from lpu.system import SystemConfig, system
 
@@ -55,8 +55,9 @@ from .listsched import RECV_LINK, SEND_LINK, schedule_step
 from .lower import CompiledStep, StepResult, check_model
 from .sched import SchedError
 
-__all__ = ["Stage", "partition", "system_for", "compile_stage", "link", "Linked",
-           "PipelineDecoder", "BeatResult", "stage_critical_path", "link_beat", "SEND_LINK", "RECV_LINK", "MAX_CHIPS"]
+__all__ = ["Stage", "partition", "system_for", "compile_stage", "link", "link_beat", "Linked",
+           "PipelineDecoder", "BeatResult", "stage_critical_path", "SEND_LINK", "RECV_LINK",
+           "MAX_CHIPS"]
 
 #: The most chips ``lpu decode --chips`` splits a model across.
 MAX_CHIPS = 16
