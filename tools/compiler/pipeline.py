@@ -26,6 +26,13 @@ The contract:
   programs and reads the logits from the last chip. The KV cache of each chip's layers
   stays in that chip's SRAM between steps.
 
+With ``tp == chips`` (:func:`partition`) the chips are one tensor-parallel group
+instead: every chip holds every layer, rank ``r`` its share of the query heads and FFN
+columns, and the two all-reduces of a layer are ``xchg`` nodes of the step's own graph
+(:meth:`lpu.tools.compiler.listsched.ListScheduler.place_xchg`: send east at ``t``,
+receive from the west at ``t + c2c_latency``). The ranks' graphs are alike, so their
+schedules are one program (checked); it runs on every chip from cycle 0, no joining.
+
 For one sequence a pipeline is no faster than one chip (the chips work in turn, and
 the links add their latency): it is what lets a model larger than one chip's SRAM run
 at all. The logits are the one-chip logits bit for bit: every stage computes its part
