@@ -19,10 +19,17 @@ Topologies (:data:`TOPOLOGIES`)
     fully connected groups of ``group`` chips (2 to 8; default: all the chips): inside
     a group, chip ``i``'s link to chip ``j`` is link ``j`` if ``j < i`` else ``j - 1``
     (ranks inside the group); ``group - 1`` links a chip.
+``rings``
+    a pipeline of rings of ``group`` chips (2 to 8; default: all the chips, one ring):
+    chip ``s * group + r`` is rank ``r`` of ring ``s``; inside a ring
+    ``(s*group + r, 1) - (s*group + (r+1) mod group, 0)`` as in ``ring``, and between
+    rings ``(s*group + r, 3) - ((s+1)*group + r, 2)``: rank ``r`` of each ring to rank
+    ``r`` of the next, east edge to west edge. Two links a chip for one ring, four for
+    more (a tensor-parallel group a ring, the rings a pipeline).
 
 A system file (YAML) holds ``chip`` (a preset name, a config file, or a mapping of
-config keys as a config file holds them), ``chips``, ``topology`` and, for ``full``,
-``group``. Every error names the file, the key and the problem.
+config keys as a config file holds them), ``chips``, ``topology`` and, for ``full`` and
+``rings``, ``group``. Every error names the file, the key and the problem.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from .config import ChipConfig, ConfigError
 __all__ = ["SystemConfig", "SystemConfigError", "TOPOLOGIES", "MAX_GROUP", "MAX_CHIPS", "system",
            "load"]
 
-TOPOLOGIES = ("pairs", "ring", "full")
+TOPOLOGIES = ("pairs", "ring", "full", "rings")
 MAX_GROUP = 8  # chips in a fully connected group, as in a GroqNode
 MAX_CHIPS = 64
 
@@ -82,6 +89,14 @@ def _links(topology: str, n: int, group: int) -> list[tuple[End, End]]:
             return [((0, 1), (1, 0)), ((1, 1), (0, 0))]
         return [((i, 1), ((i + 1) % n, 0)) for i in range(n)]
     out = []
+    if topology == "rings":
+        for g0 in range(0, n, group):
+            if group == 2:
+                out += [((g0, 1), (g0 + 1, 0)), ((g0 + 1, 1), (g0, 0))]
+            else:
+                out += [((g0 + r, 1), (g0 + (r + 1) % group, 0)) for r in range(group)]
+        out += [((i, 3), (i + group, 2)) for i in range(n - group)]
+        return out
     for g0 in range(0, n, group):
         for i in range(group):
             for j in range(i + 1, group):
@@ -89,8 +104,12 @@ def _links(topology: str, n: int, group: int) -> list[tuple[End, End]]:
     return out
 
 
-def _need(topology: str, group: int) -> int:
-    return group - 1 if topology == "full" else 2
+def _need(topology: str, group: int, chips: int) -> int:
+    if topology == "full":
+        return group - 1
+    if topology == "rings" and chips > group:
+        return 4
+    return 2
 
 
 def system(chip: ChipConfig | str, chips: int, topology: str, *, group: int | None = None,
@@ -104,26 +123,28 @@ def system(chip: ChipConfig | str, chips: int, topology: str, *, group: int | No
     if topology not in TOPOLOGIES:
         raise SystemConfigError(f"{where}: key 'topology': must be one of {', '.join(TOPOLOGIES)}, "
                                 f"not {topology!r}")
-    if topology == "full":
+    if topology in ("full", "rings"):
         g = chips if group is None else group
+        what = "a fully connected group" if topology == "full" else "a ring"
         if isinstance(g, bool) or not isinstance(g, int) or not 2 <= g <= MAX_GROUP:
-            raise SystemConfigError(f"{where}: key 'group': a fully connected group has 2 to "
+            raise SystemConfigError(f"{where}: key 'group': {what} has 2 to "
                                     f"{MAX_GROUP} chips, not {g!r}")
         if chips % g:
             raise SystemConfigError(f"{where}: key 'chips': {chips} chips do not make groups "
                                     f"of {g}")
     else:
         if group is not None:
-            raise SystemConfigError(f"{where}: key 'group': only a 'full' topology has groups "
-                                    f"(this one is {topology!r})")
+            raise SystemConfigError(f"{where}: key 'group': only 'full' and 'rings' "
+                                    f"topologies have groups (this one is {topology!r})")
         g = 2 if topology == "pairs" else chips
         if topology == "pairs" and chips % 2:
             raise SystemConfigError(f"{where}: key 'chips': pairs need an even number of chips, "
                                     f"not {chips}")
-    need = _need(topology, g)
+    need = _need(topology, g, chips)
     if cfg.c2c_links < need:
-        what = f"a fully connected group of {g}" if topology == "full" else f"a {topology} " \
-            "topology"
+        what = (f"a fully connected group of {g}" if topology == "full" else
+                f"a pipeline of rings of {g}" if topology == "rings" and chips > g else
+                f"a {topology} topology")
         raise SystemConfigError(f"{where}: key 'topology': {what} needs {need} C2C links a "
                                 f"chip, but config {cfg.name!r} has {cfg.c2c_links}; set "
                                 f"c2c_links: {need} (or more) in the chip's config")

@@ -270,7 +270,8 @@ def bench_pipeline(cfg, steps: int, chips: int, batch: int = 1, tp: int = 1,
                    for i, s in enumerate(stages)],
         "link_latency": sysc.chip.c2c_latency, "link_width": sysc.chip.c2c_width,
         "link_words_per_hop_per_token": words,
-        "link_bytes_per_token": words * sysc.chip.vl * (chips - 1),
+        "link_bytes_per_token": words * sysc.chip.vl * (chips - tp),  # every hop of every rank
+        "hops": chips - tp,
         "link_send_cycles_per_hop": words // sysc.chip.c2c_width,
         "same_as_one_chip": r.batch_tokens == [one.tokens] * batch and all(
             np.array_equal(a.view(np.uint32), b.view(np.uint32))
@@ -279,19 +280,19 @@ def bench_pipeline(cfg, steps: int, chips: int, batch: int = 1, tp: int = 1,
         "golden_run_s_per_token": round(r.run_s / (k * batch), 3),
         "wall_s_per_token": round(wall / (k * batch), 3),
     }
-    if tp > 1:
+    if tp > 1 and tp == chips:
         out["exchanges_per_step"] = words // sysc.chip.c2c_width
         out["link_words_per_hop_per_token"] = words  # over each rank's link east
         out["link_bytes_per_token"] = words * sysc.chip.vl * chips
         out["rank_critical_path_last_step"] = int(cps[0])
         out["last_step_ratio_to_rank_critical_path"] = round(r.cycles[-1] / cps[0], 3)
-    elif batch == 1:
-        hops = (starts[:, 1:] - ends[:, :-1]).mean(axis=0)
+    elif batch == 1:  # between stages: chip k * tp ends, chip (k + 1) * tp starts
+        hops = (starts[:, tp::tp] - ends[:, :-tp:tp]).mean(axis=0)
         out["hop_cycles"] = [round(float(h), 1) for h in hops]
-        out["sum_of_stage_critical_paths_last_step"] = int(sum(cps))
+        out["sum_of_stage_critical_paths_last_step"] = int(sum(cps[::tp]))
         # no schedule of these stages over these links beats their critical paths plus
         # the hops (each hop's cycles are fixed by the link and the floorplan)
-        floor = sum(cps) + float(hops.sum())
+        floor = sum(cps[::tp]) + float(hops.sum())
         out["pipeline_floor_last_step"] = round(floor, 1)
         out["last_step_ratio_to_pipeline_floor"] = round(r.cycles[-1] / floor, 3)
     else:

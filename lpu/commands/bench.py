@@ -102,16 +102,16 @@ def _pipeline(args, cfg, backend) -> int:
         print(f"  {s['stage']}: busy {100 * s['busy_fraction']:.0f}% of the cycles, critical "
               f"path {s['critical_path_last_step']} (last step), SRAM {s['sram_words']} words "
               f"({100 * s['sram_fraction']:.0f}%)")
-    if r["tp"] > 1:
+    if r["tp"] > 1 and r["tp"] == r["chips"]:
         print(f"links: {r['link_words_per_hop_per_token']} words a rank a token on its ring "
               f"link ({r['link_bytes_per_token']} bytes a token over {r['chips']} links), "
               f"width {r['link_width']}, latency {r['link_latency']}")
     else:
         print(f"links: {r['link_words_per_hop_per_token']} words a hop a token "
-              f"({r['link_bytes_per_token']} bytes a token over {r['chips'] - 1} hop(s)), "
+              f"({r['link_bytes_per_token']} bytes a token over {r['hops']} hop(s)), "
               f"{r['link_send_cycles_per_hop']} send cycles a hop at width {r['link_width']}, "
               f"latency {r['link_latency']}")
-    if r["tp"] > 1:
+    if r["tp"] > 1 and r["tp"] == r["chips"]:
         print(f"tensor parallel: {r['exchanges_per_step']} exchanges a step on each rank's "
               f"ring link; a rank's critical path (its exchanges included) "
               f"{r['rank_critical_path_last_step']}: the last step is "

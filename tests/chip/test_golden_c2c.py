@@ -75,6 +75,7 @@ def test_bad_c2c_keys_are_refused_with_the_file_and_key(tmp_path, key, value, wo
 @pytest.mark.parametrize("topology, n, group", [
     ("pairs", 2, None), ("pairs", 6, None), ("ring", 2, None), ("ring", 5, None),
     ("full", 8, None), ("full", 6, 3), ("full", 2, None),
+    ("rings", 4, 2), ("rings", 6, 3), ("rings", 3, None), ("rings", 8, 4),
 ])
 def test_topologies_cable_each_end_once_and_join_the_right_chips(topology, n, group):
     cfg = config.load("tiny").replace(c2c_links=7)
@@ -88,6 +89,10 @@ def test_topologies_cable_each_end_once_and_join_the_right_chips(topology, n, gr
         want = {frozenset((i, i + 1)) for i in range(0, n, 2)}
     elif topology == "ring":
         want = {frozenset((i, (i + 1) % n)) for i in range(n)}
+    elif topology == "rings":  # a ring a group, and rank r of each group to the next's
+        g = group or n
+        want = {frozenset((i, i - i % g + (i + 1) % g)) for i in range(n)} | \
+               {frozenset((i, i + g)) for i in range(n - g)}
     else:
         g = group or n
         want = {frozenset((i, j)) for i in range(n) for j in range(n)

@@ -50,7 +50,7 @@ def test_partition_covers_every_layer_once_in_order(layers):
 
 
 @pytest.mark.parametrize("chips,needle", [(0, "at least 1"), (True, "whole number"),
-                                          (5, "at most 4 chips")])
+                                          (5, "at most 4 pipeline stages")])
 def test_partition_refuses(chips, needle):
     with pytest.raises(LpuError, match=needle):
         partition(_Cfg(4), chips)
@@ -158,13 +158,13 @@ def test_decode_chips_cli_json(capsys):
 
 @pytest.mark.parametrize("argv,needle", [
     (["--chips", "0"], "--chips must be a whole number of at least 1"),
-    (["--chips", "5"], "at most 4 chips"),
+    (["--chips", "5"], "at most 4 pipeline stages"),
     (["--chips", "2", "--backend", "exact"], "--backend golden"),
-    (["--chips", "2", "--batch", "3"], "at most 2 sequences in flight"),
+    (["--chips", "2", "--batch", "3"], "at most 2 sequence(s) in flight"),
     (["--tp", "2"], "give --chips 2 too"),
-    (["--chips", "4", "--tp", "2"], "inside a pipeline is not built"),
+    (["--chips", "3", "--tp", "2"], "whole tensor-parallel groups of 2"),
     (["--chips", "4", "--tp", "4"], "must split into 4 equal parts"),
-    (["--chips", "2", "--tp", "2", "--batch", "2"], "decodes one sequence"),
+    (["--chips", "2", "--tp", "2", "--batch", "2"], "at most 1 sequence(s) in flight"),
     (["--chips", "2", "--tp", "0"], "--tp must be a whole number"),
 ])
 def test_decode_chips_errors(argv, needle):

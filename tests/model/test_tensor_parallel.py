@@ -55,3 +55,27 @@ def test_tensor_parallel_decode_on_two_chips_gives_the_one_chip_tokens(model):
     stages, joined, _ = dec.compiled(0)
     assert joined.programs[0].queues == joined.programs[1].queues  # every rank alike
     check_system(dec.sysc, joined.programs)
+
+
+def test_tensor_parallel_groups_in_a_pipeline_give_the_one_chip_tokens(model):
+    """4 chips: two pipeline stages, each a group of two ranks (a `rings` system: each
+    rank hands its stage's output to the same rank of the next group over links 3-2)."""
+    one = decode(model, prompt="R", n=1, config="small")
+    r = decode(model, prompt="R", n=1, config="small", chips=4, tp=2)
+    assert r.tokens == one.tokens
+    assert np.array_equal(one.logits[0].view(np.uint32), r.logits[0].view(np.uint32))
+    starts, ends = r.pipeline["starts"][0], r.pipeline["ends"][0]
+    assert starts[0] == starts[1] == 0 and starts[2] == starts[3] > ends[0] == ends[1]
+    dec = PipelineDecoder(model, config.load("small"), 4, tp=2)
+    assert dec.sysc.topology == "rings" and dec.sysc.chip.c2c_links == 4
+    assert [s.tp for s in dec.stages] == [(0, 2), (1, 2)] * 2
+    assert [s.layers for s in dec.stages] == [range(0, 2)] * 2 + [range(2, 4)] * 2
+
+
+def test_a_wavefront_through_tensor_parallel_groups_gives_the_one_chip_tokens(model):
+    """Two stages of two ranks, two sequences in flight (one a stage)."""
+    r = decode(model, prompt="R", n=1, config="small", chips=4, tp=2, batch=2)
+    one = decode(model, prompt="R", n=1, config="small", context=r.context)
+    assert r.batch_tokens == [one.tokens] * 2
+    assert np.array_equal(one.logits[0].view(np.uint32), r.logits[0].view(np.uint32))
+    assert r.pipeline["beats"] == 2 * (len(one.cycles) - 1) + 1 + 2

@@ -125,14 +125,15 @@ def pick_token(logits: np.ndarray, temperature: float, rng: np.random.Generator)
 def _wavefront(dec, res: DecodeResult, seqs, prompt_len, n, steps, temperature, rngs,
                progress) -> None:
     """`len(seqs)` sequences in flight on a pipeline of chips (PipelineDecoder.beat):
-    in beat ``t`` chip 0 takes sequence ``t mod chips`` (if there is one) at position
-    ``t // chips``, and chip ``k`` goes on with what chip ``k - 1`` did in beat
-    ``t - 1``. A sequence's logits leave the last chip one beat before its next token
-    enters chip 0, so with as many sequences as chips no chip idles once the pipeline
-    is full. ``res.cycles[p]`` are the cycles of the beats in which chip 0 took
-    position ``p`` (the last one also the beats that drain the pipeline): they sum to
-    the run's cycles, and the mean over the batch is the cycles per token."""
-    N, B = dec.chips, len(seqs)
+    in beat ``t`` stage 0 takes sequence ``t mod stages`` (if there is one) at position
+    ``t // stages``, and stage ``k`` goes on with what stage ``k - 1`` did in beat
+    ``t - 1`` (a stage: a chip, or a tensor-parallel group). A sequence's logits leave
+    the last stage one beat before its next token enters stage 0, so with as many
+    sequences as stages no chip idles once the pipeline is full. ``res.cycles[p]`` are
+    the cycles of the beats in which stage 0 took position ``p`` (the last one also
+    the beats that drain the pipeline): they sum to the run's cycles, and the mean over
+    the batch is the cycles per token."""
+    N, B = dec.n_stages, len(seqs)
     work: list = [None] * N
     res.pipeline["beat_cycles"] = []
     beats = N * (steps - 1) + (B - 1) + N  # until the last sequence's last step leaves
@@ -147,7 +148,7 @@ def _wavefront(dec, res: DecodeResult, seqs, prompt_len, n, steps, temperature, 
         res.cycles[min(p, steps - 1)] += r.cycles
         res.compile_s += r.compile_s
         res.run_s += r.run_s
-        res.pipeline["starts"].append([r.start] * N)
+        res.pipeline["starts"].append([r.start] * dec.chips)
         res.pipeline["ends"].append(r.ends)
         res.pipeline["link_words"].append(r.link_words)
         res.pipeline["beat_cycles"].append(r.cycles)
@@ -204,9 +205,11 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
     if chips > 1 and backend != "golden":
         raise LpuError(f"--chips {chips}: a model split across chips runs on the golden "
                        f"system (--backend golden), not --backend {backend}")
-    if chips > 1 and batch > chips:
-        raise LpuError(f"--chips {chips} --batch {batch}: a pipeline of {chips} chips keeps "
-                       f"at most {chips} sequences in flight (one a chip)")
+    if chips > 1 and batch > chips // max(tp, 1):
+        n = chips // max(tp, 1)
+        raise LpuError(f"--chips {chips}{f' --tp {tp}' if tp > 1 else ''} --batch {batch}: "
+                       f"a pipeline of {n} stage(s) keeps at most {n} sequence(s) in flight "
+                       "(one a stage)")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise LpuError(f"--batch must be a whole number of at least 1, not {batch!r}")
     if not (isinstance(temperature, int | float) and math.isfinite(temperature)

@@ -107,44 +107,49 @@ def partition(model_cfg, chips: int, tp: int = 1, vl: int | None = None) -> list
     if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
         raise LpuError(f"--tp must be a whole number of at least 1, not {tp!r}")
     if tp > 1:
-        if tp != chips:
-            raise LpuError(f"--tp {tp} --chips {chips}: a tensor-parallel group inside a "
-                           "pipeline is not built; give --tp equal to --chips (one group) "
-                           "or --tp 1 (a pipeline)")
+        if chips % tp:
+            raise LpuError(f"--tp {tp} --chips {chips}: the chips must make whole "
+                           f"tensor-parallel groups of {tp}")
         heads, inter = model_cfg.num_attention_heads, model_cfg.intermediate_size
         if heads % tp or (vl and inter % (tp * vl)):
             raise LpuError(f"--tp {tp}: the model's {heads} query heads and intermediate "
                            f"size {inter} must split into {tp} equal parts (of whole "
                            f"{vl}-lane vectors)")
-        return [Stage(r, range(L), True, True, (r, tp)) for r in range(tp)]
-    if chips > min(L, MAX_CHIPS):
+    n = chips // tp  # pipeline stages, a tensor-parallel group each
+    if n > min(L, MAX_CHIPS):
         raise LpuError(f"--chips {chips}: a model of {L} layer(s) splits across at most "
-                       f"{min(L, MAX_CHIPS)} chips (a layer a chip at least"
-                       f"{'' if L <= MAX_CHIPS else f', and {MAX_CHIPS} chips at most'})")
-    base, extra = divmod(L, chips)
+                       f"{min(L, MAX_CHIPS)} pipeline stages (a layer a stage at least"
+                       f"{'' if L <= MAX_CHIPS else f', and {MAX_CHIPS} at most'}), not {n}")
+    base, extra = divmod(L, n)
     out, a = [], 0
-    for k in range(chips):
+    for k in range(n):
         b = a + base + (k < extra)
-        out.append(Stage(k, range(a, b), k == 0, k == chips - 1))
+        out += [Stage(k * tp + r, range(a, b), k == 0, k == n - 1, (r, tp)) for r in range(tp)]
         a = b
     return out
 
 
 def system_for(cfg: ChipConfig | str, chips: int, tp: int = 1) -> SystemConfig:
-    """The system a pipeline of `chips` runs on: a ``ring`` of chips of `cfg`; a config
-    without C2C links gets two (the config's default latency and width), named
-    ``<name>+c2c``. A tensor-parallel group exchanges whole fp32 and int32 vectors (four
-    streams) in one send: a derived config gets ``c2c_width`` 4, a given one with less
-    is refused."""
+    """The system a pipeline of `chips` runs on: a ``ring`` of chips of `cfg` (one
+    pipeline, or one tensor-parallel group), or ``rings`` of `tp` chips (groups in a
+    pipeline: hops over links 3 to 2); a config without C2C links gets two, or four for
+    ``rings`` (the config's default latency and width), named ``<name>+c2c``; one with
+    links is used as it is (too few are refused by :func:`lpu.system.system`). A
+    tensor-parallel group exchanges whole fp32 and int32 vectors (four streams) in one
+    send: a derived config gets ``c2c_width`` 4, a given one with less is refused."""
     cfg = load_config(cfg)
-    if cfg.c2c_links < 2:
-        cfg = cfg.replace(c2c_links=2, name=f"{cfg.name}+c2c",
+    need = 4 if 1 < tp < chips else 2
+    if cfg.c2c_links == 0:
+        cfg = cfg.replace(c2c_links=need, name=f"{cfg.name}+c2c",
                           **({"c2c_width": 4} if tp > 1 else {}))
     if tp > 1 and cfg.c2c_width < 4:
         raise LpuError(f"--tp {tp}: config {cfg.name} has c2c_width {cfg.c2c_width}; a "
                        "tensor-parallel exchange sends a 32-bit vector (4 streams) at once: "
                        "set c2c_width: 4")
-    return system(cfg, chips, "ring", source=f"--chips {chips} on {cfg.name}")
+    where = f"--chips {chips}{f' --tp {tp}' if tp > 1 else ''} on {cfg.name}"
+    if 1 < tp < chips:  # a ring a group, the groups a pipeline
+        return system(cfg, chips, "rings", group=tp, source=where)
+    return system(cfg, chips, "ring", source=where)
 
 
 def compile_stage(model, chip: ChipConfig, pos: int, context: int, stage: Stage,
@@ -210,7 +215,8 @@ class Linked:
     words: int  # words (VL bytes each) sent over each link per step
 
 
-def _send(b: ProgramBuilder, cfg: ChipConfig, out: Tensor, t0: int) -> list[int]:
+def _send(b: ProgramBuilder, cfg: ChipConfig, out: Tensor, t0: int,
+          lk: int = SEND_LINK) -> list[int]:
     """Read `out` from SRAM ``c2c_width`` words a cycle from `t0` onto the east streams
     and send each piece over :data:`SEND_LINK`; the cycles the pieces arrive at the
     other end."""
@@ -224,12 +230,13 @@ def _send(b: ProgramBuilder, cfg: ChipConfig, out: Tensor, t0: int) -> list[int]
     for j in range(words // w):
         b.at(out.slice, t0 + j, "read", out.addr + j * w, (0, E), w)
         ts = t0 + j + 1 + dist  # on the streams at t0 + j + 1, then east to the edge
-        b.at(cfg.link_queue(SEND_LINK), ts, "send", SEND_LINK, (0, E), w)
+        b.at(cfg.link_queue(lk), ts, "send", lk, (0, E), w)
         arrive.append(ts + cfg.c2c_latency)
     return arrive
 
 
-def _recv(b: ProgramBuilder, cfg: ChipConfig, dst: Tensor, arrive: list[int]) -> int:
+def _recv(b: ProgramBuilder, cfg: ChipConfig, dst: Tensor, arrive: list[int],
+          lk: int = RECV_LINK) -> int:
     """Receive the pieces arriving over :data:`RECV_LINK` at the cycles `arrive` into
     `dst`; the first cycle all of them are readable in SRAM."""
     w = cfg.c2c_width
@@ -238,7 +245,7 @@ def _recv(b: ProgramBuilder, cfg: ChipConfig, dst: Tensor, arrive: list[int]) ->
     dist = cfg.position(dst.slice).index - cfg.position("sxm_w").index
     ready = 0
     for j, ta in enumerate(arrive):
-        b.at(cfg.link_queue(RECV_LINK), ta, "recv", RECV_LINK, (0, E), w)
+        b.at(cfg.link_queue(lk), ta, "recv", lk, (0, E), w)
         tw = ta + 1 + dist  # on the streams at the west edge at ta + 1, then east
         b.at(dst.slice, tw, "write", dst.addr + j * w, (0, E), w)
         ready = tw + 2  # SRAM written at tw + 1, readable from tw + 2
@@ -254,20 +261,22 @@ def _place(b: ProgramBuilder, cfg: ChipConfig, prog: Program, start: int) -> int
     return start + timeline(cfg, prog).end
 
 
-def link(cfg: ChipConfig, stages: list[CompiledStep]) -> Linked:
+def link(cfg: ChipConfig, stages: list[CompiledStep], links: tuple[int, int] = (SEND_LINK,
+         RECV_LINK)) -> Linked:
     """The programs of one step on a system of ``len(stages)`` chips of `cfg` (see the
     module docstring): chip ``k`` sends ``stages[k].logits`` to chip ``k + 1``, which
-    receives it into ``stages[k + 1].stage_in``."""
+    receives it into ``stages[k + 1].stage_in``; `links`: the link each sends over and
+    the one the next receives on."""
     programs, starts, ends, sends = [], [], [], []
     arrive: list[int] = []
     words = 0
     for k, cs in enumerate(stages):
         b = ProgramBuilder(cfg)
-        start = _recv(b, cfg, cs.stage_in, arrive) if k else 0
+        start = _recv(b, cfg, cs.stage_in, arrive, links[1]) if k else 0
         end = _place(b, cfg, cs.program, start)
         sent = []
         if k < len(stages) - 1:  # the output's last SRAM write is readable from end + 1
-            arrive = _send(b, cfg, cs.logits, end + 1)
+            arrive = _send(b, cfg, cs.logits, end + 1, links[0])
             sent = [t - cfg.c2c_latency for t in arrive]
             words = cs.logits.n * cs.logits.words
         programs.append(b.program())
@@ -278,12 +287,14 @@ def link(cfg: ChipConfig, stages: list[CompiledStep]) -> Linked:
 
 
 def link_beat(cfg: ChipConfig, now: list[CompiledStep | None],
-              before: list[CompiledStep | None]) -> Linked:
+              before: list[CompiledStep | None],
+              links: tuple[int, int] = (SEND_LINK, RECV_LINK)) -> Linked:
     """The programs of one beat of a wavefront: chip ``k`` runs ``now[k]`` (None: no
     stage this beat); first every chip whose stage takes an input receives it from
     chip ``k - 1``, which sends the output of the stage it ran the beat before
     (``before[k - 1]``, still in its SRAM), all from cycle 0; then every chip's stage
-    starts in the same cycle, the first after the last input is readable."""
+    starts in the same cycle, the first after the last input is readable. `links`: the
+    link each chip sends over and the one the next receives on."""
     n = len(now)
     bs = [ProgramBuilder(cfg) for _ in range(n)]
     start, words = 0, 0
@@ -295,29 +306,45 @@ def link_beat(cfg: ChipConfig, now: list[CompiledStep | None],
         if prev is None:
             raise LpuError(f"chip {k} has a stage this beat, but chip {k - 1} ran none "
                            "the beat before")
-        arrive = _send(bs[k - 1], cfg, prev.logits, 0)
+        arrive = _send(bs[k - 1], cfg, prev.logits, 0, links[0])
         sends[k - 1] = [t - cfg.c2c_latency for t in arrive]
-        start = max(start, _recv(bs[k], cfg, now[k].stage_in, arrive))
+        start = max(start, _recv(bs[k], cfg, now[k].stage_in, arrive, links[1]))
         words = prev.logits.n * prev.logits.words
     ends = [_place(b, cfg, cs.program, start) if cs is not None else start
             for b, cs in zip(bs, now, strict=True)]
     return Linked([b.program() for b in bs], [start] * n, ends, sends, words)
 
 
-def _group(cfg: ChipConfig, ranks: list[CompiledStep]) -> Linked:
-    """The programs of a tensor-parallel group: each rank's own, which must be the same
-    program (the ranks' graphs are alike, so their schedules are: every exchange's send
-    meets the neighbour's receive), run from cycle 0."""
-    first = ranks[0].program
-    for r, cs in enumerate(ranks[1:], 1):
-        if cs.program.queues != first.queues:
-            raise LpuError(f"tensor-parallel rank {r}'s program differs from rank 0's: the "
-                           "exchanges would not meet (a compiler bug)")
-    sends = [[t for t, ins in _placed(cs.program, cfg.link_queue(SEND_LINK))]
-             for cs in ranks]
-    end = timeline(cfg, first).end
-    return Linked([cs.program for cs in ranks], [0] * len(ranks), [end] * len(ranks), sends,
-                  len(sends[0]) * cfg.c2c_width)
+#: The links of the hops between the rings of a ``rings`` system (east, west).
+RING_HOP_LINKS = (3, 2)
+
+
+def _groups(cfg: ChipConfig, stages: list[CompiledStep], tp: int) -> Linked:
+    """The programs of tensor-parallel groups of `tp` ranks (chips ``s * tp + r``).
+    Inside a group every rank's program must be the same (the ranks' graphs are alike,
+    so their schedules are: every exchange's send meets the neighbour's receive). One
+    group runs from cycle 0; groups in a pipeline are joined rank by rank as
+    :func:`link` joins stages, over :data:`RING_HOP_LINKS`, so the ranks of a group
+    start together."""
+    n = len(stages) // tp
+    for s in range(n):
+        first = stages[s * tp].program
+        for r in range(1, tp):
+            if stages[s * tp + r].program.queues != first.queues:
+                raise LpuError(f"stage {s}: tensor-parallel rank {r}'s program differs from "
+                               "rank 0's: the exchanges would not meet (a compiler bug)")
+    if n == 1:  # the words each rank sends: its exchanges
+        sends = [[t for t, _ in _placed(cs.program, cfg.link_queue(SEND_LINK))]
+                 for cs in stages]
+        ends = [timeline(cfg, cs.program).end for cs in stages]
+        return Linked([cs.program for cs in stages], [0] * tp, ends, sends,
+                      len(sends[0]) * cfg.c2c_width)
+    chains = [link(cfg, stages[r::tp], RING_HOP_LINKS) for r in range(tp)]
+    order = [(s, r) for s in range(n) for r in range(tp)]  # chip s * tp + r
+    return Linked([chains[r].programs[s] for s, r in order],
+                  [chains[r].starts[s] for s, r in order],
+                  [chains[r].ends[s] for s, r in order],
+                  [chains[r].sends[s] for s, r in order], chains[0].words)
 
 
 # -- the host loop --------------------------------------------------------------------
@@ -370,12 +397,10 @@ class PipelineDecoder:
         self.stages = partition(self.model.config, self.chips, self.tp, cfg.vl)
         self.sysc = system_for(cfg, self.chips, self.tp)
         self.chip_cfg = self.sysc.chip
-        if self.tp > 1 and self.slots > 1:
-            raise LpuError(f"--tp {self.tp} --batch {self.slots}: a tensor-parallel group "
-                           "decodes one sequence")
-        if not 1 <= self.slots <= self.chips:
-            raise LpuError(f"--batch {self.slots}: a pipeline of {self.chips} chips keeps 1 "
-                           f"to {self.chips} sequences in flight (one a chip)")
+        n = self.chips // self.tp
+        if not 1 <= self.slots <= n:
+            raise LpuError(f"--batch {self.slots}: a pipeline of {n} stage(s) keeps 1 to "
+                           f"{n} sequence(s) in flight (one a stage)")
         self._sys = System(self.sysc)
         self._before: list = [None] * self.chips  # the stages of the last beat
         self._beats = 0
@@ -392,7 +417,7 @@ class PipelineDecoder:
             t0 = time.perf_counter()
             stages = [self.stage(k, pos) for k in range(self.chips)]
             joined = link(self.chip_cfg, stages) if self.tp == 1 else \
-                _group(self.chip_cfg, stages)
+                _groups(self.chip_cfg, stages, self.tp)
             self._cache[pos] = (stages, joined, time.perf_counter() - t0)
         return self._cache[pos]
 
@@ -424,17 +449,37 @@ class PipelineDecoder:
                               starts=list(linked.starts), ends=list(linked.ends),
                               chip_cycles=[r.cycles for r in res], link_words=linked.words)
 
+    @property
+    def n_stages(self) -> int:
+        """Pipeline stages (a tensor-parallel group of ``tp`` chips each)."""
+        return self.chips // self.tp
+
     def beat(self, work: list[tuple[int, int] | None], token: int | None) -> BeatResult:
-        """One beat of a wavefront: chip ``k`` runs its stage of ``work[k] = (sequence,
-        position)`` (None: nothing), chip ``k``'s work being chip ``k - 1``'s of the
-        beat before; `token` is the token of chip 0's work. Every chip runs at once;
-        the last chip's logits, if it ran, are read."""
-        if len(work) != self.chips:
-            raise LpuError(f"a beat gives one piece of work a chip ({self.chips}), not "
-                           f"{len(work)}")
+        """One beat of a wavefront: stage ``s`` (every rank of its group) runs its part
+        of ``work[s] = (sequence, position)`` (None: nothing), stage ``s``'s work being
+        stage ``s - 1``'s of the beat before; `token` is the token of stage 0's work.
+        Every chip runs at once; the last chip's logits, if it ran, are read."""
+        n, tp = self.n_stages, self.tp
+        if len(work) != n:
+            raise LpuError(f"a beat gives one piece of work a stage ({n}), not {len(work)}")
         t0 = time.perf_counter()
-        now = [None if w is None else self.stage(k, w[1], w[0]) for k, w in enumerate(work)]
-        linked = link_beat(self.chip_cfg, now, self._before)
+        now = [None if work[k // tp] is None else
+               self.stage(k, work[k // tp][1], work[k // tp][0]) for k in range(self.chips)]
+        if tp == 1:
+            linked = link_beat(self.chip_cfg, now, self._before)
+        else:  # each rank's chain through the stages, as one pipeline
+            chains = [link_beat(self.chip_cfg, now[r::tp], self._before[r::tp],
+                                RING_HOP_LINKS) for r in range(tp)]
+            order = [(k // tp, k % tp) for k in range(self.chips)]
+            linked = Linked([chains[r].programs[s] for s, r in order],
+                            [chains[r].starts[s] for s, r in order],
+                            [chains[r].ends[s] for s, r in order],
+                            [chains[r].sends[s] for s, r in order], chains[0].words)
+            for k in range(self.chips):  # a group's ranks: one program, started together
+                if now[k] is not None and (linked.programs[k].queues
+                                           != linked.programs[k - k % tp].queues):
+                    raise LpuError(f"chip {k}'s beat program differs from its group's rank "
+                                   "0 (a compiler bug)")
         compile_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         res = self._run(linked.programs, now, token, f"beat {self._beats}")
