@@ -1007,14 +1007,20 @@ class ListScheduler:
                         w = _WIDTH[n.dtype]
                         s._emit(sxm, t, "rot", (grp, dirn), got[1], n.imm, w)
                         # the flow continues toward the VXM; claim nothing more now
-                        av = Avail(w, r=t + d, sram=[copy], flows=[flow])
-                        av.tensor = tt
-                        self.av[n.id] = av
-                        self.placed[n.id] = (sxm, t)
+                        self._note_away(n.id, w, t + d, flow, copy, tt, (sxm, t))
                         s.commit()
                         return t
                 s.rollback()
         raise SchedError(f"could not place rot (node {n.id})")
+
+    def _note_away(self, nid, w, r, flow, copy, tt, placed):
+        """Record a result made away from the VXM (an SXM rotation, a received
+        exchange): written at cycle `r` as `flow`, stored on its way (`copy`, in the
+        words `tt`); `placed`: (queue, dispatch cycle)."""
+        av = Avail(w, r=r, sram=[copy], flows=[flow])
+        av.tensor = tt
+        self.av[nid] = av
+        self.placed[nid] = placed
 
     def place_xchg(self, n):
         """A tensor-parallel exchange: the value delivered to the east edge and sent over
@@ -1043,10 +1049,7 @@ class ListScheduler:
                     dirn, grp, flow, copy, tt = res
                     s._emit(send_q, t, "send", SEND_LINK, got[1], w)
                     s._emit(recv_q, tr, "recv", RECV_LINK, (grp, dirn), w)
-                    av = Avail(w, r=tr + 1, sram=[copy], flows=[flow])
-                    av.tensor = tt
-                    self.av[n.id] = av
-                    self.placed[n.id] = (recv_q, tr)
+                    self._note_away(n.id, w, tr + 1, flow, copy, tt, (recv_q, tr))
                     s.commit()
                     return tr
             s.rollback()
