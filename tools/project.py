@@ -342,9 +342,11 @@ FLIT_EFFICIENCY = 320 / 328
 @dataclass(frozen=True)
 class System:
     """The links between chips and the host, as published numbers (shared/tsp-reference.md,
-    sections 1.1 and 6) and two assumptions. Nothing here is simulated: part 1 of issue 12
-    (C2C links in the ISA, the golden model and the HDL) does not exist yet, and when it
-    does its config should hold these numbers.
+    sections 1.1 and 6) and two assumptions. Nothing here is simulated: the project's C2C
+    links (ISA 1.3, ``c2c_*`` config keys) are what the compiler schedules a model split
+    across chips on (:mod:`lpu.tools.compiler.pipeline`, measured on ``small`` in
+    docs/benchmarks.md); this is the Groq-scale system those measurements do not reach
+    (nodes, racks, the network, the host).
 
     Members
     -------
