@@ -51,7 +51,7 @@ from lpu.config import load as load_config
 from lpu.errors import LpuError
 from lpu.golden.schedule import timeline
 from lpu.golden.system import System
-from lpu.isa import E, Instr, Opcode
+from lpu.isa import E
 from lpu.program import Program, ProgramBuilder
 from lpu.system import SystemConfig, system
 
@@ -184,26 +184,6 @@ def stage_critical_path(model, cfg: ChipConfig, pos: int, context: int, stage: S
 # -- joining the stages ---------------------------------------------------------------
 
 
-def _placed(prog: Program, queue: str) -> list[tuple[int, Instr]]:
-    """The queue's instructions at their dispatch cycles (nops dropped; a ``repeat`` at
-    the cycle after the instruction it repeats, as :class:`ProgramBuilder` takes it)."""
-    out, t, prev = [], 0, None
-    for ins in prog.instrs(queue):
-        if ins.op == Opcode.NOP:
-            t += ins.n
-        elif ins.op == Opcode.REPEAT:
-            out.append((t, ins))
-            t = prev + ins.n * ins.d + 1
-        elif ins.op in (Opcode.SYNC, Opcode.NOTIFY):
-            raise LpuError(f"queue {queue}: a stage program with {ins.text()} cannot be "
-                           "shifted in time")
-        else:
-            out.append((t, ins))
-            prev = t
-            t += 1
-    return out
-
-
 @dataclass
 class Linked:
     """One step's programs for a system, joined by :func:`link`."""
@@ -252,13 +232,30 @@ def _recv(b: ProgramBuilder, cfg: ChipConfig, dst: Tensor, arrive: list[int],
     return ready
 
 
+def _dispatches(cfg: ChipConfig, prog: Program, queue: str | None = None) -> list:
+    """`prog`'s slice instructions (of `queue`, or all) at their dispatch cycles, as the
+    ICU dispatches them (:func:`lpu.golden.schedule.timeline`)."""
+    return [d for d in timeline(cfg, prog).dispatches
+            if queue is None or cfg.queues[d.queue].name == queue]
+
+
 def _place(b: ProgramBuilder, cfg: ChipConfig, prog: Program, start: int) -> int:
-    """Every instruction of `prog`, `start` cycles late; the cycle after its last
-    dispatch."""
-    for q in cfg.queues:
-        for t, ins in _placed(prog, q.name):
-            b.at(q.name, start + t, ins)
-    return start + timeline(cfg, prog).end
+    """Every instruction of `prog` dispatched `start` cycles late; the cycle after its
+    last dispatch."""
+    tl = timeline(cfg, prog)
+    for d in tl.dispatches:
+        b.at(cfg.queues[d.queue].name, start + d.t, d.instr)
+    return start + tl.end
+
+
+def _merge(chains: list[Linked], chips: int, tp: int) -> Linked:
+    """The ranks' chains through the stages (``chains[r]``: rank ``r`` of every stage)
+    as one system's programs, chip ``s * tp + r`` in order."""
+    order = [(k // tp, k % tp) for k in range(chips)]
+    return Linked([chains[r].programs[s] for s, r in order],
+                  [chains[r].starts[s] for s, r in order],
+                  [chains[r].ends[s] for s, r in order],
+                  [chains[r].sends[s] for s, r in order], chains[0].words)
 
 
 def link(cfg: ChipConfig, stages: list[CompiledStep], links: tuple[int, int] = (SEND_LINK,
@@ -334,17 +331,13 @@ def _groups(cfg: ChipConfig, stages: list[CompiledStep], tp: int) -> Linked:
                 raise LpuError(f"stage {s}: tensor-parallel rank {r}'s program differs from "
                                "rank 0's: the exchanges would not meet (a compiler bug)")
     if n == 1:  # the words each rank sends: its exchanges
-        sends = [[t for t, _ in _placed(cs.program, cfg.link_queue(SEND_LINK))]
+        sends = [[d.t for d in _dispatches(cfg, cs.program, cfg.link_queue(SEND_LINK))]
                  for cs in stages]
         ends = [timeline(cfg, cs.program).end for cs in stages]
         return Linked([cs.program for cs in stages], [0] * tp, ends, sends,
                       len(sends[0]) * cfg.c2c_width)
-    chains = [link(cfg, stages[r::tp], RING_HOP_LINKS) for r in range(tp)]
-    order = [(s, r) for s in range(n) for r in range(tp)]  # chip s * tp + r
-    return Linked([chains[r].programs[s] for s, r in order],
-                  [chains[r].starts[s] for s, r in order],
-                  [chains[r].ends[s] for s, r in order],
-                  [chains[r].sends[s] for s, r in order], chains[0].words)
+    return _merge([link(cfg, stages[r::tp], RING_HOP_LINKS) for r in range(tp)],
+                  len(stages), tp)
 
 
 # -- the host loop --------------------------------------------------------------------
@@ -468,13 +461,8 @@ class PipelineDecoder:
         if tp == 1:
             linked = link_beat(self.chip_cfg, now, self._before)
         else:  # each rank's chain through the stages, as one pipeline
-            chains = [link_beat(self.chip_cfg, now[r::tp], self._before[r::tp],
-                                RING_HOP_LINKS) for r in range(tp)]
-            order = [(k // tp, k % tp) for k in range(self.chips)]
-            linked = Linked([chains[r].programs[s] for s, r in order],
-                            [chains[r].starts[s] for s, r in order],
-                            [chains[r].ends[s] for s, r in order],
-                            [chains[r].sends[s] for s, r in order], chains[0].words)
+            linked = _merge([link_beat(self.chip_cfg, now[r::tp], self._before[r::tp],
+                                       RING_HOP_LINKS) for r in range(tp)], self.chips, tp)
             for k in range(self.chips):  # a group's ranks: one program, started together
                 if now[k] is not None and (linked.programs[k].queues
                                            != linked.programs[k - k % tp].queues):
