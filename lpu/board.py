@@ -177,6 +177,7 @@ class RunReport:
     seconds: float  # on the transport's clock
     bytes_sent: int
     bytes_received: int
+    imem_words: int = 0  # instruction words written (the program's differences)
 
 
 class Board:
@@ -194,6 +195,10 @@ class Board:
         self.regs = RegisterMap(cfg)
         self.info: BridgeInfo | None = None
         self.bytes_sent = self.bytes_received = 0
+        self.exchanges = 0  # requests answered (each one round trip on the line)
+        #: What each queue's instruction memory holds from this driver's earlier loads
+        #: (queue name -> words), so that a program is loaded as its differences.
+        self.imem: dict[str, list[int]] = {}
 
     # -- frames --------------------------------------------------------------------------
     def _wait(self, n_bytes: int) -> float:
@@ -211,6 +216,7 @@ class Board:
         ok_len = framing.ack_length(command, Status.OK, count)
         self.t.write(frame)
         self.bytes_sent += len(frame)
+        self.exchanges += 1
         wait = self._wait(len(frame) + ok_len)
         head = self.t.read(2, wait)
         self.bytes_received += len(head)
@@ -265,6 +271,7 @@ class Board:
 
     def connect(self) -> BridgeInfo:
         """Ping the bridge and check the chip's ID and config hash against `cfg`."""
+        self.imem = {}  # whatever the board holds, this driver did not write it
         info = self.ping()
         ident, lo, hi = self.read(self.regs.ID, 3)
         if ident != self.regs.id_value:
@@ -293,20 +300,27 @@ class Board:
             out += self.exchange(Command.READ, address + i, k)
         return out
 
-    def load_program(self, program: Program) -> None:
-        """Write every queue's instruction words and length (other queues get 0)."""
+    def load_program(self, program: Program) -> int:
+        """Write every queue's instruction words and length (other queues get 0): of a
+        queue this driver loaded before (:attr:`imem`), only the runs of words that
+        differ. Returns the instruction words written."""
         rm, cfg = self.regs, self.cfg
         program.check_config(cfg)
-        lengths = []
+        lengths, written = [], 0
         for q in cfg.queues:
-            words = program.queues.get(q.name, [])
+            words = list(program.queues.get(q.name, []))
             if len(words) > cfg.imem_words:
                 raise BoardError(f"queue {q.name}: {len(words)} words do not fit the "
                                  f"instruction memory ({cfg.imem_words})")
-            if words:
-                self.write(rm.imem(q.index, 0), words)
+            held = self.imem.pop(q.name, None)  # unknown until every write went through
+            for lo, hi in _changed_runs(words, held):
+                self.write(rm.imem(q.index, lo), words[lo:hi])
+                written += hi - lo
+            if words or held is not None:
+                self.imem[q.name] = words + (held or [])[len(words):]
             lengths.append(len(words))
         self.write(rm.qlen(0), lengths)
+        return written
 
     def write_word(self, mem_slice: str | int, address: int, word: bytes) -> None:
         """One VL-byte SRAM word: the word buffer, then SRAM_WRITE."""
@@ -377,7 +391,7 @@ class Board:
         t0, s0, r0 = self.t.now(), self.bytes_sent, self.bytes_received
         for (sl, addr), word in sorted(words.items()):
             self.write_word(sl, addr, word)
-        self.load_program(program)
+        loaded = self.load_program(program)
         self.start()
         end = self.wait_done(timeout)
         status = self.status()
@@ -387,7 +401,25 @@ class Board:
                          error_text=None if err is None else self.regs.describe_error(err),
                          words=back, seconds=self.t.now() - t0,
                          bytes_sent=self.bytes_sent - s0,
-                         bytes_received=self.bytes_received - r0)
+                         bytes_received=self.bytes_received - r0, imem_words=loaded)
 
     def close(self) -> None:
         self.t.close()
+
+
+def _changed_runs(words: list, held: list | None) -> list[tuple[int, int]]:
+    """``[(lo, hi)]``: the runs of positions where `words` differ from `held` (all of
+    them when `held` is None: nothing known)."""
+    if held is None:
+        return [(0, len(words))] if words else []
+    runs, lo = [], None
+    for i, w in enumerate(words):
+        same = i < len(held) and held[i] == w
+        if not same and lo is None:
+            lo = i
+        elif same and lo is not None:
+            runs.append((lo, i))
+            lo = None
+    if lo is not None:
+        runs.append((lo, len(words)))
+    return runs

@@ -1,5 +1,6 @@
 """The simulated board: :class:`SimLink`, a :class:`lpu.board.Transport` whose far end
-is a design with a serial line on Amaranth's simulator.
+is a design with a serial line on Amaranth's simulator, and :class:`RtlLink`, the same
+board as Verilog on Verilator (or Icarus) under cocotb, fast enough to decode through.
 
 :meth:`SimLink.chip` builds the board itself (:class:`lpu.hdl.board.BoardCore`: the
 whole chip of a config behind its UART bridge), so that :class:`lpu.board.Board` drives
@@ -12,12 +13,31 @@ design's ``tx`` (sampled in the middle of each bit; a stop bit read as 0 is reco
 :attr:`SimLink.line_errors`). The simulator runs only while the driver waits in
 :meth:`SimLink.read`; time (:meth:`SimLink.now`) is the simulated cycle count divided by
 the config's clock, so the driver's timeouts mean what they mean on the board.
+
+:class:`RtlLink` is the same transport over the board's Verilog (:func:`build_board`:
+:class:`BoardCore` converted once per design and cached like the chip's builds): the
+line is simulated bit by bit inside the cocotb bench :mod:`lpu.sim.cocotb_board_bench`,
+which the driver's process talks to through two named pipes, so that time passes on the
+simulated board only while the driver waits in :meth:`RtlLink.read`, as on
+:class:`SimLink`. Amaranth's simulator runs the ``fpga`` board at about 800 cycles a
+second, too slow for a decode step's program (thousands of instruction words, 40 cycles
+a byte on the line); Verilator runs it at hundreds of thousands.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import json
+import os
+import select
+import shutil
 import sys
+import tempfile
+import threading
+import time
 from collections import deque
+from pathlib import Path
 
 from amaranth.sim import Simulator
 
@@ -25,12 +45,20 @@ from lpu import config as cfgmod
 from lpu.framing import DEFAULT_MAX_WORDS
 from lpu.hdl.board import BoardCore
 
-__all__ = ["SimLink", "SIM_DIVISOR", "SIM_TIMEOUT_BYTES"]
+from . import verilator as vl
+from .cocotb_board_bench import BOARD_ENV
+
+__all__ = ["SimLink", "RtlLink", "build_board", "SIM_DIVISOR", "SIM_TIMEOUT_BYTES",
+           "BOARD_TOP"]
 
 #: Clock cycles per bit on the simulated line.
 SIM_DIVISOR = 4
 #: The simulated bridge's quiet time, in byte times (10 bits each).
 SIM_TIMEOUT_BYTES = 8
+#: The top module of the board's Verilog (:func:`build_board`).
+BOARD_TOP = "lpu_board"
+#: Seconds to wait for the simulator to open its end of the line.
+START_TIMEOUT_S = 120.0
 
 
 class SimLink:
@@ -137,3 +165,153 @@ class SimLink:
 
     def close(self) -> None:
         pass
+
+
+def _board_core(cfg, divisor: int, timeout_bytes: int, max_words: int):
+    timeout = 10 * divisor * timeout_bytes
+    core = BoardCore(cfg, divisor=divisor, timeout=timeout, max_words=max_words,
+                     heartbeat=1 << 16)
+    return core, timeout
+
+
+def build_board(cfg, simulator: str = "verilator", *, divisor: int = SIM_DIVISOR,
+                timeout_bytes: int = SIM_TIMEOUT_BYTES, max_words: int = DEFAULT_MAX_WORDS):
+    """The board (:class:`BoardCore` of `cfg`: the chip without its trace port, the
+    bridge, the LEDs) built for `simulator` under cocotb; the Verilog is converted once
+    per design (:func:`lpu.sim.cocotb_runner.design_key` and the bridge's settings) and
+    the build cached like the chip's (:func:`lpu.sim.verilator.build`)."""
+    from .cocotb_runner import design_key  # the chip's design key covers the HDL sources
+
+    cfg = cfgmod.load(cfg)
+    key = f"{design_key(cfg, False)}-{divisor}-{timeout_bytes}-{max_words}"
+    d = vl.build_dir("board", f"{cfg.hash}-{key}", simulator)
+    d.parent.mkdir(parents=True, exist_ok=True)
+    with open(d.parent / f"{d.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            src = d / "board-verilog.v"
+            if not src.is_file():
+                core, _ = _board_core(cfg, divisor, timeout_bytes, max_words)
+                part = src.with_suffix(".part")
+                part.write_text(vl.verilog_of(core, BOARD_TOP))
+                part.replace(src)
+            return vl.build(simulator, src.read_text(), BOARD_TOP, d,
+                            extra_args=vl.top_ports_only(simulator), keep=(src.name,))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class RtlLink:
+    """A byte transport to the board of `cfg` as Verilog on `simulator` under cocotb
+    (see the module docstring): :meth:`write` queues bytes, :meth:`read` sends them and
+    lets the simulated board run until the bytes asked for arrived or the timeout (in
+    simulated seconds at the config's clock) passed. Call :meth:`close` at the end."""
+
+    def __init__(self, cfg, simulator: str = "verilator", *, divisor: int = SIM_DIVISOR,
+                 timeout_bytes: int = SIM_TIMEOUT_BYTES, max_words: int = DEFAULT_MAX_WORDS):
+        ok, why = vl.available(simulator)
+        if not ok:
+            raise vl.SimulatorError(why)
+        cfg = cfgmod.load(cfg)
+        self.cfg, self.simulator, self.divisor = cfg, simulator, divisor
+        self.clock_hz = cfg.clock_mhz * 1e6
+        self.baud = self.clock_hz / divisor
+        timeout = 10 * divisor * timeout_bytes
+        self.latency = 2 * timeout / self.clock_hz
+        self.name = f"simulated {cfg.name} board ({simulator})"
+        self.cycle = 0
+        self.line_errors = 0
+        self.built = build_board(cfg, simulator, divisor=divisor,
+                                 timeout_bytes=timeout_bytes, max_words=max_words)
+        self.work = Path(tempfile.mkdtemp(prefix="lpu-board-"))
+        (self.work / "board.json").write_text(json.dumps({"divisor": divisor}))
+        to_sim, from_sim = self.work / "to_sim.pipe", self.work / "from_sim.pipe"
+        os.mkfifo(to_sim)
+        os.mkfifo(from_sim)
+        self._pending = bytearray()
+        self._received = bytearray()
+        self._failed: list[BaseException] = []
+        self._rd = os.open(from_sim, os.O_RDONLY | os.O_NONBLOCK)
+        self._wr = None
+        self._partial = b""
+        self._thread = threading.Thread(target=self._simulate, name="lpu-board",
+                                        daemon=True)
+        self._thread.start()
+        end = time.monotonic() + START_TIMEOUT_S
+        while self._wr is None:  # until the bench opens its end of to_sim
+            try:
+                self._wr = os.open(to_sim, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as e:
+                if e.errno != errno.ENXIO:
+                    raise
+                if not self._thread.is_alive() or time.monotonic() > end:
+                    self.close()
+                    raise self._dead("before it opened the line") from None
+                time.sleep(0.02)
+        os.set_blocking(self._wr, True)
+
+    def _simulate(self):
+        try:
+            vl.run_test(self.built, "lpu.sim.cocotb_board_bench", test_dir=self.work,
+                        extra_env={BOARD_ENV: str(self.work)})
+        except BaseException as e:  # raised in the driver's thread
+            self._failed.append(e)
+
+    def _dead(self, what: str) -> vl.SimulatorError:
+        if self._failed and isinstance(self._failed[0], vl.SimulatorError):
+            return self._failed[0]
+        why = f": {self._failed[0]}" if self._failed else ""
+        return vl.SimulatorError(f"the {self.name} stopped {what}{why} (log "
+                                 f"{self.work / 'test.log'})")
+
+    def _request(self, req: dict) -> dict:
+        os.write(self._wr, (json.dumps(req) + "\n").encode())
+        while b"\n" not in self._partial:
+            ready, _, _ = select.select([self._rd], [], [], 0.5)
+            if ready:
+                chunk = os.read(self._rd, 1 << 16)
+                if chunk:
+                    self._partial += chunk
+                    continue
+            if not self._thread.is_alive():
+                raise self._dead("while the driver waited for it")
+        text, self._partial = self._partial.split(b"\n", 1)
+        return json.loads(text)
+
+    # -- Transport -----------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        self._pending += bytes(data)
+
+    def read(self, n: int, timeout: float) -> bytes:
+        if len(self._received) < n:
+            until = self.cycle + max(1, round(timeout * self.clock_hz))
+            ans = self._request({"send": self._pending.hex(), "want": n - len(self._received),
+                                 "until": until})
+            self._pending.clear()
+            self._received += bytes.fromhex(ans["data"])
+            self.cycle, self.line_errors = ans["cycle"], ans["line_errors"]
+        out = bytes(self._received[:n])
+        del self._received[:n]
+        return out
+
+    def now(self) -> float:
+        return self.cycle / self.clock_hz
+
+    def discard_input(self) -> None:
+        self._received.clear()
+
+    def close(self) -> None:
+        if self._wr is not None:
+            try:
+                os.write(self._wr, b'{"stop": true}\n')
+            except OSError:
+                pass
+            os.close(self._wr)
+            self._wr = None
+        self._thread.join(timeout=30)
+        if self._rd is not None:
+            os.close(self._rd)
+            self._rd = None
+        if not self._thread.is_alive():
+            shutil.rmtree(self.work, ignore_errors=True)

@@ -40,6 +40,8 @@ from lpu.sim import verilator as vl
 from lpu.sim.cocotb_runner import build_chip, lockstep_hdl_many
 from lpu.sim.hostbus import SimBus
 from lpu.sim.lockstep import AmaranthBackend, lockstep
+from lpu.board import DEFAULT_BAUD
+from lpu.tools import board_decode
 from lpu.tools.area import block_utilisation
 from lpu.tools.compiler.decode import decode
 from lpu.tools.compiler.graph import schedule_gap
@@ -222,6 +224,52 @@ def bench_decode(cfg, steps: int, prompt: str = "ROMEO:\n", batch: int = 1,
     else:
         out["backend"] = "golden"
     return out
+
+
+def bench_board(cfg, steps: int, *, model: str = "fpga-llama", board: str = board_decode.SIM,
+                baud: int | None = None, fmax_mhz: float | None = None,
+                prompt: str = "ROMEO:\n", log=None) -> dict:
+    """Decode `model` for `steps` steps with every step through a board's UART bridge
+    (:mod:`lpu.tools.board_decode`; the simulated board by default), and again on the
+    golden backend to compare. Reports what crossed the line per token (after the
+    first step, which carries the weights, and for that step alone), and the tokens
+    per second a board would reach with its chip at `fmax_mhz` (default: the config's
+    clock) and its line at `baud` (default :data:`lpu.board.DEFAULT_BAUD`), the line's
+    time included (:func:`lpu.tools.board_decode.line_cost`; the USB adapter's
+    round trips are not in it: ``requests_per_token`` counts them)."""
+    data = prompt.encode()
+    n = max(0, steps - len(data) + 1)
+    tokens = list(data[:steps] if n == 0 else data)
+    line = baud or DEFAULT_BAUD
+    clock = fmax_mhz or cfg.clock_mhz
+    t0 = time.perf_counter()
+    r = board_decode.decode(model, tokens=tokens, n=n, config=cfg, board=board,
+                            baud=line, log=log)
+    wall = time.perf_counter() - t0
+    g = decode(model, tokens=tokens, n=n, config=cfg, backend="golden")
+    st, k = r.rtl, len(r.cycles)
+    cost = board_decode.line_cost(st, clock_mhz=clock, baud=line)
+    per = cost["steps"]
+    first = st["first_step"]
+    rest = {key: (st[key] - first[key]) / per if k > 1 else st[key]
+            for key in ("bytes_sent", "bytes_received", "requests", "imem_words", "sram_words")}
+    return {
+        "model": model, "config": cfg.name, "board": st["board"], "steps": k,
+        "cycles_per_token": round(r.cycles_per_token, 1),
+        "same_as_golden": g.tokens == r.tokens and all(
+            np.array_equal(a.view(np.uint32), b.view(np.uint32))
+            for a, b in zip(g.logits, r.logits, strict=True)),
+        "text": r.text,
+        "first_step": {key: first[key] for key in ("bytes_sent", "bytes_received",
+                                                    "requests", "imem_words", "sram_words")},
+        "per_token": {key: round(v, 1) for key, v in rest.items()},
+        "estimate": {"clock_mhz": clock, "baud": line, "steps": per,
+                     "chip_us_per_token": round(1e6 * cost["chip_s"], 1),
+                     "line_us_per_token": round(1e6 * cost["line_s"], 1),
+                     "tokens_per_s": round(cost["tokens_per_s"], 1),
+                     "chip_only_tokens_per_s": round(cost["chip_only_tokens_per_s"], 1)},
+        "wall_s_per_token": round(wall / k, 3),
+    }
 
 
 def bench_pipeline(cfg, steps: int, chips: int, batch: int = 1, tp: int = 1,

@@ -83,6 +83,18 @@ def find_plays(data: Path | None) -> dict[str, str]:
     return {f.stem: markdown_to_text(f.read_text(encoding="utf-8")) for f in files}
 
 
+def restrict(data: bytes, vocab: int, upper: bool) -> tuple[bytes, int]:
+    """The text for a vocabulary of the byte values ``0 .. vocab-1``: upper-cased first
+    with `upper`, every byte outside the vocabulary dropped. Returns it and the count of
+    bytes dropped."""
+    if upper:
+        data = data.upper()  # ASCII letters only: bytes.upper leaves the others alone
+    if vocab >= 256:
+        return data, 0
+    kept = bytes(b for b in data if b < vocab)
+    return kept, len(data) - len(kept)
+
+
 def split(plays: dict[str, str]) -> tuple[bytes, bytes]:
     train = "\n\n".join(t for n, t in sorted(plays.items()) if n not in HELDOUT)
     val = "\n\n".join(plays[n] for n in HELDOUT if n in plays)
@@ -234,7 +246,7 @@ def train(args) -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     cfg = reference.LlamaConfig(
-        vocab_size=256, hidden_size=args.dim, intermediate_size=args.hidden,
+        vocab_size=args.vocab, hidden_size=args.dim, intermediate_size=args.hidden,
         num_hidden_layers=args.layers, num_attention_heads=args.heads,
         num_key_value_heads=args.kv_heads, head_dim=args.dim // args.heads,
         max_position_embeddings=args.context, rms_norm_eps=1e-5, rope_theta=10000.0,
@@ -242,7 +254,14 @@ def train(args) -> None:
     )
     fp = checkpoint.check_fits(cfg, chip_config.load(args.chip))
     plays = find_plays(args.data)
+    if not 1 <= args.vocab <= 256:
+        sys.exit(f"train_model: --vocab must be 1..256 (byte values), not {args.vocab}")
     train_b, val_b = split(plays)
+    train_b, lost_t = restrict(train_b, args.vocab, args.upper)
+    val_b, lost_v = restrict(val_b, args.vocab, args.upper)
+    if lost_t or lost_v:
+        print(f"data: {lost_t + lost_v} bytes outside the vocabulary 0..{args.vocab - 1} "
+              "dropped")
     print(f"data: {len(plays)} plays, train {len(train_b)} bytes, held-out {len(val_b)} bytes "
           f"({', '.join(HELDOUT)})")
     train_t = torch.tensor(np.frombuffer(train_b, np.uint8).astype(np.int64))
@@ -316,7 +335,7 @@ def train(args) -> None:
     agree = float(np.mean(lq.argmax(-1) == got.argmax(-1)))
     print(f"quantized vs float32 reference: top-1 agreement {agree:.1%} over {len(toks)} "
           f"positions, max |logit difference| {np.abs(lq - got).max():.3f}")
-    prompt = tokenizer.encode_bytes(PROMPT)
+    prompt = tokenizer.encode_bytes(PROMPT.upper() if args.upper else PROMPT)
     n = min(args.sample_len, cfg.max_position_embeddings - len(prompt))
     text = tokenizer.decode_bytes(reference.generate(ref_model, prompt, n))
     print("sample (greedy, numpy reference):\n" + PROMPT + text)
@@ -329,7 +348,10 @@ def train(args) -> None:
 
 def write_card(out, args, cfg, n_params, fp, train_loss, val_loss, minutes, n_train, n_val,
                err, agree, sample, sampled) -> None:
-    cmd = (f"lpu train --out {args.out} --steps {args.steps} "
+    shape = (f"--chip {args.chip} --vocab {args.vocab}{' --upper' if args.upper else ''} "
+             f"--dim {args.dim} --hidden {args.hidden} --layers {args.layers} "
+             f"--heads {args.heads} --kv-heads {args.kv_heads} --context {args.context} ")
+    cmd = (f"lpu train --out {args.out} {shape}--steps {args.steps} "
            f"--decay-start {args.decay_start} --warmup {args.warmup} --batch {args.batch} "
            f"--lr {args.lr:g} "
            f"--seed {args.seed} --threads {args.threads}")
@@ -342,11 +364,15 @@ def write_card(out, args, cfg, n_params, fp, train_loss, val_loss, minutes, n_tr
     heads = f"{cfg.num_attention_heads} / {cfg.num_key_value_heads} / {cfg.head_dim}"
     sram = (f"SRAM on `{args.chip}` (int8 weights + scales + norms + int8 KV cache for "
             f"{fp.context} tokens)")
-    card = f"""# bytes-llama
+    vocab = ("the bytes of UTF-8 text (vocabulary 256, no tokenizer file)"
+             if cfg.vocab_size == 256 else
+             f"the bytes 0..{cfg.vocab_size - 1} of ASCII text (vocabulary {cfg.vocab_size}, "
+             "no tokenizer file; the training text "
+             + ("upper-cased, " if args.upper else "") + "other bytes dropped)")
+    card = f"""# {out.name}
 
-A tiny byte-level Llama-architecture model, trained by this project so that
-`lpu decode` prints real text out of the box. Tokens are the bytes of UTF-8 text
-(vocabulary 256, no tokenizer file).
+A tiny byte-level Llama-architecture model, trained by this project for
+`lpu decode --config {args.chip}`. Tokens are {vocab}.
 
 | | |
 |---|---|

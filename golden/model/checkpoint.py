@@ -485,6 +485,13 @@ def builtin_model_path() -> Path:
     return Path(str(resources.files("lpu").joinpath("models", BUILTIN_MODEL)))
 
 
+def shipped_model_path(name: str) -> Path | None:
+    """The folder of a model shipped in ``lpu/models`` (``bytes-llama``, ``fpga-llama``:
+    a checkpoint folder with weights), or None if there is none of that name."""
+    d = Path(str(resources.files("lpu").joinpath("models", name)))
+    return d if "/" not in name and (d / WEIGHTS_FILE).is_file() else None
+
+
 def load_builtin() -> Model:
     """Load the shipped byte-level model."""
     return load_checkpoint(builtin_model_path())

@@ -19,6 +19,7 @@ from lpu import config as cfgmod
 from lpu.errors import LpuError
 from lpu.tools.area import table_lines
 from lpu.tools.bench import (
+    bench_board,
     bench_accuracy,
     bench_decode,
     bench_golden,
@@ -70,6 +71,19 @@ def add_arguments(p):
                         "(golden system; compared with one chip)")
     p.add_argument("--tp", type=int, default=1,
                    help="decode with --chips N: N makes the chips one tensor-parallel group")
+    p.add_argument("--board", metavar="sim|DEV", default=None,
+                   help="decode: every step through a board's UART bridge ('sim': the "
+                        "simulated board on Verilator; or a serial port), the line's bytes "
+                        "and the tokens/s at --fmax and --baud, the line included")
+    p.add_argument("--model", default=None,
+                   help="decode --board: the model (default fpga-llama, the shipped model "
+                        "that fits the fpga preset)")
+    p.add_argument("--fmax", type=float, default=None, metavar="MHZ",
+                   help="decode --board: the chip's clock for the tokens/s estimate "
+                        "(default the config's clock_mhz)")
+    p.add_argument("--baud", type=int, default=None,
+                   help="decode --board: the line's rate for the estimate, and a real board's "
+                        "(default 1000000)")
     p.add_argument("--positions", type=int, default=256,
                    help="accuracy: teacher-forced positions of held-out text (default 256)")
     p.add_argument("--pairs", type=int, default=None,
@@ -77,6 +91,37 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0,
                    help="ecc: seed of the random words, places and sample (default 0)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _board(args, cfg, backend) -> int:
+    if backend != "golden" or args.batch != 1:
+        raise LpuError("--board: one sequence, every step on the board beside the golden "
+                       "model (no --backend, no --batch)")
+    if args.fmax is not None and not args.fmax > 0:
+        raise LpuError(f"--fmax must be a positive clock in MHz, not {args.fmax}")
+    if args.baud is not None and args.baud <= 0:
+        raise LpuError(f"--baud must be a positive number of bits per second, not {args.baud}")
+    r = bench_board(cfg, args.steps, model=args.model or "fpga-llama", board=args.board,
+                    baud=args.baud, fmax_mhz=args.fmax, log=sys.stderr)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0 if r["same_as_golden"] else 1
+    e, f, t = r["estimate"], r["first_step"], r["per_token"]
+    print(f"decode on the {r['board']} ({r['config']}, {r['model']}): {r['steps']} steps, "
+          f"{r['cycles_per_token']} cycles/token; tokens and logits "
+          f"{'identical to' if r['same_as_golden'] else 'DIFFERENT from'} the golden "
+          f"backend's; wall {r['wall_s_per_token']} s/token")
+    print(f"line: first step {f['bytes_sent'] + f['bytes_received']:,} bytes in "
+          f"{f['requests']:,} requests ({f['sram_words']} SRAM words, {f['imem_words']} "
+          f"instruction words); then {t['bytes_sent'] + t['bytes_received']:,.0f} bytes in "
+          f"{t['requests']:,.0f} requests a token ({t['sram_words']:.0f} SRAM words, "
+          f"{t['imem_words']:.0f} instruction words)")
+    print(f"at {e['clock_mhz']:g} MHz and {e['baud']:,} baud: {e['chip_us_per_token']} us of "
+          f"chip and {e['line_us_per_token']} us of line a token (mean of {e['steps']} "
+          f"steps after the first): {e['tokens_per_s']} tokens/s "
+          f"({e['chip_only_tokens_per_s']} with the chip alone); the USB adapter's "
+          f"round trips ({t['requests']:.0f} a token) come on top")
+    return 0 if r["same_as_golden"] else 1
 
 
 def _pipeline(args, cfg, backend) -> int:
@@ -174,6 +219,11 @@ def run(args) -> int:
             raise LpuError("--backend amaranth: decode runs on golden, verilator or icarus")
         if args.chips != 1 or args.tp != 1:
             return _pipeline(args, cfg, backend)
+        if args.board is not None:
+            return _board(args, cfg, backend)
+        for flag in ("model", "fmax", "baud"):
+            if getattr(args, flag) is not None:
+                raise LpuError(f"--{flag}: goes with decode --board")
         r = bench_decode(cfg, args.steps, batch=args.batch, backend=backend,
                          log=sys.stderr if backend != "golden" else None)
         if args.json:

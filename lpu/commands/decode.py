@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lpu.board import DEFAULT_BAUD
 from lpu.config import load as load_config
 from lpu.errors import LpuError
-from lpu.tools.compiler.decode import BACKENDS, RTL_BACKENDS
+from lpu.tools import board_decode
+from lpu.tools.compiler.decode import BACKENDS, HOST_BACKENDS, RTL_BACKENDS
 from lpu.tools.rtl_decode import decode
 
 HELP = "generate text token by token on the golden chip model"
@@ -27,11 +29,20 @@ def add_arguments(p):
     src.add_argument("--tokens", help="prompt as token ids, e.g. 1,2,3")
     p.add_argument("-n", type=int, default=16, help="tokens to generate (default 16)")
     p.add_argument("--config", default="small", help="chip preset or YAML (default small)")
-    p.add_argument("--backend", default="golden", choices=list(BACKENDS),
+    p.add_argument("--backend", default="golden",
+                   choices=[b for b in BACKENDS if b != "board"],
                    help="golden: the chip model; reference: float32 op-level model; "
                         "exact: numpy evaluation of what the chip computes; verilator, "
                         "icarus, amaranth: every step on the chip's RTL in lockstep with the "
                         "golden model (a line per step on stderr)")
+    p.add_argument("--board", metavar="sim|DEV", default=None,
+                   help="every step through a board's UART bridge, checked against the golden "
+                        "model: 'sim' for the simulated board (the chip and bridge on "
+                        "Verilator, the serial line simulated), or the serial port of a "
+                        "board running the lpu bitstream (/dev/ttyUSB0); docs/fpga.md")
+    p.add_argument("--baud", type=int, default=None,
+                   help=f"with --board DEV: the rate the bitstream was built for (default "
+                        f"{DEFAULT_BAUD})")
     p.add_argument("--fail-dir", default=None,
                    help="RTL backends: where a step that leaves lockstep is saved as a "
                         "replayable case (default: a new folder under the temp dir)")
@@ -65,6 +76,21 @@ def run(args) -> int:
         raise LpuError(f"--batch must be at most {MAX_BATCH} (every sequence has its own KV "
                        f"cache and runs every step), not {args.batch}")
     load_config(args.config)  # refused even where the backend does not use it (reference)
+    if args.board is not None:
+        if args.backend != "golden":
+            raise LpuError(f"--board runs every step on the board, beside the golden model; "
+                           f"it does not go with --backend {args.backend}")
+        if not args.board:
+            raise LpuError("--board: give 'sim' (the simulated board) or a serial port")
+        if args.baud is not None and args.board == board_decode.SIM:
+            raise LpuError("--baud: the simulated board's line runs at its own rate; "
+                           "--baud is for a real board (--board /dev/ttyUSB0)")
+        if args.baud is not None and args.baud <= 0:
+            raise LpuError(f"--baud must be a positive number of bits per second, not "
+                           f"{args.baud}")
+        args.backend = "board"
+    elif args.baud is not None:
+        raise LpuError("--baud is the serial rate of a board: give --board DEV too")
     if args.fail_dir is not None:
         if args.backend not in RTL_BACKENDS:
             raise LpuError(f"--fail-dir: only the RTL backends ({', '.join(RTL_BACKENDS)}) "
@@ -85,19 +111,23 @@ def run(args) -> int:
     tokens = _tokens(args.tokens) if args.tokens is not None else None
     prompt = None if tokens is not None else (args.prompt if args.prompt is not None
                                               else DEFAULT_PROMPT)
-    # the RTL backends print a line per step instead of the bar
-    show = sys.stderr.isatty() and not args.json and args.backend not in RTL_BACKENDS
+    # the RTL and board backends print a line per step instead of the bar
+    show = sys.stderr.isatty() and not args.json and args.backend not in HOST_BACKENDS
 
     def progress(done, total):
         if show:
             bar = "#" * (30 * done // total)
             print(f"\r[{bar:<30}] {done}/{total} steps", end="", file=sys.stderr, flush=True)
 
-    r = decode(args.model, prompt=prompt, tokens=tokens, n=args.n, config=args.config,
-               backend=args.backend, temperature=args.temperature, seed=args.seed,
-               context=args.context, batch=args.batch, progress=progress,
-               log=sys.stderr if args.backend in RTL_BACKENDS else None,
-               failures=args.fail_dir, chips=args.chips, tp=args.tp)
+    kw = dict(prompt=prompt, tokens=tokens, n=args.n, config=args.config,
+              temperature=args.temperature, seed=args.seed, context=args.context,
+              batch=args.batch, progress=progress, chips=args.chips, tp=args.tp,
+              log=sys.stderr if args.backend in HOST_BACKENDS else None)
+    if args.backend == "board":
+        r = board_decode.decode(args.model, board=args.board,
+                                baud=args.baud or DEFAULT_BAUD, **kw)
+    else:
+        r = decode(args.model, backend=args.backend, failures=args.fail_dir, **kw)
     if show:
         print(file=sys.stderr)
     for step, logits in enumerate(r.logits):
@@ -118,6 +148,8 @@ def run(args) -> int:
         "clock_mhz": r.clock_mhz, "compile_s": round(r.compile_s, 3),
         "run_s": round(r.run_s, 3), "chips": r.chips, "pipeline": r.pipeline,
     }
+    if args.backend == "board":
+        summary["board"] = r.rtl
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -149,8 +181,15 @@ def run(args) -> int:
               + ("(the links add their cycles: lpu bench decode --chips); " if r.chips > 1
                  else "(critical path, units, bandwidth: lpu bench decode); ") +
               f"compile {r.compile_s:.1f} s, "
-              f"{'golden model' if r.backend == 'golden' else r.backend + ' in lockstep'} "
-              f"{r.run_s:.1f} s")
+              + {"golden": "golden model", "board": "board and golden model"}.get(
+                  r.backend, r.backend + " in lockstep") + f" {r.run_s:.1f} s")
     else:
         print(f"{len(r.prompt) + len(r.tokens) - 1} steps ({r.backend}) in {r.run_s:.1f} s")
+    if r.backend == "board" and r.rtl and r.rtl["steps"]:
+        b, f = r.rtl, r.rtl["first_step"]
+        print(f"{b['board']}: {b['steps']} steps as the golden model, "
+              f"{b['bytes_sent'] + b['bytes_received']:,} bytes on the line in "
+              f"{b['requests']:,} requests ({f['bytes_sent'] + f['bytes_received']:,} of them "
+              "in the first step, with the weights); lpu bench decode --board gives the "
+              "tokens/s at a clock and baud rate")
     return 0

@@ -20,6 +20,11 @@ def add_arguments(p):
     p.add_argument("--out", default="lpu/models/bytes-llama")
     p.add_argument("--data", type=Path, default=None, help="folder of *.md / *.txt plays")
     p.add_argument("--chip", default="small", help="preset the model must fit (check_fits)")
+    p.add_argument("--vocab", type=int, default=256,
+                   help="byte values 0..N-1 are the vocabulary; other bytes of the text are "
+                        "dropped (default 256)")
+    p.add_argument("--upper", action="store_true",
+                   help="upper-case the text first (a vocabulary of 96 then keeps it all)")
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--hidden", type=int, default=160)
     p.add_argument("--layers", type=int, default=4)

@@ -167,7 +167,7 @@ def test_unknown_command(line):
     (READ, 0x100 + 8, 2),                # runs past the last QLEN (9 queues)
     (WRITE, 0x200 + WBUF_WORDS - 1, 2),  # runs past the word buffer
     (READ, 0x8000_0000 - 1, 2),          # starts before the instruction memories
-    (WRITE, 0x8000_0000 + 9 * 512, 1),   # past the last queue's instruction memory
+    (WRITE, 0x8000_0000 + len(FPGA.queues) * FPGA.imem_words, 1),  # past the last IMEM
     (READ, 0xFFFF_FFFF, 2),              # wraps around
 ])
 def test_address_out_of_range(line, cmd, addr, count):

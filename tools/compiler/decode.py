@@ -25,7 +25,12 @@ import numpy as np
 from lpu.config import load as load_config
 from lpu.errors import LpuError
 from lpu.golden.model import exact as LX
-from lpu.golden.model.checkpoint import BUILTIN_MODEL, load_builtin, load_checkpoint
+from lpu.golden.model.checkpoint import (
+    BUILTIN_MODEL,
+    load_builtin,
+    load_checkpoint,
+    shipped_model_path,
+)
 from lpu.golden.model.reference import KVCache, forward
 from lpu.golden.model.tokenizer import decode_bytes, encode_bytes
 
@@ -38,8 +43,11 @@ __all__ = ["decode", "DecodeResult", "pick_token", "load_model", "BACKENDS"]
 #: golden: the chip model; reference / exact: numpy models; verilator / icarus /
 #: amaranth: every step on the chip's RTL in lockstep with the golden model
 #: (:func:`lpu.tools.rtl_decode.decode`, which passes the decoder).
-BACKENDS = ("golden", "reference", "exact", "verilator", "icarus", "amaranth")
+BACKENDS = ("golden", "reference", "exact", "verilator", "icarus", "amaranth", "board")
 RTL_BACKENDS = ("verilator", "icarus", "amaranth")
+#: The backends whose steps run elsewhere, beside the golden model, through a decoder
+#: the caller makes (`decoder`): the RTL's and a board's.
+HOST_BACKENDS = (*RTL_BACKENDS, "board")
 
 
 @dataclass
@@ -61,7 +69,8 @@ class DecodeResult:
     batch_tokens: list[list[int]] = field(default_factory=list)  # generated, per sequence
     batch_texts: list[str] = field(default_factory=list)
     #: RTL backends: the RTL's cycles, seconds from START to the end of each run
-    #: (``rtl_run_s``), bus accesses and steps (lpu.tools.rtl_decode.RtlDecoder)
+    #: (``rtl_run_s``), bus accesses and steps (lpu.tools.rtl_decode.RtlDecoder); the
+    #: board backend: what crossed the line (lpu.tools.board_decode.BoardDecoder.stats)
     rtl: dict | None = None
     chips: int = 1  # chips the model is split across (lpu.tools.compiler.pipeline)
     #: --chips N: the stages (one line a chip), the system, and per step the cycle each
@@ -103,10 +112,13 @@ class DecodeResult:
 
 
 def load_model(spec):
-    """'builtin' (or the shipped model's name, ``bytes-llama``), a checkpoint folder, or
-    a Model. A folder of that name, if there is one, wins over the shipped model."""
+    """'builtin' (or the shipped model's name, ``bytes-llama``), the name of another
+    shipped model (``fpga-llama``), a checkpoint folder, or a Model. A folder of that
+    name, if there is one, wins over a shipped model."""
     if spec is None or spec == "builtin" or (spec == BUILTIN_MODEL and not Path(spec).exists()):
         return load_builtin()
+    if isinstance(spec, str) and not Path(spec).exists() and shipped_model_path(spec):
+        return load_checkpoint(shipped_model_path(spec))
     if isinstance(spec, str) or hasattr(spec, "__fspath__"):
         return load_checkpoint(spec)
     return spec
@@ -263,10 +275,11 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
                     for b, tk in enumerate(toks)], None
     else:
         cfg = load_config(config)
-        if backend in RTL_BACKENDS:
+        if backend in HOST_BACKENDS:
             if decoder is None:
                 raise LpuError(f"backend {backend}: the RTL backends decode through "
-                               "lpu.tools.rtl_decode.decode")
+                               "lpu.tools.rtl_decode.decode, a board through "
+                               "lpu.tools.board_decode.decode")
             dec = decoder(m, cfg, ctx, batch)
         elif chips > 1:
             dec = PipelineDecoder(m, cfg, chips, ctx, slots=batch, tp=tp)
@@ -294,7 +307,7 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
         res.batch_texts = [decode_bytes(s) for s in seqs]
         return res
     info = None
-    if backend in RTL_BACKENDS:
+    if backend in HOST_BACKENDS:
         dec.total = steps  # for its progress lines
     try:
         for pos in range(steps):
@@ -318,7 +331,7 @@ def decode(model="builtin", *, prompt: str | None = None, tokens: Sequence[int] 
             if progress:
                 progress(pos + 1, steps)
     finally:
-        if backend in RTL_BACKENDS:
+        if backend in HOST_BACKENDS:
             dec.close()
             res.rtl = dec.stats()
     if info is None:

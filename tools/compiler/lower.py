@@ -162,22 +162,40 @@ class ChipDecoder:
     def step(self, token, pos: int) -> StepResult:
         """Run the step at `pos` for `token` (one per sequence with a batch): writes the
         token copies, runs, reads the logits (float32 [vocab], a list with a batch)."""
+        tokens = self._tokens(token)
+        cs = self.compiled(pos)
+        t0 = time.perf_counter()
+        self._apply(cs, tokens)
+        res, lgs = self._run(cs, pos)
+        return StepResult(token, pos, lgs[0] if self.batch == 1 else lgs, res.cycles,
+                          cs.compile_s, time.perf_counter() - t0, self._bound(pos))
+
+    def _tokens(self, token) -> list:
         tokens = list(token) if isinstance(token, list | tuple) else [token]
         if len(tokens) != self.batch:
             raise LpuError(f"step needs {self.batch} tokens (one per sequence), got "
                            f"{len(tokens)}")
-        cs = self.compiled(pos)
-        chip = self._chip
-        t0 = time.perf_counter()
+        return tokens
+
+    def _apply(self, cs: CompiledStep, tokens: list) -> None:
+        """The step's SRAM image, with the token copies, written into the golden chip."""
         copies = cs.token if isinstance(cs.token, list) else [cs.token]
         per = len(copies) // self.batch
-        value = {t: tokens[i // per] for i, t in enumerate(copies)}
-        write_image(chip, cs.image, value)
+        write_image(self._chip, cs.image, {t: tokens[i // per] for i, t in enumerate(copies)})
+
+    def _run(self, cs: CompiledStep, pos: int):
+        """Run the step program on the golden chip: its RunResult and the logits."""
+        chip = self._chip
         chip.load(cs.program, name=f"step {pos}")
         res = chip.run()
-        outs = cs.logits if isinstance(cs.logits, list) else [cs.logits]
         lgs = [chip.read_tensor(o.slice, o.addr, o.n, np.float32).reshape(-1).copy()
-               for o in outs]
-        bound = analytic_bound(self.model.config, self.chip_cfg, pos, self.batch)["bound_cycles"]
-        return StepResult(token, pos, lgs[0] if self.batch == 1 else lgs, res.cycles,
-                          cs.compile_s, time.perf_counter() - t0, bound)
+               for o in self.outputs(cs)]
+        return res, lgs
+
+    @staticmethod
+    def outputs(cs: CompiledStep) -> list:
+        """The step's logits tensors, one per sequence."""
+        return cs.logits if isinstance(cs.logits, list) else [cs.logits]
+
+    def _bound(self, pos: int) -> float:
+        return analytic_bound(self.model.config, self.chip_cfg, pos, self.batch)["bound_cycles"]
