@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lpu.board import DEFAULT_BAUD
 from lpu.errors import LpuError
 from lpu.golden.check import check
 from lpu.golden.chip import Chip, progress_lines
@@ -40,7 +41,6 @@ from lpu.sim import verilator as vl
 from lpu.sim.cocotb_runner import build_chip, lockstep_hdl_many
 from lpu.sim.hostbus import SimBus
 from lpu.sim.lockstep import AmaranthBackend, lockstep
-from lpu.board import DEFAULT_BAUD
 from lpu.tools import board_decode
 from lpu.tools.area import block_utilisation
 from lpu.tools.compiler.decode import decode

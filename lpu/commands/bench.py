@@ -19,8 +19,8 @@ from lpu import config as cfgmod
 from lpu.errors import LpuError
 from lpu.tools.area import table_lines
 from lpu.tools.bench import (
-    bench_board,
     bench_accuracy,
+    bench_board,
     bench_decode,
     bench_golden,
     bench_pipeline,
