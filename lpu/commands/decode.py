@@ -23,7 +23,8 @@ MAX_BATCH = 256
 
 def add_arguments(p):
     p.add_argument("--model", default="builtin",
-                   help="checkpoint folder (config.json + model.safetensors) or 'builtin'")
+                   help="checkpoint folder (config.json + model.safetensors), 'builtin', or "
+                        "a shipped model's name (fpga-llama: the one that fits the fpga preset)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--prompt", help=f"prompt text (default {DEFAULT_PROMPT!r})")
     src.add_argument("--tokens", help="prompt as token ids, e.g. 1,2,3")
