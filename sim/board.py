@@ -27,7 +27,6 @@ a byte on the line); Verilator runs it at hundreds of thousands.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import select
@@ -46,15 +45,18 @@ from lpu.framing import DEFAULT_MAX_WORDS
 from lpu.hdl.board import BoardCore
 
 from . import verilator as vl
-from .cocotb_board_bench import BOARD_ENV
+from .cocotb_runner import design_key
 
 __all__ = ["SimLink", "RtlLink", "build_board", "SIM_DIVISOR", "SIM_TIMEOUT_BYTES",
-           "BOARD_TOP"]
+           "BOARD_TOP", "BOARD_ENV"]
 
 #: Clock cycles per bit on the simulated line.
 SIM_DIVISOR = 4
 #: The simulated bridge's quiet time, in byte times (10 bits each).
 SIM_TIMEOUT_BYTES = 8
+#: The environment variable naming the work folder of the cocotb bench of the board
+#: (:mod:`lpu.sim.cocotb_board_bench`: its two pipes and settings).
+BOARD_ENV = "LPU_BOARD_WORK"
 #: The top module of the board's Verilog (:func:`build_board`).
 BOARD_TOP = "lpu_board"
 #: Seconds to wait for the simulator to open its end of the line.
@@ -180,26 +182,17 @@ def build_board(cfg, simulator: str = "verilator", *, divisor: int = SIM_DIVISOR
     bridge, the LEDs) built for `simulator` under cocotb; the Verilog is converted once
     per design (:func:`lpu.sim.cocotb_runner.design_key` and the bridge's settings) and
     the build cached like the chip's (:func:`lpu.sim.verilator.build`)."""
-    from .cocotb_runner import design_key  # the chip's design key covers the HDL sources
-
     cfg = cfgmod.load(cfg)
-    key = f"{design_key(cfg, False)}-{divisor}-{timeout_bytes}-{max_words}"
-    d = vl.build_dir("board", f"{cfg.hash}-{key}", simulator)
-    d.parent.mkdir(parents=True, exist_ok=True)
-    with open(d.parent / f"{d.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-            src = d / "board-verilog.v"
-            if not src.is_file():
-                core, _ = _board_core(cfg, divisor, timeout_bytes, max_words)
-                part = src.with_suffix(".part")
-                part.write_text(vl.verilog_of(core, BOARD_TOP))
-                part.replace(src)
-            return vl.build(simulator, src.read_text(), BOARD_TOP, d,
-                            extra_args=vl.top_ports_only(simulator), keep=(src.name,))
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    key = f"{design_key(cfg, False)}-{divisor}-{timeout_bytes}-{max_words}"  # HDL sources
+    with vl.locked(vl.build_dir("board", f"{cfg.hash}-{key}", simulator)) as d:
+        src = d / "board-verilog.v"
+        if not src.is_file():
+            core, _ = _board_core(cfg, divisor, timeout_bytes, max_words)
+            part = src.with_suffix(".part")
+            part.write_text(vl.verilog_of(core, BOARD_TOP))
+            part.replace(src)
+        return vl.build(simulator, src.read_text(), BOARD_TOP, d,
+                        extra_args=vl.top_ports_only(simulator), keep=(src.name,))
 
 
 class RtlLink:

@@ -30,8 +30,10 @@ from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, Event, FallingEdge, First, RisingEdge
 
-#: The environment variable naming the bench's work folder (the two pipes, its settings).
-BOARD_ENV = "LPU_BOARD_WORK"
+from .board import BOARD_ENV
+
+__all__ = ["board_line", "PERIOD_NS"]
+
 PERIOD_NS = 10
 
 

@@ -42,7 +42,6 @@ write.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -114,21 +113,15 @@ def chip_verilog(cfg: ChipConfig, mem_faults=()) -> str:
     once per design (:func:`design_key`) and kept for every simulator in
     ``<cache_root>/chip-verilog-<config hash>-<design key>/`` (one converter at a time:
     a lock file beside it). `mem_faults`: :class:`lpu.hdl.mem.MemFault` s built in."""
-    d = vl.cache_root() / f"chip-verilog-{cfg.hash}-{design_key(cfg, True, mem_faults)}"
-    src = d / f"{CHIP_TOP}.v"
-    d.mkdir(parents=True, exist_ok=True)
-    with open(d.parent / f"{d.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not src.is_file():
-                verilog, _ = to_verilog(cfg, trace=True, name=CHIP_TOP,
-                                        mem_faults=mem_faults)
-                part = src.with_suffix(".part")
-                part.write_text(verilog)
-                part.replace(src)  # whole or absent, whatever stops the conversion
-            return src.read_text()
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    key = design_key(cfg, True, mem_faults)
+    with vl.locked(vl.cache_root() / f"chip-verilog-{cfg.hash}-{key}") as d:
+        src = d / f"{CHIP_TOP}.v"
+        if not src.is_file():
+            verilog, _ = to_verilog(cfg, trace=True, name=CHIP_TOP, mem_faults=mem_faults)
+            part = src.with_suffix(".part")
+            part.write_text(verilog)
+            part.replace(src)  # whole or absent, whatever stops the conversion
+        return src.read_text()
 
 
 def build_chip(cfg: ChipConfig | str, simulator: str = "verilator", *, waves: bool = False,
@@ -141,25 +134,18 @@ def build_chip(cfg: ChipConfig | str, simulator: str = "verilator", *, waves: bo
     cfg = load_config(cfg)
     mem_faults = _timed_faults(mem_faults)
     key = design_key(cfg, True, mem_faults)
-    d = vl.build_dir("chip" + ("-waves" if waves else ""), f"{cfg.hash}-{key}", simulator)
-    d.parent.mkdir(parents=True, exist_ok=True)
-    with open(d.parent / f"{d.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            verilog = chip_verilog(cfg, mem_faults)  # converted once for every simulator
-            d.mkdir(parents=True, exist_ok=True)
-            top, files = bench_top(port_chip(cfg), simulator)
-            for name, text in files.items():
-                if not (d / name).is_file() or (d / name).read_text() != text:
-                    (d / name).write_text(text)
-            return vl.build(simulator, verilog + "\n" + top, TOPLEVEL, d, waves=waves,
-                            extra_args=[*vl.top_ports_only(simulator),
-                                        *vl.wide_values(simulator,
-                                                        len(port_chip(cfg).trace_bits)),
-                                        *(str(d / name) for name in files)],
-                            keep=tuple(files))
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with vl.locked(vl.build_dir("chip" + ("-waves" if waves else ""), f"{cfg.hash}-{key}",
+                                simulator)) as d:
+        verilog = chip_verilog(cfg, mem_faults)  # converted once for every simulator
+        top, files = bench_top(port_chip(cfg), simulator)
+        for name, text in files.items():
+            if not (d / name).is_file() or (d / name).read_text() != text:
+                (d / name).write_text(text)
+        return vl.build(simulator, verilog + "\n" + top, TOPLEVEL, d, waves=waves,
+                        extra_args=[*vl.top_ports_only(simulator),
+                                    *vl.wide_values(simulator, len(port_chip(cfg).trace_bits)),
+                                    *(str(d / name) for name in files)],
+                        keep=tuple(files))
 
 
 def _timed_faults(mem_faults) -> tuple:

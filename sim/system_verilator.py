@@ -17,7 +17,6 @@ the run are kept (:attr:`~VerilogSystemBackend.status`, ``end_cycles``, ``errors
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import tempfile
@@ -56,23 +55,16 @@ def build_system(sysc: SystemConfig | str, simulator: str = "verilator") -> vl.B
     docstring)."""
     sysc = load_system(sysc)
     key = system_key(sysc)
-    d = vl.build_dir("system", f"{sysc.chip.hash}-{key}", simulator)
-    d.parent.mkdir(parents=True, exist_ok=True)
-    with open(d.parent / f"{d.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-            src = d / f"{TOPLEVEL}.v"
-            if src.is_file():
-                verilog = src.read_text()
-            else:
-                verilog, _ = system_verilog(sysc, TOPLEVEL)
-            width = len(port_chip(sysc.chip).trace_bits)
-            return vl.build(simulator, verilog, TOPLEVEL, d,
-                            extra_args=[*vl.top_ports_only(simulator),
-                                        *vl.wide_values(simulator, width)])
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with vl.locked(vl.build_dir("system", f"{sysc.chip.hash}-{key}", simulator)) as d:
+        src = d / f"{TOPLEVEL}.v"
+        if src.is_file():
+            verilog = src.read_text()
+        else:
+            verilog, _ = system_verilog(sysc, TOPLEVEL)
+        width = len(port_chip(sysc.chip).trace_bits)
+        return vl.build(simulator, verilog, TOPLEVEL, d,
+                        extra_args=[*vl.top_ports_only(simulator),
+                                    *vl.wide_values(simulator, width)])
 
 
 def _config_keys(cfg) -> dict:

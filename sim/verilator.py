@@ -57,6 +57,7 @@ Used when ``iverilog`` and ``vvp`` are on PATH (``apt-get install iverilog``);
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -238,6 +239,21 @@ def _environment_key() -> str:
 def build_dir(component: str, cfg_hash: str, simulator: str) -> Path:
     """``<cache_root>/<component>-<config hash>-<simulator>-<environment>``."""
     return cache_root() / f"{component}-{cfg_hash}-{simulator}-{_environment_key()}"
+
+
+@contextlib.contextmanager
+def locked(directory: Path):
+    """`directory`, made if missing and held by one process at a time (a lock file
+    beside it): parallel test or regression workers build a design once."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f"{directory.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            yield directory
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass

@@ -41,9 +41,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lpu.board import DEFAULT_BAUD, Board
+from lpu.board import DEFAULT_BAUD, Board, SerialTransport
 from lpu.errors import LpuError
 from lpu.golden.chip import Chip
+from lpu.sim.board import RtlLink
 from lpu.tools.compiler.decode import DecodeResult
 from lpu.tools.compiler.decode import decode as _decode
 from lpu.tools.compiler.kernels import write_image
@@ -99,16 +100,12 @@ class BoardDecoder(ChipDecoder):
     def _start(self) -> Board:
         if self._board is None:
             if self.port == SIM:
-                from lpu.sim.board import RtlLink  # builds the board's Verilog (cached)
-
                 if self.log:
                     print(f"board: the simulated {self.chip_cfg.name} board on Verilator "
                           "(built once per design, then cached; a minute the first time)",
                           file=self.log, flush=True)
                 link = RtlLink(self.chip_cfg)
             else:
-                from lpu.board import SerialTransport
-
                 link = SerialTransport(self.port, self.baud)
             board = Board(link, self.chip_cfg)
             try:

@@ -17,6 +17,8 @@ bit by bit, driven by :class:`lpu.board.Board`), against the golden backend:
 import numpy as np
 import pytest
 
+from lpu.board import RunReport
+from lpu.golden.chip import Chip
 from lpu.golden.model.tokenizer import encode_bytes
 from lpu.sim import verilator as vl
 from lpu.tools.board_decode import BoardDecoder, BoardMismatch, covered_words, decode
@@ -58,15 +60,11 @@ class _GoldenBoard:
     its own SRAM (no line): what :class:`BoardDecoder` checks, without the simulator."""
 
     def __init__(self, cfg):
-        from lpu.golden.chip import Chip
-
         self.chip, self.imem = Chip(cfg), {}
         self.bytes_sent = self.bytes_received = self.exchanges = 0
         self.t = type("T", (), {"name": "golden stand-in"})()
 
     def run(self, program, words, read_back, *, timeout):
-        from lpu.board import RunReport
-
         for (sl, ad), w in words.items():
             self.chip.write_mem(sl, ad, np.frombuffer(w, np.uint8)[None])
         self.chip.load(program)
