@@ -49,6 +49,7 @@ from lpu.tools.compiler.decode import DecodeResult
 from lpu.tools.compiler.decode import decode as _decode
 from lpu.tools.compiler.kernels import write_image
 from lpu.tools.compiler.lower import ChipDecoder, StepResult
+from lpu.tools.rtl_decode import Heartbeat
 
 __all__ = ["BoardDecoder", "BoardMismatch", "decode", "line_cost", "SIM"]
 
@@ -156,7 +157,14 @@ class BoardDecoder(ChipDecoder):
         back = [(o.slice, o.addr + k) for o in outs
                 for k in range(o.n * (1 if o.dtype == "i8" else 4))]
         s0, r0, e0 = board.bytes_sent, board.bytes_received, board.exchanges
-        rep = board.run(cs.program, words, back, timeout=STEP_TIMEOUT_S)
+        of = f"/{self.total}" if self.total else ""
+        beat = Heartbeat(self.log, f"board: step {self.steps + 1}{of} (position {pos})",
+                          None) if self.log else None
+        try:
+            rep = board.run(cs.program, words, back, timeout=STEP_TIMEOUT_S)
+        finally:
+            if beat is not None:
+                beat.stop()
         where = f"decode step {self.steps} (position {pos}) on the {board.t.name}"
         if rep.error is not None:
             raise BoardMismatch(f"{where}: the chip raised an error: {rep.error_text}",
@@ -193,7 +201,6 @@ class BoardDecoder(ChipDecoder):
         self.link_s += rep.seconds
         run_s = time.perf_counter() - t0
         if self.log:
-            of = f"/{self.total}" if self.total else ""
             print(f"board: step {self.steps}{of} (position {pos}): {res.cycles} cycles, as the "
                   f"golden model; {len(words)} SRAM words and {counts['imem_words']} "
                   f"instruction words written, {counts['bytes_sent'] + counts['bytes_received']:,} "

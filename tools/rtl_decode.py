@@ -51,7 +51,7 @@ from lpu.tools.compiler.decode import decode as _decode
 from lpu.tools.compiler.kernels import write_image
 from lpu.tools.compiler.lower import ChipDecoder, StepResult, analytic_bound
 
-__all__ = ["RtlDecoder", "StepDivergence", "SIMULATORS", "decode"]
+__all__ = ["RtlDecoder", "StepDivergence", "SIMULATORS", "decode", "Heartbeat"]
 
 
 class StepDivergence(LpuError):
@@ -145,7 +145,7 @@ class RtlDecoder(ChipDecoder):
         outs = cs.logits if isinstance(cs.logits, list) else [cs.logits]
         reads = [(o.slice, o.addr, o.n * (1 if o.dtype == "i8" else 4)) for o in outs]
         of = f"/{self.total}" if self.total else ""
-        beat = _Heartbeat(self.log, f"rtl: step {self.steps + 1}{of} (position {pos})",
+        beat = Heartbeat(self.log, f"rtl: step {self.steps + 1}{of} (position {pos})",
                           session) if self.log else None
         try:
             r = session.run(cs.program, sram, (m, a, words), reads, name=f"step {pos}")
@@ -239,10 +239,11 @@ def decode(model="builtin", *, backend: str = "golden", log=None, failures=None,
     return _decode(model, backend=backend, decoder=make, **kw)
 
 
-class _Heartbeat:
-    """A progress line on `log` every `every` seconds while a step runs on the RTL (a
-    step of ``small`` takes minutes on Icarus or Amaranth's simulator): the time so far
-    and what the session says it is doing (``session.live``, when it has one)."""
+class Heartbeat:
+    """A progress line on `log` every `every` seconds while a step runs on the RTL or a
+    board (a step of ``small`` takes minutes on Icarus or Amaranth's simulator, the first
+    step through a board writes the weights over the serial line): the time so far and
+    what the session says it is doing (``session.live``, when it has one)."""
 
     def __init__(self, log, prefix: str, session, every: float = 15.0):
         self.log, self.prefix, self.session, self.every = log, prefix, session, every

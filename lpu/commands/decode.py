@@ -22,14 +22,16 @@ MAX_BATCH = 256
 
 
 def add_arguments(p):
-    p.add_argument("--model", default="builtin",
+    p.add_argument("--model", default=None,
                    help="checkpoint folder (config.json + model.safetensors), 'builtin', or "
-                        "a shipped model's name (fpga-llama: the one that fits the fpga preset)")
+                        "a shipped model's name (fpga-llama: the one that fits the fpga "
+                        "preset); default builtin, with --board fpga-llama")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--prompt", help=f"prompt text (default {DEFAULT_PROMPT!r})")
     src.add_argument("--tokens", help="prompt as token ids, e.g. 1,2,3")
     p.add_argument("-n", type=int, default=16, help="tokens to generate (default 16)")
-    p.add_argument("--config", default="small", help="chip preset or YAML (default small)")
+    p.add_argument("--config", default=None,
+                   help="chip preset or YAML (default small, with --board fpga)")
     p.add_argument("--backend", default="golden",
                    choices=[b for b in BACKENDS if b != "board"],
                    help="golden: the chip model; reference: float32 op-level model; "
@@ -76,6 +78,10 @@ def run(args) -> int:
     if args.batch > MAX_BATCH:
         raise LpuError(f"--batch must be at most {MAX_BATCH} (every sequence has its own KV "
                        f"cache and runs every step), not {args.batch}")
+    if args.config is None:
+        args.config = "fpga" if args.board is not None else "small"
+    if args.model is None:
+        args.model = "fpga-llama" if args.board is not None else "builtin"
     load_config(args.config)  # refused even where the backend does not use it (reference)
     if args.board is not None:
         if args.backend != "golden":

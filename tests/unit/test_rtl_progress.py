@@ -1,4 +1,4 @@
-"""Progress of a long decode step on the RTL (:class:`lpu.tools.rtl_decode._Heartbeat`):
+"""Progress of a long decode step on the RTL (:class:`lpu.tools.rtl_decode.Heartbeat`):
 while a step runs, a line every few seconds on the log with the time so far and what the
 session says it is doing (the phase, the last cycle the RTL recorded); none once the
 step is over."""
@@ -7,7 +7,7 @@ import io
 import re
 import time
 
-from lpu.tools.rtl_decode import _Heartbeat
+from lpu.tools.rtl_decode import Heartbeat
 
 
 class FakeSession:
@@ -18,7 +18,7 @@ class FakeSession:
 
 def test_heartbeat_lines_follow_the_session_and_stop_with_the_step():
     log, session = io.StringIO(), FakeSession()
-    beat = _Heartbeat(log, "rtl: step 3/8 (position 2)", session, every=0.05)
+    beat = Heartbeat(log, "rtl: step 3/8 (position 2)", session, every=0.05)
     time.sleep(0.18)
     session.live = {"phase": "running in lockstep", "cycle": 40960}
     time.sleep(0.18)
