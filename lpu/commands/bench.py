@@ -58,7 +58,8 @@ def add_arguments(p):
     p.add_argument("--fresh", action="store_true",
                    help="rtl: build in an empty cache (measures the build time)")
     p.add_argument("--config", default=None,
-                   help="preset name or YAML file (default: fpga for synth, small otherwise)")
+                   help="preset name or YAML file (default: fpga for synth and decode "
+                        "--board, small otherwise)")
     p.add_argument("--no-route", action="store_true",
                    help="synth: place but do not route (Fmax estimated after placement)")
     p.add_argument("--cycles", type=int, default=5000,
@@ -178,7 +179,8 @@ def _pipeline(args, cfg, backend) -> int:
 
 
 def run(args) -> int:
-    cfg = cfgmod.load(args.config or ("fpga" if args.target == "synth" else "small"))
+    cfg = cfgmod.load(args.config or ("fpga" if args.target == "synth" or args.board
+                                      else "small"))
     if args.target == "synth":
         r = bench_synth(cfg, route=not args.no_route,
                         progress=lambda s: print(s, file=sys.stderr, flush=True))
