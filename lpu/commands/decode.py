@@ -89,6 +89,9 @@ def run(args) -> int:
                            f"it does not go with --backend {args.backend}")
         if not args.board:
             raise LpuError("--board: give 'sim' (the simulated board) or a serial port")
+        if args.chips != 1:
+            raise LpuError(f"--board drives one chip through its bridge; --chips {args.chips} "
+                           "runs on the golden system")
         if args.baud is not None and args.board == board_decode.SIM:
             raise LpuError("--baud: the simulated board's line runs at its own rate; "
                            "--baud is for a real board (--board /dev/ttyUSB0)")

@@ -744,10 +744,11 @@ CASES: list[tuple[str, str, Expect]] = [
     ("decode-board-baud-0", "decode -n 1 --board /dev/null --baud 0",
      refused("--baud must be a positive")),
     ("decode-board-empty", "decode -n 1 --board=", refused("--board", "'sim'")),
+    ("decode-board-chips", "decode -n 1 --board sim --chips 2", refused("--board", "--chips 2")),
     ("decode-board-no-port", "decode --config fpga --model fpga-llama -n 1 --board "
      "{d}/no-such-tty", refused("no-such-tty")),
-    ("decode-board-too-big", "decode --config fpga -n 1 --board {d}/no-such-tty",
-     refused("fpga")),
+    ("decode-board-too-big", "decode --model builtin -n 1 --board {d}/no-such-tty",
+     refused("head_dim 16", "config fpga")),
     ("sim-cycles", "sim --random 3 --cycles -5", refused("--cycles must be at least 1")),
     ("sim-max-cycles", "sim --random 3 --max-cycles 0", refused("--max-cycles must be at least 1")),
     ("sim-seed", "sim --random -1", refused("--random", "-1")),
