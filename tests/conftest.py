@@ -37,10 +37,15 @@ def pytest_report_header(config):
 
 
 
-# The longest test files, started first so that pytest-xdist (--dist loadfile) can
-# spread the rest over the other workers meanwhile (durations: pytest --durations=30).
-LONGEST_FIRST = ("chip/test_verilog_lint.py", "chip/test_verilator_lockstep.py",
-                 "model/test_decode_chip.py")
+# The longest test files, longest first (per-file totals of a clean-clone run with
+# empty build caches, pytest --durations=30), started first so that pytest-xdist
+# (--dist loadfile) spreads the short files over the other worker meanwhile instead of
+# leaving one worker alone with a long file at the end.
+LONGEST_FIRST = ("chip/test_rtl_decode.py", "chip/test_bulk_lockstep.py",
+                 "chip/test_verilog_lint.py", "chip/test_c2c_verilator.py",
+                 "chip/test_board_decode.py", "slice/test_formal.py",
+                 "chip/test_rtl_session.py", "model/test_rtl_decode_fault.py",
+                 "chip/test_verilator_lockstep.py", "model/test_decode_chip.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
