@@ -145,10 +145,8 @@ class BoardDecoder(ChipDecoder):
         self._apply(cs, tokens)
         changed = (chip.mem != held).any(axis=2)
         if self.steps == 0:
-            copies = cs.token if isinstance(cs.token, list) else [cs.token]
-            per = len(copies) // self.batch
-            fill = {t: tokens[i // per] for i, t in enumerate(copies)}
-            changed |= covered_words(cfg, cs.image, fill) | (chip.mem != 0).any(axis=2)
+            changed |= (covered_words(cfg, cs.image, self._fill(cs, tokens))
+                        | (chip.mem != 0).any(axis=2))
         words = {(chip.mem_names[m], int(a)): bytes(chip.mem[m, a])
                  for m, a in zip(*np.nonzero(changed), strict=True)}
         res, _ = self._run(cs, pos)  # the golden logits: compared word by word below

@@ -125,24 +125,19 @@ class RtlDecoder(ChipDecoder):
             self._session = None
 
     def step(self, token, pos: int) -> StepResult:
-        tokens = list(token) if isinstance(token, list | tuple) else [token]
-        if len(tokens) != self.batch:
-            raise LpuError(f"step needs {self.batch} tokens (one per sequence), got "
-                           f"{len(tokens)}")
+        tokens = self._tokens(token)
         cs = self.compiled(pos)
         session = self._start()
         t0 = time.perf_counter()
         host = Chip(self.chip_cfg)  # the host's copy of the SRAM, with this step's image
         host.mem[...] = self._mem
-        copies = cs.token if isinstance(cs.token, list) else [cs.token]
-        per = len(copies) // self.batch
-        write_image(host, cs.image, {t: tokens[i // per] for i, t in enumerate(copies)})
+        write_image(host, cs.image, self._fill(cs, tokens))
         m, a = np.nonzero((host.mem != self._mem).any(axis=2))
         words = host.mem[m, a].copy()
         sram = {n: host.mem[i] for i, n in enumerate(host.mem_names)}
         if self.steps in self.corrupt:
             m, a, words = self._corrupted(m, a, words, host, self.corrupt[self.steps])
-        outs = cs.logits if isinstance(cs.logits, list) else [cs.logits]
+        outs = self.outputs(cs)
         reads = [(o.slice, o.addr, o.n * (1 if o.dtype == "i8" else 4)) for o in outs]
         of = f"/{self.total}" if self.total else ""
         beat = Heartbeat(self.log, f"rtl: step {self.steps + 1}{of} (position {pos})",

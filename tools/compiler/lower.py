@@ -177,11 +177,16 @@ class ChipDecoder:
                            f"{len(tokens)}")
         return tokens
 
-    def _apply(self, cs: CompiledStep, tokens: list) -> None:
-        """The step's SRAM image, with the token copies, written into the golden chip."""
+    def _fill(self, cs: CompiledStep, tokens: list) -> dict:
+        """The step's token copies, each the token of its sequence (``write_image``'s
+        `fill`)."""
         copies = cs.token if isinstance(cs.token, list) else [cs.token]
         per = len(copies) // self.batch
-        write_image(self._chip, cs.image, {t: tokens[i // per] for i, t in enumerate(copies)})
+        return {t: tokens[i // per] for i, t in enumerate(copies)}
+
+    def _apply(self, cs: CompiledStep, tokens: list) -> None:
+        """The step's SRAM image, with the token copies, written into the golden chip."""
+        write_image(self._chip, cs.image, self._fill(cs, tokens))
 
     def _run(self, cs: CompiledStep, pos: int):
         """Run the step program on the golden chip: its RunResult and the logits."""
