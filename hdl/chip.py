@@ -83,12 +83,12 @@ from . import emit
 from .c2c import EdgeSlice, LinkPort
 from .fabric import StreamFabric
 from .host import Bus, Host, RegisterMap
-from .icu import Icu
+from .icu import Dispatcher, Icu
 from .interface import Dispatch, StreamOut
 from .mem import MemFault, MemSlice
 from .mxm import MxmSlice
 from .sxm import SxmSlice
-from .vxm import VxmSlice
+from .vxm import VxmSlice, VxmTile
 from .vxm_alu import VxmAlu
 
 __all__ = ["Chip", "TraceSignature", "SLICE_CLASSES", "build_top", "port_description",
@@ -334,24 +334,44 @@ def port_description(top: Chip, name: str = "top") -> dict:
 
 def shared_module(component):
     """The chip's blocks its Verilog holds once (:func:`lpu.hdl.emit.convert`):
-    ``(module suffix, make an equal one)`` for a MEM slice (all alike: the hemisphere
-    only names it; not one with initial SRAM contents) and a VXM ALU lane (alike for one
-    superlane count); None for anything else."""
+    ``(module suffix, make an equal one)`` for
+
+    * a MEM slice (all alike: the hemisphere only names it; not one with initial SRAM
+      contents or faults),
+    * a VXM tile (not one with a fault) and in it a VXM ALU lane (alike for one
+      superlane count),
+    * an ICU queue's dispatcher (not one with a preloaded program),
+    * an MXM slice (the hemisphere only numbers its trace units, outside the slice),
+    * an SXM slice (not the C2C edge slice);
+
+    None for anything else."""
     if isinstance(component, MemSlice) and component._init is None \
             and not component.faults and not component.fault_port:
         cfg = component.cfg
         return "mem_slice", lambda: MemSlice(cfg, "w")
+    if isinstance(component, VxmTile) and component.fault is None:
+        cfg = component.cfg
+        return "vxm_tile", lambda: VxmTile(cfg)
     if isinstance(component, VxmAlu):
         s = component.superlanes
         return f"vxm_alu_s{s}", lambda: VxmAlu(superlanes=s)
+    if isinstance(component, Dispatcher) and not component.init:
+        cfg = component.cfg
+        return "dispatcher", lambda: Dispatcher(cfg)
+    if type(component) is MxmSlice:
+        cfg = component.cfg
+        return "mxm_slice", lambda: MxmSlice(cfg, "w")
+    if type(component) is SxmSlice:
+        cfg = component.cfg
+        return "sxm_slice", lambda: SxmSlice(cfg)
     return None
 
 
 def verilog_of_top(top: Chip, name: str = "lpu_top") -> str:
     """Verilog of a chip top (module `name`, clock ``clk``, synchronous reset ``rst``):
-    :func:`lpu.hdl.emit.convert`, the MEM slices and VXM ALU lanes as one module each
-    (:func:`shared_module`), memories that start at zero as one loop each."""
-    return emit.convert(top, name, share=shared_module)
+    :func:`lpu.hdl.emit.convert`, the blocks :func:`shared_module` names as one module
+    each (within a shared VXM tile too), memories that start at zero as one loop each."""
+    return emit.convert(top, name, share=shared_module, deep=True)
 
 
 def to_verilog(cfg: ChipConfig | str, trace: bool = False, *,

@@ -93,7 +93,8 @@ def convert(component, name: str, *, share=None, deep: bool = False) -> str:
     ``rst``), no source locations, zero memory initializations compacted, the
     subcomponents `share` names converted once each (see the module docstring); with
     `deep`, a shared module's own subcomponents are shared too (a system of chips: the
-    chip once, and in it each MEM slice and VXM ALU lane once)."""
+    chip once, and in it each shared block once; a chip: a VXM tile once, and in it its
+    ALU lane once)."""
     if share is None:
         return compact_zero_init(verilog.convert(component, name=name, emit_src=False))
     fragment = Fragment.get(component, None)

@@ -117,6 +117,10 @@ class Dispatcher(wiring.Component):
             "parked": Out(1),
         })
 
+    @property
+    def cfg(self) -> ChipConfig:
+        return self._cfg
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg

@@ -76,7 +76,8 @@ def system_verilog(sysc: SystemConfig | str, name: str = "lpu_system") -> tuple[
     """Verilog of the system top with its ``trace_bits`` ports (module `name`, clock
     ``clk``, synchronous reset ``rst``), and the top it was made from. The chips are one
     module, instantiated once a chip (:func:`lpu.hdl.emit.convert`, ``share``), and inside
-    it the MEM slices and VXM ALU lanes are shared as in a chip's own Verilog."""
+    it the blocks a chip's own Verilog shares are shared too
+    (:func:`lpu.hdl.chip.shared_module`)."""
     top = SystemTop(sysc, ports=True)
     cfg = top.sysc.chip
 

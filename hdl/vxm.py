@@ -44,7 +44,9 @@ lane); every tile works on a different instruction each cycle (the stagger), so 
 of them can be shared. Everything else is shared per tile and ALU:
 
 * one instruction register per ALU and stage (``S - 1 + 4`` stages: tile ``k`` acts on
-  stage ``k`` and writes the results of stage ``k + d``), decoded where it is used;
+  stage ``k`` and writes the results of stage ``k + d``), in the slice; each tile
+  (:class:`VxmTile`, one component per superlane, all alike) decodes the stages it
+  is handed (``k .. k + 4``) itself, so the chip's Verilog holds the tile once;
 * operand selection: per operand and byte plane one mux of a whole superlane
   (``lanes`` bytes): a tree of 2:1 muxes on the stream field, then the direction. A
   four-stream group starts at most at stream ``streams - 4``, so byte plane ``i`` only
@@ -74,16 +76,16 @@ of them can be shared. Everything else is shared per tile and ALU:
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
 
 from lpu.config import ChipConfig
-from lpu.isa import OPS, VXM_OPCODES, Opcode
+from lpu.isa import OPS, VXM_OPCODES, Instruction, Opcode
 
 from .interface import SlicePorts, mux_tree, report_unit_errors
 from .vxm_alu import VxmAlu
 
-__all__ = ["VxmSlice"]
+__all__ = ["VxmSlice", "VxmTile", "VxmFault"]
 
 
 def _held_table():
@@ -173,6 +175,10 @@ class VxmSlice(wiring.Component):
     ``error``; and ``start`` : In(1), high in the cycle before a program's cycle 0 (the
     chip top connects the host's start): clears the held values (ISA 1.1). Left low
     (a slice tested alone), only reset clears them.
+
+    Structure: the slice keeps the instruction stages and reports the errors; each
+    superlane's tile is a :class:`VxmTile` (all alike, so the chip's Verilog holds one:
+    :func:`lpu.hdl.chip.shared_module`), fed the stages it acts on.
     """
 
     def __init__(self, cfg: ChipConfig, *, fault: VxmFault | None = None):
@@ -186,10 +192,102 @@ class VxmSlice(wiring.Component):
             raise ValueError(f"{fault} is outside this chip")
         self._cfg = cfg
         self._fault = fault
+        self._max_delay = max(d for *_, d in _op_table(cfg.superlanes).values())
+        super().__init__({**SlicePorts(cfg, cfg.vxm_alus), "start": In(1)})
+
+    @property
+    def cfg(self) -> ChipConfig:
+        return self._cfg
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        S, NS, Q = cfg.superlanes, cfg.streams, cfg.vxm_alus
+        D = self._max_delay
+
+        # -- instruction stages: stage i holds what ALU q dispatched i cycles ago --------
+        stages = []  # [q][i] -> (valid, word)
+        for q in range(Q):
+            valid, word = self.dispatch[q].valid, self.dispatch[q].word
+            row = [(valid, word)]
+            for i in range(1, S + D):
+                v = Signal(name=f"alu{q}_st{i}_v")
+                w = Signal.like(self.dispatch[q].word, name=f"alu{q}_st{i}_word")
+                m.d.sync += [v.eq(valid), w.eq(word)]
+                valid, word = v, w
+                row.append((v, w))
+            stages.append(row)
+
+        empty = [[Signal(name=f"empty_k{k}_alu{q}") for q in range(Q)] for k in range(S)]
+        two = [Signal(name=f"two_writers_k{k}") for k in range(S)]
+        two_unit = [Signal(range(max(2, Q)), name=f"two_writers_k{k}_unit") for k in range(S)]
+        for k in range(S):
+            f = self._fault
+            tile = VxmTile(cfg, fault=f if f is not None and f.superlane == k else None)
+            m.submodules[f"tile{k}"] = tile
+            for q in range(Q):
+                for i in range(D + 1):
+                    valid, word = stages[q][k + i]
+                    m.d.comb += [tile.valid[q][i].eq(valid), tile.word[q][i].eq(word)]
+                m.d.comb += empty[k][q].eq(tile.empty[q])
+            for j in range(NS):
+                m.d.comb += [
+                    tile.rd_e[j].eq(self.rd.e[k][j]), tile.rd_e_valid[j].eq(self.rd.e_valid[k][j]),
+                    tile.rd_w[j].eq(self.rd.w[k][j]), tile.rd_w_valid[j].eq(self.rd.w_valid[k][j]),
+                    self.wr.e[k][j].eq(tile.wr_e[j]), self.wr.e_we[k][j].eq(tile.wr_e_we[j]),
+                    self.wr.w[k][j].eq(tile.wr_w[j]), self.wr.w_we[k][j].eq(tile.wr_w_we[j]),
+                ]
+            m.d.comb += [tile.start.eq(self.start), two[k].eq(tile.two),
+                         two_unit[k].eq(tile.two_unit)]
+
+        # -- errors ------------------------------------------------------------------------
+        report_unit_errors(m, self.error, empty, two, two_unit)
+        return m
+
+
+class VxmTile(wiring.Component):
+    """One superlane's tile of the VXM (see the module docstring): operand selection,
+    ``vxm_alus * lanes`` ALU lanes, result routing and the held values.
+
+    Ports (``Q = cfg.vxm_alus``, ``D`` the largest functional delay)
+    -----------------------------------------------------------------
+    valid, word : In, ``[Q][D + 1]``
+        The instruction stages this tile acts on: ``[q][0]`` the one it reads operands
+        for this cycle, ``[q][d]`` the one whose delay-``d`` results it writes.
+    rd_e, rd_e_valid, rd_w, rd_w_valid : In
+        This superlane's streams arriving at the VXM (``streams`` values of
+        ``8 * lanes`` bits and their valid bits).
+    wr_e, wr_e_we, wr_w, wr_w_we : Out
+        This superlane's stream writes.
+    start : In(1)
+        Forget the held values (as :class:`VxmSlice`'s).
+    empty : Out(Q)
+        ALU ``q`` read an empty stream (or held stream) this cycle.
+    two, two_unit : Out
+        Two results wrote one stream register; the ALU of the second writer.
+
+    `fault`: a :class:`VxmFault` of this superlane (checker tests only).
+    """
+
+    def __init__(self, cfg: ChipConfig, *, fault: VxmFault | None = None):
+        self._cfg = cfg
+        self.fault = fault
         self._table = _op_table(cfg.superlanes)
         self._held = _held_table()
         self._max_delay = max(d for *_, d in self._table.values())
-        super().__init__({**SlicePorts(cfg, cfg.vxm_alus), "start": In(1)})
+        Q, NS, B, D = cfg.vxm_alus, cfg.streams, 8 * cfg.lanes, self._max_delay
+        super().__init__({
+            "valid": In(data.ArrayLayout(data.ArrayLayout(1, D + 1), Q)),
+            "word": In(data.ArrayLayout(data.ArrayLayout(Instruction, D + 1), Q)),
+            "rd_e": In(data.ArrayLayout(B, NS)), "rd_e_valid": In(NS),
+            "rd_w": In(data.ArrayLayout(B, NS)), "rd_w_valid": In(NS),
+            "wr_e": Out(data.ArrayLayout(B, NS)), "wr_e_we": Out(NS),
+            "wr_w": Out(data.ArrayLayout(B, NS)), "wr_w_we": Out(NS),
+            "start": In(1),
+            "empty": Out(Q),
+            "two": Out(1),
+            "two_unit": Out(range(max(2, Q))),
+        })
 
     @property
     def cfg(self) -> ChipConfig:
@@ -201,146 +299,124 @@ class VxmSlice(wiring.Component):
         S, L, NS, Q = cfg.superlanes, cfg.lanes, cfg.streams, cfg.vxm_alus
         D = self._max_delay
         B = 8 * L  # bits of one stream of one superlane
+        stages = [[_Decoded(m, self.valid[q][i], self.word[q][i], self._table, self._held,
+                            D, f"alu{q}_st{i}") for i in range(D + 1)] for q in range(Q)]
 
-        # -- instruction stages: stage i holds what ALU q dispatched i cycles ago --------
-        stages = []  # [q][i] -> _Decoded
+        # arriving streams; per lane, whether a byte is nonzero
+        streams = {0: [self.rd_e[j] for j in range(NS)], 1: [self.rd_w[j] for j in range(NS)]}
+        valids = {0: [self.rd_e_valid[j] for j in range(NS)],
+                  1: [self.rd_w_valid[j] for j in range(NS)]}
+        nonzero = {}
+        for dr in (0, 1):
+            nonzero[dr] = []
+            for j, v in enumerate(streams[dr]):
+                nz = Signal(L, name=f"rd_{'ew'[dr]}{j}_nonzero")
+                m.d.comb += nz.eq(Cat(*(v.word_select(i, 8) != 0 for i in range(L))))
+                nonzero[dr].append(nz)
+        # held values (ISA 1.1): what this tile last drove on each stream register,
+        # and whether it has since the program started
+        held = {dr: [Signal(B, name=f"held_{'ew'[dr]}{j}", reset_less=True)
+                     for j in range(NS)] for dr in (0, 1)}
+        held_ok = {dr: [Signal(name=f"held_{'ew'[dr]}{j}_valid") for j in range(NS)]
+                   for dr in (0, 1)}
+
+        def plane(ref, i, wide, entries, name, width, flag=None, held_entries=None):
+            """Stream ``ref.stream + i`` of ``ref``'s direction; a four-stream group
+            (``wide``) starts at most at stream NS - 4 (statically checked). With
+            `flag`: from `held_entries` instead of `entries` when it is high."""
+            n = NS - 3 if wide else NS
+
+            def pick(ent):
+                return Mux(ref.dir.as_value(), mux_tree(ref.stream, ent[1][i:i + n]),
+                           mux_tree(ref.stream, ent[0][i:i + n]))
+
+            out = Signal(width, name=name)
+            if flag is None:
+                m.d.comb += out.eq(pick(entries))
+            else:
+                m.d.comb += out.eq(Mux(flag, pick(held_entries), pick(entries)))
+            return out
+
+        # -- operands, ALUs ----------------------------------------------------------
+        results = []  # [q] -> [lane] -> ALU
         for q in range(Q):
-            valid, word = self.dispatch[q].valid, self.dispatch[q].word
-            row = [_Decoded(m, valid, word, self._table, self._held, D, f"alu{q}_st0")]
-            for i in range(1, S + D):
-                v = Signal(name=f"alu{q}_st{i}_v")
-                w = Signal.like(self.dispatch[q].word, name=f"alu{q}_st{i}_word")
-                m.d.sync += [v.eq(valid), w.eq(word)]
-                valid, word = v, w
-                row.append(_Decoded(m, v, w, self._table, self._held, D, f"alu{q}_st{i}"))
-            stages.append(row)
+            st = stages[q][0]
+            pre = f"alu{q}"
+            flags = {"a": st.la, "b": st.lb, "c": None}
+            planes = {n: [plane(getattr(st, n), i, n != "a" or i > 0, streams,
+                                f"{pre}_{n}{i}", B, flags[n], held)
+                          for i in range(4)] for n in "ab"}
+            c_nz = [plane(st.c, i, True, nonzero, f"{pre}_c{i}_nonzero", L)
+                    for i in range(4)]
+            ok = {n: [plane(getattr(st, n), i, n != "a" or i > 0, valids,
+                            f"{pre}_{n}{i}_valid", 1, flags[n], held_ok)
+                      for i in range(4)] for n in "abc"}
+            m.d.comb += self.empty[q].eq(st.valid & (
+                (st.reads_a & ~Mux(st.a_wide, Cat(*ok["a"]).all(), ok["a"][0]))
+                | (st.reads_b & ~Cat(*ok["b"]).all()) | (st.reads_c & ~Cat(*ok["c"]).all())))
+            alus = []
+            for i in range(L):
+                alu = VxmAlu(superlanes=S)
+                m.submodules[f"alu{q}_lane{i}"] = alu
+                b = Cat(*(p.word_select(i, 8) for p in planes["b"]))
+                f = self.fault
+                if f is not None and (f.alu, f.lane) == (q, i):
+                    b = b ^ Mux(st.op == f.opcode, f.xor & 0xFFFF_FFFF, 0)
+                m.d.comb += [
+                    alu.valid.eq(st.valid),
+                    alu.op.eq(st.op),
+                    alu.a.eq(Cat(*(p.word_select(i, 8) for p in planes["a"]))),
+                    alu.b.eq(b),
+                    alu.c.eq(Cat(*(p[i] for p in c_nz)).any()),
+                    alu.imm.eq(st.imm),
+                ]
+                alus.append(alu)
+            results.append(alus)
 
-        empty = [[Signal(name=f"empty_k{k}_alu{q}") for q in range(Q)] for k in range(S)]
-        two = [Signal(name=f"two_writers_k{k}") for k in range(S)]
-        two_unit = [Signal(range(max(2, Q)), name=f"two_writers_k{k}_unit") for k in range(S)]
-
-        for k in range(S):
-            # arriving streams of this superlane; per lane, whether a byte is nonzero
-            streams = {0: [self.rd.e[k][j] for j in range(NS)],
-                       1: [self.rd.w[k][j] for j in range(NS)]}
-            valids = {0: [self.rd.e_valid[k][j] for j in range(NS)],
-                      1: [self.rd.w_valid[k][j] for j in range(NS)]}
-            nonzero = {}
-            for dr in (0, 1):
-                nonzero[dr] = []
-                for j, v in enumerate(streams[dr]):
-                    nz = Signal(L, name=f"rd_k{k}_{'ew'[dr]}{j}_nonzero")
-                    m.d.comb += nz.eq(Cat(*(v.word_select(i, 8) != 0 for i in range(L))))
-                    nonzero[dr].append(nz)
-            # held values (ISA 1.1): what this tile last drove on each stream register,
-            # and whether it has since the program started
-            held = {dr: [Signal(B, name=f"held_k{k}_{'ew'[dr]}{j}", reset_less=True)
-                         for j in range(NS)] for dr in (0, 1)}
-            held_ok = {dr: [Signal(name=f"held_k{k}_{'ew'[dr]}{j}_valid") for j in range(NS)]
-                       for dr in (0, 1)}
-
-            def plane(ref, i, wide, entries, name, width, flag=None, held_entries=None):
-                """Stream ``ref.stream + i`` of ``ref``'s direction; a four-stream group
-                (``wide``) starts at most at stream NS - 4 (statically checked). With
-                `flag`: from `held_entries` instead of `entries` when it is high."""
-                n = NS - 3 if wide else NS
-
-                def pick(ent):
-                    return Mux(ref.dir.as_value(), mux_tree(ref.stream, ent[1][i:i + n]),
-                               mux_tree(ref.stream, ent[0][i:i + n]))
-
-                out = Signal(width, name=name)
-                if flag is None:
-                    m.d.comb += out.eq(pick(entries))
-                else:
-                    m.d.comb += out.eq(Mux(flag, pick(held_entries), pick(entries)))
-                return out
-
-            # -- operands, ALUs ----------------------------------------------------------
-            results = []  # [q] -> [lane] -> ALU
-            for q in range(Q):
-                st = stages[q][k]
-                pre = f"k{k}_alu{q}"
-                flags = {"a": st.la, "b": st.lb, "c": None}
-                planes = {n: [plane(getattr(st, n), i, n != "a" or i > 0, streams,
-                                    f"{pre}_{n}{i}", B, flags[n], held)
-                              for i in range(4)] for n in "ab"}
-                c_nz = [plane(st.c, i, True, nonzero, f"{pre}_c{i}_nonzero", L)
-                        for i in range(4)]
-                ok = {n: [plane(getattr(st, n), i, n != "a" or i > 0, valids,
-                                f"{pre}_{n}{i}_valid", 1, flags[n], held_ok)
-                          for i in range(4)] for n in "abc"}
-                m.d.comb += empty[k][q].eq(st.valid & (
-                    (st.reads_a & ~Mux(st.a_wide, Cat(*ok["a"]).all(), ok["a"][0]))
-                    | (st.reads_b & ~Cat(*ok["b"]).all()) | (st.reads_c & ~Cat(*ok["c"]).all())))
-                alus = []
-                for i in range(L):
-                    alu = VxmAlu(superlanes=S)
-                    m.submodules[f"alu{q}_k{k}_lane{i}"] = alu
-                    b = Cat(*(p.word_select(i, 8) for p in planes["b"]))
-                    f = self._fault
-                    if f is not None and (f.alu, f.superlane, f.lane) == (q, k, i):
-                        b = b ^ Mux(st.op == f.opcode, f.xor & 0xFFFF_FFFF, 0)
-                    m.d.comb += [
-                        alu.valid.eq(st.valid),
-                        alu.op.eq(st.op),
-                        alu.a.eq(Cat(*(p.word_select(i, 8) for p in planes["a"]))),
-                        alu.b.eq(b),
-                        alu.c.eq(Cat(*(p[i] for p in c_nz)).any()),
-                        alu.imm.eq(st.imm),
-                    ]
-                    alus.append(alu)
-                results.append(alus)
-
-            # -- results -> stream registers ------------------------------------------------
-            writers = []  # (q, write mask east, write mask west, [4] rotated planes)
-            for q in range(Q):
-                for d in range(1, D + 1):
-                    st = stages[q][k + d]
-                    hit = Signal(name=f"wr_k{k}_alu{q}_d{d}")
-                    m.d.comb += hit.eq(st.valid & (st.delay == d))
-                    mask = Signal(NS, name=f"wr_k{k}_alu{q}_d{d}_mask")
-                    m.d.comb += mask.eq(Mux(hit, Mux(st.dst_wide, 0b1111, 0b0001)
-                                            << st.dst.stream, 0))
-                    west = st.dst.dir.as_value()
-                    rot = [Signal(B, name=f"wr_k{k}_alu{q}_d{d}_plane{j}") for j in range(4)]
-                    lanes = [alu.results[d - 1] for alu in results[q]]
-                    with m.Switch(st.dst.stream[0:2]):
-                        for n in range(4):
-                            with m.Case(n):
-                                for j in range(4):
-                                    m.d.comb += rot[j].eq(Cat(
-                                        *(r.word_select((j - n) % 4, 8) for r in lanes)))
-                    mask_e, mask_w = Signal(NS), Signal(NS)
-                    m.d.comb += [mask_e.eq(Mux(west, 0, mask)), mask_w.eq(Mux(west, mask, 0))]
-                    writers.append((q, mask_e, mask_w, rot))
-            collide = [Const(0, 1)] * len(writers)
-            for dr, (out, we) in enumerate(((self.wr.e, self.wr.e_we),
-                                            (self.wr.w, self.wr.w_we))):
-                for s in range(NS):
-                    hits = Signal(len(writers), name=f"wr_k{k}_{'ew'[dr]}{s}_hits")
-                    m.d.comb += hits.eq(Cat(*((mw if dr else me)[s]
-                                              for _, me, mw, _ in writers)))
-                    value = Const(0, B)
-                    for j, (_, _, _, rot) in enumerate(writers):
-                        value = value | Mux(hits[j], rot[s % 4], 0)
-                    both = Signal(name=f"wr_k{k}_{'ew'[dr]}{s}_two")
-                    m.d.comb += [out[k][s].eq(value), we[k][s].eq(hits.any()),
-                                 both.eq((hits & (hits - 1)).any())]
-                    # the held register keeps what the tile drives (seen from the next
-                    # cycle on); a program start forgets every held value
-                    with m.If(we[k][s]):
-                        m.d.sync += held[dr][s].eq(out[k][s])
-                    with m.If(self.start):
-                        m.d.sync += held_ok[dr][s].eq(0)
-                    with m.Elif(we[k][s]):
-                        m.d.sync += held_ok[dr][s].eq(1)
-                    collide = [c | (both & hits[j]) for j, c in enumerate(collide)]
-            m.d.comb += two[k].eq(Cat(*collide).any())
-            for j, (q, *_) in enumerate(writers):
-                with m.If(collide[j]):
-                    m.d.comb += two_unit[k].eq(q)
-
-        # -- errors ------------------------------------------------------------------------
-        report_unit_errors(m, self.error, empty, two, two_unit)
+        # -- results -> stream registers ------------------------------------------------
+        writers = []  # (q, write mask east, write mask west, [4] rotated planes)
+        for q in range(Q):
+            for d in range(1, D + 1):
+                st = stages[q][d]
+                hit = Signal(name=f"wr_alu{q}_d{d}")
+                m.d.comb += hit.eq(st.valid & (st.delay == d))
+                mask = Signal(NS, name=f"wr_alu{q}_d{d}_mask")
+                m.d.comb += mask.eq(Mux(hit, Mux(st.dst_wide, 0b1111, 0b0001)
+                                        << st.dst.stream, 0))
+                west = st.dst.dir.as_value()
+                rot = [Signal(B, name=f"wr_alu{q}_d{d}_plane{j}") for j in range(4)]
+                lanes = [alu.results[d - 1] for alu in results[q]]
+                with m.Switch(st.dst.stream[0:2]):
+                    for n in range(4):
+                        with m.Case(n):
+                            for j in range(4):
+                                m.d.comb += rot[j].eq(Cat(
+                                    *(r.word_select((j - n) % 4, 8) for r in lanes)))
+                mask_e, mask_w = Signal(NS), Signal(NS)
+                m.d.comb += [mask_e.eq(Mux(west, 0, mask)), mask_w.eq(Mux(west, mask, 0))]
+                writers.append((q, mask_e, mask_w, rot))
+        collide = [Const(0, 1)] * len(writers)
+        for dr, (out, we) in enumerate(((self.wr_e, self.wr_e_we), (self.wr_w, self.wr_w_we))):
+            for s in range(NS):
+                hits = Signal(len(writers), name=f"wr_{'ew'[dr]}{s}_hits")
+                m.d.comb += hits.eq(Cat(*((mw if dr else me)[s] for _, me, mw, _ in writers)))
+                value = Const(0, B)
+                for j, (_, _, _, rot) in enumerate(writers):
+                    value = value | Mux(hits[j], rot[s % 4], 0)
+                both = Signal(name=f"wr_{'ew'[dr]}{s}_two")
+                m.d.comb += [out[s].eq(value), we[s].eq(hits.any()),
+                             both.eq((hits & (hits - 1)).any())]
+                # the held register keeps what the tile drives (seen from the next
+                # cycle on); a program start forgets every held value
+                with m.If(we[s]):
+                    m.d.sync += held[dr][s].eq(out[s])
+                with m.If(self.start):
+                    m.d.sync += held_ok[dr][s].eq(0)
+                with m.Elif(we[s]):
+                    m.d.sync += held_ok[dr][s].eq(1)
+                collide = [c | (both & hits[j]) for j, c in enumerate(collide)]
+        m.d.comb += self.two.eq(Cat(*collide).any())
+        for j, (q, *_) in enumerate(writers):
+            with m.If(collide[j]):
+                m.d.comb += self.two_unit.eq(q)
         return m
