@@ -116,6 +116,11 @@ def _op_table(superlanes):
     return table
 
 
+def _max_delay(superlanes) -> int:
+    """The largest functional delay of a VXM opcode (the result stages a tile writes)."""
+    return max(d for *_, d in _op_table(superlanes).values())
+
+
 class _Decoded:
     """The fields of one instruction stage that the tiles use."""
 
@@ -192,7 +197,7 @@ class VxmSlice(wiring.Component):
             raise ValueError(f"{fault} is outside this chip")
         self._cfg = cfg
         self._fault = fault
-        self._max_delay = max(d for *_, d in _op_table(cfg.superlanes).values())
+        self._max_delay = _max_delay(cfg.superlanes)
         super().__init__({**SlicePorts(cfg, cfg.vxm_alus), "start": In(1)})
 
     @property
@@ -270,11 +275,14 @@ class VxmTile(wiring.Component):
     """
 
     def __init__(self, cfg: ChipConfig, *, fault: VxmFault | None = None):
+        if not isinstance(cfg, ChipConfig):
+            self._MustUse__silence = True
+            raise TypeError(f"VxmTile needs a ChipConfig, not {cfg!r}")
         self._cfg = cfg
         self.fault = fault
         self._table = _op_table(cfg.superlanes)
         self._held = _held_table()
-        self._max_delay = max(d for *_, d in self._table.values())
+        self._max_delay = _max_delay(cfg.superlanes)
         Q, NS, B, D = cfg.vxm_alus, cfg.streams, 8 * cfg.lanes, self._max_delay
         super().__init__({
             "valid": In(data.ArrayLayout(data.ArrayLayout(1, D + 1), Q)),
